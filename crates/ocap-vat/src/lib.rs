@@ -1,0 +1,1 @@
+//! Vat worker (in progress).
