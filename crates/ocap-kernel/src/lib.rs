@@ -4,9 +4,17 @@
 //! Start with `ARCHITECTURE.md` at the repository root for the map.
 
 pub mod capdata;
+pub mod core;
+pub mod invariants;
 pub mod refs;
 pub mod smallcaps;
+pub mod store;
+pub mod testing;
+pub mod vat;
 
+pub use crate::core::{
+    HostResult, KernelCore, KernelError, KernelOptions, KernelService, ServiceReply, VatSpec,
+};
 pub use capdata::CapData;
-pub use refs::{EndpointId, ERef, KRef, VatId};
+pub use refs::{ERef, EndpointId, KRef, VatId};
 pub use smallcaps::Value;

@@ -1,0 +1,60 @@
+//! Kernel promise resolution (spec kernel-core.md §4.1, with §12.4's ordering).
+
+use super::{Effect, KernelCore, KernelError};
+use crate::capdata::CapData;
+use crate::refs::KRef;
+use crate::store::promises::PromiseState;
+use crate::store::RunQueueItem;
+
+impl KernelCore {
+    /// Settles `kpid`. Authority (who may resolve) is checked by the caller. In order:
+    /// the value's references are counted; every subscriber gets a notify; the messages
+    /// parked on the promise are re-queued, still targeting it, so the router re-routes them
+    /// through the new state; the host, if it was waiting, is told after the commit.
+    pub(crate) fn resolve_promise(
+        &mut self,
+        kpid: KRef,
+        rejected: bool,
+        value: CapData<KRef>,
+    ) -> Result<(), KernelError> {
+        let p = self
+            .store
+            .promise(kpid)?
+            .ok_or(KernelError::UnknownKref(kpid))?;
+        if p.state != PromiseState::Unresolved {
+            return Err(KernelError::Internal(format!(
+                "{kpid} was already resolved"
+            )));
+        }
+        for s in &value.slots {
+            if *s != kpid {
+                self.incref(*s)?;
+            }
+        }
+        let subscribers = self.store.subscribers(kpid)?;
+        let parked = self.store.take_parked(kpid)?;
+        self.store.settle_promise(kpid, rejected, &value)?;
+        for vat in subscribers {
+            self.incref(kpid)?;
+            self.store.push_run(&RunQueueItem::Notify {
+                endpoint_id: vat,
+                kpid,
+            })?;
+        }
+        for message in parked {
+            // The parked message already counts its result and slots; add the target.
+            self.incref(kpid)?;
+            self.store.push_run(&RunQueueItem::Send {
+                target: kpid,
+                message,
+            })?;
+        }
+        if p.host_watch {
+            self.store.set_host_watch(kpid, false)?;
+            let result = if rejected { Err(value) } else { Ok(value) };
+            self.effects.push(Effect::HostResolved { kpid, result });
+            self.decref(kpid)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,131 @@
+//! Reference counting on SwingSet's model, and end-of-unit garbage processing.
+//!
+//! Objects carry (reachable, recognizable): import c-list entries (reachable only while their
+//! flag is set), run-queue and parked-message references, promise-value references and pins.
+//! The exporter's own c-list entry is not counted. Promises carry one count: every c-list
+//! entry, queue reference, promise-value reference and the host's watch. A promise's
+//! reference to itself in its own value is not counted, so self-cycles can be collected.
+//! See docs/gc.md for the rules and their reasons.
+
+use super::{KernelCore, KernelError};
+use crate::refs::{EndpointId, KRef};
+use crate::store::promises::PromiseState;
+use crate::store::{GcActionKind, VatState};
+
+impl KernelCore {
+    /// One more reference (reachable and recognizable for objects).
+    pub(crate) fn incref(&mut self, kref: KRef) -> Result<(), KernelError> {
+        match kref {
+            KRef::Object(_) => {
+                self.store.adjust_object(kref, 1, 1)?;
+            }
+            KRef::Promise(_) => {
+                self.store.adjust_promise(kref, 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One reference fewer; a count reaching zero makes the kref a GC candidate.
+    pub(crate) fn decref(&mut self, kref: KRef) -> Result<(), KernelError> {
+        match kref {
+            KRef::Object(_) => {
+                if let Some((reachable, _)) = self.store.adjust_object(kref, -1, -1)? {
+                    if reachable == 0 {
+                        self.maybe_free.insert(kref);
+                    }
+                }
+            }
+            KRef::Promise(_) => {
+                if self.store.adjust_promise(kref, -1)? == Some(0) {
+                    self.maybe_free.insert(kref);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Examines every candidate: deletes unreferenced promises (releasing their values),
+    /// schedules dropExport/retireExport for unreachable exports, retires or deletes orphans.
+    pub(crate) fn process_refcounts(&mut self) -> Result<(), KernelError> {
+        while let Some(kref) = self.maybe_free.pop_first() {
+            match kref {
+                KRef::Promise(_) => self.maybe_free_promise(kref)?,
+                KRef::Object(_) => self.maybe_free_object(kref)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_free_promise(&mut self, kpid: KRef) -> Result<(), KernelError> {
+        let Some(p) = self.store.promise(kpid)? else {
+            return Ok(());
+        };
+        if p.refcount > 0 {
+            return Ok(());
+        }
+        if p.state == PromiseState::Unresolved {
+            // Nobody can resolve or observe it any more: release what its parked messages hold.
+            for msg in self.store.take_parked(kpid)? {
+                if let Some(r) = msg.result {
+                    self.decref(r)?;
+                }
+                for s in &msg.methargs.slots {
+                    self.decref(*s)?;
+                }
+            }
+        } else if let Some(value) = &p.value {
+            for s in &value.slots {
+                if *s != kpid {
+                    self.decref(*s)?;
+                }
+            }
+        }
+        self.store.delete_promise(kpid)?;
+        Ok(())
+    }
+
+    fn maybe_free_object(&mut self, kref: KRef) -> Result<(), KernelError> {
+        let Some(rec) = self.store.object(kref)? else {
+            return Ok(());
+        };
+        if rec.reachable > 0 {
+            return Ok(());
+        }
+        match rec.owner {
+            Some(EndpointId::Vat(owner)) => {
+                let active =
+                    matches!(self.store.vat(owner)?, Some(v) if v.state == VatState::Active);
+                if !active {
+                    // The terminated-vat cleanup orphans it and looks again.
+                    return Ok(());
+                }
+                let ep = EndpointId::Vat(owner);
+                if let Some(entry) = self.store.clist_by_kref(ep, kref)? {
+                    if entry.reachable {
+                        self.store
+                            .add_gc_action(ep, GcActionKind::DropExport, kref)?;
+                    }
+                    if rec.recognizable == 0 {
+                        self.store
+                            .add_gc_action(ep, GcActionKind::RetireExport, kref)?;
+                    }
+                }
+            }
+            Some(EndpointId::Kernel) => {}
+            None => {
+                if rec.recognizable == 0 {
+                    self.store.delete_object(kref)?;
+                } else {
+                    // An orphan nobody can reach can never be reached again: tell the
+                    // importers that still recognise it to forget it.
+                    for (importer, _) in self.store.importers(kref)? {
+                        self.store
+                            .add_gc_action(importer, GcActionKind::RetireImport, kref)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Translation between kernel space (krefs) and vat space (vrefs) through the c-lists.
+//!
+//! Vat→kernel: a known vref maps through the c-list; an unknown export (`o+`, `p+`) creates a
+//! kernel object owned by the vat, or a promise it decides; an unknown import is illegal, and
+//! so is using an import the vat has dropped. Kernel→vat: a kref the vat does not know gets a
+//! fresh import vref (`o-N`, `p-N`), counted; a dropped one has its reachable flag set again.
+
+use super::{KernelCore, KernelError};
+use crate::capdata::CapData;
+use crate::refs::{ERef, EndpointId, KRef, RefType, VatId};
+use crate::store::StoreError;
+
+/// Why a syscall failed: the vat's fault (illegal, it will be terminated) or the kernel's.
+#[derive(Debug)]
+pub(crate) enum SyscallError {
+    Illegal(String),
+    Internal(KernelError),
+}
+
+impl From<KernelError> for SyscallError {
+    fn from(e: KernelError) -> Self {
+        SyscallError::Internal(e)
+    }
+}
+
+impl From<StoreError> for SyscallError {
+    fn from(e: StoreError) -> Self {
+        SyscallError::Internal(e.into())
+    }
+}
+
+pub(crate) fn illegal<T>(msg: impl Into<String>) -> Result<T, SyscallError> {
+    Err(SyscallError::Illegal(msg.into()))
+}
+
+impl KernelCore {
+    /// Parses a vref from a vat, as an illegal-syscall error if malformed.
+    pub(crate) fn parse_vref(vref: &str) -> Result<ERef, SyscallError> {
+        ERef::parse_vref(vref).map_err(|e| SyscallError::Illegal(e.to_string()))
+    }
+
+    /// Maps a vref a vat used in a syscall to its kref, creating exports as needed.
+    pub(crate) fn vref_to_kref(&mut self, vat: VatId, vref: &str) -> Result<KRef, SyscallError> {
+        let eref = Self::parse_vref(vref)?;
+        let ep = EndpointId::Vat(vat);
+        if let Some((kref, reachable)) = self.store.clist_by_eref(ep, vref)? {
+            if !reachable && eref.ref_type() == RefType::Object {
+                if eref.is_export() {
+                    // The vat re-exports something the kernel had dropped: reachable again.
+                    self.store.set_clist_reachable(ep, kref, true)?;
+                } else {
+                    return illegal(format!("vat {vat} used {vref}, an import it has dropped"));
+                }
+            }
+            return Ok(kref);
+        }
+        if !eref.is_export() {
+            return illegal(format!("vat {vat} used unknown import {vref}"));
+        }
+        let kref = match eref.ref_type() {
+            RefType::Object => self.store.create_object(ep)?,
+            RefType::Promise => {
+                let kpid = self.store.create_promise(Some(ep))?;
+                self.store.adjust_promise(kpid, 1)?;
+                kpid
+            }
+        };
+        self.store.add_clist(ep, kref, vref, true)?;
+        Ok(kref)
+    }
+
+    pub(crate) fn capdata_to_kernel(
+        &mut self,
+        vat: VatId,
+        data: &CapData<String>,
+    ) -> Result<CapData<KRef>, SyscallError> {
+        if !data.body.starts_with('#') {
+            return illegal(format!("vat {vat} sent a body that is not smallcaps"));
+        }
+        data.try_map_slots(|s| self.vref_to_kref(vat, s))
+    }
+
+    /// Maps a kref into a vat's space, importing it if needed, and marks it reachable.
+    pub(crate) fn kref_to_vref(&mut self, vat: VatId, kref: KRef) -> Result<String, KernelError> {
+        let ep = EndpointId::Vat(vat);
+        if let Some(entry) = self.store.clist_by_kref(ep, kref)? {
+            if !entry.reachable && !kref.is_promise() {
+                self.store.set_clist_reachable(ep, kref, true)?;
+                if !crate::store::eref_is_export(&entry.eref) {
+                    self.store.adjust_object(kref, 1, 0)?;
+                }
+            }
+            return Ok(entry.eref);
+        }
+        let n = self.store.next_import_index(vat, kref.is_promise())?;
+        let vref = if kref.is_promise() {
+            format!("p-{n}")
+        } else {
+            format!("o-{n}")
+        };
+        self.store.add_clist(ep, kref, &vref, true)?;
+        self.incref(kref)?;
+        Ok(vref)
+    }
+
+    pub(crate) fn capdata_to_vat(
+        &mut self,
+        vat: VatId,
+        data: &CapData<KRef>,
+    ) -> Result<CapData<String>, KernelError> {
+        data.try_map_slots(|k| self.kref_to_vref(vat, *k))
+    }
+
+    /// Deletes a vat's c-list entry for `kref`, releasing what it counted.
+    pub(crate) fn forget_clist_entry(&mut self, vat: VatId, kref: KRef) -> Result<(), KernelError> {
+        let ep = EndpointId::Vat(vat);
+        let Some(entry) = self.store.clist_by_kref(ep, kref)? else {
+            return Ok(());
+        };
+        self.store.delete_clist(ep, kref)?;
+        match kref {
+            KRef::Promise(_) => self.decref(kref)?,
+            KRef::Object(_) => {
+                if !crate::store::eref_is_export(&entry.eref) {
+                    let d_reach = if entry.reachable { -1 } else { 0 };
+                    if let Some((reachable, recognizable)) =
+                        self.store.adjust_object(kref, d_reach, -1)?
+                    {
+                        if reachable == 0 || recognizable == 0 {
+                            self.maybe_free.insert(kref);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

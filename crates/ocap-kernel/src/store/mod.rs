@@ -1,0 +1,229 @@
+//! The kernel's persistent state in SQLite (rusqlite, bundled SQLite, WAL).
+//!
+//! The schema is relational rather than the JS kernel's single key/value table, so every
+//! count the invariant checker needs is one query and every hot-path lookup hits an index.
+//! See `schema.sql` next to this file and ARCHITECTURE.md for the table-by-table meaning.
+//!
+//! Transactions: the run loop opens an outer transaction lazily and wraps each unit of work
+//! (a crank, a host command) in `SAVEPOINT unit`. A unit that fails is rolled back to its
+//! savepoint; one that succeeds is released. The outer transaction is committed by the run
+//! loop before anything produced inside it is shown to the host (group commit), so a crash
+//! never loses what was acknowledged. Nothing is cached in memory, so a rollback leaves no
+//! stale state behind.
+
+mod clist;
+mod objects;
+pub mod promises;
+mod queues;
+mod vats;
+
+pub(crate) use clist::eref_is_export;
+pub use clist::CListEntry;
+pub use objects::ObjectRecord;
+pub use promises::{PromiseRecord, PromiseState};
+pub use queues::{GcAction, GcActionKind, Message, RunQueueItem};
+pub use vats::{VatRecord, VatState};
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Errors from the store. SQLite failures carry the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite error during {op}: {source}")]
+    Sqlite {
+        op: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+pub(crate) trait Ctx<T> {
+    fn ctx(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Ctx<T> for Result<T, rusqlite::Error> {
+    fn ctx(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { op, source })
+    }
+}
+
+/// How hard a commit tries to survive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: survives a kill of the process at any instant.
+    #[default]
+    Process,
+    /// WAL with `synchronous=FULL`: survives power loss as well.
+    PowerLoss,
+}
+
+/// The kernel database.
+pub struct Store {
+    conn: Connection,
+    in_outer: bool,
+    in_unit: bool,
+}
+
+const SCHEMA: &str = include_str!("schema.sql");
+const SCHEMA_VERSION: i64 = 1;
+
+impl Store {
+    /// Opens (creating if needed) a file-backed store.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).ctx("open database")?;
+        Self::init(conn, durability)
+    }
+
+    /// An in-memory store, for unit tests of a single module only.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().ctx("open in-memory database")?;
+        Self::init(conn, Durability::Process)
+    }
+
+    fn init(conn: Connection, durability: Durability) -> Result<Store, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .ctx("set WAL")?;
+        let sync = match durability {
+            Durability::Process => "NORMAL",
+            Durability::PowerLoss => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .ctx("set synchronous")?;
+        conn.set_prepared_statement_cache_capacity(256);
+        conn.execute_batch(SCHEMA).ctx("create schema")?;
+        let version: Option<i64> = conn
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'schemaVersion'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("read schema version")?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO counters(name, value) VALUES ('schemaVersion', ?1)",
+                    [SCHEMA_VERSION],
+                )
+                .ctx("write schema version")?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt(format!(
+                    "schema version {v}, this build knows {SCHEMA_VERSION}"
+                )))
+            }
+        }
+        Ok(Store {
+            conn,
+            in_outer: false,
+            in_unit: false,
+        })
+    }
+
+    /// The raw connection, for read-only inspection (the invariant checker, `inspect`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    // ---- transactions ----------------------------------------------------------------
+
+    /// Starts a unit of work (a crank or a host command) inside the outer transaction.
+    pub fn begin_unit(&mut self) -> Result<(), StoreError> {
+        debug_assert!(!self.in_unit, "units do not nest");
+        if !self.in_outer {
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .ctx("begin transaction")?;
+            self.in_outer = true;
+        }
+        self.conn
+            .execute_batch("SAVEPOINT unit")
+            .ctx("begin unit")?;
+        self.in_unit = true;
+        Ok(())
+    }
+
+    /// Keeps the unit's writes; they become durable at the next `commit`.
+    pub fn release_unit(&mut self) -> Result<(), StoreError> {
+        debug_assert!(self.in_unit);
+        self.conn
+            .execute_batch("RELEASE unit")
+            .ctx("release unit")?;
+        self.in_unit = false;
+        Ok(())
+    }
+
+    /// Undoes every write of the unit.
+    pub fn rollback_unit(&mut self) -> Result<(), StoreError> {
+        debug_assert!(self.in_unit);
+        self.conn
+            .execute_batch("ROLLBACK TO unit; RELEASE unit")
+            .ctx("roll back unit")?;
+        self.in_unit = false;
+        Ok(())
+    }
+
+    /// Makes every released unit durable.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        debug_assert!(!self.in_unit, "commit inside a unit");
+        if self.in_outer {
+            self.conn.execute_batch("COMMIT").ctx("commit")?;
+            self.in_outer = false;
+        }
+        Ok(())
+    }
+
+    pub fn has_uncommitted(&self) -> bool {
+        self.in_outer
+    }
+
+    // ---- counters --------------------------------------------------------------------
+
+    /// Returns the next value of a named counter and advances it. Counters start at 1.
+    pub(crate) fn next_id(&self, name: &str) -> Result<u64, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO counters(name, value) VALUES (?1, 2)
+                 ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value - 1",
+            )
+            .ctx("prepare counter")?;
+        let v: i64 = stmt
+            .query_row([name], |r| r.get(0))
+            .ctx("advance counter")?;
+        Ok(v as u64)
+    }
+
+    /// Reads a small kernel-wide setting.
+    pub fn get_kv(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM kv WHERE key = ?1")
+            .ctx("prepare kv get")?
+            .query_row([key], |r| r.get(0))
+            .optional()
+            .ctx("kv get")
+    }
+
+    pub fn set_kv(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO kv(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2")
+            .ctx("prepare kv set")?
+            .execute(params![key, value])
+            .ctx("kv set")?;
+        Ok(())
+    }
+
+    pub fn delete_kv(&self, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM kv WHERE key = ?1")
+            .ctx("prepare kv delete")?
+            .execute([key])
+            .ctx("kv delete")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,271 @@
+//! Kernel promises: state, decider, subscribers, value, refcount, and parked messages.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::objects::parse_endpoint;
+use super::queues::Message;
+use super::{Ctx, Store, StoreError};
+use crate::capdata::CapData;
+use crate::refs::{EndpointId, KRef, VatId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromiseState {
+    Unresolved,
+    Fulfilled,
+    Rejected,
+}
+
+impl PromiseState {
+    fn as_str(self) -> &'static str {
+        match self {
+            PromiseState::Unresolved => "unresolved",
+            PromiseState::Fulfilled => "fulfilled",
+            PromiseState::Rejected => "rejected",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "unresolved" => PromiseState::Unresolved,
+            "fulfilled" => PromiseState::Fulfilled,
+            "rejected" => PromiseState::Rejected,
+            _ => return Err(StoreError::Corrupt(format!("bad promise state {s:?}"))),
+        })
+    }
+}
+
+/// One row of the `promises` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromiseRecord {
+    pub state: PromiseState,
+    pub decider: Option<EndpointId>,
+    pub value: Option<CapData<KRef>>,
+    pub refcount: u64,
+    pub host_watch: bool,
+}
+
+impl Store {
+    pub(crate) fn create_promise(&self, decider: Option<EndpointId>) -> Result<KRef, StoreError> {
+        let id = self.next_id("promise")?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO promises(id, state, decider) VALUES (?1, 'unresolved', ?2)",
+            )
+            .ctx("prepare create promise")?
+            .execute(params![id as i64, decider.map(|d| d.to_string())])
+            .ctx("create promise")?;
+        Ok(KRef::Promise(id))
+    }
+
+    pub fn promise(&self, kpid: KRef) -> Result<Option<PromiseRecord>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT state, decider, value, refcount, host_watch FROM promises WHERE id = ?1",
+            )
+            .ctx("prepare get promise")?
+            .query_row([kpid.id() as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            })
+            .optional()
+            .ctx("get promise")?;
+        row.map(|(state, decider, value, refcount, host_watch)| {
+            Ok(PromiseRecord {
+                state: PromiseState::parse(&state)?,
+                decider: parse_endpoint(decider)?,
+                value: value
+                    .map(|v| {
+                        serde_json::from_str(&v)
+                            .map_err(|e| StoreError::Corrupt(format!("value of {kpid}: {e}")))
+                    })
+                    .transpose()?,
+                refcount: refcount as u64,
+                host_watch,
+            })
+        })
+        .transpose()
+    }
+
+    /// Adds to the refcount; returns the new count, or `None` if the promise is gone.
+    pub(crate) fn adjust_promise(&self, kpid: KRef, delta: i64) -> Result<Option<u64>, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "UPDATE promises SET refcount = refcount + ?2 WHERE id = ?1 RETURNING refcount",
+            )
+            .ctx("prepare adjust promise")?
+            .query_row(params![kpid.id() as i64, delta], |r| r.get(0))
+            .optional()
+            .map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "refcount of {kpid} would go out of range ({delta}): {e}"
+                ))
+            })?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    pub(crate) fn set_decider(
+        &self,
+        kpid: KRef,
+        decider: Option<EndpointId>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE promises SET decider = ?2 WHERE id = ?1")
+            .ctx("prepare set decider")?
+            .execute(params![kpid.id() as i64, decider.map(|d| d.to_string())])
+            .ctx("set decider")?;
+        Ok(())
+    }
+
+    pub(crate) fn set_host_watch(&self, kpid: KRef, watch: bool) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE promises SET host_watch = ?2 WHERE id = ?1")
+            .ctx("prepare host watch")?
+            .execute(params![kpid.id() as i64, watch])
+            .ctx("host watch")?;
+        Ok(())
+    }
+
+    /// Promises the host was awaiting when the previous process stopped.
+    pub(crate) fn host_watched_promises(&self) -> Result<Vec<KRef>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM promises WHERE host_watch = 1 ORDER BY id")
+            .ctx("prepare watched")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).ctx("watched")?;
+        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("watched row"))
+            .collect()
+    }
+
+    /// Records the settlement; clears decider and subscribers.
+    pub(crate) fn settle_promise(
+        &self,
+        kpid: KRef,
+        rejected: bool,
+        value: &CapData<KRef>,
+    ) -> Result<(), StoreError> {
+        let state = if rejected {
+            PromiseState::Rejected
+        } else {
+            PromiseState::Fulfilled
+        };
+        let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn
+            .prepare_cached(
+                "UPDATE promises SET state = ?2, value = ?3, decider = NULL WHERE id = ?1",
+            )
+            .ctx("prepare settle")?
+            .execute(params![kpid.id() as i64, state.as_str(), json])
+            .ctx("settle")?;
+        self.conn
+            .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1")
+            .ctx("prepare clear subscribers")?
+            .execute([kpid.id() as i64])
+            .ctx("clear subscribers")?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_promise(&self, kpid: KRef) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM promises WHERE id = ?1",
+            "DELETE FROM promise_subscribers WHERE kpid = ?1",
+            "DELETE FROM promise_queue WHERE kpid = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .ctx("prepare delete promise")?
+                .execute([kpid.id() as i64])
+                .ctx("delete promise")?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_subscriber(&self, kpid: KRef, vat: VatId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO promise_subscribers(kpid, vat) VALUES (?1, ?2)")
+            .ctx("prepare subscribe")?
+            .execute(params![kpid.id() as i64, vat.to_string()])
+            .ctx("subscribe")?;
+        Ok(())
+    }
+
+    pub(crate) fn subscribers(&self, kpid: KRef) -> Result<Vec<VatId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT vat FROM promise_subscribers WHERE kpid = ?1 ORDER BY vat")
+            .ctx("prepare subscribers")?;
+        let rows = stmt
+            .query_map([kpid.id() as i64], |r| r.get::<_, String>(0))
+            .ctx("subscribers")?;
+        rows.map(|r| {
+            let s = r.ctx("subscriber row")?;
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
+        })
+        .collect()
+    }
+
+    pub(crate) fn remove_subscriptions_of(&self, vat: VatId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM promise_subscribers WHERE vat = ?1")
+            .ctx("prepare unsubscribe")?
+            .execute([vat.to_string()])
+            .ctx("unsubscribe")?;
+        Ok(())
+    }
+
+    /// Unresolved promises whose decider is `decider`, in id order.
+    pub(crate) fn promises_decided_by(&self, decider: EndpointId) -> Result<Vec<KRef>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM promises WHERE decider = ?1 AND state = 'unresolved' ORDER BY id",
+            )
+            .ctx("prepare decided by")?;
+        let rows = stmt
+            .query_map([decider.to_string()], |r| r.get::<_, i64>(0))
+            .ctx("decided by")?;
+        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("decided row"))
+            .collect()
+    }
+
+    pub(crate) fn park_message(&self, kpid: KRef, message: &Message) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO promise_queue(kpid, seq, message)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM promise_queue WHERE kpid = ?1), ?2)",
+            )
+            .ctx("prepare park")?
+            .execute(params![kpid.id() as i64, json])
+            .ctx("park message")?;
+        Ok(())
+    }
+
+    /// Removes and returns the parked messages of a promise, in arrival order.
+    pub(crate) fn take_parked(&self, kpid: KRef) -> Result<Vec<Message>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM promise_queue WHERE kpid = ?1 RETURNING seq, message")
+            .ctx("prepare take parked")?;
+        let rows = stmt
+            .query_map([kpid.id() as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
+            .ctx("take parked")?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>().ctx("parked row")?;
+        out.sort_by_key(|(seq, _)| *seq);
+        out.into_iter()
+            .map(|(_, m)| {
+                serde_json::from_str(&m)
+                    .map_err(|e| StoreError::Corrupt(format!("parked message on {kpid}: {e}")))
+            })
+            .collect()
+    }
+}

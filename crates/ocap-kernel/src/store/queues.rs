@@ -1,0 +1,202 @@
+//! The run queue, the GC action set and the reap queue.
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Store, StoreError};
+use crate::capdata::CapData;
+use crate::refs::{EndpointId, KRef, VatId};
+
+/// A message in kernel space: `methargs` is the smallcaps `[method, args]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub methargs: CapData<KRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<KRef>,
+}
+
+/// A run-queue item, in the JS kernel's JSON shape (kernel-core.md §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RunQueueItem {
+    Send {
+        target: KRef,
+        message: Message,
+    },
+    Notify {
+        #[serde(rename = "endpointId")]
+        endpoint_id: VatId,
+        kpid: KRef,
+    },
+}
+
+/// The three GC action types, in delivery priority order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GcActionKind {
+    DropExport = 0,
+    RetireExport = 1,
+    RetireImport = 2,
+}
+
+impl GcActionKind {
+    fn from_i64(v: i64) -> Result<Self, StoreError> {
+        Ok(match v {
+            0 => GcActionKind::DropExport,
+            1 => GcActionKind::RetireExport,
+            2 => GcActionKind::RetireImport,
+            _ => return Err(StoreError::Corrupt(format!("bad gc action kind {v}"))),
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            GcActionKind::DropExport => "dropExport",
+            GcActionKind::RetireExport => "retireExport",
+            GcActionKind::RetireImport => "retireImport",
+        }
+    }
+}
+
+/// A batch of GC actions of one kind for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcAction {
+    pub endpoint: EndpointId,
+    pub kind: GcActionKind,
+    pub krefs: Vec<KRef>,
+}
+
+impl Store {
+    pub(crate) fn push_run(&self, item: &RunQueueItem) -> Result<(), StoreError> {
+        let json = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn
+            .prepare_cached("INSERT INTO run_queue(item) VALUES (?1)")
+            .ctx("prepare push run")?
+            .execute([json])
+            .ctx("push run")?;
+        Ok(())
+    }
+
+    /// Removes and returns the oldest run-queue item.
+    pub(crate) fn pop_run(&self) -> Result<Option<RunQueueItem>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1")
+            .ctx("prepare peek run")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("peek run")?;
+        let Some((seq, json)) = row else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached("DELETE FROM run_queue WHERE seq = ?1")
+            .ctx("prepare pop run")?
+            .execute([seq])
+            .ctx("pop run")?;
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
+    }
+
+    pub fn run_queue_len(&self) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM run_queue")
+            .ctx("prepare run len")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .ctx("run len")
+    }
+
+    pub(crate) fn add_gc_action(
+        &self,
+        endpoint: EndpointId,
+        kind: GcActionKind,
+        kref: KRef,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO gc_actions(endpoint, kind, kref) VALUES (?1, ?2, ?3)",
+            )
+            .ctx("prepare add gc action")?
+            .execute(params![endpoint.to_string(), kind as i64, kref.to_string()])
+            .ctx("add gc action")?;
+        Ok(())
+    }
+
+    /// Removes and returns the first (endpoint, kind) group of pending GC actions.
+    pub(crate) fn take_gc_group(&self) -> Result<Option<GcAction>, StoreError> {
+        let head: Option<(String, i64)> = self
+            .conn
+            .prepare_cached("SELECT endpoint, kind FROM gc_actions ORDER BY endpoint, kind LIMIT 1")
+            .ctx("prepare gc head")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("gc head")?;
+        let Some((endpoint, kind)) = head else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM gc_actions WHERE endpoint = ?1 AND kind = ?2 RETURNING kref",
+            )
+            .ctx("prepare take gc")?;
+        let rows = stmt
+            .query_map(params![endpoint, kind], |r| r.get::<_, String>(0))
+            .ctx("take gc")?;
+        let mut krefs = rows
+            .map(|r| {
+                r.ctx("gc row")?
+                    .parse::<KRef>()
+                    .map_err(|e| StoreError::Corrupt(format!("gc action: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        krefs.sort();
+        Ok(Some(GcAction {
+            endpoint: endpoint
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("gc action endpoint: {e}")))?,
+            kind: GcActionKind::from_i64(kind)?,
+            krefs,
+        }))
+    }
+
+    pub fn gc_action_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM gc_actions")
+            .ctx("prepare gc count")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .ctx("gc count")
+    }
+
+    /// Schedules bring-out-your-dead for a vat (at most once in the queue).
+    pub(crate) fn schedule_reap(&self, vat: VatId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO reap_queue(vat) VALUES (?1)")
+            .ctx("prepare reap")?
+            .execute([vat.to_string()])
+            .ctx("schedule reap")?;
+        Ok(())
+    }
+
+    pub(crate) fn pop_reap(&self) -> Result<Option<VatId>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, vat FROM reap_queue ORDER BY seq LIMIT 1")
+            .ctx("prepare peek reap")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("peek reap")?;
+        let Some((seq, vat)) = row else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached("DELETE FROM reap_queue WHERE seq = ?1")
+            .ctx("prepare pop reap")?
+            .execute([seq])
+            .ctx("pop reap")?;
+        vat.parse()
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("reap queue: {e}")))
+    }
+}

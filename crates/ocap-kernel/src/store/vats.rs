@@ -1,0 +1,235 @@
+//! Vat records and each vat's private vatstore.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Ctx, Store, StoreError};
+use crate::refs::VatId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VatState {
+    Active,
+    /// Terminated; its c-list entries are being cleaned up in bounded steps.
+    Terminated,
+}
+
+/// One row of the `vats` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VatRecord {
+    pub id: VatId,
+    pub name: String,
+    pub subcluster: Option<String>,
+    /// The vat's config as JSON (the JS kernel's `VatConfig`).
+    pub config: String,
+    pub state: VatState,
+    /// Deliveries between automatic bring-out-your-dead; 0 disables it.
+    pub reap_interval: u64,
+}
+
+impl Store {
+    pub(crate) fn create_vat(&self, rec: &VatRecord) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO vats(id, name, subcluster, config, state, reap_interval, reap_countdown)
+                 VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?5)",
+            )
+            .ctx("prepare create vat")?
+            .execute(params![rec.id.to_string(), rec.name, rec.subcluster, rec.config, rec.reap_interval as i64])
+            .ctx("create vat")?;
+        Ok(())
+    }
+
+    pub fn vat(&self, id: VatId) -> Result<Option<VatRecord>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT name, subcluster, config, state, reap_interval FROM vats WHERE id = ?1",
+            )
+            .ctx("prepare get vat")?
+            .query_row([id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+            .ctx("get vat")?;
+        row.map(|(name, subcluster, config, state, reap_interval)| {
+            Ok(VatRecord {
+                id,
+                name,
+                subcluster,
+                config,
+                state: match state.as_str() {
+                    "active" => VatState::Active,
+                    "terminated" => VatState::Terminated,
+                    other => {
+                        return Err(StoreError::Corrupt(format!("vat {id} has state {other:?}")))
+                    }
+                },
+                reap_interval: reap_interval as u64,
+            })
+        })
+        .transpose()
+    }
+
+    pub fn vat_ids(&self) -> Result<Vec<VatId>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM vats")
+            .ctx("prepare vat ids")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .ctx("vat ids")?;
+        let mut ids = rows
+            .map(|r| {
+                r.ctx("vat id row")?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))
+            })
+            .collect::<Result<Vec<VatId>, _>>()?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub(crate) fn set_vat_terminated(&self, id: VatId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE vats SET state = 'terminated' WHERE id = ?1")
+            .ctx("prepare terminate vat")?
+            .execute([id.to_string()])
+            .ctx("terminate vat")?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_vat(&self, id: VatId) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM vats WHERE id = ?1",
+            "DELETE FROM vatstore WHERE vat = ?1",
+            "DELETE FROM reap_queue WHERE vat = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .ctx("prepare delete vat")?
+                .execute([id.to_string()])
+                .ctx("delete vat")?;
+        }
+        Ok(())
+    }
+
+    /// The first terminated vat still awaiting cleanup.
+    pub(crate) fn next_terminated_vat(&self) -> Result<Option<VatId>, StoreError> {
+        let row: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM vats WHERE state = 'terminated' ORDER BY id LIMIT 1")
+            .ctx("prepare next terminated")?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .ctx("next terminated")?;
+        row.map(|s| {
+            s.parse()
+                .map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Allocates the next import eref number for a vat (`o-N` or `p-N`).
+    pub(crate) fn next_import_index(&self, id: VatId, promise: bool) -> Result<u64, StoreError> {
+        let sql = if promise {
+            "UPDATE vats SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
+        } else {
+            "UPDATE vats SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
+        };
+        let v: i64 = self
+            .conn
+            .prepare_cached(sql)
+            .ctx("prepare import index")?
+            .query_row([id.to_string()], |r| r.get(0))
+            .ctx("import index")?;
+        Ok(v as u64)
+    }
+
+    /// Counts one delivery against the vat's reap interval; true when a reap is due.
+    pub(crate) fn tick_reap(&self, id: VatId) -> Result<bool, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "UPDATE vats SET reap_countdown = CASE WHEN reap_countdown <= 1 THEN reap_interval ELSE reap_countdown - 1 END
+                 WHERE id = ?1 AND reap_interval > 0 RETURNING reap_countdown, reap_interval",
+            )
+            .ctx("prepare tick reap")?
+            .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("tick reap")?;
+        // After the update the countdown equals the interval exactly when it wrapped.
+        Ok(matches!(row, Some((c, i)) if c == i))
+    }
+
+    // ---- vatstore --------------------------------------------------------------------
+
+    pub fn vatstore_get(&self, vat: VatId, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM vatstore WHERE vat = ?1 AND key = ?2")
+            .ctx("prepare vatstore get")?
+            .query_row(params![vat.to_string(), key], |r| r.get(0))
+            .optional()
+            .ctx("vatstore get")
+    }
+
+    pub(crate) fn vatstore_set(
+        &self,
+        vat: VatId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO vatstore(vat, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(vat, key) DO UPDATE SET value = ?3")
+            .ctx("prepare vatstore set")?
+            .execute(params![vat.to_string(), key, value])
+            .ctx("vatstore set")?;
+        Ok(())
+    }
+
+    pub(crate) fn vatstore_delete(&self, vat: VatId, key: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM vatstore WHERE vat = ?1 AND key = ?2")
+            .ctx("prepare vatstore delete")?
+            .execute(params![vat.to_string(), key])
+            .ctx("vatstore delete")?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_vatstore(&self, vat: VatId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM vatstore WHERE vat = ?1")
+            .ctx("prepare vatstore clear")?
+            .execute([vat.to_string()])
+            .ctx("vatstore clear")?;
+        Ok(())
+    }
+
+    /// The smallest key strictly greater than `key` (liveslots' `getNextKey`).
+    pub fn vatstore_next_key(&self, vat: VatId, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT key FROM vatstore WHERE vat = ?1 AND key > ?2 ORDER BY key LIMIT 1",
+            )
+            .ctx("prepare vatstore next")?
+            .query_row(params![vat.to_string(), key], |r| r.get(0))
+            .optional()
+            .ctx("vatstore next")
+    }
+
+    /// The whole vatstore of a vat, in key order (what `initVat` ships to a worker).
+    pub fn vatstore_all(&self, vat: VatId) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM vatstore WHERE vat = ?1 ORDER BY key")
+            .ctx("prepare vatstore all")?;
+        let rows = stmt
+            .query_map([vat.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("vatstore all")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx("vatstore row")
+    }
+}

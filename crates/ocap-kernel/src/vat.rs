@@ -1,0 +1,105 @@
+//! The kernel's view of a vat: a `VatEndpoint` that takes deliveries and makes syscalls.
+//!
+//! The kernel knows this trait, not QuickJS: JS vats (the `ocap-vat` crate) implement it
+//! through an adapter, and tests implement it with scripted vats (`crate::testing`).
+//! Everything crossing this boundary is in vat space: vrefs, never krefs.
+
+use crate::capdata::CapData;
+
+/// One promise resolution in vat space: `[vpid, rejected, data]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VatResolution {
+    pub vpid: String,
+    pub rejected: bool,
+    pub data: CapData<String>,
+}
+
+/// A delivery to a vat (the liveslots `VatDeliveryObject`, spec kernel-core.md §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VatDelivery {
+    Message {
+        target: String,
+        methargs: CapData<String>,
+        result: Option<String>,
+    },
+    Notify(Vec<VatResolution>),
+    DropExports(Vec<String>),
+    RetireExports(Vec<String>),
+    RetireImports(Vec<String>),
+    BringOutYourDead,
+}
+
+/// A syscall from a vat (the liveslots `VatSyscallObject`, spec kernel-core.md §5.3), plus
+/// the vatstore calls. Refs are raw strings: the kernel validates them, so a malformed ref
+/// is an illegal syscall rather than a parse failure in the transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VatSyscall {
+    Send {
+        target: String,
+        methargs: CapData<String>,
+        result: Option<String>,
+    },
+    Subscribe(String),
+    Resolve(Vec<VatResolution>),
+    Exit {
+        failure: bool,
+        info: CapData<String>,
+    },
+    DropImports(Vec<String>),
+    RetireImports(Vec<String>),
+    RetireExports(Vec<String>),
+    AbandonExports(Vec<String>),
+    VatstoreGet(String),
+    VatstoreGetNextKey(String),
+    VatstoreSet(String, String),
+    VatstoreDelete(String),
+}
+
+impl VatSyscall {
+    /// The liveslots name of the syscall, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VatSyscall::Send { .. } => "send",
+            VatSyscall::Subscribe(_) => "subscribe",
+            VatSyscall::Resolve(_) => "resolve",
+            VatSyscall::Exit { .. } => "exit",
+            VatSyscall::DropImports(_) => "dropImports",
+            VatSyscall::RetireImports(_) => "retireImports",
+            VatSyscall::RetireExports(_) => "retireExports",
+            VatSyscall::AbandonExports(_) => "abandonExports",
+            VatSyscall::VatstoreGet(_) => "vatstoreGet",
+            VatSyscall::VatstoreGetNextKey(_) => "vatstoreGetNextKey",
+            VatSyscall::VatstoreSet(..) => "vatstoreSet",
+            VatSyscall::VatstoreDelete(_) => "vatstoreDelete",
+        }
+    }
+}
+
+/// What a syscall returns to the vat. Liveslots only reads values from the vatstore calls;
+/// every other syscall is optimistic (the vat never learns it failed: the kernel kills it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallResult {
+    Ok,
+    Value(Option<String>),
+    Error(String),
+}
+
+/// The kernel side of a delivery's syscalls, handed to the vat for the delivery's duration.
+pub trait SyscallHandler {
+    fn syscall(&mut self, call: VatSyscall) -> SyscallResult;
+}
+
+/// A vat as the kernel drives it. `deliver` must make every syscall of the delivery through
+/// `syscalls`, in order, before returning. `Err` is a liveslots-level delivery error (not a
+/// user exception, which liveslots turns into a rejection): the kernel aborts the crank and
+/// terminates the vat.
+pub trait VatEndpoint: Send {
+    fn deliver(
+        &mut self,
+        delivery: VatDelivery,
+        syscalls: &mut dyn SyscallHandler,
+    ) -> Result<(), String>;
+
+    /// Called when the vat is terminated or the kernel stops; releases the worker.
+    fn shutdown(&mut self) {}
+}
