@@ -1,0 +1,6 @@
+// Shims installed before SES samples the global object, as @endo/init does:
+// the shared HandledPromise. SES samples the universal globals when it
+// repairs intrinsics, so HandledPromise must exist by then for vat
+// compartments to get it (liveslots and every vat bundle must share it).
+import 'ses';
+import '@endo/eventual-send/shim.js';

@@ -1,0 +1,2 @@
+// SES, phase two: freeze the intrinsics and reveal `harden`.
+globalThis.hardenIntrinsics();

@@ -1,0 +1,9 @@
+// Entry point of the prelude bundle that every vat runtime evaluates once.
+// Module evaluation order is the import order below (ESM semantics, which
+// esbuild keeps when bundling), so SES locks the realm down before
+// liveslots and the supervisor load.
+import './00-host.js';
+import './01-shims.js';
+import './02-repair.js';
+import './03-harden.js';
+import '../supervisor.js';

@@ -1,0 +1,5 @@
+import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+
+export function buildRootObject() {
+  return makeDefaultExo('root', {});
+}

@@ -1,0 +1,61 @@
+import { E } from '@endo/eventual-send';
+import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+
+/**
+ * A small vat written the way JS-kernel users write them.
+ *
+ * @param {object} vatPowers
+ * @param {object} parameters
+ * @param {object} baggage
+ */
+export function buildRootObject(vatPowers, parameters, baggage) {
+  const name = parameters?.name ?? 'anonymous';
+  const logger = vatPowers.logger.subLogger({ tags: ['test', name] });
+  console.log(`buildRootObject "${name}"`);
+  if (!baggage.has('counter')) {
+    baggage.init('counter', 0);
+  }
+  return makeDefaultExo('root', {
+    ping() {
+      return 'pong';
+    },
+    hello(who) {
+      const { log } = logger; // Logger methods are pre-bound
+      log(`hello ${who}`, { who });
+      return `hello ${who} from ${name}`;
+    },
+    increment() {
+      const next = baggage.get('counter') + 1;
+      baggage.set('counter', next);
+      return next;
+    },
+    async callFoo(other) {
+      return E(other).foo(1, 'two');
+    },
+    fail() {
+      throw Error('deliberate failure');
+    },
+    now() {
+      return Date.now();
+    },
+    random() {
+      return Math.random();
+    },
+    globalsPresent() {
+      return ['TextEncoder', 'setTimeout', 'URL', 'fetch', 'process', 'require'].filter(
+        n => n in globalThis,
+      );
+    },
+    spin() {
+      for (;;) {
+        // a vat stuck in a loop
+      }
+    },
+    hog() {
+      const chunks = [];
+      for (;;) {
+        chunks.push(new Array(100000).fill(chunks.length));
+      }
+    },
+  });
+}
