@@ -50,6 +50,14 @@ impl KernelCore {
             })?;
         }
         if p.host_watch {
+            // The host now holds the objects it was given: pin them, so a kref from a result
+            // stays usable until the host unpins it.
+            for s in &value.slots {
+                if !s.is_promise() && self.store.object(*s)?.is_some() {
+                    self.store.adjust_pins(*s, 1)?;
+                    self.incref(*s)?;
+                }
+            }
             self.store.set_host_watch(kpid, false)?;
             let result = if rejected { Err(value) } else { Ok(value) };
             self.effects.push(Effect::HostResolved { kpid, result });

@@ -231,7 +231,9 @@ impl KernelCore {
         };
         let (result, illegal, internal, exit) = {
             let mut ctx = SyscallCtx::new(self, vat);
-            let result = endpoint.deliver(delivery, &mut ctx);
+            // A panicking endpoint is a broken vat, not a broken kernel.
+            let call = std::panic::AssertUnwindSafe(|| endpoint.deliver(delivery, &mut ctx));
+            let result = std::panic::catch_unwind(call).unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
             (result, ctx.illegal, ctx.internal, ctx.exit)
         };
         self.vats.insert(vat, endpoint);
