@@ -43,6 +43,7 @@
 //!   memory limit: a call never hangs the caller.
 
 mod bundle;
+mod endpoint;
 mod error;
 mod memory;
 mod prelude;
@@ -50,6 +51,9 @@ mod vatstore;
 mod worker;
 
 pub use bundle::bundle_vat_source;
+pub use endpoint::{
+    delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart,
+};
 pub use error::VatWorkerError;
 pub use worker::VatWorker;
 

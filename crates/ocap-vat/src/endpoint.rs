@@ -1,0 +1,535 @@
+//! `JsVat`: a [`VatWorker`] seen by the kernel as an
+//! [`ocap_kernel::vat::VatEndpoint`].
+//!
+//! The adapter is a translation layer and nothing else:
+//!
+//! - a [`VatDelivery`] becomes the liveslots `VatDeliveryObject` tuple
+//!   (`["message", vref, {methargs, result?}]`, `["notify", [[vpid, rejected,
+//!   capdata], ..]]`, `["dropExports", [..]]`, `["retireExports", [..]]`,
+//!   `["retireImports", [..]]`, `["bringOutYourDead"]`);
+//! - every syscall of the reply is parsed into a [`VatSyscall`] and handed to
+//!   the kernel's [`SyscallHandler`], in order; then the delivery's vatstore
+//!   checkpoint is replayed as `VatstoreSet` / `VatstoreDelete` syscalls, so
+//!   the kernel writes the vatstore inside the crank's transaction (and a
+//!   crank that aborts forgets it);
+//! - a syscall tuple that does not parse becomes a syscall the kernel refuses
+//!   ([`parse_syscall`]), so the vat is terminated with the reason in the
+//!   message, never a panic;
+//! - a liveslots delivery error (`reply.error`) and a dead worker (memory
+//!   limit, interrupt, panic) are `Err(reason)`: the kernel aborts the crank
+//!   and terminates the vat.
+//!
+//! Syscalls a vat makes outside deliveries (timers) arrive as
+//! [`WorkerEvent::AsyncSyscalls`] on the worker's event callback; whoever
+//! owns the kernel converts them with [`parse_syscalls`] and passes them to
+//! `KernelCore::handle_async_syscalls(vat, ..)`. `JsVat` does not route them
+//! itself: the event callback runs on the worker thread, and the kernel is
+//! owned by its run loop.
+
+use ocap_kernel::capdata::CapData;
+use ocap_kernel::vat::{SyscallHandler, VatDelivery, VatEndpoint, VatResolution, VatSyscall};
+use serde_json::{json, Map, Value as Json};
+
+use crate::{DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
+
+/// Longest excerpt of a malformed syscall quoted in the termination reason.
+const MALFORMED_EXCERPT_CHARS: usize = 200;
+
+/// A JS vat (QuickJS + SES + liveslots) as a kernel endpoint.
+pub struct JsVat {
+    vat_id: String,
+    worker: Option<VatWorker>,
+}
+
+/// What liveslots' `startVat` left behind when a [`JsVat`] was started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VatStart {
+    /// Vatstore keys written by `startVat` (sorted). For a new vat (started
+    /// on an empty vatstore) this is the whole vatstore: pass it as
+    /// `VatSpec::initial_vatstore`.
+    pub vatstore_sets: Vec<(String, String)>,
+    /// Vatstore keys deleted by `startVat` (always empty for a new vat).
+    pub vatstore_deletes: Vec<String>,
+    /// Syscalls other than vatstore ones made by `startVat`. A new vat makes
+    /// none (it holds no imports yet); a restarted vat whose
+    /// `buildRootObject` messages objects it kept in baggage does. The caller
+    /// decides: normally `KernelCore::handle_async_syscalls(vat,
+    /// start.syscalls)` right after `add_vat` / `attach_vat`.
+    pub syscalls: Vec<VatSyscall>,
+}
+
+impl VatStart {
+    /// Everything `startVat` did, as one batch for
+    /// `KernelCore::handle_async_syscalls`: the vatstore delta first, then
+    /// the other syscalls. This is how a *restarted* vat's start is recorded
+    /// (after `attach_vat`), since the kernel has no other way to write a
+    /// vatstore outside a crank.
+    pub fn into_syscalls(self) -> Vec<VatSyscall> {
+        let mut out = Vec::with_capacity(
+            self.vatstore_sets.len() + self.vatstore_deletes.len() + self.syscalls.len(),
+        );
+        out.extend(
+            self.vatstore_sets
+                .into_iter()
+                .map(|(k, v)| VatSyscall::VatstoreSet(k, v)),
+        );
+        out.extend(
+            self.vatstore_deletes
+                .into_iter()
+                .map(VatSyscall::VatstoreDelete),
+        );
+        out.extend(self.syscalls);
+        out
+    }
+}
+
+/// Why a [`JsVat`] could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum JsVatError {
+    /// Spawning the worker or `initVat` failed before liveslots ran (bad
+    /// config, unknown global, missing bundle, ...).
+    #[error(transparent)]
+    Worker(#[from] VatWorkerError),
+    /// Liveslots' `startVat` failed (e.g. `buildRootObject` threw).
+    #[error("vat {vat_id} failed to start: {reason}")]
+    StartVat { vat_id: String, reason: String },
+}
+
+impl JsVat {
+    /// Spawns a worker and runs `initVat` on it.
+    ///
+    /// `vat_config` is the JS kernel's VatConfig JSON (`bundleSpec`,
+    /// `parameters`, `globals`, ...). The bundle is `bundle_text` when given,
+    /// else read from `bundleSpec` (a path or a `file:` URL). `vatstore` is
+    /// the vat's persisted vatstore: empty for a new vat,
+    /// `core.store().vatstore_all(vat)` for a restart. `events` receives the
+    /// worker's log records, async syscalls and death (see
+    /// [`VatWorker::spawn`]).
+    ///
+    /// On a start error the worker is stopped before returning.
+    pub fn start(
+        options: WorkerOptions,
+        vat_config: &Json,
+        bundle_text: Option<String>,
+        vatstore: Vec<(String, String)>,
+        events: Box<dyn Fn(WorkerEvent) + Send>,
+    ) -> Result<(JsVat, VatStart), JsVatError> {
+        let vat_id = options.vat_id.clone();
+        let worker = VatWorker::spawn(options, events)?;
+        let reply = worker.init(vat_config.clone(), bundle_text, vatstore)?;
+        if let Some(reason) = reply.error {
+            worker.terminate();
+            return Err(JsVatError::StartVat { vat_id, reason });
+        }
+        let start = VatStart {
+            vatstore_sets: reply.vatstore_sets,
+            vatstore_deletes: reply.vatstore_deletes,
+            syscalls: reply.syscalls.iter().map(parse_syscall).collect(),
+        };
+        Ok((
+            JsVat {
+                vat_id,
+                worker: Some(worker),
+            },
+            start,
+        ))
+    }
+
+    /// Wraps a worker that is already initialised.
+    pub fn from_worker(worker: VatWorker) -> JsVat {
+        JsVat {
+            vat_id: worker.vat_id().to_string(),
+            worker: Some(worker),
+        }
+    }
+
+    /// The vat id the worker was started with.
+    pub fn vat_id(&self) -> &str {
+        &self.vat_id
+    }
+
+    /// The worker, while it runs.
+    pub fn worker(&self) -> Option<&VatWorker> {
+        self.worker.as_ref()
+    }
+}
+
+impl VatEndpoint for JsVat {
+    fn deliver(
+        &mut self,
+        delivery: VatDelivery,
+        syscalls: &mut dyn SyscallHandler,
+    ) -> Result<(), String> {
+        let Some(worker) = self.worker.as_ref() else {
+            return Err(format!("vat {} has no running worker", self.vat_id));
+        };
+        let reply = match worker.deliver(delivery_to_json(&delivery)) {
+            Ok(reply) => reply,
+            Err(e) => {
+                // A dead worker answers nothing more; free it now.
+                if matches!(
+                    e,
+                    VatWorkerError::Died { .. } | VatWorkerError::Timeout { .. }
+                ) {
+                    if let Some(w) = self.worker.take() {
+                        w.terminate();
+                    }
+                }
+                return Err(e.to_string());
+            }
+        };
+        replay(reply, syscalls)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.terminate();
+        }
+    }
+}
+
+/// Feeds a delivery's syscalls, then its vatstore checkpoint, to the kernel.
+/// The kernel refuses everything after an illegal syscall and terminates the
+/// vat at the end of the crank, so the results are not inspected here.
+fn replay(reply: DeliveryReply, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
+    let DeliveryReply {
+        syscalls: calls,
+        vatstore_sets,
+        vatstore_deletes,
+        error,
+    } = reply;
+    for call in &calls {
+        syscalls.syscall(parse_syscall(call));
+    }
+    if let Some(error) = error {
+        return Err(error);
+    }
+    for (key, value) in vatstore_sets {
+        syscalls.syscall(VatSyscall::VatstoreSet(key, value));
+    }
+    for key in vatstore_deletes {
+        syscalls.syscall(VatSyscall::VatstoreDelete(key));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ deliveries
+
+fn capdata_json(data: &CapData<String>) -> Json {
+    let mut m = Map::with_capacity(2);
+    m.insert("body".into(), Json::String(data.body.clone()));
+    m.insert(
+        "slots".into(),
+        Json::Array(data.slots.iter().cloned().map(Json::String).collect()),
+    );
+    Json::Object(m)
+}
+
+fn strings(list: &[String]) -> Json {
+    Json::Array(list.iter().cloned().map(Json::String).collect())
+}
+
+/// The liveslots `VatDeliveryObject` tuple of a kernel delivery.
+pub fn delivery_to_json(delivery: &VatDelivery) -> Json {
+    match delivery {
+        VatDelivery::Message {
+            target,
+            methargs,
+            result,
+        } => {
+            let mut msg = Map::with_capacity(2);
+            msg.insert("methargs".into(), capdata_json(methargs));
+            if let Some(result) = result {
+                msg.insert("result".into(), Json::String(result.clone()));
+            }
+            json!(["message", target, Json::Object(msg)])
+        }
+        VatDelivery::Notify(resolutions) => {
+            let list: Vec<Json> = resolutions
+                .iter()
+                .map(|r| json!([r.vpid, r.rejected, capdata_json(&r.data)]))
+                .collect();
+            json!(["notify", list])
+        }
+        VatDelivery::DropExports(vrefs) => json!(["dropExports", strings(vrefs)]),
+        VatDelivery::RetireExports(vrefs) => json!(["retireExports", strings(vrefs)]),
+        VatDelivery::RetireImports(vrefs) => json!(["retireImports", strings(vrefs)]),
+        VatDelivery::BringOutYourDead => json!(["bringOutYourDead"]),
+    }
+}
+
+// ------------------------------------------------------------------ syscalls
+
+/// Converts a liveslots `VatSyscallObject` tuple (as in
+/// [`DeliveryReply::syscalls`] and [`WorkerEvent::AsyncSyscalls`]) into a
+/// kernel syscall. Never fails: a tuple that does not parse becomes a `send`
+/// to the invalid target `"(malformed syscall: <reason>: <excerpt>)"`, which
+/// the kernel refuses as an illegal syscall, terminating the vat with that
+/// text in its reason.
+pub fn parse_syscall(json: &Json) -> VatSyscall {
+    try_parse_syscall(json).unwrap_or_else(|why| {
+        let text = json.to_string();
+        let excerpt: String = text.chars().take(MALFORMED_EXCERPT_CHARS).collect();
+        let ellipsis = if excerpt.len() < text.len() { "…" } else { "" };
+        VatSyscall::Send {
+            target: format!("(malformed syscall: {why}: {excerpt}{ellipsis})"),
+            methargs: CapData::new("#null", vec![]),
+            result: Some("(malformed syscall)".into()),
+        }
+    })
+}
+
+/// [`parse_syscall`] over a batch, e.g. the syscalls of
+/// [`WorkerEvent::AsyncSyscalls`] before `KernelCore::handle_async_syscalls`.
+pub fn parse_syscalls(calls: &[Json]) -> Vec<VatSyscall> {
+    calls.iter().map(parse_syscall).collect()
+}
+
+fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
+    let tuple = json.as_array().ok_or("not an array")?;
+    let name = tuple
+        .first()
+        .and_then(Json::as_str)
+        .ok_or("the first element is not the syscall name")?;
+    let arg = |i: usize| -> Result<&Json, String> {
+        tuple
+            .get(i)
+            .ok_or_else(|| format!("{name} has no argument {i}"))
+    };
+    let arity = |n: usize| -> Result<(), String> {
+        if tuple.len() == n + 1 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name} takes {n} argument(s), got {}",
+                tuple.len() - 1
+            ))
+        }
+    };
+    Ok(match name {
+        "send" => {
+            arity(2)?;
+            let target = string(arg(1)?, "send target")?;
+            let msg = arg(2)?.as_object().ok_or("send message is not an object")?;
+            let methargs = capdata(
+                msg.get("methargs").ok_or("send message has no methargs")?,
+                "methargs",
+            )?;
+            let result = match msg.get("result") {
+                None | Some(Json::Null) => None,
+                Some(r) => Some(string(r, "send result")?),
+            };
+            VatSyscall::Send {
+                target,
+                methargs,
+                result,
+            }
+        }
+        "subscribe" => {
+            arity(1)?;
+            VatSyscall::Subscribe(string(arg(1)?, "subscribe vpid")?)
+        }
+        "resolve" => {
+            arity(1)?;
+            let list = arg(1)?.as_array().ok_or("resolutions is not an array")?;
+            let mut out = Vec::with_capacity(list.len());
+            for r in list {
+                let r = r.as_array().ok_or("a resolution is not an array")?;
+                if r.len() != 3 {
+                    return Err("a resolution is not [vpid, rejected, data]".into());
+                }
+                out.push(VatResolution {
+                    vpid: string(&r[0], "resolution vpid")?,
+                    rejected: r[1].as_bool().ok_or("resolution rejected is not a boolean")?,
+                    data: capdata(&r[2], "resolution data")?,
+                });
+            }
+            VatSyscall::Resolve(out)
+        }
+        "exit" => {
+            arity(2)?;
+            VatSyscall::Exit {
+                failure: arg(1)?.as_bool().ok_or("exit isFailure is not a boolean")?,
+                info: capdata(arg(2)?, "exit info")?,
+            }
+        }
+        "dropImports" | "retireImports" | "retireExports" | "abandonExports" => {
+            arity(1)?;
+            let vrefs = string_list(arg(1)?, name)?;
+            match name {
+                "dropImports" => VatSyscall::DropImports(vrefs),
+                "retireImports" => VatSyscall::RetireImports(vrefs),
+                "retireExports" => VatSyscall::RetireExports(vrefs),
+                _ => VatSyscall::AbandonExports(vrefs),
+            }
+        }
+        other => return Err(format!("unknown syscall {other:?}")),
+    })
+}
+
+fn string(v: &Json, what: &str) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{what} is not a string"))
+}
+
+fn string_list(v: &Json, what: &str) -> Result<Vec<String>, String> {
+    v.as_array()
+        .ok_or_else(|| format!("{what} argument is not an array"))?
+        .iter()
+        .map(|s| string(s, what))
+        .collect()
+}
+
+fn capdata(v: &Json, what: &str) -> Result<CapData<String>, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| format!("{what} is not {{body, slots}}"))?;
+    let body = string(
+        o.get("body").ok_or_else(|| format!("{what} has no body"))?,
+        "body",
+    )?;
+    let slots = string_list(
+        o.get("slots").ok_or_else(|| format!("{what} has no slots"))?,
+        "slots",
+    )?;
+    Ok(CapData::new(body, slots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_become_liveslots_tuples() {
+        let m = VatDelivery::Message {
+            target: "o+0".into(),
+            methargs: CapData::new("#[\"ping\",[]]", vec![]),
+            result: None,
+        };
+        assert_eq!(
+            delivery_to_json(&m),
+            json!(["message", "o+0", {"methargs": {"body": "#[\"ping\",[]]", "slots": []}}])
+        );
+        let m = VatDelivery::Message {
+            target: "o+0".into(),
+            methargs: CapData::new("#[\"f\",[\"$0\"]]", vec!["o-1".into()]),
+            result: Some("p-1".into()),
+        };
+        assert_eq!(
+            delivery_to_json(&m),
+            json!(["message", "o+0", {"methargs": {"body": "#[\"f\",[\"$0\"]]", "slots": ["o-1"]}, "result": "p-1"}])
+        );
+        let n = VatDelivery::Notify(vec![VatResolution {
+            vpid: "p+5".into(),
+            rejected: true,
+            data: CapData::new("#1", vec![]),
+        }]);
+        assert_eq!(
+            delivery_to_json(&n),
+            json!(["notify", [["p+5", true, {"body": "#1", "slots": []}]]])
+        );
+        assert_eq!(
+            delivery_to_json(&VatDelivery::DropExports(vec!["o+10".into()])),
+            json!(["dropExports", ["o+10"]])
+        );
+        assert_eq!(
+            delivery_to_json(&VatDelivery::RetireExports(vec!["o+10".into()])),
+            json!(["retireExports", ["o+10"]])
+        );
+        assert_eq!(
+            delivery_to_json(&VatDelivery::RetireImports(vec!["o-1".into()])),
+            json!(["retireImports", ["o-1"]])
+        );
+        assert_eq!(
+            delivery_to_json(&VatDelivery::BringOutYourDead),
+            json!(["bringOutYourDead"])
+        );
+    }
+
+    #[test]
+    fn syscall_tuples_parse() {
+        assert_eq!(
+            parse_syscall(
+                &json!(["send", "o-1", {"methargs": {"body": "#[\"foo\",[]]", "slots": []}, "result": "p+5"}])
+            ),
+            VatSyscall::Send {
+                target: "o-1".into(),
+                methargs: CapData::new("#[\"foo\",[]]", vec![]),
+                result: Some("p+5".into())
+            }
+        );
+        assert_eq!(
+            parse_syscall(&json!(["send", "o-1", {"methargs": {"body": "#0", "slots": []}}])),
+            VatSyscall::Send {
+                target: "o-1".into(),
+                methargs: CapData::new("#0", vec![]),
+                result: None
+            }
+        );
+        assert_eq!(
+            parse_syscall(&json!(["subscribe", "p+5"])),
+            VatSyscall::Subscribe("p+5".into())
+        );
+        assert_eq!(
+            parse_syscall(&json!(["resolve", [["p-1", false, {"body": "#\"$0.Alleged: x\"", "slots": ["o+10"]}]]])),
+            VatSyscall::Resolve(vec![VatResolution {
+                vpid: "p-1".into(),
+                rejected: false,
+                data: CapData::new("#\"$0.Alleged: x\"", vec!["o+10".into()])
+            }])
+        );
+        assert_eq!(
+            parse_syscall(&json!(["exit", true, {"body": "#\"bye\"", "slots": []}])),
+            VatSyscall::Exit {
+                failure: true,
+                info: CapData::new("#\"bye\"", vec![])
+            }
+        );
+        assert_eq!(
+            parse_syscall(&json!(["dropImports", ["o-1", "o-2"]])),
+            VatSyscall::DropImports(vec!["o-1".into(), "o-2".into()])
+        );
+        assert_eq!(
+            parse_syscall(&json!(["retireImports", ["o-1"]])),
+            VatSyscall::RetireImports(vec!["o-1".into()])
+        );
+        assert_eq!(
+            parse_syscall(&json!(["retireExports", ["o+1"]])),
+            VatSyscall::RetireExports(vec!["o+1".into()])
+        );
+        assert_eq!(
+            parse_syscall(&json!(["abandonExports", ["o+1"]])),
+            VatSyscall::AbandonExports(vec!["o+1".into()])
+        );
+    }
+
+    #[test]
+    fn malformed_syscalls_become_sends_to_an_invalid_target() {
+        for bad in [
+            json!(null),
+            json!([]),
+            json!([3]),
+            json!(["frobnicate", 1]),
+            json!(["send", "o-1"]),
+            json!(["send", "o-1", {"methargs": {"body": 3, "slots": []}}]),
+            json!(["resolve", [["p-1", "yes", {"body": "#1", "slots": []}]]]),
+            json!(["dropImports", "o-1"]),
+            json!(["subscribe", "p-1", "extra"]),
+            json!(["exit", false, {"body": "#1"}]),
+        ] {
+            match parse_syscall(&bad) {
+                VatSyscall::Send { target, result, .. } => {
+                    assert!(target.starts_with("(malformed syscall: "), "{target}");
+                    assert!(result.is_some());
+                }
+                other => panic!("{bad} parsed as {other:?}"),
+            }
+        }
+        let long = json!(["frobnicate", "x".repeat(1000)]);
+        let VatSyscall::Send { target, .. } = parse_syscall(&long) else {
+            panic!()
+        };
+        assert!(target.len() < 400 && target.ends_with("…)"), "{target}");
+    }
+}
