@@ -1,0 +1,563 @@
+//! The kernel (`ocap_kernel::KernelCore`, file-backed store) driving real JS
+//! vats through `JsVat`: vats are `tests/vats/*.js`, written the way JS-kernel
+//! users write them, bundled with esbuild. Every test ends with the kernel's
+//! invariant checker.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ocap_kernel::smallcaps::{kunser, Value};
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::vat::{SyscallHandler, VatDelivery, VatEndpoint};
+use ocap_kernel::{HostResult, KRef, KernelCore, KernelOptions, VatId, VatSpec};
+use ocap_vat::{bundle_vat_source, parse_syscalls, JsVat, WorkerEvent, WorkerOptions};
+use serde_json::{json, Value as Json};
+
+/// Bundle `tests/vats/<name>.js` once per test process.
+fn bundle(name: &str) -> String {
+    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap();
+    cache
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vats")
+                .join(format!("{name}.js"));
+            bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
+        })
+        .clone()
+}
+
+/// A vat endpoint that records what it is delivered (for the GC test).
+struct Recording {
+    inner: JsVat,
+    log: Arc<Mutex<Vec<VatDelivery>>>,
+}
+
+impl VatEndpoint for Recording {
+    fn deliver(
+        &mut self,
+        delivery: VatDelivery,
+        syscalls: &mut dyn SyscallHandler,
+    ) -> Result<(), String> {
+        self.log.lock().unwrap().push(delivery.clone());
+        self.inner.deliver(delivery, syscalls)
+    }
+    fn shutdown(&mut self) {
+        self.inner.shutdown()
+    }
+}
+
+struct Launch {
+    source: &'static str,
+    config: Json,
+    opts: WorkerOptions,
+}
+
+/// A kernel on a file-backed store plus the plumbing a host would own:
+/// worker events are collected on a channel and async syscalls are handed to
+/// `handle_async_syscalls`.
+struct Harness {
+    core: KernelCore,
+    events_tx: Sender<(VatId, WorkerEvent)>,
+    events_rx: Receiver<(VatId, WorkerEvent)>,
+    launches: HashMap<VatId, Launch>,
+    next_vat: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("kernel.sqlite"), Durability::Process).unwrap();
+        let core = KernelCore::new(store, KernelOptions::default()).unwrap();
+        let (events_tx, events_rx) = mpsc::channel();
+        Harness {
+            core,
+            events_tx,
+            events_rx,
+            launches: HashMap::new(),
+            next_vat: 1,
+            _dir: dir,
+        }
+    }
+
+    fn start_worker(&self, vat: VatId, launch: &Launch, vatstore: Vec<(String, String)>) -> (JsVat, ocap_vat::VatStart) {
+        let tx = self.events_tx.clone();
+        let mut opts = launch.opts.clone();
+        opts.vat_id = vat.to_string();
+        JsVat::start(
+            opts,
+            &launch.config,
+            Some(bundle(launch.source)),
+            vatstore,
+            Box::new(move |e| {
+                let _ = tx.send((vat, e));
+            }),
+        )
+        .unwrap_or_else(|e| panic!("starting {}: {e}", launch.source))
+    }
+
+    /// Starts `tests/vats/<source>.js` as a new vat.
+    fn launch(
+        &mut self,
+        name: &str,
+        source: &'static str,
+        parameters: Json,
+        opts: impl FnOnce(&mut WorkerOptions),
+    ) -> (VatId, KRef) {
+        self.launch_with(name, source, parameters, opts, |v| Box::new(v))
+    }
+
+    fn launch_with(
+        &mut self,
+        name: &str,
+        source: &'static str,
+        parameters: Json,
+        opts: impl FnOnce(&mut WorkerOptions),
+        wrap: impl FnOnce(JsVat) -> Box<dyn VatEndpoint>,
+    ) -> (VatId, KRef) {
+        let expected = VatId(self.next_vat);
+        self.next_vat += 1;
+        let mut worker_opts = WorkerOptions::new(expected.to_string(), name);
+        opts(&mut worker_opts);
+        let launch = Launch {
+            source,
+            config: json!({"bundleSpec": format!("{source}.bundle"), "parameters": parameters}),
+            opts: worker_opts,
+        };
+        let (jsvat, start) = self.start_worker(expected, &launch, vec![]);
+        assert!(start.syscalls.is_empty(), "{:?}", start.syscalls);
+        assert!(start.vatstore_deletes.is_empty());
+        let (vat, root) = self
+            .core
+            .add_vat(
+                VatSpec {
+                    name: name.into(),
+                    config: launch.config.to_string(),
+                    initial_vatstore: start.vatstore_sets,
+                    ..VatSpec::default()
+                },
+                wrap(jsvat),
+            )
+            .unwrap();
+        assert_eq!(vat, expected);
+        self.launches.insert(vat, launch);
+        (vat, root)
+    }
+
+    /// Restarts a vat on a new worker from the vatstore in the kernel's store.
+    fn restart(&mut self, vat: VatId) {
+        let vatstore = self.core.store().vatstore_all(vat).unwrap();
+        let launch = &self.launches[&vat];
+        let (jsvat, start) = self.start_worker(vat, launch, vatstore);
+        self.core.attach_vat(vat, Box::new(jsvat)).unwrap();
+        let calls = start.into_syscalls();
+        if !calls.is_empty() {
+            self.core.handle_async_syscalls(vat, calls).unwrap();
+        }
+        self.run();
+    }
+
+    /// Runs the kernel until nothing is left, including syscalls vats made
+    /// outside deliveries.
+    fn run(&mut self) {
+        loop {
+            self.core.run_until_idle().unwrap();
+            let mut any = false;
+            while let Ok((vat, event)) = self.events_rx.try_recv() {
+                if let WorkerEvent::AsyncSyscalls { syscalls } = event {
+                    any = true;
+                    self.core
+                        .handle_async_syscalls(vat, parse_syscalls(&syscalls))
+                        .unwrap();
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    /// `target.method(...args)` from the host; runs until idle; the result.
+    fn call(&mut self, target: KRef, method: &str, args: Vec<Value>) -> HostResult {
+        let (tx, rx) = mpsc::channel();
+        self.core
+            .queue_message(
+                target,
+                method,
+                args,
+                Some(Box::new(move |r| {
+                    let _ = tx.send(r);
+                })),
+            )
+            .unwrap();
+        self.run();
+        rx.try_recv()
+            .unwrap_or_else(|_| panic!("{method}: result not settled when the kernel went idle"))
+    }
+
+    fn ok(&mut self, target: KRef, method: &str, args: Vec<Value>) -> Value {
+        match self.call(target, method, args) {
+            Ok(data) => kunser(&data).unwrap(),
+            Err(data) => panic!("{method} rejected: {:?}", kunser(&data)),
+        }
+    }
+
+    fn rejected(&mut self, target: KRef, method: &str, args: Vec<Value>) -> String {
+        match self.call(target, method, args) {
+            Ok(data) => panic!("{method} fulfilled: {:?}", kunser(&data)),
+            Err(data) => match kunser(&data).unwrap() {
+                Value::Error { message, .. } => message,
+                other => panic!("{method} rejected with a non-error {other:?}"),
+            },
+        }
+    }
+
+    fn is_active(&self, vat: VatId) -> bool {
+        self.core
+            .active_vats()
+            .unwrap()
+            .iter()
+            .any(|r| r.id == vat)
+    }
+
+    fn check(&self) {
+        assert_eq!(self.core.check_invariants(), Ok(()));
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.core.shutdown();
+    }
+}
+
+fn s(v: &str) -> Value {
+    Value::str(v)
+}
+
+fn n(v: f64) -> Value {
+    Value::Number(v)
+}
+
+fn arr(items: Vec<Value>) -> Value {
+    Value::Array(items)
+}
+
+fn presence(kref: KRef) -> Value {
+    Value::presence(kref, Some("root"))
+}
+
+fn record(value: &Value) -> &std::collections::BTreeMap<String, Value> {
+    match value {
+        Value::Record(r) => r,
+        other => panic!("not a record: {other:?}"),
+    }
+}
+
+fn slot_of(value: &Value) -> KRef {
+    match value {
+        Value::Remotable { slot, .. } | Value::Promise { slot } => *slot,
+        other => panic!("not a reference: {other:?}"),
+    }
+}
+
+fn alice_and_bob(h: &mut Harness) -> (KRef, KRef) {
+    let (_, alice) = h.launch("alice", "alice-vat", json!({"name": "alice"}), |_| {});
+    let (_, bob) = h.launch("bob", "bob-vat", json!({"name": "bob"}), |_| {});
+    (alice, bob)
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn message_round_trip() {
+    let mut h = Harness::new();
+    let (_, bob) = h.launch("bob", "bob-vat", json!({"name": "bob"}), |_| {});
+    assert_eq!(h.ok(bob, "ping", vec![]), s("pong"));
+    assert_eq!(h.ok(bob, "hello", vec![s("host")]), s("hello host from bob"));
+    h.check();
+}
+
+#[test]
+fn vat_to_vat_calls_with_e() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    let vats = Value::Record([("bob".to_string(), presence(bob))].into_iter().collect());
+    assert_eq!(
+        h.ok(alice, "bootstrap", vec![vats]),
+        s("alice bootstrapped: hello alice from bob")
+    );
+    assert_eq!(
+        h.ok(alice, "greet", vec![presence(bob)]),
+        s("hello alice from bob")
+    );
+    h.check();
+}
+
+#[test]
+fn promise_pipelining() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    // In a vat: E(E(bob).getY()).z(), returned as is and awaited.
+    assert_eq!(h.ok(alice, "pipeline", vec![presence(bob)]), s("z from bob"));
+    assert_eq!(
+        h.ok(alice, "pipelineAwait", vec![presence(bob)]),
+        s("alice got z from bob")
+    );
+    // From the host: z() queued on the unresolved result promise of getY().
+    let y = h.core.queue_message(bob, "getY", vec![], None).unwrap();
+    assert_eq!(h.ok(y, "z", vec![]), s("z from bob"));
+    h.check();
+}
+
+#[test]
+fn chains_of_promises() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    let (_, carol) = h.launch("carol", "bob-vat", json!({"name": "carol"}), |_| {});
+    // alice's result <- bob.relay(carol)'s result <- carol.answer()'s result.
+    assert_eq!(
+        h.ok(alice, "chain", vec![presence(bob), presence(carol)]),
+        n(42.0)
+    );
+    h.check();
+}
+
+#[test]
+fn promises_as_arguments_and_results() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    assert_eq!(h.ok(alice, "passPromise", vec![presence(bob)]), n(42.0));
+    assert_eq!(
+        h.ok(alice, "later", vec![presence(bob)]),
+        arr(vec![n(1.0), s("settled")])
+    );
+    // To the host: data containing a promise bob decides, settled later.
+    let data = h.ok(bob, "dataWithPromise", vec![]);
+    let fields = record(&data);
+    assert_eq!(fields["n"], n(1.0));
+    let kp = slot_of(&fields["p"]);
+    assert!(kp.is_promise());
+    let p = h.core.promise(kp).unwrap().expect("the promise still exists");
+    assert_eq!(p.state, ocap_kernel::store::PromiseState::Unresolved);
+    assert_eq!(h.ok(bob, "settle", vec![s("done")]), n(1.0));
+    h.check();
+}
+
+#[test]
+fn promises_resolved_to_data_containing_promises_including_cycles() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    assert_eq!(
+        h.ok(alice, "walkCycle", vec![presence(bob)]),
+        arr(vec![s("a"), s("b"), s("a"), s("b")])
+    );
+    // The host sees the cycle in kernel promises too.
+    let data = h.ok(bob, "makeCycle", vec![]);
+    let first = slot_of(&record(&data)["first"]);
+    h.check();
+    let a = h.core.promise(first).unwrap().expect("a exists");
+    assert_eq!(a.state, ocap_kernel::store::PromiseState::Fulfilled);
+    let a_value = kunser(a.value.as_ref().unwrap()).unwrap();
+    assert_eq!(record(&a_value)["name"], s("a"));
+    let second = slot_of(&record(&a_value)["next"]);
+    let b = h.core.promise(second).unwrap().expect("b exists");
+    let b_value = kunser(b.value.as_ref().unwrap()).unwrap();
+    assert_eq!(record(&b_value)["name"], s("b"));
+    assert_eq!(slot_of(&record(&b_value)["next"]), first);
+    h.check();
+}
+
+#[test]
+fn a_throwing_method_rejects_its_result() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    let message = h.rejected(bob, "fail", vec![]);
+    assert!(message.contains("deliberate failure"), "{message}");
+    assert_eq!(
+        h.ok(alice, "catchFail", vec![presence(bob)]),
+        s("caught: deliberate failure")
+    );
+    // The vat lives on.
+    assert_eq!(h.ok(bob, "ping", vec![]), s("pong"));
+    h.check();
+}
+
+#[test]
+fn baggage_counter_survives_a_vat_restart() {
+    let mut h = Harness::new();
+    let (bob_id, bob) = h.launch("bob", "bob-vat", json!({"name": "bob"}), |_| {});
+    assert_eq!(h.ok(bob, "bootstrap", vec![]), s("bootstrapped"));
+    assert_eq!(h.ok(bob, "increment", vec![]), n(1.0));
+    assert_eq!(h.ok(bob, "increment", vec![]), n(2.0));
+    h.check();
+
+    h.restart(bob_id);
+    assert_eq!(h.ok(bob, "increment", vec![]), n(3.0));
+    let stats = h.ok(bob, "stats", vec![]);
+    let stats = record(&stats);
+    assert_eq!(stats["counter"], n(3.0));
+    assert_eq!(stats["bootstraps"], n(1.0), "bootstrap is not re-run");
+    assert_eq!(stats["builds"], n(2.0), "buildRootObject ran on each start");
+    h.check();
+
+    // And once more, to make sure the second incarnation's writes landed.
+    h.restart(bob_id);
+    assert_eq!(h.ok(bob, "increment", vec![]), n(4.0));
+    h.check();
+}
+
+#[test]
+fn a_heap_exo_exported_before_a_restart_is_deleted_after_it() {
+    let mut h = Harness::new();
+    let (_, alice) = h.launch("alice", "alice-vat", json!({}), |_| {});
+    let (bob_id, bob) = h.launch("bob", "bob-vat", json!({}), |_| {});
+    let thing = slot_of(&h.ok(bob, "makeThing", vec![s("x")]));
+    h.core.pin(thing).unwrap();
+    assert_eq!(h.ok(thing, "getLabel", vec![]), s("x"));
+    h.restart(bob_id);
+    // Liveslots does not remember allocating the heap export: a delivery
+    // error, so the vat is terminated and the message finds no owner.
+    let message = h.rejected(thing, "getLabel", vec![]);
+    assert!(message.contains("[KERNEL:OBJECT_DELETED]"), "{message}");
+    assert!(!h.is_active(bob_id));
+    let message = h.rejected(bob, "ping", vec![]);
+    assert!(message.contains("[KERNEL:OBJECT_DELETED]"), "{message}");
+    assert_eq!(h.ok(alice, "ping", vec![]), s("pong"));
+    h.core.unpin(thing).unwrap();
+    h.run();
+    h.check();
+}
+
+#[test]
+fn exo_classes_with_interface_guards_and_scalar_stores() {
+    let mut h = Harness::new();
+    let (alice, bob) = alice_and_bob(&mut h);
+    let result = h.ok(alice, "counters", vec![presence(bob)]);
+    let Value::Array(items) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(items[0], n(16.0));
+    assert_eq!(items[1], n(16.0));
+    let err = items[2].as_str().unwrap();
+    assert!(err.contains("incr") && err.contains("number"), "{err}");
+    // From the host, a guard violation rejects the result.
+    let counter = slot_of(&h.ok(bob, "makeCounter", vec![n(1.0)]));
+    h.core.pin(counter).unwrap();
+    assert_eq!(h.ok(counter, "incr", vec![]), n(2.0));
+    let message = h.rejected(counter, "incr", vec![s("nope")]);
+    assert!(message.contains("must be a number"), "{message}");
+    h.core.unpin(counter).unwrap();
+
+    assert_eq!(h.ok(bob, "register", vec![s("k1"), n(10.0)]), n(1.0));
+    assert_eq!(h.ok(bob, "register", vec![s("k2"), n(20.0)]), n(2.0));
+    assert_eq!(h.ok(bob, "lookup", vec![s("k2")]), n(20.0));
+    assert_eq!(h.ok(bob, "keys", vec![]), arr(vec![s("k1"), s("k2")]));
+    let message = h.rejected(bob, "register", vec![s("k1"), n(0.0)]);
+    assert!(message.contains("already registered"), "{message}");
+    let message = h.rejected(bob, "lookup", vec![s("k3")]);
+    assert!(message.contains("not found"), "{message}");
+    h.run();
+    h.check();
+}
+
+#[test]
+fn dropped_presence_is_collected_across_vats() {
+    let mut h = Harness::new();
+    let (_, alice) = h.launch("alice", "alice-vat", json!({}), |_| {});
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let bob_log = log.clone();
+    let (bob_id, bob) = h.launch_with(
+        "bob",
+        "bob-vat",
+        json!({}),
+        |_| {},
+        move |v| {
+            Box::new(Recording {
+                inner: v,
+                log: bob_log,
+            })
+        },
+    );
+    assert_eq!(h.ok(alice, "acquire", vec![presence(bob)]), s("t1"));
+    h.check();
+    let ep = format!("{bob_id}");
+    let thing: String = h
+        .core
+        .store()
+        .connection()
+        .query_row(
+            "SELECT kref FROM clist WHERE endpoint = ?1 AND eref = 'o+10'",
+            [&ep],
+            |r| r.get(0),
+        )
+        .expect("bob exported the thing as o+10");
+    let rows = |h: &Harness| -> i64 {
+        h.core
+            .store()
+            .connection()
+            .query_row("SELECT COUNT(*) FROM clist WHERE kref = ?1", [&thing], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(rows(&h), 2, "exported by bob, imported by alice");
+    log.lock().unwrap().clear();
+
+    assert_eq!(h.ok(alice, "release", vec![]), s("released"));
+    h.core.reap_vats(None).unwrap();
+    h.run();
+
+    let deliveries = log.lock().unwrap().clone();
+    assert!(
+        deliveries.contains(&VatDelivery::DropExports(vec!["o+10".into()])),
+        "{deliveries:?}"
+    );
+    assert!(
+        deliveries.contains(&VatDelivery::RetireExports(vec!["o+10".into()])),
+        "{deliveries:?}"
+    );
+    assert_eq!(rows(&h), 0);
+    let objects: i64 = h
+        .core
+        .store()
+        .connection()
+        .query_row("SELECT COUNT(*) FROM objects WHERE kref = ?1", [&thing], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0);
+    assert_eq!(objects, 0, "the object row is gone");
+    // Both vats still work.
+    assert_eq!(h.ok(alice, "ping", vec![]), s("pong"));
+    assert_eq!(h.ok(bob, "ping", vec![]), s("pong"));
+    h.check();
+}
+
+#[test]
+fn infinite_loop_and_memory_hog_vats_are_terminated() {
+    let mut h = Harness::new();
+    let (_, alice) = h.launch("alice", "alice-vat", json!({}), |_| {});
+    let (spin_id, spinner) = h.launch("spinner", "ping-vat", json!({}), |o| {
+        o.delivery_timeout_ms = 1_000;
+    });
+    let (hog_id, hog) = h.launch("hog", "ping-vat", json!({}), |o| {
+        o.memory_limit_bytes = 64 * 1024 * 1024;
+    });
+
+    let message = h.rejected(spinner, "spin", vec![]);
+    assert!(message.contains("[KERNEL:VAT_TERMINATED]"), "{message}");
+    assert!(!h.is_active(spin_id));
+    assert_eq!(h.ok(alice, "ping", vec![]), s("pong"));
+
+    let message = h.rejected(hog, "hog", vec![]);
+    assert!(message.contains("[KERNEL:VAT_TERMINATED]"), "{message}");
+    assert!(message.contains("memory"), "{message}");
+    assert!(!h.is_active(hog_id));
+    assert_eq!(h.ok(alice, "ping", vec![]), s("pong"));
+    h.check();
+}
