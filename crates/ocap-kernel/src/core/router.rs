@@ -233,7 +233,8 @@ impl KernelCore {
             let mut ctx = SyscallCtx::new(self, vat);
             // A panicking endpoint is a broken vat, not a broken kernel.
             let call = std::panic::AssertUnwindSafe(|| endpoint.deliver(delivery, &mut ctx));
-            let result = std::panic::catch_unwind(call).unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
+            let result = std::panic::catch_unwind(call)
+                .unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
             (result, ctx.illegal, ctx.internal, ctx.exit)
         };
         self.vats.insert(vat, endpoint);

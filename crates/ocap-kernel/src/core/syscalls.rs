@@ -137,6 +137,9 @@ impl SyscallCtx<'_> {
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Resolve(resolutions) => {
+                // Translate the whole batch first: values may name promises resolved in the
+                // same batch, which must still map to them (SwingSet's doResolve).
+                let mut batch = Vec::with_capacity(resolutions.len());
                 for VatResolution {
                     vpid,
                     rejected,
@@ -149,7 +152,9 @@ impl SyscallCtx<'_> {
                         .store
                         .promise(kpid)?
                         .ok_or(KernelError::UnknownKref(kpid))?;
-                    if p.state != PromiseState::Unresolved {
+                    if p.state != PromiseState::Unresolved
+                        || batch.iter().any(|(b, _, _)| *b == kpid)
+                    {
                         return illegal(format!("{vpid} ({kpid}) was already resolved"));
                     }
                     if p.decider != Some(EndpointId::Vat(vat)) {
@@ -158,9 +163,15 @@ impl SyscallCtx<'_> {
                         ));
                     }
                     let data = k.capdata_to_kernel(vat, &data)?;
-                    k.resolve_promise(kpid, rejected, data)?;
-                    // Liveslots retires a vpid once it has resolved it; so does the kernel.
-                    k.forget_clist_entry(vat, kpid)?;
+                    batch.push((kpid, rejected, data));
+                }
+                let k = &mut *self.core;
+                for (kpid, rejected, data) in &batch {
+                    k.resolve_promise(*kpid, *rejected, data.clone())?;
+                }
+                // Liveslots retires a vpid once it has resolved it; so does the kernel.
+                for (kpid, _, _) in &batch {
+                    k.forget_clist_entry(vat, *kpid)?;
                 }
                 Ok(SyscallResult::Ok)
             }
