@@ -270,7 +270,11 @@ pub fn parse_syscall(json: &Json) -> VatSyscall {
     try_parse_syscall(json).unwrap_or_else(|why| {
         let text = json.to_string();
         let excerpt: String = text.chars().take(MALFORMED_EXCERPT_CHARS).collect();
-        let ellipsis = if excerpt.len() < text.len() { "…" } else { "" };
+        let ellipsis = if excerpt.len() < text.len() {
+            "…"
+        } else {
+            ""
+        };
         VatSyscall::Send {
             target: format!("(malformed syscall: {why}: {excerpt}{ellipsis})"),
             methargs: CapData::new("#null", vec![]),
@@ -340,7 +344,9 @@ fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
                 }
                 out.push(VatResolution {
                     vpid: string(&r[0], "resolution vpid")?,
-                    rejected: r[1].as_bool().ok_or("resolution rejected is not a boolean")?,
+                    rejected: r[1]
+                        .as_bool()
+                        .ok_or("resolution rejected is not a boolean")?,
                     data: capdata(&r[2], "resolution data")?,
                 });
             }
@@ -390,7 +396,8 @@ fn capdata(v: &Json, what: &str) -> Result<CapData<String>, String> {
         "body",
     )?;
     let slots = string_list(
-        o.get("slots").ok_or_else(|| format!("{what} has no slots"))?,
+        o.get("slots")
+            .ok_or_else(|| format!("{what} has no slots"))?,
         "slots",
     )?;
     Ok(CapData::new(body, slots))
@@ -472,7 +479,9 @@ mod tests {
             VatSyscall::Subscribe("p+5".into())
         );
         assert_eq!(
-            parse_syscall(&json!(["resolve", [["p-1", false, {"body": "#\"$0.Alleged: x\"", "slots": ["o+10"]}]]])),
+            parse_syscall(
+                &json!(["resolve", [["p-1", false, {"body": "#\"$0.Alleged: x\"", "slots": ["o+10"]}]]])
+            ),
             VatSyscall::Resolve(vec![VatResolution {
                 vpid: "p-1".into(),
                 rejected: false,

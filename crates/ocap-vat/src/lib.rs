@@ -51,9 +51,7 @@ mod vatstore;
 mod worker;
 
 pub use bundle::bundle_vat_source;
-pub use endpoint::{
-    delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart,
-};
+pub use endpoint::{delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart};
 pub use error::VatWorkerError;
 pub use worker::VatWorker;
 

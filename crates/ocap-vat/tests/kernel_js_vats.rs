@@ -85,7 +85,12 @@ impl Harness {
         }
     }
 
-    fn start_worker(&self, vat: VatId, launch: &Launch, vatstore: Vec<(String, String)>) -> (JsVat, ocap_vat::VatStart) {
+    fn start_worker(
+        &self,
+        vat: VatId,
+        launch: &Launch,
+        vatstore: Vec<(String, String)>,
+    ) -> (JsVat, ocap_vat::VatStart) {
         let tx = self.events_tx.clone();
         let mut opts = launch.opts.clone();
         opts.vat_id = vat.to_string();
@@ -218,11 +223,7 @@ impl Harness {
     }
 
     fn is_active(&self, vat: VatId) -> bool {
-        self.core
-            .active_vats()
-            .unwrap()
-            .iter()
-            .any(|r| r.id == vat)
+        self.core.active_vats().unwrap().iter().any(|r| r.id == vat)
     }
 
     fn check(&self) {
@@ -279,7 +280,10 @@ fn message_round_trip() {
     let mut h = Harness::new();
     let (_, bob) = h.launch("bob", "bob-vat", json!({"name": "bob"}), |_| {});
     assert_eq!(h.ok(bob, "ping", vec![]), s("pong"));
-    assert_eq!(h.ok(bob, "hello", vec![s("host")]), s("hello host from bob"));
+    assert_eq!(
+        h.ok(bob, "hello", vec![s("host")]),
+        s("hello host from bob")
+    );
     h.check();
 }
 
@@ -304,7 +308,10 @@ fn promise_pipelining() {
     let mut h = Harness::new();
     let (alice, bob) = alice_and_bob(&mut h);
     // In a vat: E(E(bob).getY()).z(), returned as is and awaited.
-    assert_eq!(h.ok(alice, "pipeline", vec![presence(bob)]), s("z from bob"));
+    assert_eq!(
+        h.ok(alice, "pipeline", vec![presence(bob)]),
+        s("z from bob")
+    );
     assert_eq!(
         h.ok(alice, "pipelineAwait", vec![presence(bob)]),
         s("alice got z from bob")
@@ -343,7 +350,11 @@ fn promises_as_arguments_and_results() {
     assert_eq!(fields["n"], n(1.0));
     let kp = slot_of(&fields["p"]);
     assert!(kp.is_promise());
-    let p = h.core.promise(kp).unwrap().expect("the promise still exists");
+    let p = h
+        .core
+        .promise(kp)
+        .unwrap()
+        .expect("the promise still exists");
     assert_eq!(p.state, ocap_kernel::store::PromiseState::Unresolved);
     assert_eq!(h.ok(bob, "settle", vec![s("done")]), n(1.0));
     h.check();
@@ -501,9 +512,11 @@ fn dropped_presence_is_collected_across_vats() {
         h.core
             .store()
             .connection()
-            .query_row("SELECT COUNT(*) FROM clist WHERE kref = ?1", [&thing], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM clist WHERE kref = ?1",
+                [&thing],
+                |r| r.get(0),
+            )
             .unwrap()
     };
     assert_eq!(rows(&h), 2, "exported by bob, imported by alice");
@@ -527,9 +540,11 @@ fn dropped_presence_is_collected_across_vats() {
         .core
         .store()
         .connection()
-        .query_row("SELECT COUNT(*) FROM objects WHERE kref = ?1", [&thing], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COUNT(*) FROM objects WHERE kref = ?1",
+            [&thing],
+            |r| r.get(0),
+        )
         .unwrap_or(0);
     assert_eq!(objects, 0, "the object row is gone");
     // Both vats still work.
