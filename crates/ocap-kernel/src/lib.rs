@@ -4,6 +4,7 @@
 //! Start with `ARCHITECTURE.md` at the repository root for the map.
 
 pub mod capdata;
+pub mod config;
 pub mod core;
 pub mod invariants;
 pub mod refs;
