@@ -14,25 +14,12 @@ pub struct CapData<S> {
 
 impl<S> CapData<S> {
     pub fn new(body: impl Into<String>, slots: Vec<S>) -> Self {
-        CapData {
-            body: body.into(),
-            slots,
-        }
+        CapData { body: body.into(), slots }
     }
 
     /// Rewrites every slot, failing on the first that cannot be mapped.
-    pub fn try_map_slots<T, E>(
-        &self,
-        mut f: impl FnMut(&S) -> Result<T, E>,
-    ) -> Result<CapData<T>, E> {
-        let slots = self
-            .slots
-            .iter()
-            .map(&mut f)
-            .collect::<Result<Vec<_>, E>>()?;
-        Ok(CapData {
-            body: self.body.clone(),
-            slots,
-        })
+    pub fn try_map_slots<T, E>(&self, mut f: impl FnMut(&S) -> Result<T, E>) -> Result<CapData<T>, E> {
+        let slots = self.slots.iter().map(&mut f).collect::<Result<Vec<_>, E>>()?;
+        Ok(CapData { body: self.body.clone(), slots })
     }
 }

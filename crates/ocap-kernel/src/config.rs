@@ -77,9 +77,14 @@ impl VatConfig {
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let specs = [&self.source_spec, &self.bundle_spec, &self.bundle_name].iter().filter(|s| s.is_some()).count();
         if specs != 1 {
-            return Err(cfg_err(path, format!("a vat needs exactly one of sourceSpec, bundleSpec or bundleName (found {specs})")));
+            return Err(cfg_err(
+                path,
+                format!("a vat needs exactly one of sourceSpec, bundleSpec or bundleName (found {specs})"),
+            ));
         }
-        for (key, v) in [("sourceSpec", &self.source_spec), ("bundleSpec", &self.bundle_spec), ("bundleName", &self.bundle_name)] {
+        for (key, v) in
+            [("sourceSpec", &self.source_spec), ("bundleSpec", &self.bundle_spec), ("bundleName", &self.bundle_name)]
+        {
             if v.as_deref() == Some("") {
                 return Err(cfg_err(format!("{path}.{key}"), "must not be empty"));
             }
@@ -153,13 +158,19 @@ impl ClusterConfig {
             return Err(cfg_err("vats", "a cluster needs at least one vat"));
         }
         if !self.vats.contains_key(&self.bootstrap) {
-            return Err(cfg_err("bootstrap", format!("invalid bootstrap vat name {:?}: not a key of vats", self.bootstrap)));
+            return Err(cfg_err(
+                "bootstrap",
+                format!("invalid bootstrap vat name {:?}: not a key of vats", self.bootstrap),
+            ));
         }
         for (name, vat) in &self.vats {
             vat.validate(&format!("vats.{name}"))?;
             if let Some(b) = &vat.bundle_name {
                 if !self.bundles.as_ref().is_some_and(|bs| bs.contains_key(b)) {
-                    return Err(cfg_err(format!("vats.{name}.bundleName"), format!("no bundle named {b:?} in bundles")));
+                    return Err(cfg_err(
+                        format!("vats.{name}.bundleName"),
+                        format!("no bundle named {b:?} in bundles"),
+                    ));
                 }
             }
         }
@@ -167,7 +178,10 @@ impl ClusterConfig {
             for (name, vat) in bundles {
                 vat.validate(&format!("bundles.{name}"))?;
                 if vat.bundle_name.is_some() {
-                    return Err(cfg_err(format!("bundles.{name}.bundleName"), "a named bundle cannot refer to another bundle"));
+                    return Err(cfg_err(
+                        format!("bundles.{name}.bundleName"),
+                        "a named bundle cannot refer to another bundle",
+                    ));
                 }
             }
         }

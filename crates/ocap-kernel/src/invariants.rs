@@ -62,8 +62,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         objects.insert(id, o);
     }
     let mut promises: HashMap<u64, PromRow> = HashMap::new();
-    let mut stmt =
-        conn.prepare("SELECT id, state, decider, value, refcount, host_watch FROM promises")?;
+    let mut stmt = conn.prepare("SELECT id, state, decider, value, refcount, host_watch FROM promises")?;
     for row in stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)? as u64,
@@ -110,12 +109,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
     let mut clist: HashMap<(String, KRef), String> = HashMap::new();
     let mut stmt = conn.prepare("SELECT endpoint, kref, eref, reachable FROM clist")?;
     for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, bool>(3)?,
-        ))
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?))
     })? {
         let (ep, kref_text, eref, reachable) = row?;
         let Ok(kref) = kref_text.parse::<KRef>() else {
@@ -123,14 +117,12 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
             continue;
         };
         if !vats.contains_key(&ep) {
-            errs.push(format!(
-                "c-list entry {ep} {kref} -> {eref} belongs to no vat"
-            ));
+            errs.push(format!("c-list entry {ep} {kref} -> {eref} belongs to no vat"));
         }
         match ERef::parse_vref(&eref) {
-            Ok(e) if e.is_promise() != kref.is_promise() => errs.push(format!(
-                "c-list {ep}: {eref} and {kref} disagree on object/promise"
-            )),
+            Ok(e) if e.is_promise() != kref.is_promise() => {
+                errs.push(format!("c-list {ep}: {eref} and {kref} disagree on object/promise"))
+            }
             Ok(_) => {}
             Err(e) => errs.push(format!("c-list {ep}: {e}")),
         }
@@ -141,10 +133,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         if let KRef::Object(id) = kref {
             if eref_is_export(&eref) {
                 if objects[&id].owner.as_deref() != Some(ep.as_str()) {
-                    errs.push(format!(
-                        "{ep} has export entry {eref} for {kref}, owned by {:?}",
-                        objects[&id].owner
-                    ));
+                    errs.push(format!("{ep} has export entry {eref} for {kref}, owned by {:?}", objects[&id].owner));
                 }
             } else {
                 count(kref, reachable, &mut obj_expected, &mut prom_expected);
@@ -161,11 +150,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
                          errs: &mut Vec<String>,
                          obj_expected: &mut HashMap<u64, Expected>,
                          prom_expected: &mut HashMap<u64, u64>| {
-        for k in target
-            .into_iter()
-            .chain(m.result)
-            .chain(m.methargs.slots.iter().copied())
-        {
+        for k in target.into_iter().chain(m.result).chain(m.methargs.slots.iter().copied()) {
             if !exists(k) {
                 errs.push(format!("{what} references {k}, which does not exist"));
             } else {
@@ -200,19 +185,11 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
 
     // Parked messages.
     let mut stmt = conn.prepare("SELECT kpid, seq, message FROM promise_queue")?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as u64,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })? {
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))? {
         let (kpid, seq, json) = row?;
         match promises.get(&kpid) {
             Some(p) if p.state == "unresolved" => {}
-            Some(_) => errs.push(format!(
-                "kp{kpid} is settled but still has parked message {seq}"
-            )),
+            Some(_) => errs.push(format!("kp{kpid} is settled but still has parked message {seq}")),
             None => errs.push(format!("parked message {seq} on missing kp{kpid}")),
         }
         match serde_json::from_str::<Message>(&json) {
@@ -224,17 +201,13 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
                 &mut obj_expected,
                 &mut prom_expected,
             ),
-            Err(e) => errs.push(format!(
-                "message {seq} parked on kp{kpid} is malformed: {e}"
-            )),
+            Err(e) => errs.push(format!("message {seq} parked on kp{kpid} is malformed: {e}")),
         }
     }
 
     // Subscribers.
     let mut stmt = conn.prepare("SELECT kpid, vat FROM promise_subscribers")?;
-    for row in stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-    })? {
+    for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))? {
         let (kpid, vat) = row?;
         match promises.get(&kpid) {
             Some(p) if p.state == "unresolved" => {}
@@ -242,13 +215,9 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
             None => errs.push(format!("subscriber {vat} of missing kp{kpid}")),
         }
         if vats.get(&vat).map(String::as_str) != Some("active") {
-            errs.push(format!(
-                "kp{kpid} has subscriber {vat}, which is not an active vat"
-            ));
+            errs.push(format!("kp{kpid} has subscriber {vat}, which is not an active vat"));
         } else if !clist.contains_key(&(vat.clone(), KRef::Promise(kpid))) {
-            errs.push(format!(
-                "subscriber {vat} of kp{kpid} has no c-list entry for it"
-            ));
+            errs.push(format!("subscriber {vat} of kp{kpid} has no c-list entry for it"));
         }
     }
 
@@ -268,13 +237,9 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
                         Ok(EndpointId::Kernel) => {}
                         Ok(EndpointId::Vat(v)) => {
                             if vats.get(&v.to_string()).map(String::as_str) != Some("active") {
-                                errs.push(format!(
-                                    "{kpid} is decided by {v}, which is not an active vat"
-                                ));
+                                errs.push(format!("{kpid} is decided by {v}, which is not an active vat"));
                             } else if !clist.contains_key(&(v.to_string(), kpid)) {
-                                errs.push(format!(
-                                    "decider {v} of {kpid} has no c-list entry for it"
-                                ));
+                                errs.push(format!("decider {v} of {kpid} has no c-list entry for it"));
                             }
                         }
                         Err(e) => errs.push(format!("{kpid} has bad decider: {e}")),
@@ -285,20 +250,14 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
                 if p.decider.is_some() {
                     errs.push(format!("settled {kpid} still has decider {:?}", p.decider));
                 }
-                match p
-                    .value
-                    .as_deref()
-                    .map(serde_json::from_str::<CapData<KRef>>)
-                {
+                match p.value.as_deref().map(serde_json::from_str::<CapData<KRef>>) {
                     Some(Ok(v)) => {
                         for s in v.slots {
                             if s == kpid {
                                 continue;
                             }
                             if !exists(s) {
-                                errs.push(format!(
-                                    "value of {kpid} references {s}, which does not exist"
-                                ));
+                                errs.push(format!("value of {kpid} references {s}, which does not exist"));
                             } else {
                                 count(s, true, &mut obj_expected, &mut prom_expected);
                             }
@@ -326,9 +285,9 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
             if owner != "kernel" {
                 match vats.get(owner).map(String::as_str) {
                     None => errs.push(format!("{kref} is owned by {owner}, which does not exist")),
-                    Some("active") if !clist.contains_key(&(owner.clone(), kref)) => errs.push(
-                        format!("{kref} is owned by {owner}, which has no c-list entry for it"),
-                    ),
+                    Some("active") if !clist.contains_key(&(owner.clone(), kref)) => {
+                        errs.push(format!("{kref} is owned by {owner}, which has no c-list entry for it"))
+                    }
                     _ => {}
                 }
             }
@@ -337,10 +296,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
     for (&id, p) in &promises {
         let expected = prom_expected.remove(&id).unwrap_or(0);
         if p.refcount != expected {
-            errs.push(format!(
-                "kp{id} has refcount {} but references imply {expected}",
-                p.refcount
-            ));
+            errs.push(format!("kp{id} has refcount {} but references imply {expected}", p.refcount));
         }
     }
     Ok(errs)

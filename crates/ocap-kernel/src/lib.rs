@@ -14,7 +14,8 @@ pub mod testing;
 pub mod vat;
 
 pub use crate::core::{
-    HostResult, KernelCore, KernelError, KernelOptions, KernelService, ServiceReply, VatSpec,
+    HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
+    VatLauncher, VatSpec,
 };
 pub use capdata::CapData;
 pub use refs::{ERef, EndpointId, KRef, VatId};

@@ -18,17 +18,12 @@ pub struct RefParseError {
 }
 
 fn err(kind: &'static str, text: &str, why: &'static str) -> RefParseError {
-    RefParseError {
-        kind,
-        text: text.to_owned(),
-        why,
-    }
+    RefParseError { kind, text: text.to_owned(), why }
 }
 
 /// Parses a non-empty run of ASCII digits without a leading `+`/`-` and without overflow.
 fn parse_index(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
-    {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
     s.parse().ok()
@@ -71,9 +66,7 @@ impl FromStr for KRef {
         } else {
             return Err(err("kref", s, "expected koN or kpN"));
         };
-        parse_index(rest)
-            .map(ctor)
-            .ok_or_else(|| err("kref", s, "expected a decimal index"))
+        parse_index(rest).map(ctor).ok_or_else(|| err("kref", s, "expected a decimal index"))
     }
 }
 
@@ -129,9 +122,7 @@ impl ERef {
     }
 
     fn parse_with_prefix(s: &str, prefix: &str, kind: &'static str) -> Result<ERef, RefParseError> {
-        let rest = s
-            .strip_prefix(prefix)
-            .ok_or_else(|| err(kind, s, "wrong prefix"))?;
+        let rest = s.strip_prefix(prefix).ok_or_else(|| err(kind, s, "wrong prefix"))?;
         let mut chars = rest.chars();
         let ty = match chars.next() {
             Some('o') => RefType::Object,
@@ -146,28 +137,22 @@ impl ERef {
         let index = &rest[2..];
         if parse_index(index).is_none() {
             // Virtual/durable object vrefs: o+vK/I or o+dK/I, optionally :F. Exports only.
-            let special =
-                prefix.is_empty() && ty == RefType::Object && dir == Direction::Export && {
-                    let body = index.strip_prefix('v').or_else(|| index.strip_prefix('d'));
-                    body.is_some_and(|b| {
-                        let (main, facet) = match b.split_once(':') {
-                            Some((m, f)) => (m, Some(f)),
-                            None => (b, None),
-                        };
-                        main.split_once('/').is_some_and(|(k, i)| {
-                            parse_index(k).is_some() && parse_index(i).is_some()
-                        }) && facet.is_none_or(|f| parse_index(f).is_some())
-                    })
-                };
+            let special = prefix.is_empty() && ty == RefType::Object && dir == Direction::Export && {
+                let body = index.strip_prefix('v').or_else(|| index.strip_prefix('d'));
+                body.is_some_and(|b| {
+                    let (main, facet) = match b.split_once(':') {
+                        Some((m, f)) => (m, Some(f)),
+                        None => (b, None),
+                    };
+                    main.split_once('/').is_some_and(|(k, i)| parse_index(k).is_some() && parse_index(i).is_some())
+                        && facet.is_none_or(|f| parse_index(f).is_some())
+                })
+            };
             if !special {
                 return Err(err(kind, s, "malformed index"));
             }
         }
-        Ok(ERef {
-            text: s.to_owned(),
-            ty,
-            dir,
-        })
+        Ok(ERef { text: s.to_owned(), ty, dir })
     }
 
     pub fn as_str(&self) -> &str {
@@ -209,10 +194,7 @@ impl fmt::Display for VatId {
 impl FromStr for VatId {
     type Err = RefParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.strip_prefix('v')
-            .and_then(parse_index)
-            .map(VatId)
-            .ok_or_else(|| err("vat id", s, "expected vN"))
+        s.strip_prefix('v').and_then(parse_index).map(VatId).ok_or_else(|| err("vat id", s, "expected vN"))
     }
 }
 
@@ -272,15 +254,10 @@ mod tests {
 
     #[test]
     fn vrefs_follow_spec_grammar_1_1() {
-        for good in [
-            "o+0", "o-3", "p+7", "p-1", "o+d10/1", "o+v3/4:0", "o+d1/2:3",
-        ] {
+        for good in ["o+0", "o-3", "p+7", "p-1", "o+d10/1", "o+v3/4:0", "o+d1/2:3"] {
             ERef::parse_vref(good).unwrap_or_else(|e| panic!("{good}: {e}"));
         }
-        for bad in [
-            "o-d1/2", "p+d1/2", "o+d1", "o+x1/2", "o+d1/2:", "o+", "q+1", "o*1", "o+1a", "ro+1",
-            "o+v1/2:x",
-        ] {
+        for bad in ["o-d1/2", "p+d1/2", "o+d1", "o+x1/2", "o+d1/2:", "o+", "q+1", "o*1", "o+1a", "ro+1", "o+v1/2:x"] {
             assert!(ERef::parse_vref(bad).is_err(), "{bad} should be rejected");
         }
         let v = ERef::parse_vref("p-4").unwrap();
@@ -299,10 +276,7 @@ mod tests {
 
     #[test]
     fn endpoint_ids_parse() {
-        assert_eq!(
-            "v3".parse::<EndpointId>().unwrap(),
-            EndpointId::Vat(VatId(3))
-        );
+        assert_eq!("v3".parse::<EndpointId>().unwrap(), EndpointId::Vat(VatId(3)));
         assert_eq!("kernel".parse::<EndpointId>().unwrap(), EndpointId::Kernel);
         assert!("x3".parse::<EndpointId>().is_err());
     }

@@ -78,9 +78,7 @@ const BANG: u32 = '!' as u32;
 const DASH: u32 = '-' as u32;
 
 fn starts_special(s: &str) -> bool {
-    s.chars()
-        .next()
-        .is_some_and(|c| (BANG..=DASH).contains(&(c as u32)))
+    s.chars().next().is_some_and(|c| (BANG..=DASH).contains(&(c as u32)))
 }
 
 impl<S> Value<S> {
@@ -90,11 +88,7 @@ impl<S> Value<S> {
 
     /// An `Error` with the given message, as the kernel makes them.
     pub fn error(message: impl Into<String>) -> Self {
-        Value::Error {
-            name: "Error".into(),
-            message: message.into(),
-            extra: BTreeMap::new(),
-        }
+        Value::Error { name: "Error".into(), message: message.into(), extra: BTreeMap::new() }
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -112,13 +106,7 @@ impl Value<KRef> {
             KRef::Promise(_) => Value::Promise { slot: kref },
             KRef::Object(_) => Value::Remotable {
                 slot: kref,
-                iface: iface.map(|i| {
-                    if i.starts_with("Alleged: ") {
-                        i.to_owned()
-                    } else {
-                        format!("Alleged: {i}")
-                    }
-                }),
+                iface: iface.map(|i| if i.starts_with("Alleged: ") { i.to_owned() } else { format!("Alleged: {i}") }),
             },
         }
     }
@@ -126,17 +114,10 @@ impl Value<KRef> {
 
 /// Encodes a value to smallcaps CapData.
 pub fn encode<S: Clone + Eq + Hash>(value: &Value<S>) -> Result<CapData<S>, SmallcapsError> {
-    let mut enc = Encoder {
-        out: String::with_capacity(64),
-        slots: Vec::new(),
-        index: HashMap::new(),
-    };
+    let mut enc = Encoder { out: String::with_capacity(64), slots: Vec::new(), index: HashMap::new() };
     enc.out.push('#');
     enc.value(value)?;
-    Ok(CapData {
-        body: enc.out,
-        slots: enc.slots,
-    })
+    Ok(CapData { body: enc.out, slots: enc.slots })
 }
 
 struct Encoder<S> {
@@ -159,8 +140,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
 
     fn json_string(&mut self, s: &str) {
         // serde_json escapes exactly what JSON.stringify escapes for well-formed strings.
-        self.out
-            .push_str(&serde_json::to_string(s).unwrap_or_default());
+        self.out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
 
     fn slot(&mut self, prefix: char, slot: &S, iface: Option<&str>) {
@@ -189,21 +169,13 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                 if n.is_nan() {
                     self.out.push_str("\"#NaN\"")
                 } else if n.is_infinite() {
-                    self.out.push_str(if *n > 0.0 {
-                        "\"#Infinity\""
-                    } else {
-                        "\"#-Infinity\""
-                    })
+                    self.out.push_str(if *n > 0.0 { "\"#Infinity\"" } else { "\"#-Infinity\"" })
                 } else {
                     self.out.push_str(&js_number_to_string(*n))
                 }
             }
             Value::BigInt(digits) => {
-                let text = if digits.starts_with('-') {
-                    digits.clone()
-                } else {
-                    format!("+{digits}")
-                };
+                let text = if digits.starts_with('-') { digits.clone() } else { format!("+{digits}") };
                 self.json_string(&text);
             }
             Value::String(s) => self.string(s),
@@ -239,11 +211,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                 self.value(payload)?;
                 self.out.push('}');
             }
-            Value::Error {
-                name,
-                message,
-                extra,
-            } => {
+            Value::Error { name, message, extra } => {
                 self.out.push_str("{\"#error\":");
                 self.string(message);
                 // Object literal order in @endo/marshal: errorId (if tagging), name, then the rest.
@@ -287,11 +255,7 @@ fn js_property_order<V>(map: &BTreeMap<String, V>) -> Vec<(&String, &V)> {
     // JS sorts by UTF-16 code units; BTreeMap sorts by UTF-8 bytes. They differ only for
     // characters above U+FFFF versus U+E000..U+FFFF, so re-sort the rest by UTF-16.
     rest.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-    indices
-        .into_iter()
-        .map(|(_, k, v)| (k, v))
-        .chain(rest)
-        .collect()
+    indices.into_iter().map(|(_, k, v)| (k, v)).chain(rest).collect()
 }
 
 /// Formats a finite number exactly as ECMAScript's `Number.prototype.toString()` does.
@@ -335,12 +299,8 @@ pub fn js_number_to_string(x: f64) -> String {
 
 /// Decodes smallcaps CapData into a value whose references carry the slot entries.
 pub fn decode<S: Clone>(data: &CapData<S>) -> Result<Value<S>, SmallcapsError> {
-    let json = data
-        .body
-        .strip_prefix('#')
-        .ok_or_else(|| SmallcapsError::NotSmallcaps(truncate(&data.body)))?;
-    let parsed: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| SmallcapsError::BadJson(e.to_string()))?;
+    let json = data.body.strip_prefix('#').ok_or_else(|| SmallcapsError::NotSmallcaps(truncate(&data.body)))?;
+    let parsed: serde_json::Value = serde_json::from_str(json).map_err(|e| SmallcapsError::BadJson(e.to_string()))?;
     decode_json(&parsed, &data.slots, 0)
 }
 
@@ -365,17 +325,12 @@ fn decode_string<S: Clone>(s: &str, slots: &[S]) -> Result<Value<S>, SmallcapsEr
             _ => Err(SmallcapsError::UnknownConstant(s.to_owned())),
         },
         '+' | '-' => {
-            let valid = !rest.is_empty()
-                && rest.bytes().all(|b| b.is_ascii_digit())
-                && (rest == "0" || !rest.starts_with('0'));
+            let valid =
+                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) && (rest == "0" || !rest.starts_with('0'));
             if !valid {
                 return Err(SmallcapsError::BadBigInt(s.to_owned()));
             }
-            Ok(Value::BigInt(if first == '-' && rest != "0" {
-                s.to_owned()
-            } else {
-                rest.to_owned()
-            }))
+            Ok(Value::BigInt(if first == '-' && rest != "0" { s.to_owned() } else { rest.to_owned() }))
         }
         '$' | '&' => {
             let (index_text, iface) = match rest.split_once('.') {
@@ -387,25 +342,14 @@ fn decode_string<S: Clone>(s: &str, slots: &[S]) -> Result<Value<S>, SmallcapsEr
                 .ok()
                 .filter(|_| index_text.bytes().all(|b| b.is_ascii_digit()))
                 .ok_or_else(|| SmallcapsError::BadSlot(s.to_owned(), slots.len()))?;
-            let slot = slots
-                .get(index)
-                .cloned()
-                .ok_or_else(|| SmallcapsError::BadSlot(s.to_owned(), slots.len()))?;
-            Ok(if first == '$' {
-                Value::Remotable { slot, iface }
-            } else {
-                Value::Promise { slot }
-            })
+            let slot = slots.get(index).cloned().ok_or_else(|| SmallcapsError::BadSlot(s.to_owned(), slots.len()))?;
+            Ok(if first == '$' { Value::Remotable { slot, iface } } else { Value::Promise { slot } })
         }
         c => Err(SmallcapsError::ReservedPrefix(c, s.to_owned())),
     }
 }
 
-fn decode_json<S: Clone>(
-    j: &serde_json::Value,
-    slots: &[S],
-    depth: usize,
-) -> Result<Value<S>, SmallcapsError> {
+fn decode_json<S: Clone>(j: &serde_json::Value, slots: &[S], depth: usize) -> Result<Value<S>, SmallcapsError> {
     if depth > MAX_DEPTH {
         return Err(SmallcapsError::TooDeep(MAX_DEPTH));
     }
@@ -415,57 +359,32 @@ fn decode_json<S: Clone>(
         J::Bool(b) => Value::Bool(*b),
         J::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
         J::String(s) => decode_string(s, slots)?,
-        J::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| decode_json(i, slots, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
+        J::Array(items) => {
+            Value::Array(items.iter().map(|i| decode_json(i, slots, depth + 1)).collect::<Result<_, _>>()?)
+        }
         J::Object(map) => {
             if let Some(tag) = map.get("#tag") {
                 let tag = match tag {
                     J::String(t) => match decode_string(t, slots)? {
                         Value::String(t) => t,
-                        _ => {
-                            return Err(SmallcapsError::BadSpecialRecord(
-                                "#tag",
-                                "tag must be a string".into(),
-                            ))
-                        }
+                        _ => return Err(SmallcapsError::BadSpecialRecord("#tag", "tag must be a string".into())),
                     },
-                    _ => {
-                        return Err(SmallcapsError::BadSpecialRecord(
-                            "#tag",
-                            "tag must be a string".into(),
-                        ))
-                    }
+                    _ => return Err(SmallcapsError::BadSpecialRecord("#tag", "tag must be a string".into())),
                 };
                 if map.len() != 2 || !map.contains_key("payload") {
-                    return Err(SmallcapsError::BadSpecialRecord(
-                        "#tag",
-                        "expected exactly #tag and payload".into(),
-                    ));
+                    return Err(SmallcapsError::BadSpecialRecord("#tag", "expected exactly #tag and payload".into()));
                 }
                 let payload = decode_json(&map["payload"], slots, depth + 1)?;
-                return Ok(Value::Tagged {
-                    tag,
-                    payload: Box::new(payload),
-                });
+                return Ok(Value::Tagged { tag, payload: Box::new(payload) });
             }
             if let Some(message) = map.get("#error") {
                 let text = |v: &J, what: &str| -> Result<String, SmallcapsError> {
                     match v {
                         J::String(s) => match decode_string(s, slots)? {
                             Value::String(s) => Ok(s),
-                            _ => Err(SmallcapsError::BadSpecialRecord(
-                                "#error",
-                                format!("{what} must be a string"),
-                            )),
+                            _ => Err(SmallcapsError::BadSpecialRecord("#error", format!("{what} must be a string"))),
                         },
-                        _ => Err(SmallcapsError::BadSpecialRecord(
-                            "#error",
-                            format!("{what} must be a string"),
-                        )),
+                        _ => Err(SmallcapsError::BadSpecialRecord("#error", format!("{what} must be a string"))),
                     }
                 };
                 let message = text(message, "message")?;
@@ -479,18 +398,11 @@ fn decode_json<S: Clone>(
                         continue;
                     }
                     if k == "message" {
-                        return Err(SmallcapsError::BadSpecialRecord(
-                            "#error",
-                            "unexpected message property".into(),
-                        ));
+                        return Err(SmallcapsError::BadSpecialRecord("#error", "unexpected message property".into()));
                     }
                     extra.insert(k.clone(), decode_json(v, slots, depth + 1)?);
                 }
-                return Ok(Value::Error {
-                    name,
-                    message,
-                    extra,
-                });
+                return Ok(Value::Error { name, message, extra });
             }
             let mut out = BTreeMap::new();
             for (k, v) in map {
@@ -512,13 +424,7 @@ fn decode_json<S: Clone>(
 pub fn kser(value: &Value<KRef>) -> CapData<KRef> {
     // Encoding cannot fail for values built in Rust: every variant has an encoding.
     encode(value).unwrap_or_else(|e| {
-        CapData::new(
-            format!(
-                "#{}",
-                serde_json::json!({"#error": e.to_string(), "name": "Error"})
-            ),
-            vec![],
-        )
+        CapData::new(format!("#{}", serde_json::json!({"#error": e.to_string(), "name": "Error"})), vec![])
     })
 }
 
@@ -544,8 +450,7 @@ pub fn single_ref<S: Copy>(data: &CapData<S>) -> Option<S> {
         return None;
     }
     let body = data.body.as_bytes();
-    if body.len() < 4 || body[0] != b'#' || body[1] != b'"' || !(body[2] == b'$' || body[2] == b'&')
-    {
+    if body.len() < 4 || body[0] != b'#' || body[1] != b'"' || !(body[2] == b'$' || body[2] == b'&') {
         return None;
     }
     match decode(data) {
@@ -566,14 +471,8 @@ mod tests {
     fn strings_that_need_escaping_get_a_bang() {
         assert_eq!(enc(&Value::str("hello")), r#"#"hello""#);
         for s in ["!x", "#x", "$x", "&x", "-x", "+1", "%x", ",", "'"] {
-            assert_eq!(
-                enc(&Value::str(s)),
-                format!("#\"!{}\"", s.replace('"', "\\\""))
-            );
-            assert_eq!(
-                decode(&encode(&Value::<String>::str(s)).unwrap()).unwrap(),
-                Value::str(s)
-            );
+            assert_eq!(enc(&Value::str(s)), format!("#\"!{}\"", s.replace('"', "\\\"")));
+            assert_eq!(decode(&encode(&Value::<String>::str(s)).unwrap()).unwrap(), Value::str(s));
         }
         assert_eq!(enc(&Value::str(".x")), r#"#".x""#);
     }
@@ -589,10 +488,7 @@ mod tests {
         assert_eq!(enc(&Value::Number(0.1)), "#0.1");
         assert_eq!(enc(&Value::Number(1e21)), "#1e+21");
         assert_eq!(enc(&Value::Number(1e-7)), "#1e-7");
-        assert_eq!(
-            enc(&Value::Number(123456789012345680000.0)),
-            "#123456789012345680000"
-        );
+        assert_eq!(enc(&Value::Number(123456789012345680000.0)), "#123456789012345680000");
         assert_eq!(enc(&Value::Number(-1.5e-7)), "#-1.5e-7");
         assert_eq!(enc(&Value::Number(0.000001)), "#0.000001");
     }
@@ -601,38 +497,21 @@ mod tests {
     fn bigints_and_symbols() {
         assert_eq!(enc(&Value::BigInt("123".into())), r#"#"+123""#);
         assert_eq!(enc(&Value::BigInt("-5".into())), r#"#"-5""#);
-        assert_eq!(
-            decode(&CapData::<String>::new(r#"#"+42""#, vec![])).unwrap(),
-            Value::BigInt("42".into())
-        );
+        assert_eq!(decode(&CapData::<String>::new(r#"#"+42""#, vec![])).unwrap(), Value::BigInt("42".into()));
         assert!(decode(&CapData::<String>::new(r#"#"+4x""#, vec![])).is_err());
-        assert_eq!(
-            enc(&Value::Symbol("@@asyncIterator".into())),
-            r#"#"%@@asyncIterator""#
-        );
+        assert_eq!(enc(&Value::Symbol("@@asyncIterator".into())), r#"#"%@@asyncIterator""#);
     }
 
     #[test]
     fn slots_are_indexed_and_repeats_drop_the_iface() {
-        let p = Value::Remotable {
-            slot: "o-1".to_string(),
-            iface: Some("Alleged: thing".into()),
-        };
-        let q = Value::Promise {
-            slot: "p-2".to_string(),
-        };
+        let p = Value::Remotable { slot: "o-1".to_string(), iface: Some("Alleged: thing".into()) };
+        let q = Value::Promise { slot: "p-2".to_string() };
         let data = encode(&Value::Array(vec![p.clone(), q, p])).unwrap();
         assert_eq!(data.body, r#"#["$0.Alleged: thing","&1","$0"]"#);
         assert_eq!(data.slots, vec!["o-1", "p-2"]);
         let back = decode(&data).unwrap();
         match back {
-            Value::Array(items) => assert_eq!(
-                items[2],
-                Value::Remotable {
-                    slot: "o-1".into(),
-                    iface: None
-                }
-            ),
+            Value::Array(items) => assert_eq!(items[2], Value::Remotable { slot: "o-1".into(), iface: None }),
             _ => panic!("expected array"),
         }
         assert!(decode(&CapData::<String>::new(r#"#"$3""#, vec![])).is_err());
@@ -646,25 +525,16 @@ mod tests {
         m.insert("9".to_string(), Value::Number(3.0));
         m.insert("a".to_string(), Value::Null);
         m.insert("#x".to_string(), Value::Null);
-        assert_eq!(
-            enc(&Value::Record(m)),
-            r##"#{"9":3,"10":2,"!#x":null,"a":null,"b":1}"##
-        );
+        assert_eq!(enc(&Value::Record(m)), r##"#{"9":3,"10":2,"!#x":null,"a":null,"b":1}"##);
         assert!(decode(&CapData::<String>::new(r##"#{"#x":1}"##, vec![])).is_err());
     }
 
     #[test]
     fn errors_and_tagged_values() {
         let e: Value<String> = Value::error("[KERNEL:OBJECT_DELETED] gone");
-        assert_eq!(
-            enc(&e),
-            r##"#{"#error":"[KERNEL:OBJECT_DELETED] gone","name":"Error"}"##
-        );
+        assert_eq!(enc(&e), r##"#{"#error":"[KERNEL:OBJECT_DELETED] gone","name":"Error"}"##);
         assert_eq!(decode(&encode(&e).unwrap()).unwrap(), e);
-        let t: Value<String> = Value::Tagged {
-            tag: "match:string".into(),
-            payload: Box::new(Value::Array(vec![])),
-        };
+        let t: Value<String> = Value::Tagged { tag: "match:string".into(), payload: Box::new(Value::Array(vec![])) };
         assert_eq!(enc(&t), r##"#{"#tag":"match:string","payload":[]}"##);
         assert_eq!(decode(&encode(&t).unwrap()).unwrap(), t);
     }
@@ -673,44 +543,23 @@ mod tests {
     fn method_call_bodies_match_the_js_kernel() {
         let m = methargs("fizz", vec![]);
         assert_eq!(m.body, r#"#["fizz",[]]"#);
-        let m = methargs(
-            "hello",
-            vec![
-                Value::presence(KRef::Object(4), Some("vatRoot")),
-                Value::Number(1.0),
-            ],
-        );
+        let m = methargs("hello", vec![Value::presence(KRef::Object(4), Some("vatRoot")), Value::Number(1.0)]);
         assert_eq!(m.body, r#"#["hello",["$0.Alleged: vatRoot",1]]"#);
         assert_eq!(m.slots, vec![KRef::Object(4)]);
     }
 
     #[test]
     fn single_ref_detects_a_lone_reference() {
-        assert_eq!(
-            single_ref(&CapData::new(r#"#"$0.Alleged: x""#, vec![KRef::Object(3)])),
-            Some(KRef::Object(3))
-        );
-        assert_eq!(
-            single_ref(&CapData::new(r#"#"&0""#, vec![KRef::Promise(3)])),
-            Some(KRef::Promise(3))
-        );
-        assert_eq!(
-            single_ref(&CapData::new(r#"#["$0"]"#, vec![KRef::Object(3)])),
-            None
-        );
+        assert_eq!(single_ref(&CapData::new(r#"#"$0.Alleged: x""#, vec![KRef::Object(3)])), Some(KRef::Object(3)));
+        assert_eq!(single_ref(&CapData::new(r#"#"&0""#, vec![KRef::Promise(3)])), Some(KRef::Promise(3)));
+        assert_eq!(single_ref(&CapData::new(r#"#["$0"]"#, vec![KRef::Object(3)])), None);
         assert_eq!(single_ref(&CapData::<KRef>::new("#1", vec![])), None);
     }
 
     #[test]
     fn bad_bodies_are_clear_errors() {
-        assert!(matches!(
-            decode(&CapData::<String>::new("[1]", vec![])),
-            Err(SmallcapsError::NotSmallcaps(_))
-        ));
-        assert!(matches!(
-            decode(&CapData::<String>::new("#[1", vec![])),
-            Err(SmallcapsError::BadJson(_))
-        ));
+        assert!(matches!(decode(&CapData::<String>::new("[1]", vec![])), Err(SmallcapsError::NotSmallcaps(_))));
+        assert!(matches!(decode(&CapData::<String>::new("#[1", vec![])), Err(SmallcapsError::BadJson(_))));
         assert!(matches!(
             decode(&CapData::<String>::new(r#"#"*x""#, vec![])),
             Err(SmallcapsError::ReservedPrefix('*', _))

@@ -15,13 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::capdata::CapData;
 use crate::smallcaps::{self, Value};
-use crate::vat::{
-    SyscallHandler, SyscallResult, VatDelivery, VatEndpoint, VatResolution, VatSyscall,
-};
+use crate::vat::{SyscallHandler, SyscallResult, VatDelivery, VatEndpoint, VatResolution, VatSyscall};
 
 /// What a scripted vat does with a delivery.
-pub type Script =
-    Box<dyn FnMut(&VatDelivery, &mut dyn SyscallHandler) -> Result<(), String> + Send>;
+pub type Script = Box<dyn FnMut(&VatDelivery, &mut dyn SyscallHandler) -> Result<(), String> + Send>;
 
 /// Every delivery a scripted vat has received, shared with the test.
 #[derive(Clone, Default)]
@@ -88,14 +85,7 @@ pub struct ScriptedVat {
 impl ScriptedVat {
     pub fn new(script: Script) -> (ScriptedVat, DeliveryLog) {
         let log = DeliveryLog::default();
-        (
-            ScriptedVat {
-                script,
-                log: log.clone(),
-                results: Arc::default(),
-            },
-            log,
-        )
+        (ScriptedVat { script, log: log.clone(), results: Arc::default() }, log)
     }
 
     /// A vat that records deliveries and makes no syscalls.
@@ -123,17 +113,10 @@ pub struct Plan(Arc<Mutex<VecDeque<Vec<VatSyscall>>>>);
 
 impl Plan {
     pub fn push(&self, batch: Vec<VatSyscall>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(batch);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(batch);
     }
     fn next_batch(&self) -> Vec<VatSyscall> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-            .unwrap_or_default()
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop_front().unwrap_or_default()
     }
 }
 
@@ -151,20 +134,9 @@ impl SyscallHandler for Recording<'_> {
 }
 
 impl VatEndpoint for ScriptedVat {
-    fn deliver(
-        &mut self,
-        delivery: VatDelivery,
-        syscalls: &mut dyn SyscallHandler,
-    ) -> Result<(), String> {
-        self.log
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(delivery.clone());
-        let mut rec = Recording {
-            inner: syscalls,
-            results: Vec::new(),
-        };
+    fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
+        self.log.0.lock().unwrap_or_else(|e| e.into_inner()).push(delivery.clone());
+        let mut rec = Recording { inner: syscalls, results: Vec::new() };
         let r = (self.script)(&delivery, &mut rec);
         *self.results.lock().unwrap_or_else(|e| e.into_inner()) = rec.results;
         r
@@ -177,12 +149,7 @@ pub fn answer(
     mut f: impl FnMut(&str, &[Value<String>]) -> Result<Value<String>, Value<String>> + Send + 'static,
 ) -> Script {
     Box::new(move |d, sys| {
-        if let VatDelivery::Message {
-            methargs,
-            result: Some(result),
-            ..
-        } = d
-        {
+        if let VatDelivery::Message { methargs, result: Some(result), .. } = d {
             let (method, args) = decode_methargs(methargs).ok_or("bad methargs")?;
             let (rejected, v) = match f(&method, &args) {
                 Ok(v) => (false, v),

@@ -17,11 +17,7 @@ pub struct VatResolution {
 /// A delivery to a vat (the liveslots `VatDeliveryObject`, spec kernel-core.md §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VatDelivery {
-    Message {
-        target: String,
-        methargs: CapData<String>,
-        result: Option<String>,
-    },
+    Message { target: String, methargs: CapData<String>, result: Option<String> },
     Notify(Vec<VatResolution>),
     DropExports(Vec<String>),
     RetireExports(Vec<String>),
@@ -34,17 +30,10 @@ pub enum VatDelivery {
 /// is an illegal syscall rather than a parse failure in the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VatSyscall {
-    Send {
-        target: String,
-        methargs: CapData<String>,
-        result: Option<String>,
-    },
+    Send { target: String, methargs: CapData<String>, result: Option<String> },
     Subscribe(String),
     Resolve(Vec<VatResolution>),
-    Exit {
-        failure: bool,
-        info: CapData<String>,
-    },
+    Exit { failure: bool, info: CapData<String> },
     DropImports(Vec<String>),
     RetireImports(Vec<String>),
     RetireExports(Vec<String>),
@@ -94,11 +83,7 @@ pub trait SyscallHandler {
 /// user exception, which liveslots turns into a rejection): the kernel aborts the crank and
 /// terminates the vat.
 pub trait VatEndpoint: Send {
-    fn deliver(
-        &mut self,
-        delivery: VatDelivery,
-        syscalls: &mut dyn SyscallHandler,
-    ) -> Result<(), String>;
+    fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String>;
 
     /// Called when the vat is terminated or the kernel stops; releases the worker.
     fn shutdown(&mut self) {}

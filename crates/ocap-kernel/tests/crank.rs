@@ -30,12 +30,7 @@ fn work_is_taken_in_priority_order_gc_then_reap_then_run_queue() {
     let mut k = kernel();
     let (vat, log, plan) = ScriptedVat::planned();
     let (vat_id, root) = k.add("v", vat);
-    plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -45,15 +40,7 @@ fn work_is_taken_in_priority_order_gc_then_reap_then_run_queue() {
     k.core.reap_vats(Some(&[vat_id])).unwrap();
     k.core.unpin(thing).unwrap(); // makes dropExport + retireExport pending
     k.run();
-    assert_eq!(
-        kinds(&log),
-        vec![
-            "dropExports",
-            "retireExports",
-            "bringOutYourDead",
-            "message"
-        ]
-    );
+    assert_eq!(kinds(&log), vec!["dropExports", "retireExports", "bringOutYourDead", "message"]);
     k.check();
 }
 
@@ -68,18 +55,11 @@ fn exit_false_commits_the_delivery_then_terminates_the_vat() {
     plan.push(vec![
         send("o-1", "goodbye", &[], "p+1"),
         VatSyscall::VatstoreSet("k".into(), "v".into()),
-        VatSyscall::Exit {
-            failure: false,
-            info: vdata("#\"done\"", &[]),
-        },
+        VatSyscall::Exit { failure: false, info: vdata("#\"done\"", &[]) },
     ]);
     let pending = k.send(q_root, "quit", vec![Value::presence(t_root, None)]);
     k.run();
-    assert_eq!(
-        t_log.methods(),
-        vec!["goodbye"],
-        "the exiting delivery's send was kept"
-    );
+    assert_eq!(t_log.methods(), vec!["goodbye"], "the exiting delivery's send was kept");
     assert!(!k.core.is_vat_attached(q_id));
     let msg = rejection(pending.try_recv().ok());
     assert_eq!(msg, "[KERNEL:VAT_TERMINATED] done");
@@ -96,44 +76,25 @@ fn exit_true_rolls_back_the_delivery_then_terminates_the_vat() {
         let (_, t_root) = k.add("target", target);
         let (vat, _, plan) = ScriptedVat::planned();
         let (v_id, v_root) = k.add("vat", vat);
-        plan.push(vec![
-            resolve("p-1", false, "#null", &[]),
-            VatSyscall::VatstoreSet("kept".into(), "1".into()),
-        ]);
+        plan.push(vec![resolve("p-1", false, "#null", &[]), VatSyscall::VatstoreSet("kept".into(), "1".into())]);
         k.call(v_root, "setup", vec![Value::presence(t_root, None)]);
         let held = k.send(v_root, "hold", vec![]); // decided by the vat, never answered
         plan.push(vec![]);
         let last = match how {
-            "exit" => VatSyscall::Exit {
-                failure: true,
-                info: vdata(r##"#{"#error":"fatal","name":"Error"}"##, &[]),
-            },
+            "exit" => VatSyscall::Exit { failure: true, info: vdata(r##"#{"#error":"fatal","name":"Error"}"##, &[]) },
             _ => VatSyscall::DropImports(vec!["o+0".into()]),
         };
-        plan.push(vec![
-            send("o-1", "lost", &[], "p+1"),
-            VatSyscall::VatstoreSet("lost".into(), "1".into()),
-            last,
-        ]);
+        plan.push(vec![send("o-1", "lost", &[], "p+1"), VatSyscall::VatstoreSet("lost".into(), "1".into()), last]);
         k.run();
         let rx = k.send(v_root, "boom", vec![]);
         k.run();
-        assert!(
-            t_log.is_empty(),
-            "{how}: the aborted delivery's send is discarded"
-        );
+        assert!(t_log.is_empty(), "{how}: the aborted delivery's send is discarded");
         assert!(!k.core.is_vat_attached(v_id), "{how}");
         let reason = rejection(held.try_recv().ok());
-        assert!(
-            reason.starts_with("[KERNEL:VAT_TERMINATED]"),
-            "{how}: {reason}"
-        );
+        assert!(reason.starts_with("[KERNEL:VAT_TERMINATED]"), "{how}: {reason}");
         match how {
             "exit" => assert!(reason.ends_with("fatal"), "{reason}"),
-            _ => assert!(
-                reason.contains("ILLEGAL_SYSCALL") && reason.contains("dropImports"),
-                "{reason}"
-            ),
+            _ => assert!(reason.contains("ILLEGAL_SYSCALL") && reason.contains("dropImports"), "{reason}"),
         }
         drop(rx);
         k.check();
@@ -147,10 +108,7 @@ fn a_delivery_error_rolls_back_and_terminates_the_vat() {
     let (_, t_root) = k.add("target", target);
     let mut first = true;
     let (vat, _) = ScriptedVat::new(Box::new(move |d, sys| {
-        if let VatDelivery::Message {
-            result: Some(r), ..
-        } = d
-        {
+        if let VatDelivery::Message { result: Some(r), .. } = d {
             if first {
                 first = false;
                 sys.syscall(resolve(r, false, "#null", &[]));
@@ -189,26 +147,14 @@ fn vatstore_is_per_vat_ordered_and_transactional() {
         VatSyscall::VatstoreGetNextKey("k2".into()),
         resolve("p-1", false, "#null", &[]),
     ]);
-    b_plan.push(vec![
-        VatSyscall::VatstoreSet("k1".into(), "bee".into()),
-        resolve("p-1", false, "#null", &[]),
-    ]);
+    b_plan.push(vec![VatSyscall::VatstoreSet("k1".into(), "bee".into()), resolve("p-1", false, "#null", &[])]);
     k.call(a_root, "write", vec![]);
     k.call(b_root, "write", vec![]);
     let s = k.core.store();
-    assert_eq!(
-        s.vatstore_all(a_id).unwrap(),
-        vec![("k1".into(), "one".into()), ("k2".into(), "two".into())]
-    );
+    assert_eq!(s.vatstore_all(a_id).unwrap(), vec![("k1".into(), "one".into()), ("k2".into(), "two".into())]);
     assert_eq!(s.vatstore_get(b_id, "k1").unwrap().as_deref(), Some("bee"));
-    assert_eq!(
-        s.vatstore_next_key(a_id, "").unwrap().as_deref(),
-        Some("k1")
-    );
-    assert_eq!(
-        s.vatstore_next_key(a_id, "k1").unwrap().as_deref(),
-        Some("k2")
-    );
+    assert_eq!(s.vatstore_next_key(a_id, "").unwrap().as_deref(), Some("k1"));
+    assert_eq!(s.vatstore_next_key(a_id, "k1").unwrap().as_deref(), Some("k2"));
     assert_eq!(s.vatstore_next_key(a_id, "k2").unwrap(), None);
     k.check();
 }
@@ -231,17 +177,7 @@ fn vatstore_syscalls_return_values_to_the_vat() {
     k.run();
     use ocap_kernel::vat::SyscallResult::*;
     let r = results.lock().unwrap().clone();
-    assert_eq!(
-        r,
-        vec![
-            Ok,
-            Ok,
-            Value(Some("1".into())),
-            Value(None),
-            Value(Some("b".into())),
-            Value(None)
-        ]
-    );
+    assert_eq!(r, vec![Ok, Ok, Value(Some("1".into())), Value(None), Value(Some("b".into())), Value(None)]);
     k.check();
 }
 
@@ -261,34 +197,21 @@ fn reap_interval_schedules_bring_out_your_dead() {
         k.call(root, "tick", vec![]);
     }
     let k2 = kinds(&log);
-    assert_eq!(
-        k2.iter().filter(|d| **d == "bringOutYourDead").count(),
-        2,
-        "{k2:?}"
-    );
-    assert_eq!(
-        &k2[..4],
-        &["message", "message", "message", "bringOutYourDead"]
-    );
+    assert_eq!(k2.iter().filter(|d| **d == "bringOutYourDead").count(), 2, "{k2:?}");
+    assert_eq!(&k2[..4], &["message", "message", "message", "bringOutYourDead"]);
     k.check();
 }
 
 /// A terminated vat is cleaned up a bounded number of c-list entries per crank.
 #[test]
 fn terminated_vat_is_cleaned_up_in_bounded_steps() {
-    let mut k = kernel_with(KernelOptions {
-        cleanup_budget_entries: 2,
-        ..Default::default()
-    });
+    let mut k = kernel_with(KernelOptions { cleanup_budget_entries: 2, ..Default::default() });
     let (vat, _, plan) = ScriptedVat::planned();
     let (v_id, root) = k.add("v", vat);
     let (others, _) = passive();
     let (_, o_root) = k.add("o", others);
     // Give the vat five imports and a couple of exports.
-    plan.push(vec![
-        send("o-1", "x", &["o+1", "o+2"], "p+1"),
-        resolve("p-1", false, "#null", &[]),
-    ]);
+    plan.push(vec![send("o-1", "x", &["o+1", "o+2"], "p+1"), resolve("p-1", false, "#null", &[])]);
     let args: Vec<Value> = (0..5).map(|_| Value::presence(o_root, None)).collect();
     k.call(root, "take", args);
     let before = k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1'");
@@ -299,20 +222,14 @@ fn terminated_vat_is_cleaned_up_in_bounded_steps() {
     while k.count("SELECT COUNT(*) FROM vats WHERE id = 'v1'") > 0 {
         assert!(k.core.step().unwrap());
         let now = k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1'");
-        assert!(
-            last - now <= 2,
-            "at most two entries per step ({last} -> {now})"
-        );
+        assert!(last - now <= 2, "at most two entries per step ({last} -> {now})");
         last = now;
         steps += 1;
         assert!(steps < 100);
     }
     assert!(steps >= 2, "cleanup took {steps} steps");
     k.run();
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1'"),
-        0
-    );
+    assert_eq!(k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1'"), 0);
     k.check();
 }
 
@@ -322,9 +239,7 @@ fn queued_work_survives_a_restart() {
     let mut k = kernel();
     let (vat, _) = passive();
     let (v_id, root) = k.add("v", vat);
-    k.core
-        .queue_message(root, "later", vec![Value::Number(7.0)], None)
-        .unwrap();
+    k.core.queue_message(root, "later", vec![Value::Number(7.0)], None).unwrap();
     k.core.commit().unwrap();
     let mut k = k.restart();
     let (vat, log) = passive();
@@ -332,27 +247,18 @@ fn queued_work_survives_a_restart() {
     k.run();
     assert_eq!(log.methods(), vec!["later"]);
     // The previous host is gone: its watch on the result was released at start-up.
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM promises WHERE host_watch = 1"),
-        0
-    );
+    assert_eq!(k.count("SELECT COUNT(*) FROM promises WHERE host_watch = 1"), 0);
     k.check();
 }
 
 /// Commits may be batched, but nothing is acknowledged to the host before it is durable.
 #[test]
 fn host_is_told_only_after_the_settling_crank_is_committed() {
-    let mut k = kernel_with(KernelOptions {
-        max_cranks_per_commit: 1000,
-        ..Default::default()
-    });
+    let mut k = kernel_with(KernelOptions { max_cranks_per_commit: 1000, ..Default::default() });
     let (vat, _, plan) = ScriptedVat::planned();
     let (v_id, root) = k.add("v", vat);
     let path = k.path.clone();
-    plan.push(vec![
-        VatSyscall::VatstoreSet("answered".into(), "yes".into()),
-        resolve("p-1", false, "#1", &[]),
-    ]);
+    plan.push(vec![VatSyscall::VatstoreSet("answered".into(), "yes".into()), resolve("p-1", false, "#1", &[])]);
     let (tx, rx) = std::sync::mpsc::channel();
     k.core
         .queue_message(
@@ -371,17 +277,10 @@ fn host_is_told_only_after_the_settling_crank_is_committed() {
         if let Ok(got) = rx.try_recv() {
             break got;
         }
-        assert!(
-            k.core.step().unwrap(),
-            "the kernel went idle without answering"
-        );
+        assert!(k.core.step().unwrap(), "the kernel went idle without answering");
     };
     assert!(ok);
-    assert_eq!(
-        seen.as_deref(),
-        Some("yes"),
-        "the answer was durable when the host heard it"
-    );
+    assert_eq!(seen.as_deref(), Some("yes"), "the answer was durable when the host heard it");
     k.check();
 }
 
@@ -390,12 +289,7 @@ fn pinned_objects_are_kept_until_unpinned() {
     let mut k = kernel();
     let (vat, log, plan) = ScriptedVat::planned();
     let (_, root) = k.add("v", vat);
-    plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -403,16 +297,10 @@ fn pinned_objects_are_kept_until_unpinned() {
     k.core.pin(thing).unwrap();
     k.core.unpin(thing).unwrap();
     k.run();
-    assert!(
-        !kinds(&log).contains(&"dropExports"),
-        "still pinned once (the host result pin)"
-    );
+    assert!(!kinds(&log).contains(&"dropExports"), "still pinned once (the host result pin)");
     k.core.unpin(thing).unwrap();
     k.run();
     assert!(kinds(&log).contains(&"dropExports"));
-    assert!(
-        k.core.unpin(thing).is_err(),
-        "unpinning a collected object is an error"
-    );
+    assert!(k.core.unpin(thing).is_err(), "unpinning a collected object is an error");
     k.check();
 }

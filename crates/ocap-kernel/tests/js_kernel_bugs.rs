@@ -13,10 +13,7 @@ fn notifies(log: &ocap_kernel::testing::DeliveryLog) -> Vec<(String, bool, Strin
     log.all()
         .into_iter()
         .flat_map(|d| match d {
-            VatDelivery::Notify(rs) => rs
-                .into_iter()
-                .map(|r| (r.vpid, r.rejected, r.data.body))
-                .collect(),
+            VatDelivery::Notify(rs) => rs.into_iter().map(|r| (r.vpid, r.rejected, r.data.body)).collect(),
             _ => vec![],
         })
         .collect()
@@ -42,15 +39,9 @@ fn bug_1_2_awaiting_a_terminated_vat_gives_vat_terminated_rejection() {
     let n = notifies(&a_log);
     assert_eq!(n.len(), 1, "{n:?}");
     assert_eq!(n[0].0, "p+1");
-    assert!(
-        n[0].1 && n[0].2.contains("[KERNEL:VAT_TERMINATED] bob was stopped"),
-        "{n:?}"
-    );
+    assert!(n[0].1 && n[0].2.contains("[KERNEL:VAT_TERMINATED] bob was stopped"), "{n:?}");
     // Alice can still use what she holds: a send to the settled promise is routed, not fatal.
-    a_plan.push(vec![
-        send("o-1", "again", &[], "p+2"),
-        resolve("p-2", false, "#null", &[]),
-    ]);
+    a_plan.push(vec![send("o-1", "again", &[], "p+2"), resolve("p-2", false, "#null", &[])]);
     k.call(alice_root, "poke", vec![]);
     k.check();
 }
@@ -68,11 +59,7 @@ fn bug_3_host_message_to_vat_terminated_before_answering_is_rejected_without_und
     k.run();
     let msg = rejection(rx.try_recv().ok());
     assert!(msg.starts_with("[KERNEL:VAT_TERMINATED]"), "{msg}");
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM vats"),
-        0,
-        "the vat is fully cleaned up"
-    );
+    assert_eq!(k.count("SELECT COUNT(*) FROM vats"), 0, "the vat is fully cleaned up");
     k.check();
 }
 
@@ -96,23 +83,11 @@ fn bug_4_send_to_a_resolved_promise_counts_the_promise_not_the_object() {
         },
         resolve("p-1", false, "#null", &[]),
     ]);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     h_plan.push(vec![resolve("p-2", false, "#null", &[])]);
-    k.call(
-        a_root,
-        "go",
-        vec![Value::presence(e_root, None), Value::presence(h_root, None)],
-    );
+    k.call(a_root, "go", vec![Value::presence(e_root, None), Value::presence(h_root, None)]);
     // The holder now sends to the (resolved) promise it holds as p-1.
-    h_plan.push(vec![
-        send("p-1", "use", &[], "p+1"),
-        resolve("p-3", false, "#null", &[]),
-    ]);
+    h_plan.push(vec![send("p-1", "use", &[], "p+1"), resolve("p-3", false, "#null", &[])]);
     k.call(h_root, "poke", vec![]);
     assert_eq!(e_log.methods(), vec!["getThing", "use"]);
     k.check();
@@ -132,12 +107,7 @@ fn bug_5_parked_message_leaks_no_refcount() {
         send("p+1", "take", &["o+5"], "p+2"),
         resolve("p-1", false, "#null", &[]),
     ]);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     e_plan.push(vec![resolve("p-2", false, "#null", &[])]);
     k.call(a_root, "go", vec![Value::presence(e_root, None)]);
     assert_eq!(e_log.methods(), vec!["getThing", "take"]);
@@ -154,12 +124,7 @@ fn bug_6_retire_exports_after_drop_exports_is_legal() {
     let (e_id, e_root) = k.add("exporter", exp);
     let (imp, i_log, i_plan) = ScriptedVat::planned();
     let (i_id, i_root) = k.add("importer", imp);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(e_root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -171,37 +136,16 @@ fn bug_6_retire_exports_after_drop_exports_is_legal() {
     i_plan.push(vec![VatSyscall::DropImports(vec!["o-1".into()])]);
     k.core.reap_vats(Some(&[i_id])).unwrap();
     k.run();
-    assert!(e_log
-        .all()
-        .contains(&VatDelivery::DropExports(vec!["o+1".into()])));
-    assert!(!e_log
-        .all()
-        .iter()
-        .any(|d| matches!(d, VatDelivery::RetireExports(_))));
+    assert!(e_log.all().contains(&VatDelivery::DropExports(vec!["o+1".into()])));
+    assert!(!e_log.all().iter().any(|d| matches!(d, VatDelivery::RetireExports(_))));
     // Now the exporter retires it, as liveslots does at its next bring-out-your-dead.
     e_plan.push(vec![VatSyscall::RetireExports(vec!["o+1".into()])]);
     k.core.reap_vats(Some(&[e_id])).unwrap();
     k.run();
-    assert!(
-        k.core.is_vat_attached(e_id),
-        "a legal retireExports does not kill the vat"
-    );
-    assert!(i_log
-        .all()
-        .contains(&VatDelivery::RetireImports(vec!["o-1".into()])));
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM objects WHERE id = {}",
-            thing.id()
-        )),
-        0
-    );
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM clist WHERE kref = '{thing}'"
-        )),
-        0
-    );
+    assert!(k.core.is_vat_attached(e_id), "a legal retireExports does not kill the vat");
+    assert!(i_log.all().contains(&VatDelivery::RetireImports(vec!["o-1".into()])));
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM objects WHERE id = {}", thing.id())), 0);
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM clist WHERE kref = '{thing}'")), 0);
     k.check();
 }
 
@@ -212,12 +156,7 @@ fn bug_7_no_zombie_object_after_gc_and_owner_termination_is_clean() {
     let mut k = kernel();
     let (exp, e_log, e_plan) = ScriptedVat::planned();
     let (e_id, e_root) = k.add("exporter", exp);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(e_root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -227,19 +166,8 @@ fn bug_7_no_zombie_object_after_gc_and_owner_termination_is_clean() {
     let log = e_log.all();
     assert!(log.contains(&VatDelivery::DropExports(vec!["o+1".into()])));
     assert!(log.contains(&VatDelivery::RetireExports(vec!["o+1".into()])));
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM objects WHERE id = {}",
-            thing.id()
-        )),
-        0
-    );
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM clist WHERE kref = '{thing}'"
-        )),
-        0
-    );
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM objects WHERE id = {}", thing.id())), 0);
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM clist WHERE kref = '{thing}'")), 0);
     k.core.terminate_vat(e_id, "done").unwrap();
     k.run();
     k.check();
@@ -260,10 +188,7 @@ fn bug_8_illegal_syscall_mark_is_sticky() {
         resolve("p-1", false, "#null", &[]),
     ]);
     let msg = rejection(k.call(bad_root, "go", vec![Value::presence(t_root, None)]));
-    assert!(
-        msg.contains("OBJECT_DELETED") || msg.contains("VAT_TERMINATED"),
-        "{msg}"
-    );
+    assert!(msg.contains("OBJECT_DELETED") || msg.contains("VAT_TERMINATED"), "{msg}");
     assert!(!k.core.is_vat_attached(bad_id));
     assert!(t_log.is_empty(), "the aborted crank's sends are discarded");
     k.check();
@@ -276,38 +201,21 @@ fn bug_9_abandon_exports_then_send_rejects_and_loop_continues() {
     let mut k = kernel();
     let (exp, _, e_plan) = ScriptedVat::planned();
     let (e_id, e_root) = k.add("exporter", exp);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(e_root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
     };
-    e_plan.push(vec![
-        VatSyscall::AbandonExports(vec!["o+1".into()]),
-        resolve("p-2", false, "#null", &[]),
-    ]);
+    e_plan.push(vec![VatSyscall::AbandonExports(vec!["o+1".into()]), resolve("p-2", false, "#null", &[])]);
     k.call(e_root, "abandon", vec![]);
     let msg = rejection(k.call(thing, "foo", vec![]));
     assert!(msg.starts_with("[KERNEL:OBJECT_DELETED]"), "{msg}");
     assert!(k.core.is_vat_attached(e_id));
     e_plan.push(vec![resolve("p-3", false, "#1", &[])]);
-    assert_eq!(
-        ok_value(k.call(e_root, "still", vec![])),
-        Value::Number(1.0)
-    );
+    assert_eq!(ok_value(k.call(e_root, "still", vec![])), Value::Number(1.0));
     k.core.unpin(thing).unwrap();
     k.run();
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM objects WHERE id = {}",
-            thing.id()
-        )),
-        0
-    );
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM objects WHERE id = {}", thing.id())), 0);
     k.check();
 }
 
@@ -323,16 +231,11 @@ fn bug_10_async_syscalls_are_their_own_unit_and_survive_another_vats_abort() {
     plan.push(vec![resolve("p-1", false, "#null", &[])]);
     k.call(timer_root, "hold", vec![Value::presence(t_root, None)]);
     // A "timer fires" in the timer vat: its syscalls arrive outside any delivery.
-    k.core
-        .handle_async_syscalls(timer_id, vec![send("o-1", "tick", &[], "p+9")])
-        .unwrap();
+    k.core.handle_async_syscalls(timer_id, vec![send("o-1", "tick", &[], "p+9")]).unwrap();
     // Another vat aborts in the meantime.
     let (bad, _, bad_plan) = ScriptedVat::planned();
     let (_, bad_root) = k.add("bad", bad);
-    bad_plan.push(vec![VatSyscall::Exit {
-        failure: true,
-        info: vdata("#\"boom\"", &[]),
-    }]);
+    bad_plan.push(vec![VatSyscall::Exit { failure: true, info: vdata("#\"boom\"", &[]) }]);
     k.call(bad_root, "go", vec![]);
     k.run();
     assert_eq!(t_log.methods(), vec!["tick"]);
@@ -359,10 +262,7 @@ fn bug_11_resolved_vpids_are_retired_and_may_be_reused() {
     ]);
     o_plan.push(vec![]);
     k.call(root, "first", vec![Value::presence(o_root, None)]);
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1' AND eref = 'p+7'"),
-        0
-    );
+    assert_eq!(k.count("SELECT COUNT(*) FROM clist WHERE endpoint = 'v1' AND eref = 'p+7'"), 0);
     // Reuse p+7 for a fresh promise: legal, a new kernel promise.
     plan.push(vec![
         VatSyscall::Send {
@@ -375,10 +275,7 @@ fn bug_11_resolved_vpids_are_retired_and_may_be_reused() {
     ]);
     o_plan.push(vec![]);
     k.call(root, "second", vec![]);
-    assert!(
-        k.core.is_vat_attached(vat_id),
-        "re-resolving a reused vpid is not an error"
-    );
+    assert!(k.core.is_vat_attached(vat_id), "re-resolving a reused vpid is not an error");
     assert_eq!(o_log.methods(), vec!["take", "take"]);
     k.check();
 }
@@ -393,12 +290,7 @@ fn bug_12_second_importer_drop_sends_drop_exports_only_after_both() {
     let (a_id, a_root) = k.add("a", a);
     let (b, _, b_plan) = ScriptedVat::planned();
     let (b_id, b_root) = k.add("b", b);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
     let thing = match ok_value(k.call(e_root, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -412,43 +304,19 @@ fn bug_12_second_importer_drop_sends_drop_exports_only_after_both() {
     a_plan.push(vec![VatSyscall::DropImports(vec!["o-1".into()])]);
     k.core.reap_vats(Some(&[a_id])).unwrap();
     k.run();
-    assert!(
-        !e_log
-            .all()
-            .iter()
-            .any(|d| matches!(d, VatDelivery::DropExports(_))),
-        "b still holds it"
-    );
+    assert!(!e_log.all().iter().any(|d| matches!(d, VatDelivery::DropExports(_))), "b still holds it");
     b_plan.push(vec![VatSyscall::DropImports(vec!["o-1".into()])]);
     k.core.reap_vats(Some(&[b_id])).unwrap();
     k.run();
-    assert!(e_log
-        .all()
-        .contains(&VatDelivery::DropExports(vec!["o+1".into()])));
-    assert!(
-        k.core.is_vat_attached(b_id),
-        "the second drop does not underflow"
-    );
+    assert!(e_log.all().contains(&VatDelivery::DropExports(vec!["o+1".into()])));
+    assert!(k.core.is_vat_attached(b_id), "the second drop does not underflow");
     a_plan.push(vec![VatSyscall::RetireImports(vec!["o-1".into()])]);
     b_plan.push(vec![VatSyscall::RetireImports(vec!["o-1".into()])]);
     k.core.reap_vats(Some(&[a_id, b_id])).unwrap();
     k.run();
-    assert!(e_log
-        .all()
-        .contains(&VatDelivery::RetireExports(vec!["o+1".into()])));
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM clist WHERE kref = '{thing}'"
-        )),
-        0
-    );
-    assert_eq!(
-        k.count(&format!(
-            "SELECT COUNT(*) FROM objects WHERE id = {}",
-            thing.id()
-        )),
-        0
-    );
+    assert!(e_log.all().contains(&VatDelivery::RetireExports(vec!["o+1".into()])));
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM clist WHERE kref = '{thing}'")), 0);
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM objects WHERE id = {}", thing.id())), 0);
     k.check();
 }
 

@@ -13,16 +13,8 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Intent {
-    Send {
-        target: usize,
-        slots: Vec<usize>,
-        export: bool,
-    },
-    ResolveOwn {
-        which: usize,
-        slot: Option<usize>,
-        reject: bool,
-    },
+    Send { target: usize, slots: Vec<usize>, export: bool },
+    ResolveOwn { which: usize, slot: Option<usize>, reject: bool },
     Subscribe(usize),
     Drop(usize),
     RetireImport(usize),
@@ -86,13 +78,7 @@ fn body_for(slots: &[String]) -> String {
     let parts: Vec<String> = slots
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            if s.starts_with('p') {
-                format!("\"&{i}\"")
-            } else {
-                format!("\"${i}.Alleged: r\"")
-            }
-        })
+        .map(|(i, s)| if s.starts_with('p') { format!("\"&{i}\"") } else { format!("\"${i}.Alleged: r\"") })
         .collect();
     format!("#[\"m\",[{}]]", parts.join(","))
 }
@@ -101,11 +87,7 @@ fn random_vat(model: Arc<Mutex<Model>>) -> ScriptedVat {
     ScriptedVat::new(Box::new(move |d, sys| {
         let mut m = model.lock().unwrap();
         match d {
-            VatDelivery::Message {
-                target,
-                methargs,
-                result,
-            } => {
+            VatDelivery::Message { target, methargs, result } => {
                 m.learn(target);
                 for s in &methargs.slots {
                     m.learn(s);
@@ -135,11 +117,7 @@ fn random_vat(model: Arc<Mutex<Model>>) -> ScriptedVat {
         let batch: Vec<Intent> = m.intents.drain(..take).collect();
         for it in batch {
             let call = match it {
-                Intent::Send {
-                    target,
-                    slots,
-                    export,
-                } => {
+                Intent::Send { target, slots, export } => {
                     let Some(t) = m.pick(target) else { continue };
                     let mut ss: Vec<String> = slots.iter().filter_map(|i| m.pick(*i)).collect();
                     if export {
@@ -149,18 +127,11 @@ fn random_vat(model: Arc<Mutex<Model>>) -> ScriptedVat {
                     let result = m.fresh('p');
                     VatSyscall::Send {
                         target: t,
-                        methargs: vdata(
-                            &body_for(&ss),
-                            &ss.iter().map(String::as_str).collect::<Vec<_>>(),
-                        ),
+                        methargs: vdata(&body_for(&ss), &ss.iter().map(String::as_str).collect::<Vec<_>>()),
                         result: Some(result),
                     }
                 }
-                Intent::ResolveOwn {
-                    which,
-                    slot,
-                    reject,
-                } => {
+                Intent::ResolveOwn { which, slot, reject } => {
                     if m.deciding.is_empty() {
                         continue;
                     }
@@ -207,20 +178,15 @@ fn random_vat(model: Arc<Mutex<Model>>) -> ScriptedVat {
                     m.refs.retain(|x| *x != r);
                     VatSyscall::RetireExports(vec![r])
                 }
-                Intent::Abandon(i) => {
-                    match m.pick_where(i, |r| r.starts_with("o+") && r != "o+0") {
-                        Some(r) => {
-                            m.refs.retain(|x| *x != r);
-                            VatSyscall::AbandonExports(vec![r])
-                        }
-                        None => continue,
+                Intent::Abandon(i) => match m.pick_where(i, |r| r.starts_with("o+") && r != "o+0") {
+                    Some(r) => {
+                        m.refs.retain(|x| *x != r);
+                        VatSyscall::AbandonExports(vec![r])
                     }
-                }
-                Intent::Garbage(n) => send(&format!("o-{}", 1000 + n as u32), "m", &[], "p+999"),
-                Intent::Exit(failure) => VatSyscall::Exit {
-                    failure,
-                    info: vdata("#\"bye\"", &[]),
+                    None => continue,
                 },
+                Intent::Garbage(n) => send(&format!("o-{}", 1000 + n as u32), "m", &[], "p+999"),
+                Intent::Exit(failure) => VatSyscall::Exit { failure, info: vdata("#\"bye\"", &[]) },
                 Intent::Store(n) => VatSyscall::VatstoreSet(format!("k{n}"), "v".into()),
             };
             sys.syscall(call);
@@ -231,13 +197,8 @@ fn random_vat(model: Arc<Mutex<Model>>) -> ScriptedVat {
 }
 
 fn run_scenario(intents: Vec<(u8, Intent)>, rounds: usize) {
-    let mut k = kernel_with(ocap_kernel::KernelOptions {
-        cleanup_budget_entries: 3,
-        ..Default::default()
-    });
-    let models: Vec<Arc<Mutex<Model>>> = (0..3)
-        .map(|_| Arc::new(Mutex::new(Model::default())))
-        .collect();
+    let mut k = kernel_with(ocap_kernel::KernelOptions { cleanup_budget_entries: 3, ..Default::default() });
+    let models: Vec<Arc<Mutex<Model>>> = (0..3).map(|_| Arc::new(Mutex::new(Model::default()))).collect();
     for (who, it) in intents {
         models[who as usize % 3].lock().unwrap().intents.push(it);
     }
@@ -249,9 +210,7 @@ fn run_scenario(intents: Vec<(u8, Intent)>, rounds: usize) {
         for (i, (_, root)) in roots.iter().enumerate() {
             let other = roots[(i + 1 + round) % roots.len()].1;
             // Refused if the target has been collected already; that's fine.
-            let _ = k
-                .core
-                .queue_message(*root, "go", vec![Value::presence(other, None)], None);
+            let _ = k.core.queue_message(*root, "go", vec![Value::presence(other, None)], None);
         }
         if round % 3 == 2 {
             k.core.reap_vats(None).unwrap();
@@ -269,11 +228,7 @@ fn run_scenario(intents: Vec<(u8, Intent)>, rounds: usize) {
     while k.core.step().unwrap() {
         k.check();
     }
-    assert_eq!(
-        k.count("SELECT COUNT(*) FROM clist"),
-        0,
-        "every c-list is cleaned up"
-    );
+    assert_eq!(k.count("SELECT COUNT(*) FROM clist"), 0, "every c-list is cleaned up");
     assert_eq!(k.count("SELECT COUNT(*) FROM vats"), 0);
 }
 

@@ -12,17 +12,10 @@ fn host_message_reaches_vat_and_result_returns_to_host() {
     let mut k = kernel();
     let (vat, log) = ScriptedVat::new(answer(|m, _| Ok(Value::str(format!("{m}:pong")))));
     let (_, root) = k.add("alice", vat);
-    assert_eq!(
-        ok_value(k.call(root, "ping", vec![Value::Number(1.0)])),
-        Value::str("ping:pong")
-    );
+    assert_eq!(ok_value(k.call(root, "ping", vec![Value::Number(1.0)])), Value::str("ping:pong"));
     assert_eq!(log.methods(), vec!["ping"]);
     match &log.all()[0] {
-        VatDelivery::Message {
-            target,
-            methargs,
-            result,
-        } => {
+        VatDelivery::Message { target, methargs, result } => {
             assert_eq!(target, "o+0");
             assert_eq!(methargs.body, r#"#["ping",[1]]"#);
             assert_eq!(result.as_deref(), Some("p-1"));
@@ -62,17 +55,9 @@ fn revocation_is_permanent_and_survives_a_restart() {
 #[test]
 fn revoking_a_promise_or_unknown_kref_is_a_clear_error() {
     let mut k = kernel();
-    let err = k
-        .core
-        .revoke("kp1".parse().unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = k.core.revoke("kp1".parse().unwrap()).unwrap_err().to_string();
     assert!(err.contains("kp1") && err.contains("promise"), "{err}");
-    let err = k
-        .core
-        .revoke("ko99".parse().unwrap())
-        .unwrap_err()
-        .to_string();
+    let err = k.core.revoke("ko99".parse().unwrap()).unwrap_err().to_string();
     assert!(err.contains("unknown kref ko99"), "{err}");
     k.check();
 }
@@ -93,16 +78,8 @@ fn messages_parked_on_a_promise_are_rerouted_in_order_on_fulfilment() {
         send("p+1", "second", &[], "p+3"),
         resolve("p-1", false, "#null", &[]),
     ]);
-    e_plan.push(vec![resolve(
-        "p-1",
-        false,
-        "#\"$0.Alleged: thing\"",
-        &["o+1"],
-    )]);
-    assert_eq!(
-        ok_value(k.call(c_root, "go", vec![Value::presence(e_root, None)])),
-        Value::Null
-    );
+    e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
+    assert_eq!(ok_value(k.call(c_root, "go", vec![Value::presence(e_root, None)])), Value::Null);
     let targets: Vec<String> = e_log
         .all()
         .iter()
@@ -129,18 +106,9 @@ fn messages_parked_on_a_rejected_promise_have_their_results_rejected() {
         VatSyscall::Subscribe("p+2".into()),
         resolve("p-1", false, "#null", &[]),
     ]);
-    e_plan.push(vec![resolve(
-        "p-1",
-        true,
-        r##"#{"#error":"nope","name":"Error"}"##,
-        &[],
-    )]);
+    e_plan.push(vec![resolve("p-1", true, r##"#{"#error":"nope","name":"Error"}"##, &[])]);
     k.call(c_root, "go", vec![Value::presence(e_root, None)]);
-    assert_eq!(
-        e_log.methods(),
-        vec!["getThing"],
-        "the parked message never reaches a vat"
-    );
+    assert_eq!(e_log.methods(), vec!["getThing"], "the parked message never reaches a vat");
     let notified = c_log.all().into_iter().find_map(|d| match d {
         VatDelivery::Notify(r) => Some(r),
         _ => None,
@@ -174,12 +142,7 @@ fn message_to_a_promise_fulfilled_to_data_gives_bad_promise_resolution() {
             _ => None,
         })
         .collect();
-    assert!(
-        bodies
-            .iter()
-            .any(|b| b.contains("[KERNEL:BAD_PROMISE_RESOLUTION]")),
-        "{bodies:?}"
-    );
+    assert!(bodies.iter().any(|b| b.contains("[KERNEL:BAD_PROMISE_RESOLUTION]")), "{bodies:?}");
     k.check();
 }
 
@@ -192,20 +155,14 @@ fn decider_is_handed_off_at_delivery_and_only_the_decider_may_resolve() {
     let (alice, _, a_plan) = ScriptedVat::planned();
     let (alice_id, alice_root) = k.add("alice", alice);
     // Alice sends to Bob with result p+1, then (illegally) tries to resolve it herself later.
-    a_plan.push(vec![
-        send("o-1", "work", &[], "p+1"),
-        resolve("p-1", false, "#null", &[]),
-    ]);
+    a_plan.push(vec![send("o-1", "work", &[], "p+1"), resolve("p-1", false, "#null", &[])]);
     b_plan.push(vec![]); // Bob receives `work` and does nothing yet.
     k.call(alice_root, "go", vec![Value::presence(bob_root, None)]);
     let kp = k.count("SELECT id FROM promises WHERE decider = 'v1'");
     assert!(kp > 0, "bob decides the result after delivery");
     a_plan.push(vec![resolve("p+1", false, "#1", &[])]);
     let r = k.call(alice_root, "cheat", vec![]);
-    assert!(
-        r.is_some_and(|r| r.is_err()),
-        "alice was terminated for resolving bob's promise"
-    );
+    assert!(r.is_some_and(|r| r.is_err()), "alice was terminated for resolving bob's promise");
     assert!(!k.core.is_vat_attached(alice_id));
     assert!(k.core.is_vat_attached(bob_id));
     k.check();
@@ -221,19 +178,14 @@ fn kernel_service_answers_through_the_run_loop() {
     impl KernelService for Adder {
         fn invoke(&self, method: &str, args: Vec<Value>, reply: ServiceReply) {
             match (method, args.as_slice()) {
-                ("add", [Value::Number(a), Value::Number(b)]) => {
-                    reply.resolve(Value::Number(a + b))
-                }
+                ("add", [Value::Number(a), Value::Number(b)]) => reply.resolve(Value::Number(a + b)),
                 _ => reply.reject(Value::error(format!("no method {method}"))),
             }
         }
     }
     let mut k = kernel();
     let svc = k.core.register_service("adder", Arc::new(Adder)).unwrap();
-    assert_eq!(
-        ok_value(k.call(svc, "add", vec![Value::Number(2.0), Value::Number(3.0)])),
-        Value::Number(5.0)
-    );
+    assert_eq!(ok_value(k.call(svc, "add", vec![Value::Number(2.0), Value::Number(3.0)])), Value::Number(5.0));
     assert_eq!(rejection(k.call(svc, "sub", vec![])), "no method sub");
     // The same name gets the same kref after a restart.
     let mut k = k.restart();
@@ -272,32 +224,18 @@ fn a_vat_can_call_a_kernel_service_it_was_given() {
         _ => None,
     });
     let r = notify.expect("the vat is notified of the service's answer");
-    assert_eq!(
-        (r[0].vpid.as_str(), r[0].rejected, r[0].data.body.as_str()),
-        ("p+1", false, "#[]")
-    );
+    assert_eq!((r[0].vpid.as_str(), r[0].rejected, r[0].data.body.as_str()), ("p+1", false, "#[]"));
     k.check();
 }
 
 #[test]
 fn host_messages_with_unknown_targets_or_slots_are_refused_without_leaking() {
     let mut k = kernel();
-    let err = k
-        .core
-        .queue_message("ko42".parse().unwrap(), "x", vec![], None)
-        .unwrap_err();
+    let err = k.core.queue_message("ko42".parse().unwrap(), "x", vec![], None).unwrap_err();
     assert!(err.to_string().contains("ko42"), "{err}");
     let (vat, _) = passive();
     let (_, root) = k.add("a", vat);
-    let err = k
-        .core
-        .queue_message(
-            root,
-            "x",
-            vec![Value::presence("ko77".parse().unwrap(), None)],
-            None,
-        )
-        .unwrap_err();
+    let err = k.core.queue_message(root, "x", vec![Value::presence("ko77".parse().unwrap(), None)], None).unwrap_err();
     assert!(err.to_string().contains("ko77"), "{err}");
     assert_eq!(k.count("SELECT COUNT(*) FROM promises"), 0);
     k.check();

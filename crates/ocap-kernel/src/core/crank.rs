@@ -38,9 +38,7 @@ pub(crate) enum Outcome {
 
 /// `[KERNEL:VAT_FATAL:<code>] <detail>`, the reason a vat is killed for misbehaving.
 pub(crate) fn vat_fatal(code: &str, detail: &str) -> CapData<KRef> {
-    smallcaps::kser(&smallcaps::Value::error(format!(
-        "[KERNEL:VAT_FATAL:{code}] {detail}"
-    )))
+    smallcaps::kser(&smallcaps::Value::error(format!("[KERNEL:VAT_FATAL:{code}] {detail}")))
 }
 
 impl KernelCore {
@@ -86,11 +84,7 @@ impl KernelCore {
                 self.unit(|k| k.terminate_in_unit(vat, &info))?;
             }
             Err(e) => {
-                tracing::error!(
-                    "crank {} failed, discarding {:?}: {e}",
-                    self.crank_count,
-                    work
-                );
+                tracing::error!("crank {} failed, discarding {:?}: {e}", self.crank_count, work);
                 self.abandon_unit()?;
                 self.unit(|k| k.discard_work(&work, &e))?;
             }
@@ -137,12 +131,8 @@ impl KernelCore {
                 Ok(Outcome::Commit)
             }
             Work::Reap(vat) => self.deliver_reap(*vat),
-            Work::Run(RunQueueItem::Send { target, message }) => {
-                self.route_send(*target, message.clone())
-            }
-            Work::Run(RunQueueItem::Notify { endpoint_id, kpid }) => {
-                self.deliver_notify(*endpoint_id, *kpid)
-            }
+            Work::Run(RunQueueItem::Send { target, message }) => self.route_send(*target, message.clone()),
+            Work::Run(RunQueueItem::Notify { endpoint_id, kpid }) => self.deliver_notify(*endpoint_id, *kpid),
         }
     }
 
@@ -173,11 +163,7 @@ impl KernelCore {
 
     /// Runs the syscalls a vat made outside any delivery (a timer fired, a fetch answered)
     /// as their own unit of work. An illegal one terminates the vat.
-    pub fn handle_async_syscalls(
-        &mut self,
-        vat: VatId,
-        calls: Vec<crate::vat::VatSyscall>,
-    ) -> Result<(), KernelError> {
+    pub fn handle_async_syscalls(&mut self, vat: VatId, calls: Vec<crate::vat::VatSyscall>) -> Result<(), KernelError> {
         if !self.is_vat_attached(vat) {
             tracing::debug!(%vat, "dropping {} syscalls from a vat that is not running", calls.len());
             return Ok(());
@@ -187,9 +173,7 @@ impl KernelCore {
         let (illegal, internal, exit) = {
             let mut ctx = super::syscalls::SyscallCtx::new(self, vat);
             for call in calls {
-                if let crate::vat::SyscallResult::Error(_) =
-                    crate::vat::SyscallHandler::syscall(&mut ctx, call)
-                {
+                if let crate::vat::SyscallResult::Error(_) = crate::vat::SyscallHandler::syscall(&mut ctx, call) {
                     break;
                 }
             }
@@ -197,10 +181,7 @@ impl KernelCore {
         };
         let outcome = match (internal, illegal, exit) {
             (Some(e), _, _) => Err(e),
-            (None, Some(why), _) => Ok(Outcome::Abort {
-                vat,
-                info: vat_fatal("ILLEGAL_SYSCALL", &why),
-            }),
+            (None, Some(why), _) => Ok(Outcome::Abort { vat, info: vat_fatal("ILLEGAL_SYSCALL", &why) }),
             (None, None, Some((true, info))) => Ok(Outcome::Abort { vat, info }),
             (None, None, Some((false, info))) => Ok(Outcome::CommitThenTerminate { vat, info }),
             (None, None, None) => Ok(Outcome::Commit),

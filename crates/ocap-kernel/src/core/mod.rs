@@ -10,7 +10,9 @@ mod promises;
 mod refcount;
 mod router;
 mod services;
+mod subclusters;
 pub use services::Waker;
+pub use subclusters::{LaunchedVat, SubclusterLaunch, VatLauncher};
 mod syscalls;
 mod terminate;
 mod translate;
@@ -77,6 +79,14 @@ pub enum KernelError {
     VatNotRunning(VatId),
     #[error("kernel service {0:?} is already registered")]
     DuplicateService(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("Failed to launch vat {vat} ({name}): {cause}")]
+    LaunchFailed { vat: VatId, name: String, cause: String },
+    #[error("subcluster {0} does not exist")]
+    NoSuchSubcluster(String),
+    #[error("no registered kernel service '{0}'")]
+    NoSuchService(String),
     #[error("internal kernel error: {0}")]
     Internal(String),
 }
@@ -89,16 +99,8 @@ pub type HostWaiter = Box<dyn FnOnce(HostResult) + Send>;
 
 /// Work that may only happen after the crank that produced it is durable.
 pub(crate) enum Effect {
-    HostResolved {
-        kpid: KRef,
-        result: HostResult,
-    },
-    InvokeService {
-        service: KRef,
-        method: String,
-        args: CapData<KRef>,
-        result: Option<KRef>,
-    },
+    HostResolved { kpid: KRef, result: HostResult },
+    InvokeService { service: KRef, method: String, args: CapData<KRef>, result: Option<KRef> },
 }
 
 /// What a vat is set up with when it joins the kernel.
@@ -120,6 +122,7 @@ pub struct KernelCore {
     pub(crate) opts: KernelOptions,
     pub(crate) vats: HashMap<VatId, Box<dyn VatEndpoint>>,
     pub(crate) services: HashMap<KRef, Arc<dyn KernelService>>,
+    pub(crate) system_only: std::collections::HashSet<KRef>,
     /// Krefs whose counts reached zero in this unit; examined at its end. Cleared on rollback.
     pub(crate) maybe_free: BTreeSet<KRef>,
     /// Post-commit work of released units. The current unit's effects start at `unit_effects_start`.
@@ -144,6 +147,7 @@ impl KernelCore {
             opts,
             vats: HashMap::new(),
             services: HashMap::new(),
+            system_only: Default::default(),
             maybe_free: BTreeSet::new(),
             effects: Vec::new(),
             unit_effects_start: 0,
@@ -217,12 +221,7 @@ impl KernelCore {
                         waiter(result);
                     }
                 }
-                Effect::InvokeService {
-                    service,
-                    method,
-                    args,
-                    result,
-                } => {
+                Effect::InvokeService { service, method, args, result } => {
                     self.invoke_service(service, method, args, result);
                 }
             }
@@ -234,32 +233,35 @@ impl KernelCore {
 
     /// Adds a new vat whose worker has already started: allocates its ID, exports its root
     /// object `o+0` (pinned while the vat lives) and records its config and vatstore.
-    pub fn add_vat(
+    pub fn add_vat(&mut self, spec: VatSpec, endpoint: Box<dyn VatEndpoint>) -> Result<(VatId, KRef), KernelError> {
+        let vat = self.reserve_vat_id()?;
+        self.add_vat_with_id(vat, spec, endpoint)
+    }
+
+    /// `add_vat` with an ID from `reserve_vat_id`.
+    pub fn add_vat_with_id(
         &mut self,
+        vat: VatId,
         spec: VatSpec,
         endpoint: Box<dyn VatEndpoint>,
     ) -> Result<(VatId, KRef), KernelError> {
-        let (vat, root) = self.unit(|k| {
-            let vat = VatId(k.store.next_id("vat")?);
+        let root = self.unit(|k| {
             k.store.create_vat(&VatRecord {
                 id: vat,
                 name: spec.name.clone(),
                 subcluster: spec.subcluster.clone(),
                 config: spec.config.clone(),
                 state: VatState::Active,
-                reap_interval: spec
-                    .reap_interval_deliveries
-                    .unwrap_or(k.opts.default_reap_interval_deliveries),
+                reap_interval: spec.reap_interval_deliveries.unwrap_or(k.opts.default_reap_interval_deliveries),
             })?;
             for (key, value) in &spec.initial_vatstore {
                 k.store.vatstore_set(vat, key, value)?;
             }
             let root = k.store.create_object(EndpointId::Vat(vat))?;
-            k.store
-                .add_clist(EndpointId::Vat(vat), root, ROOT_OBJECT_VREF, true)?;
+            k.store.add_clist(EndpointId::Vat(vat), root, ROOT_OBJECT_VREF, true)?;
             k.store.adjust_pins(root, 1)?;
             k.incref(root)?;
-            Ok((vat, root))
+            Ok(root)
         })?;
         self.vats.insert(vat, endpoint);
         Ok((vat, root))
@@ -273,11 +275,7 @@ impl KernelCore {
     }
 
     /// Re-attaches a worker for a persisted vat (after a kernel restart or `restartVat`).
-    pub fn attach_vat(
-        &mut self,
-        vat: VatId,
-        endpoint: Box<dyn VatEndpoint>,
-    ) -> Result<(), KernelError> {
+    pub fn attach_vat(&mut self, vat: VatId, endpoint: Box<dyn VatEndpoint>) -> Result<(), KernelError> {
         match self.store.vat(vat)? {
             Some(rec) if rec.state == VatState::Active => {
                 if let Some(mut old) = self.vats.insert(vat, endpoint) {
@@ -347,13 +345,7 @@ impl KernelCore {
             let kpid = k.store.create_promise(None)?;
             k.store.set_host_watch(kpid, true)?;
             k.incref(kpid)?;
-            k.enqueue_send(
-                target,
-                crate::store::Message {
-                    methargs: methargs.clone(),
-                    result: Some(kpid),
-                },
-            )?;
+            k.enqueue_send(target, crate::store::Message { methargs: methargs.clone(), result: Some(kpid) })?;
             Ok(kpid)
         })?;
         if let Some(w) = waiter {
@@ -392,11 +384,7 @@ impl KernelCore {
         if kref.is_promise() {
             return Err(KernelError::NotAnObject(kref, "isRevoked"));
         }
-        Ok(self
-            .store
-            .object(kref)?
-            .ok_or(KernelError::UnknownKref(kref))?
-            .revoked)
+        Ok(self.store.object(kref)?.ok_or(KernelError::UnknownKref(kref))?.revoked)
     }
 
     /// Holds an object reachable on the host's behalf (counted per call).
@@ -418,10 +406,7 @@ impl KernelCore {
             return Err(KernelError::NotAnObject(kref, "unpin"));
         }
         self.unit(|k| {
-            let rec = k
-                .store
-                .object(kref)?
-                .ok_or(KernelError::UnknownKref(kref))?;
+            let rec = k.store.object(kref)?.ok_or(KernelError::UnknownKref(kref))?;
             if rec.pins == 0 {
                 return Err(KernelError::Internal(format!("{kref} is not pinned")));
             }
@@ -467,11 +452,7 @@ impl KernelCore {
         Ok(())
     }
 
-    pub(crate) fn enqueue_send(
-        &mut self,
-        target: KRef,
-        message: crate::store::Message,
-    ) -> Result<(), KernelError> {
+    pub(crate) fn enqueue_send(&mut self, target: KRef, message: crate::store::Message) -> Result<(), KernelError> {
         self.incref(target)?;
         if let Some(r) = message.result {
             self.incref(r)?;
@@ -479,8 +460,7 @@ impl KernelCore {
         for s in &message.methargs.slots {
             self.incref(*s)?;
         }
-        self.store
-            .push_run(&RunQueueItem::Send { target, message })?;
+        self.store.push_run(&RunQueueItem::Send { target, message })?;
         Ok(())
     }
 }

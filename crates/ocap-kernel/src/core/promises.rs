@@ -17,14 +17,9 @@ impl KernelCore {
         rejected: bool,
         value: CapData<KRef>,
     ) -> Result<(), KernelError> {
-        let p = self
-            .store
-            .promise(kpid)?
-            .ok_or(KernelError::UnknownKref(kpid))?;
+        let p = self.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
         if p.state != PromiseState::Unresolved {
-            return Err(KernelError::Internal(format!(
-                "{kpid} was already resolved"
-            )));
+            return Err(KernelError::Internal(format!("{kpid} was already resolved")));
         }
         for s in &value.slots {
             if *s != kpid {
@@ -36,18 +31,12 @@ impl KernelCore {
         self.store.settle_promise(kpid, rejected, &value)?;
         for vat in subscribers {
             self.incref(kpid)?;
-            self.store.push_run(&RunQueueItem::Notify {
-                endpoint_id: vat,
-                kpid,
-            })?;
+            self.store.push_run(&RunQueueItem::Notify { endpoint_id: vat, kpid })?;
         }
         for message in parked {
             // The parked message already counts its result and slots; add the target.
             self.incref(kpid)?;
-            self.store.push_run(&RunQueueItem::Send {
-                target: kpid,
-                message,
-            })?;
+            self.store.push_run(&RunQueueItem::Send { target: kpid, message })?;
         }
         if p.host_watch {
             // The host now holds the objects it was given: pin them, so a kref from a result

@@ -94,8 +94,7 @@ impl KernelCore {
         }
         match rec.owner {
             Some(EndpointId::Vat(owner)) => {
-                let active =
-                    matches!(self.store.vat(owner)?, Some(v) if v.state == VatState::Active);
+                let active = matches!(self.store.vat(owner)?, Some(v) if v.state == VatState::Active);
                 if !active {
                     // The terminated-vat cleanup orphans it and looks again.
                     return Ok(());
@@ -103,12 +102,10 @@ impl KernelCore {
                 let ep = EndpointId::Vat(owner);
                 if let Some(entry) = self.store.clist_by_kref(ep, kref)? {
                     if entry.reachable {
-                        self.store
-                            .add_gc_action(ep, GcActionKind::DropExport, kref)?;
+                        self.store.add_gc_action(ep, GcActionKind::DropExport, kref)?;
                     }
                     if rec.recognizable == 0 {
-                        self.store
-                            .add_gc_action(ep, GcActionKind::RetireExport, kref)?;
+                        self.store.add_gc_action(ep, GcActionKind::RetireExport, kref)?;
                     }
                 }
             }
@@ -120,8 +117,7 @@ impl KernelCore {
                     // An orphan nobody can reach can never be reached again: tell the
                     // importers that still recognise it to forget it.
                     for (importer, _) in self.store.importers(kref)? {
-                        self.store
-                            .add_gc_action(importer, GcActionKind::RetireImport, kref)?;
+                        self.store.add_gc_action(importer, GcActionKind::RetireImport, kref)?;
                     }
                 }
             }

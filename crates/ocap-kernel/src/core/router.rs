@@ -25,12 +25,7 @@ impl KernelCore {
 
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's
     /// authority, and releases the references the queue item held.
-    pub(crate) fn splat(
-        &mut self,
-        item_target: KRef,
-        msg: &Message,
-        error: CapData<KRef>,
-    ) -> Result<(), KernelError> {
+    pub(crate) fn splat(&mut self, item_target: KRef, msg: &Message, error: CapData<KRef>) -> Result<(), KernelError> {
         if let Some(r) = msg.result {
             if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) {
                 self.resolve_promise(r, true, error)?;
@@ -44,20 +39,13 @@ impl KernelCore {
         Ok(())
     }
 
-    pub(crate) fn route_send(
-        &mut self,
-        item_target: KRef,
-        msg: Message,
-    ) -> Result<Outcome, KernelError> {
+    pub(crate) fn route_send(&mut self, item_target: KRef, msg: Message) -> Result<Outcome, KernelError> {
         let mut target = item_target;
         for _ in 0..MAX_FORWARDS {
             if !target.is_promise() {
                 return self.send_to_object(target, item_target, msg);
             }
-            let p = self
-                .store
-                .promise(target)?
-                .ok_or(KernelError::UnknownKref(target))?;
+            let p = self.store.promise(target)?.ok_or(KernelError::UnknownKref(target))?;
             match p.state {
                 PromiseState::Unresolved => {
                     self.store.park_message(target, &msg)?;
@@ -65,9 +53,7 @@ impl KernelCore {
                     return Ok(Outcome::Commit);
                 }
                 PromiseState::Rejected => {
-                    let value = p.value.unwrap_or_else(|| {
-                        kernel_error("INTERNAL_ERROR", "rejected without a value")
-                    });
+                    let value = p.value.unwrap_or_else(|| kernel_error("INTERNAL_ERROR", "rejected without a value"));
                     self.splat(item_target, &msg, value)?;
                     return Ok(Outcome::Commit);
                 }
@@ -84,36 +70,19 @@ impl KernelCore {
                 },
             }
         }
-        let err = kernel_error(
-            "BAD_PROMISE_RESOLUTION",
-            &format!("promise chain from {item_target} is too long"),
-        );
+        let err = kernel_error("BAD_PROMISE_RESOLUTION", &format!("promise chain from {item_target} is too long"));
         self.splat(item_target, &msg, err)?;
         Ok(Outcome::Commit)
     }
 
-    fn send_to_object(
-        &mut self,
-        obj: KRef,
-        item_target: KRef,
-        msg: Message,
-    ) -> Result<Outcome, KernelError> {
-        let deleted = || {
-            kernel_error(
-                "OBJECT_DELETED",
-                "Target object has no owner; it may have been deleted",
-            )
-        };
+    fn send_to_object(&mut self, obj: KRef, item_target: KRef, msg: Message) -> Result<Outcome, KernelError> {
+        let deleted = || kernel_error("OBJECT_DELETED", "Target object has no owner; it may have been deleted");
         let Some(rec) = self.store.object(obj)? else {
             self.splat(item_target, &msg, deleted())?;
             return Ok(Outcome::Commit);
         };
         if rec.revoked {
-            self.splat(
-                item_target,
-                &msg,
-                kernel_error("OBJECT_REVOKED", "Target object has been revoked"),
-            )?;
+            self.splat(item_target, &msg, kernel_error("OBJECT_REVOKED", "Target object has been revoked"))?;
             return Ok(Outcome::Commit);
         }
         match rec.owner {
@@ -131,8 +100,7 @@ impl KernelCore {
                     return Ok(Outcome::Commit);
                 }
                 if !self.is_vat_attached(vat) {
-                    let err =
-                        kernel_error("ENDPOINT_UNREACHABLE", &format!("vat {vat} is not running"));
+                    let err = kernel_error("ENDPOINT_UNREACHABLE", &format!("vat {vat} is not running"));
                     self.splat(item_target, &msg, err)?;
                     return Ok(Outcome::Commit);
                 }
@@ -142,8 +110,7 @@ impl KernelCore {
                 };
                 // The decider is handed off at delivery.
                 let result = match msg.result {
-                    Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) =>
-                    {
+                    Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) => {
                         self.store.set_decider(r, Some(EndpointId::Vat(vat)))?;
                         Some(r)
                     }
@@ -154,11 +121,7 @@ impl KernelCore {
                 self.release_item(item_target, &msg)?;
                 self.deliver_to_vat(
                     vat,
-                    VatDelivery::Message {
-                        target: entry.eref,
-                        methargs,
-                        result: result_vref,
-                    },
+                    VatDelivery::Message { target: entry.eref, methargs, result: result_vref },
                     true,
                 )
             }
@@ -176,46 +139,23 @@ impl KernelCore {
         Ok(())
     }
 
-    fn send_to_service(
-        &mut self,
-        service: KRef,
-        item_target: KRef,
-        msg: Message,
-    ) -> Result<(), KernelError> {
+    fn send_to_service(&mut self, service: KRef, item_target: KRef, msg: Message) -> Result<(), KernelError> {
         let (method, args) = match smallcaps::kunser(&msg.methargs) {
             Ok(Value::Array(mut parts)) if parts.len() == 2 => match (parts.pop(), parts.pop()) {
                 (Some(Value::Array(args)), Some(Value::String(method))) => (method, args),
-                _ => {
-                    return self.splat(
-                        item_target,
-                        &msg,
-                        kernel_error("DELIVERY_FAILED", "malformed method call"),
-                    )
-                }
+                _ => return self.splat(item_target, &msg, kernel_error("DELIVERY_FAILED", "malformed method call")),
             },
-            _ => {
-                return self.splat(
-                    item_target,
-                    &msg,
-                    kernel_error("DELIVERY_FAILED", "malformed method call"),
-                )
-            }
+            _ => return self.splat(item_target, &msg, kernel_error("DELIVERY_FAILED", "malformed method call")),
         };
         let result = match msg.result {
-            Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) =>
-            {
+            Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) => {
                 self.store.set_decider(r, Some(EndpointId::Kernel))?;
                 Some(r)
             }
             _ => None,
         };
         let args = smallcaps::kser(&Value::Array(args));
-        self.effects.push(Effect::InvokeService {
-            service,
-            method,
-            args,
-            result,
-        });
+        self.effects.push(Effect::InvokeService { service, method, args, result });
         self.release_item(item_target, &msg)
     }
 
@@ -233,8 +173,7 @@ impl KernelCore {
             let mut ctx = SyscallCtx::new(self, vat);
             // A panicking endpoint is a broken vat, not a broken kernel.
             let call = std::panic::AssertUnwindSafe(|| endpoint.deliver(delivery, &mut ctx));
-            let result = std::panic::catch_unwind(call)
-                .unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
+            let result = std::panic::catch_unwind(call).unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
             (result, ctx.illegal, ctx.internal, ctx.exit)
         };
         self.vats.insert(vat, endpoint);
@@ -242,17 +181,11 @@ impl KernelCore {
             return Err(e);
         }
         if let Some(why) = illegal {
-            return Ok(Outcome::Abort {
-                vat,
-                info: vat_fatal("ILLEGAL_SYSCALL", &why),
-            });
+            return Ok(Outcome::Abort { vat, info: vat_fatal("ILLEGAL_SYSCALL", &why) });
         }
         if let Err(e) = result {
             tracing::warn!(%vat, "delivery error: {e}");
-            return Ok(Outcome::Abort {
-                vat,
-                info: vat_fatal("INTERNAL_ERROR", &e),
-            });
+            return Ok(Outcome::Abort { vat, info: vat_fatal("INTERNAL_ERROR", &e) });
         }
         if counts_for_reap && self.store.tick_reap(vat)? {
             self.store.schedule_reap(vat)?;
@@ -264,16 +197,9 @@ impl KernelCore {
         })
     }
 
-    pub(crate) fn deliver_notify(
-        &mut self,
-        vat: VatId,
-        kpid: KRef,
-    ) -> Result<Outcome, KernelError> {
+    pub(crate) fn deliver_notify(&mut self, vat: VatId, kpid: KRef) -> Result<Outcome, KernelError> {
         let ep = EndpointId::Vat(vat);
-        if !self.vat_is_active(vat)?
-            || !self.is_vat_attached(vat)
-            || self.store.clist_by_kref(ep, kpid)?.is_none()
-        {
+        if !self.vat_is_active(vat)? || !self.is_vat_attached(vat) || self.store.clist_by_kref(ep, kpid)?.is_none() {
             self.decref(kpid)?;
             return Ok(Outcome::Commit);
         }
@@ -282,15 +208,10 @@ impl KernelCore {
         let mut queue = vec![kpid];
         let mut seen = std::collections::HashSet::from([kpid]);
         while let Some(kp) = queue.pop() {
-            let p = self
-                .store
-                .promise(kp)?
-                .ok_or(KernelError::UnknownKref(kp))?;
+            let p = self.store.promise(kp)?.ok_or(KernelError::UnknownKref(kp))?;
             let Some(value) = p.value else {
                 if kp == kpid {
-                    return Err(KernelError::Internal(format!(
-                        "notify for unresolved {kpid}"
-                    )));
+                    return Err(KernelError::Internal(format!("notify for unresolved {kpid}")));
                 }
                 continue;
             };
@@ -305,11 +226,7 @@ impl KernelCore {
         for (kp, rejected, value) in &batch {
             let vpid = self.kref_to_vref(vat, *kp)?;
             let data = self.capdata_to_vat(vat, value)?;
-            resolutions.push(VatResolution {
-                vpid,
-                rejected: *rejected,
-                data,
-            });
+            resolutions.push(VatResolution { vpid, rejected: *rejected, data });
         }
         self.decref(kpid)?;
         let outcome = self.deliver_to_vat(vat, VatDelivery::Notify(resolutions), true)?;
@@ -338,8 +255,7 @@ impl KernelCore {
             let rec = self.store.object(kref)?;
             let valid = match action.kind {
                 GcActionKind::DropExport => {
-                    matches!(&rec, Some(o) if o.reachable == 0 && o.owner == Some(ep))
-                        && entry.reachable
+                    matches!(&rec, Some(o) if o.reachable == 0 && o.owner == Some(ep)) && entry.reachable
                 }
                 GcActionKind::RetireExport => {
                     matches!(&rec, Some(o) if o.reachable == 0 && o.recognizable == 0 && o.owner == Some(ep))

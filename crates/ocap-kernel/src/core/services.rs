@@ -61,10 +61,7 @@ impl ServiceReply {
 impl Drop for ServiceReply {
     fn drop(&mut self) {
         if !self.answered {
-            self.send(Err(kernel_error(
-                "DELIVERY_FAILED",
-                "kernel service dropped the call without answering",
-            )));
+            self.send(Err(kernel_error("DELIVERY_FAILED", "kernel service dropped the call without answering")));
         }
     }
 }
@@ -72,11 +69,7 @@ impl Drop for ServiceReply {
 impl KernelCore {
     /// Registers a service under a name. The kref is persisted, so the same name gets the
     /// same kref after a restart.
-    pub fn register_service(
-        &mut self,
-        name: &str,
-        service: Arc<dyn KernelService>,
-    ) -> Result<KRef, KernelError> {
+    pub fn register_service(&mut self, name: &str, service: Arc<dyn KernelService>) -> Result<KRef, KernelError> {
         let existing = self.store.get_kv(&format!("service.{name}"))?;
         let kref = match existing.and_then(|s| s.parse::<KRef>().ok()) {
             Some(kref) => {
@@ -90,8 +83,7 @@ impl KernelCore {
                     let kref = k.store.create_object(EndpointId::Kernel)?;
                     k.store.adjust_pins(kref, 1)?;
                     k.incref(kref)?;
-                    k.store
-                        .set_kv(&format!("service.{name}"), &kref.to_string())?;
+                    k.store.set_kv(&format!("service.{name}"), &kref.to_string())?;
                     Ok(kref)
                 })?;
                 self.commit()?;
@@ -102,12 +94,30 @@ impl KernelCore {
         Ok(kref)
     }
 
+    /// Registers a service that only system subclusters may be given (the kernel facet).
+    pub fn register_system_service(
+        &mut self,
+        name: &str,
+        service: Arc<dyn KernelService>,
+    ) -> Result<KRef, KernelError> {
+        let kref = self.register_service(name, service)?;
+        self.system_only.insert(kref);
+        Ok(kref)
+    }
+
+    /// The kref of a service a subcluster asks for. A system-only service is refused to a
+    /// non-system subcluster with the same error as a missing one, so its existence is not
+    /// revealed.
+    pub(crate) fn service_for_launch(&self, name: &str, is_system: bool) -> Result<KRef, KernelError> {
+        match self.service_kref(name)? {
+            Some(k) if self.services.contains_key(&k) && (is_system || !self.system_only.contains(&k)) => Ok(k),
+            _ => Err(KernelError::NoSuchService(name.to_owned())),
+        }
+    }
+
     /// The kref of a registered (or previously registered) service.
     pub fn service_kref(&self, name: &str) -> Result<Option<KRef>, KernelError> {
-        Ok(self
-            .store
-            .get_kv(&format!("service.{name}"))?
-            .and_then(|s| s.parse().ok()))
+        Ok(self.store.get_kv(&format!("service.{name}"))?.and_then(|s| s.parse().ok()))
     }
 
     /// Sets the function that wakes the run loop when a service answers from elsewhere.
@@ -115,23 +125,12 @@ impl KernelCore {
         self.waker = Some(waker);
     }
 
-    pub(crate) fn invoke_service(
-        &mut self,
-        service: KRef,
-        method: String,
-        args: CapData<KRef>,
-        result: Option<KRef>,
-    ) {
-        let reply = ServiceReply {
-            kpid: result,
-            tx: self.service_tx.clone(),
-            waker: self.waker.clone(),
-            answered: false,
-        };
+    pub(crate) fn invoke_service(&mut self, service: KRef, method: String, args: CapData<KRef>, result: Option<KRef>) {
+        let reply =
+            ServiceReply { kpid: result, tx: self.service_tx.clone(), waker: self.waker.clone(), answered: false };
         let Some(svc) = self.services.get(&service).cloned() else {
-            reply.reject(Value::error(format!(
-                "[KERNEL:DELIVERY_FAILED] no kernel service is registered as {service}"
-            )));
+            reply
+                .reject(Value::error(format!("[KERNEL:DELIVERY_FAILED] no kernel service is registered as {service}")));
             return;
         };
         let args = match smallcaps::kunser(&args) {
@@ -151,11 +150,7 @@ impl KernelCore {
     }
 
     /// Resolves a service's result promise, if it is still the kernel's to decide.
-    pub(crate) fn resolve_from_service(
-        &mut self,
-        kpid: KRef,
-        result: HostResult,
-    ) -> Result<(), KernelError> {
+    pub(crate) fn resolve_from_service(&mut self, kpid: KRef, result: HostResult) -> Result<(), KernelError> {
         let Some(p) = self.store.promise(kpid)? else {
             return Ok(());
         };
@@ -169,10 +164,7 @@ impl KernelCore {
         };
         for s in &value.slots {
             if self.require_exists(*s).is_err() {
-                value = kernel_error(
-                    "DELIVERY_FAILED",
-                    &format!("service answered with unknown reference {s}"),
-                );
+                value = kernel_error("DELIVERY_FAILED", &format!("service answered with unknown reference {s}"));
                 return self.resolve_promise(kpid, true, value);
             }
         }

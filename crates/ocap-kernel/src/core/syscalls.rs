@@ -24,24 +24,14 @@ pub(crate) struct SyscallCtx<'a> {
 
 impl<'a> SyscallCtx<'a> {
     pub(crate) fn new(core: &'a mut KernelCore, vat: VatId) -> Self {
-        SyscallCtx {
-            core,
-            vat,
-            illegal: None,
-            internal: None,
-            exit: None,
-            count: 0,
-        }
+        SyscallCtx { core, vat, illegal: None, internal: None, exit: None, count: 0 }
     }
 }
 
 impl SyscallHandler for SyscallCtx<'_> {
     fn syscall(&mut self, call: VatSyscall) -> SyscallResult {
         if let Some(why) = &self.illegal {
-            return SyscallResult::Error(format!(
-                "vat {} already made an illegal syscall: {why}",
-                self.vat
-            ));
+            return SyscallResult::Error(format!("vat {} already made an illegal syscall: {why}", self.vat));
         }
         if self.internal.is_some() {
             return SyscallResult::Error("kernel error".into());
@@ -49,10 +39,7 @@ impl SyscallHandler for SyscallCtx<'_> {
         self.count += 1;
         let name = call.name();
         let outcome = if self.count > self.core.opts.max_syscalls_per_delivery {
-            illegal(format!(
-                "more than {} syscalls in one delivery",
-                self.core.opts.max_syscalls_per_delivery
-            ))
+            illegal(format!("more than {} syscalls in one delivery", self.core.opts.max_syscalls_per_delivery))
         } else {
             self.dispatch(call)
         };
@@ -79,16 +66,9 @@ impl SyscallCtx<'_> {
         let vat = self.vat;
         let k = &mut *self.core;
         match call {
-            VatSyscall::Send {
-                target,
-                methargs,
-                result,
-            } => {
+            VatSyscall::Send { target, methargs, result } => {
                 if k.store.run_queue_len()? >= k.opts.max_run_queue_items {
-                    return illegal(format!(
-                        "run queue is full ({} items)",
-                        k.opts.max_run_queue_items
-                    ));
+                    return illegal(format!("run queue is full ({} items)", k.opts.max_run_queue_items));
                 }
                 let Some(result) = result else {
                     return illegal("send must carry a result promise");
@@ -100,39 +80,22 @@ impl SyscallCtx<'_> {
                     return illegal(format!("result {result} is not a promise"));
                 }
                 let result = k.vref_to_kref(vat, &result)?;
-                let p = k
-                    .store
-                    .promise(result)?
-                    .ok_or(KernelError::UnknownKref(result))?;
+                let p = k.store.promise(result)?.ok_or(KernelError::UnknownKref(result))?;
                 if p.state != PromiseState::Unresolved || p.decider != Some(EndpointId::Vat(vat)) {
-                    return illegal(format!(
-                        "result {result} is not an unresolved promise decided by {vat}"
-                    ));
+                    return illegal(format!("result {result} is not an unresolved promise decided by {vat}"));
                 }
-                k.enqueue_send(
-                    target,
-                    Message {
-                        methargs,
-                        result: Some(result),
-                    },
-                )?;
+                k.enqueue_send(target, Message { methargs, result: Some(result) })?;
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Subscribe(vpid) => {
                 let kpid = self.promise_ref(&vpid)?;
                 let k = &mut *self.core;
-                let p = k
-                    .store
-                    .promise(kpid)?
-                    .ok_or(KernelError::UnknownKref(kpid))?;
+                let p = k.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
                 if p.state == PromiseState::Unresolved {
                     k.store.add_subscriber(kpid, vat)?;
                 } else {
                     k.incref(kpid)?;
-                    k.store.push_run(&RunQueueItem::Notify {
-                        endpoint_id: vat,
-                        kpid,
-                    })?;
+                    k.store.push_run(&RunQueueItem::Notify { endpoint_id: vat, kpid })?;
                 }
                 Ok(SyscallResult::Ok)
             }
@@ -140,27 +103,15 @@ impl SyscallCtx<'_> {
                 // Translate the whole batch first: values may name promises resolved in the
                 // same batch, which must still map to them (SwingSet's doResolve).
                 let mut batch = Vec::with_capacity(resolutions.len());
-                for VatResolution {
-                    vpid,
-                    rejected,
-                    data,
-                } in resolutions
-                {
+                for VatResolution { vpid, rejected, data } in resolutions {
                     let kpid = self.promise_ref(&vpid)?;
                     let k = &mut *self.core;
-                    let p = k
-                        .store
-                        .promise(kpid)?
-                        .ok_or(KernelError::UnknownKref(kpid))?;
-                    if p.state != PromiseState::Unresolved
-                        || batch.iter().any(|(b, _, _)| *b == kpid)
-                    {
+                    let p = k.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
+                    if p.state != PromiseState::Unresolved || batch.iter().any(|(b, _, _)| *b == kpid) {
                         return illegal(format!("{vpid} ({kpid}) was already resolved"));
                     }
                     if p.decider != Some(EndpointId::Vat(vat)) {
-                        return illegal(format!(
-                            "{vat} is not permitted to resolve {vpid} ({kpid})"
-                        ));
+                        return illegal(format!("{vat} is not permitted to resolve {vpid} ({kpid})"));
                     }
                     let data = k.capdata_to_kernel(vat, &data)?;
                     batch.push((kpid, rejected, data));
@@ -187,11 +138,7 @@ impl SyscallCtx<'_> {
                     let kref = self.import_object(&vref)?;
                     let k = &mut *self.core;
                     let ep = EndpointId::Vat(vat);
-                    if !k
-                        .store
-                        .clist_by_kref(ep, kref)?
-                        .is_some_and(|e| e.reachable)
-                    {
+                    if !k.store.clist_by_kref(ep, kref)?.is_some_and(|e| e.reachable) {
                         return illegal(format!("dropImports of {vref}, which is already dropped"));
                     }
                     k.store.set_clist_reachable(ep, kref, false)?;
@@ -205,13 +152,8 @@ impl SyscallCtx<'_> {
                 for vref in vrefs {
                     let kref = self.import_object(&vref)?;
                     let k = &mut *self.core;
-                    if k.store
-                        .clist_by_kref(EndpointId::Vat(vat), kref)?
-                        .is_some_and(|e| e.reachable)
-                    {
-                        return illegal(format!(
-                            "retireImports of {vref}, which is still reachable"
-                        ));
+                    if k.store.clist_by_kref(EndpointId::Vat(vat), kref)?.is_some_and(|e| e.reachable) {
+                        return illegal(format!("retireImports of {vref}, which is still reachable"));
                     }
                     k.forget_clist_entry(vat, kref)?;
                 }
@@ -222,30 +164,19 @@ impl SyscallCtx<'_> {
                     let kref = self.own_export(&vref)?;
                     let k = &mut *self.core;
                     let ep = EndpointId::Vat(vat);
-                    if k.store
-                        .clist_by_kref(ep, kref)?
-                        .is_some_and(|e| e.reachable)
-                    {
-                        return illegal(format!(
-                            "retireExports of {vref}, which the kernel still holds"
-                        ));
+                    if k.store.clist_by_kref(ep, kref)?.is_some_and(|e| e.reachable) {
+                        return illegal(format!("retireExports of {vref}, which the kernel still holds"));
                     }
-                    let rec = k
-                        .store
-                        .object(kref)?
-                        .ok_or(KernelError::UnknownKref(kref))?;
+                    let rec = k.store.object(kref)?.ok_or(KernelError::UnknownKref(kref))?;
                     if rec.reachable > 0 {
-                        return illegal(format!(
-                            "retireExports of {vref} ({kref}), which is still reachable"
-                        ));
+                        return illegal(format!("retireExports of {vref} ({kref}), which is still reachable"));
                     }
                     // Orphan it; importers that only recognise it are told to retire it, and
                     // the object row goes when the last of them has.
                     k.store.delete_clist(ep, kref)?;
                     k.store.set_object_owner(kref, None)?;
                     for (importer, _) in k.store.importers(kref)? {
-                        k.store
-                            .add_gc_action(importer, GcActionKind::RetireImport, kref)?;
+                        k.store.add_gc_action(importer, GcActionKind::RetireImport, kref)?;
                     }
                     k.maybe_free.insert(kref);
                 }
@@ -263,25 +194,18 @@ impl SyscallCtx<'_> {
             }
             VatSyscall::VatstoreGet(key) => {
                 self.check_key(&key)?;
-                Ok(SyscallResult::Value(
-                    self.core.store.vatstore_get(vat, &key)?,
-                ))
+                Ok(SyscallResult::Value(self.core.store.vatstore_get(vat, &key)?))
             }
             VatSyscall::VatstoreGetNextKey(key) => {
                 if key.len() > self.core.opts.max_vatstore_key_bytes {
                     return illegal("vatstore key too long");
                 }
-                Ok(SyscallResult::Value(
-                    self.core.store.vatstore_next_key(vat, &key)?,
-                ))
+                Ok(SyscallResult::Value(self.core.store.vatstore_next_key(vat, &key)?))
             }
             VatSyscall::VatstoreSet(key, value) => {
                 self.check_key(&key)?;
                 if value.len() > self.core.opts.max_vatstore_value_bytes {
-                    return illegal(format!(
-                        "vatstore value for {key:?} is {} bytes, over the limit",
-                        value.len()
-                    ));
+                    return illegal(format!("vatstore value for {key:?} is {} bytes, over the limit", value.len()));
                 }
                 self.core.store.vatstore_set(vat, &key, &value)?;
                 Ok(SyscallResult::Ok)
@@ -299,10 +223,7 @@ impl SyscallCtx<'_> {
             return illegal("vatstore key is empty");
         }
         if key.len() > self.core.opts.max_vatstore_key_bytes {
-            return illegal(format!(
-                "vatstore key is {} bytes, over the limit",
-                key.len()
-            ));
+            return illegal(format!("vatstore key is {} bytes, over the limit", key.len()));
         }
         Ok(())
     }
@@ -320,11 +241,7 @@ impl SyscallCtx<'_> {
         if e.ref_type() != RefType::Object || e.is_export() {
             return illegal(format!("{vref} is not an object import"));
         }
-        match self
-            .core
-            .store
-            .clist_by_eref(EndpointId::Vat(self.vat), vref)?
-        {
+        match self.core.store.clist_by_eref(EndpointId::Vat(self.vat), vref)? {
             Some((kref, _)) => Ok(kref),
             None => illegal(format!("unknown import {vref}")),
         }
@@ -336,11 +253,7 @@ impl SyscallCtx<'_> {
         if e.ref_type() != RefType::Object || !e.is_export() {
             return illegal(format!("{vref} is not an object export"));
         }
-        let Some((kref, _)) = self
-            .core
-            .store
-            .clist_by_eref(EndpointId::Vat(self.vat), vref)?
-        else {
+        let Some((kref, _)) = self.core.store.clist_by_eref(EndpointId::Vat(self.vat), vref)? else {
             return illegal(format!("unknown export {vref}"));
         };
         let owner = self.core.store.object(kref)?.and_then(|o| o.owner);

@@ -14,11 +14,7 @@ use crate::smallcaps::{self, kernel_error, Value};
 use crate::store::VatState;
 
 impl KernelCore {
-    pub(crate) fn terminate_in_unit(
-        &mut self,
-        vat: VatId,
-        info: &CapData<KRef>,
-    ) -> Result<(), KernelError> {
+    pub(crate) fn terminate_in_unit(&mut self, vat: VatId, info: &CapData<KRef>) -> Result<(), KernelError> {
         if !matches!(self.store.vat(vat)?, Some(r) if r.state == VatState::Active) {
             return Ok(());
         }
@@ -38,13 +34,16 @@ impl KernelCore {
         for kpid in self.store.promises_decided_by(EndpointId::Vat(vat))? {
             self.resolve_promise(kpid, true, err.clone())?;
         }
-        if let Some((root, _)) = self
-            .store
-            .clist_by_eref(EndpointId::Vat(vat), ROOT_OBJECT_VREF)?
-        {
+        if let Some((root, _)) = self.store.clist_by_eref(EndpointId::Vat(vat), ROOT_OBJECT_VREF)? {
             if self.store.object(root)?.is_some_and(|o| o.pins > 0) {
                 self.store.adjust_pins(root, -1)?;
                 self.decref(root)?;
+            }
+        }
+        // A subcluster whose last vat is gone is deleted.
+        if let Some(sid) = self.store.vat(vat)?.and_then(|r| r.subcluster) {
+            if self.store.subcluster_vats(&sid)?.is_empty() {
+                self.store.delete_subcluster(&sid)?;
             }
         }
         // Exit info may have exported objects nobody references; cleanup will orphan them.
@@ -63,11 +62,7 @@ impl KernelCore {
         for (kref, eref, _) in &entries {
             if !kref.is_promise() && crate::store::eref_is_export(eref) {
                 self.store.delete_clist(ep, *kref)?;
-                if self
-                    .store
-                    .object(*kref)?
-                    .is_some_and(|o| o.owner == Some(ep))
-                {
+                if self.store.object(*kref)?.is_some_and(|o| o.owner == Some(ep)) {
                     self.store.set_object_owner(*kref, None)?;
                 }
                 self.maybe_free.insert(*kref);

@@ -93,21 +93,13 @@ impl KernelCore {
             return Ok(entry.eref);
         }
         let n = self.store.next_import_index(vat, kref.is_promise())?;
-        let vref = if kref.is_promise() {
-            format!("p-{n}")
-        } else {
-            format!("o-{n}")
-        };
+        let vref = if kref.is_promise() { format!("p-{n}") } else { format!("o-{n}") };
         self.store.add_clist(ep, kref, &vref, true)?;
         self.incref(kref)?;
         Ok(vref)
     }
 
-    pub(crate) fn capdata_to_vat(
-        &mut self,
-        vat: VatId,
-        data: &CapData<KRef>,
-    ) -> Result<CapData<String>, KernelError> {
+    pub(crate) fn capdata_to_vat(&mut self, vat: VatId, data: &CapData<KRef>) -> Result<CapData<String>, KernelError> {
         data.try_map_slots(|k| self.kref_to_vref(vat, *k))
     }
 
@@ -123,9 +115,7 @@ impl KernelCore {
             KRef::Object(_) => {
                 if !crate::store::eref_is_export(&entry.eref) {
                     let d_reach = if entry.reachable { -1 } else { 0 };
-                    if let Some((reachable, recognizable)) =
-                        self.store.adjust_object(kref, d_reach, -1)?
-                    {
+                    if let Some((reachable, recognizable)) = self.store.adjust_object(kref, d_reach, -1)? {
                         if reachable == 0 || recognizable == 0 {
                             self.maybe_free.insert(kref);
                         }

@@ -13,8 +13,7 @@ pub struct CListEntry {
 }
 
 fn parse_kref(s: String) -> Result<KRef, StoreError> {
-    s.parse()
-        .map_err(|e| StoreError::Corrupt(format!("bad kref in c-list: {e}")))
+    s.parse().map_err(|e| StoreError::Corrupt(format!("bad kref in c-list: {e}")))
 }
 
 /// An eref's direction is its second character (`o+`, `p-`), or third for rrefs (`ro+`).
@@ -25,36 +24,23 @@ pub(crate) fn eref_is_export(eref: &str) -> bool {
 }
 
 impl Store {
-    pub(crate) fn clist_by_kref(
-        &self,
-        endpoint: EndpointId,
-        kref: KRef,
-    ) -> Result<Option<CListEntry>, StoreError> {
+    pub(crate) fn clist_by_kref(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
         self.conn
             .prepare_cached("SELECT eref, reachable FROM clist WHERE endpoint = ?1 AND kref = ?2")
             .ctx("prepare clist by kref")?
             .query_row(params![endpoint.to_string(), kref.to_string()], |r| {
-                Ok(CListEntry {
-                    eref: r.get(0)?,
-                    reachable: r.get(1)?,
-                })
+                Ok(CListEntry { eref: r.get(0)?, reachable: r.get(1)? })
             })
             .optional()
             .ctx("clist by kref")
     }
 
-    pub(crate) fn clist_by_eref(
-        &self,
-        endpoint: EndpointId,
-        eref: &str,
-    ) -> Result<Option<(KRef, bool)>, StoreError> {
+    pub(crate) fn clist_by_eref(&self, endpoint: EndpointId, eref: &str) -> Result<Option<(KRef, bool)>, StoreError> {
         let row: Option<(String, bool)> = self
             .conn
             .prepare_cached("SELECT kref, reachable FROM clist WHERE endpoint = ?1 AND eref = ?2")
             .ctx("prepare clist by eref")?
-            .query_row(params![endpoint.to_string(), eref], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(params![endpoint.to_string(), eref], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .ctx("clist by eref")?;
         row.map(|(k, f)| Ok((parse_kref(k)?, f))).transpose()
@@ -68,16 +54,9 @@ impl Store {
         reachable: bool,
     ) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached(
-                "INSERT INTO clist(endpoint, kref, eref, reachable) VALUES (?1, ?2, ?3, ?4)",
-            )
+            .prepare_cached("INSERT INTO clist(endpoint, kref, eref, reachable) VALUES (?1, ?2, ?3, ?4)")
             .ctx("prepare add clist")?
-            .execute(params![
-                endpoint.to_string(),
-                kref.to_string(),
-                eref,
-                reachable
-            ])
+            .execute(params![endpoint.to_string(), kref.to_string(), eref, reachable])
             .ctx("add clist")?;
         Ok(())
     }
@@ -109,28 +88,18 @@ impl Store {
     pub(crate) fn importers(&self, kref: KRef) -> Result<Vec<(EndpointId, bool)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT endpoint, eref, reachable FROM clist WHERE kref = ?1 ORDER BY endpoint",
-            )
+            .prepare_cached("SELECT endpoint, eref, reachable FROM clist WHERE kref = ?1 ORDER BY endpoint")
             .ctx("prepare importers")?;
         let rows = stmt
             .query_map([kref.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
             })
             .ctx("importers")?;
         let mut out = Vec::new();
         for row in rows {
             let (ep, eref, reachable) = row.ctx("importer row")?;
             if !eref_is_export(&eref) {
-                out.push((
-                    ep.parse()
-                        .map_err(|e| StoreError::Corrupt(format!("importer of {kref}: {e}")))?,
-                    reachable,
-                ));
+                out.push((ep.parse().map_err(|e| StoreError::Corrupt(format!("importer of {kref}: {e}")))?, reachable));
             }
         }
         Ok(out)
@@ -148,11 +117,7 @@ impl Store {
             .ctx("prepare clist entries")?;
         let rows = stmt
             .query_map(params![endpoint.to_string(), limit as i64], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, bool>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
             })
             .ctx("clist entries")?;
         rows.map(|r| {

@@ -15,6 +15,7 @@ mod clist;
 mod objects;
 pub mod promises;
 mod queues;
+mod subclusters;
 mod vats;
 
 pub(crate) use clist::eref_is_export;
@@ -22,6 +23,7 @@ pub use clist::CListEntry;
 pub use objects::ObjectRecord;
 pub use promises::{PromiseRecord, PromiseState};
 pub use queues::{GcAction, GcActionKind, Message, RunQueueItem};
+pub use subclusters::SubclusterRecord;
 pub use vats::{VatRecord, VatState};
 
 use std::path::Path;
@@ -85,44 +87,29 @@ impl Store {
     }
 
     fn init(conn: Connection, durability: Durability) -> Result<Store, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .ctx("set WAL")?;
+        conn.pragma_update(None, "journal_mode", "WAL").ctx("set WAL")?;
         let sync = match durability {
             Durability::Process => "NORMAL",
             Durability::PowerLoss => "FULL",
         };
-        conn.pragma_update(None, "synchronous", sync)
-            .ctx("set synchronous")?;
+        conn.pragma_update(None, "synchronous", sync).ctx("set synchronous")?;
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA).ctx("create schema")?;
         let version: Option<i64> = conn
-            .query_row(
-                "SELECT value FROM counters WHERE name = 'schemaVersion'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT value FROM counters WHERE name = 'schemaVersion'", [], |r| r.get(0))
             .optional()
             .ctx("read schema version")?;
         match version {
             None => {
-                conn.execute(
-                    "INSERT INTO counters(name, value) VALUES ('schemaVersion', ?1)",
-                    [SCHEMA_VERSION],
-                )
-                .ctx("write schema version")?;
+                conn.execute("INSERT INTO counters(name, value) VALUES ('schemaVersion', ?1)", [SCHEMA_VERSION])
+                    .ctx("write schema version")?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
             Some(v) => {
-                return Err(StoreError::Corrupt(format!(
-                    "schema version {v}, this build knows {SCHEMA_VERSION}"
-                )))
+                return Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}")))
             }
         }
-        Ok(Store {
-            conn,
-            in_outer: false,
-            in_unit: false,
-        })
+        Ok(Store { conn, in_outer: false, in_unit: false })
     }
 
     /// The raw connection, for read-only inspection (the invariant checker, `inspect`).
@@ -136,14 +123,10 @@ impl Store {
     pub fn begin_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(!self.in_unit, "units do not nest");
         if !self.in_outer {
-            self.conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .ctx("begin transaction")?;
+            self.conn.execute_batch("BEGIN IMMEDIATE").ctx("begin transaction")?;
             self.in_outer = true;
         }
-        self.conn
-            .execute_batch("SAVEPOINT unit")
-            .ctx("begin unit")?;
+        self.conn.execute_batch("SAVEPOINT unit").ctx("begin unit")?;
         self.in_unit = true;
         Ok(())
     }
@@ -151,9 +134,7 @@ impl Store {
     /// Keeps the unit's writes; they become durable at the next `commit`.
     pub fn release_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
-        self.conn
-            .execute_batch("RELEASE unit")
-            .ctx("release unit")?;
+        self.conn.execute_batch("RELEASE unit").ctx("release unit")?;
         self.in_unit = false;
         Ok(())
     }
@@ -161,9 +142,7 @@ impl Store {
     /// Undoes every write of the unit.
     pub fn rollback_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
-        self.conn
-            .execute_batch("ROLLBACK TO unit; RELEASE unit")
-            .ctx("roll back unit")?;
+        self.conn.execute_batch("ROLLBACK TO unit; RELEASE unit").ctx("roll back unit")?;
         self.in_unit = false;
         Ok(())
     }
@@ -193,9 +172,7 @@ impl Store {
                  ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value - 1",
             )
             .ctx("prepare counter")?;
-        let v: i64 = stmt
-            .query_row([name], |r| r.get(0))
-            .ctx("advance counter")?;
+        let v: i64 = stmt.query_row([name], |r| r.get(0)).ctx("advance counter")?;
         Ok(v as u64)
     }
 

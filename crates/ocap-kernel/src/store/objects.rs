@@ -17,11 +17,7 @@ pub struct ObjectRecord {
 }
 
 pub(crate) fn parse_endpoint(s: Option<String>) -> Result<Option<EndpointId>, StoreError> {
-    s.map(|s| {
-        s.parse()
-            .map_err(|e| StoreError::Corrupt(format!("bad endpoint in store: {e}")))
-    })
-    .transpose()
+    s.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("bad endpoint in store: {e}")))).transpose()
 }
 
 impl Store {
@@ -38,9 +34,7 @@ impl Store {
     pub fn object(&self, kref: KRef) -> Result<Option<ObjectRecord>, StoreError> {
         let row = self
             .conn
-            .prepare_cached(
-                "SELECT owner, reachable, recognizable, revoked, pins FROM objects WHERE id = ?1",
-            )
+            .prepare_cached("SELECT owner, reachable, recognizable, revoked, pins FROM objects WHERE id = ?1")
             .ctx("prepare get object")?
             .query_row([kref.id() as i64], |r| {
                 Ok((
@@ -82,15 +76,15 @@ impl Store {
             .ctx("prepare adjust object")?
             .query_row(params![kref.id() as i64, d_reachable, d_recognizable], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .map_err(|e| StoreError::Corrupt(format!("refcount of {kref} would go out of range ({d_reachable},{d_recognizable}): {e}")))?;
+            .map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "refcount of {kref} would go out of range ({d_reachable},{d_recognizable}): {e}"
+                ))
+            })?;
         Ok(row.map(|(a, b)| (a as u64, b as u64)))
     }
 
-    pub(crate) fn set_object_owner(
-        &self,
-        kref: KRef,
-        owner: Option<EndpointId>,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn set_object_owner(&self, kref: KRef, owner: Option<EndpointId>) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("UPDATE objects SET owner = ?2 WHERE id = ?1")
             .ctx("prepare set owner")?
@@ -128,14 +122,9 @@ impl Store {
 
     /// Objects exported by an endpoint (owner = endpoint).
     pub(crate) fn objects_owned_by(&self, owner: EndpointId) -> Result<Vec<KRef>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM objects WHERE owner = ?1 ORDER BY id")
-            .ctx("prepare owned")?;
-        let rows = stmt
-            .query_map([owner.to_string()], |r| r.get::<_, i64>(0))
-            .ctx("owned")?;
-        rows.map(|r| r.map(|id| KRef::Object(id as u64)).ctx("owned row"))
-            .collect()
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id FROM objects WHERE owner = ?1 ORDER BY id").ctx("prepare owned")?;
+        let rows = stmt.query_map([owner.to_string()], |r| r.get::<_, i64>(0)).ctx("owned")?;
+        rows.map(|r| r.map(|id| KRef::Object(id as u64)).ctx("owned row")).collect()
     }
 }

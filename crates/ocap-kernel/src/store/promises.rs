@@ -47,9 +47,7 @@ impl Store {
     pub(crate) fn create_promise(&self, decider: Option<EndpointId>) -> Result<KRef, StoreError> {
         let id = self.next_id("promise")?;
         self.conn
-            .prepare_cached(
-                "INSERT INTO promises(id, state, decider) VALUES (?1, 'unresolved', ?2)",
-            )
+            .prepare_cached("INSERT INTO promises(id, state, decider) VALUES (?1, 'unresolved', ?2)")
             .ctx("prepare create promise")?
             .execute(params![id as i64, decider.map(|d| d.to_string())])
             .ctx("create promise")?;
@@ -59,9 +57,7 @@ impl Store {
     pub fn promise(&self, kpid: KRef) -> Result<Option<PromiseRecord>, StoreError> {
         let row = self
             .conn
-            .prepare_cached(
-                "SELECT state, decider, value, refcount, host_watch FROM promises WHERE id = ?1",
-            )
+            .prepare_cached("SELECT state, decider, value, refcount, host_watch FROM promises WHERE id = ?1")
             .ctx("prepare get promise")?
             .query_row([kpid.id() as i64], |r| {
                 Ok((
@@ -79,10 +75,7 @@ impl Store {
                 state: PromiseState::parse(&state)?,
                 decider: parse_endpoint(decider)?,
                 value: value
-                    .map(|v| {
-                        serde_json::from_str(&v)
-                            .map_err(|e| StoreError::Corrupt(format!("value of {kpid}: {e}")))
-                    })
+                    .map(|v| serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(format!("value of {kpid}: {e}"))))
                     .transpose()?,
                 refcount: refcount as u64,
                 host_watch,
@@ -95,25 +88,15 @@ impl Store {
     pub(crate) fn adjust_promise(&self, kpid: KRef, delta: i64) -> Result<Option<u64>, StoreError> {
         let v: Option<i64> = self
             .conn
-            .prepare_cached(
-                "UPDATE promises SET refcount = refcount + ?2 WHERE id = ?1 RETURNING refcount",
-            )
+            .prepare_cached("UPDATE promises SET refcount = refcount + ?2 WHERE id = ?1 RETURNING refcount")
             .ctx("prepare adjust promise")?
             .query_row(params![kpid.id() as i64, delta], |r| r.get(0))
             .optional()
-            .map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "refcount of {kpid} would go out of range ({delta}): {e}"
-                ))
-            })?;
+            .map_err(|e| StoreError::Corrupt(format!("refcount of {kpid} would go out of range ({delta}): {e}")))?;
         Ok(v.map(|v| v as u64))
     }
 
-    pub(crate) fn set_decider(
-        &self,
-        kpid: KRef,
-        decider: Option<EndpointId>,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn set_decider(&self, kpid: KRef, decider: Option<EndpointId>) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("UPDATE promises SET decider = ?2 WHERE id = ?1")
             .ctx("prepare set decider")?
@@ -138,27 +121,15 @@ impl Store {
             .prepare_cached("SELECT id FROM promises WHERE host_watch = 1 ORDER BY id")
             .ctx("prepare watched")?;
         let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).ctx("watched")?;
-        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("watched row"))
-            .collect()
+        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("watched row")).collect()
     }
 
     /// Records the settlement; clears decider and subscribers.
-    pub(crate) fn settle_promise(
-        &self,
-        kpid: KRef,
-        rejected: bool,
-        value: &CapData<KRef>,
-    ) -> Result<(), StoreError> {
-        let state = if rejected {
-            PromiseState::Rejected
-        } else {
-            PromiseState::Fulfilled
-        };
+    pub(crate) fn settle_promise(&self, kpid: KRef, rejected: bool, value: &CapData<KRef>) -> Result<(), StoreError> {
+        let state = if rejected { PromiseState::Rejected } else { PromiseState::Fulfilled };
         let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
-            .prepare_cached(
-                "UPDATE promises SET state = ?2, value = ?3, decider = NULL WHERE id = ?1",
-            )
+            .prepare_cached("UPDATE promises SET state = ?2, value = ?3, decider = NULL WHERE id = ?1")
             .ctx("prepare settle")?
             .execute(params![kpid.id() as i64, state.as_str(), json])
             .ctx("settle")?;
@@ -199,13 +170,10 @@ impl Store {
             .conn
             .prepare_cached("SELECT vat FROM promise_subscribers WHERE kpid = ?1 ORDER BY vat")
             .ctx("prepare subscribers")?;
-        let rows = stmt
-            .query_map([kpid.id() as i64], |r| r.get::<_, String>(0))
-            .ctx("subscribers")?;
+        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("subscribers")?;
         rows.map(|r| {
             let s = r.ctx("subscriber row")?;
-            s.parse()
-                .map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
+            s.parse().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
         })
         .collect()
     }
@@ -223,20 +191,14 @@ impl Store {
     pub(crate) fn promises_decided_by(&self, decider: EndpointId) -> Result<Vec<KRef>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id FROM promises WHERE decider = ?1 AND state = 'unresolved' ORDER BY id",
-            )
+            .prepare_cached("SELECT id FROM promises WHERE decider = ?1 AND state = 'unresolved' ORDER BY id")
             .ctx("prepare decided by")?;
-        let rows = stmt
-            .query_map([decider.to_string()], |r| r.get::<_, i64>(0))
-            .ctx("decided by")?;
-        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("decided row"))
-            .collect()
+        let rows = stmt.query_map([decider.to_string()], |r| r.get::<_, i64>(0)).ctx("decided by")?;
+        rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("decided row")).collect()
     }
 
     pub(crate) fn park_message(&self, kpid: KRef, message: &Message) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(message).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
             .prepare_cached(
                 "INSERT INTO promise_queue(kpid, seq, message)
@@ -255,16 +217,13 @@ impl Store {
             .prepare_cached("DELETE FROM promise_queue WHERE kpid = ?1 RETURNING seq, message")
             .ctx("prepare take parked")?;
         let rows = stmt
-            .query_map([kpid.id() as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map([kpid.id() as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
             .ctx("take parked")?;
         let mut out = rows.collect::<Result<Vec<_>, _>>().ctx("parked row")?;
         out.sort_by_key(|(seq, _)| *seq);
         out.into_iter()
             .map(|(_, m)| {
-                serde_json::from_str(&m)
-                    .map_err(|e| StoreError::Corrupt(format!("parked message on {kpid}: {e}")))
+                serde_json::from_str(&m).map_err(|e| StoreError::Corrupt(format!("parked message on {kpid}: {e}")))
             })
             .collect()
     }

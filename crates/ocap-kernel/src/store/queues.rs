@@ -92,9 +92,7 @@ impl Store {
             .ctx("prepare pop run")?
             .execute([seq])
             .ctx("pop run")?;
-        serde_json::from_str(&json)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
+        serde_json::from_str(&json).map(Some).map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
     }
 
     pub fn run_queue_len(&self) -> Result<u64, StoreError> {
@@ -106,16 +104,9 @@ impl Store {
             .ctx("run len")
     }
 
-    pub(crate) fn add_gc_action(
-        &self,
-        endpoint: EndpointId,
-        kind: GcActionKind,
-        kref: KRef,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn add_gc_action(&self, endpoint: EndpointId, kind: GcActionKind, kref: KRef) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO gc_actions(endpoint, kind, kref) VALUES (?1, ?2, ?3)",
-            )
+            .prepare_cached("INSERT OR IGNORE INTO gc_actions(endpoint, kind, kref) VALUES (?1, ?2, ?3)")
             .ctx("prepare add gc action")?
             .execute(params![endpoint.to_string(), kind as i64, kref.to_string()])
             .ctx("add gc action")?;
@@ -136,25 +127,15 @@ impl Store {
         };
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "DELETE FROM gc_actions WHERE endpoint = ?1 AND kind = ?2 RETURNING kref",
-            )
+            .prepare_cached("DELETE FROM gc_actions WHERE endpoint = ?1 AND kind = ?2 RETURNING kref")
             .ctx("prepare take gc")?;
-        let rows = stmt
-            .query_map(params![endpoint, kind], |r| r.get::<_, String>(0))
-            .ctx("take gc")?;
+        let rows = stmt.query_map(params![endpoint, kind], |r| r.get::<_, String>(0)).ctx("take gc")?;
         let mut krefs = rows
-            .map(|r| {
-                r.ctx("gc row")?
-                    .parse::<KRef>()
-                    .map_err(|e| StoreError::Corrupt(format!("gc action: {e}")))
-            })
+            .map(|r| r.ctx("gc row")?.parse::<KRef>().map_err(|e| StoreError::Corrupt(format!("gc action: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
         krefs.sort();
         Ok(Some(GcAction {
-            endpoint: endpoint
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("gc action endpoint: {e}")))?,
+            endpoint: endpoint.parse().map_err(|e| StoreError::Corrupt(format!("gc action endpoint: {e}")))?,
             kind: GcActionKind::from_i64(kind)?,
             krefs,
         }))
@@ -195,8 +176,6 @@ impl Store {
             .ctx("prepare pop reap")?
             .execute([seq])
             .ctx("pop reap")?;
-        vat.parse()
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("reap queue: {e}")))
+        vat.parse().map(Some).map_err(|e| StoreError::Corrupt(format!("reap queue: {e}")))
     }
 }

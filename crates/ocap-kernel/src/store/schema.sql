@@ -83,3 +83,9 @@ CREATE TABLE IF NOT EXISTS vatstore (
 
 -- Kernel services: name -> kref, stable across restarts.
 CREATE TABLE IF NOT EXISTS kernel_services (name TEXT PRIMARY KEY, kref TEXT NOT NULL) WITHOUT ROWID;
+
+-- Subclusters: vats launched together. config: JSON ClusterConfig. system_name: set for
+-- system subclusters (unique).
+CREATE TABLE IF NOT EXISTS subclusters (
+  id TEXT PRIMARY KEY, config TEXT NOT NULL, system_name TEXT UNIQUE
+) WITHOUT ROWID;

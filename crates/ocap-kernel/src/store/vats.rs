@@ -41,9 +41,7 @@ impl Store {
     pub fn vat(&self, id: VatId) -> Result<Option<VatRecord>, StoreError> {
         let row = self
             .conn
-            .prepare_cached(
-                "SELECT name, subcluster, config, state, reap_interval FROM vats WHERE id = ?1",
-            )
+            .prepare_cached("SELECT name, subcluster, config, state, reap_interval FROM vats WHERE id = ?1")
             .ctx("prepare get vat")?
             .query_row([id.to_string()], |r| {
                 Ok((
@@ -65,9 +63,7 @@ impl Store {
                 state: match state.as_str() {
                     "active" => VatState::Active,
                     "terminated" => VatState::Terminated,
-                    other => {
-                        return Err(StoreError::Corrupt(format!("vat {id} has state {other:?}")))
-                    }
+                    other => return Err(StoreError::Corrupt(format!("vat {id} has state {other:?}"))),
                 },
                 reap_interval: reap_interval as u64,
             })
@@ -76,19 +72,10 @@ impl Store {
     }
 
     pub fn vat_ids(&self) -> Result<Vec<VatId>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM vats")
-            .ctx("prepare vat ids")?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .ctx("vat ids")?;
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM vats").ctx("prepare vat ids")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx("vat ids")?;
         let mut ids = rows
-            .map(|r| {
-                r.ctx("vat id row")?
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))
-            })
+            .map(|r| r.ctx("vat id row")?.parse().map_err(|e| StoreError::Corrupt(format!("vat id: {e}"))))
             .collect::<Result<Vec<VatId>, _>>()?;
         ids.sort();
         Ok(ids)
@@ -109,11 +96,7 @@ impl Store {
             "DELETE FROM vatstore WHERE vat = ?1",
             "DELETE FROM reap_queue WHERE vat = ?1",
         ] {
-            self.conn
-                .prepare_cached(sql)
-                .ctx("prepare delete vat")?
-                .execute([id.to_string()])
-                .ctx("delete vat")?;
+            self.conn.prepare_cached(sql).ctx("prepare delete vat")?.execute([id.to_string()]).ctx("delete vat")?;
         }
         Ok(())
     }
@@ -127,11 +110,7 @@ impl Store {
             .query_row([], |r| r.get(0))
             .optional()
             .ctx("next terminated")?;
-        row.map(|s| {
-            s.parse()
-                .map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))
-        })
-        .transpose()
+        row.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))).transpose()
     }
 
     /// Allocates the next import eref number for a vat (`o-N` or `p-N`).
@@ -177,12 +156,7 @@ impl Store {
             .ctx("vatstore get")
     }
 
-    pub(crate) fn vatstore_set(
-        &self,
-        vat: VatId,
-        key: &str,
-        value: &str,
-    ) -> Result<(), StoreError> {
+    pub(crate) fn vatstore_set(&self, vat: VatId, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("INSERT INTO vatstore(vat, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(vat, key) DO UPDATE SET value = ?3")
             .ctx("prepare vatstore set")?
@@ -212,9 +186,7 @@ impl Store {
     /// The smallest key strictly greater than `key` (liveslots' `getNextKey`).
     pub fn vatstore_next_key(&self, vat: VatId, key: &str) -> Result<Option<String>, StoreError> {
         self.conn
-            .prepare_cached(
-                "SELECT key FROM vatstore WHERE vat = ?1 AND key > ?2 ORDER BY key LIMIT 1",
-            )
+            .prepare_cached("SELECT key FROM vatstore WHERE vat = ?1 AND key > ?2 ORDER BY key LIMIT 1")
             .ctx("prepare vatstore next")?
             .query_row(params![vat.to_string(), key], |r| r.get(0))
             .optional()
@@ -227,9 +199,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT key, value FROM vatstore WHERE vat = ?1 ORDER BY key")
             .ctx("prepare vatstore all")?;
-        let rows = stmt
-            .query_map([vat.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx("vatstore all")?;
+        let rows = stmt.query_map([vat.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).ctx("vatstore all")?;
         rows.collect::<Result<Vec<_>, _>>().ctx("vatstore row")
     }
 }

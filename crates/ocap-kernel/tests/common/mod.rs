@@ -27,23 +27,12 @@ pub fn kernel_with(opts: KernelOptions) -> TestKernel {
     let path = dir.path().join("kernel.sqlite");
     let store = Store::open(&path, Durability::Process).expect("open store");
     let core = KernelCore::new(store, opts).expect("kernel");
-    TestKernel {
-        core,
-        path,
-        _dir: dir,
-    }
+    TestKernel { core, path, _dir: dir }
 }
 
 impl TestKernel {
     pub fn add(&mut self, name: &str, vat: impl VatEndpoint + 'static) -> (VatId, KRef) {
-        self.add_spec(
-            VatSpec {
-                name: name.into(),
-                config: "{}".into(),
-                ..Default::default()
-            },
-            vat,
-        )
+        self.add_spec(VatSpec { name: name.into(), config: "{}".into(), ..Default::default() }, vat)
     }
 
     pub fn add_spec(&mut self, spec: VatSpec, vat: impl VatEndpoint + 'static) -> (VatId, KRef) {
@@ -51,20 +40,10 @@ impl TestKernel {
     }
 
     /// Queues a host message; the receiver yields the result after the settling commit.
-    pub fn send(
-        &mut self,
-        target: KRef,
-        method: &str,
-        args: Vec<Value>,
-    ) -> mpsc::Receiver<HostResult> {
+    pub fn send(&mut self, target: KRef, method: &str, args: Vec<Value>) -> mpsc::Receiver<HostResult> {
         let (tx, rx) = mpsc::channel();
         self.core
-            .queue_message(
-                target,
-                method,
-                args,
-                Some(Box::new(move |r| drop(tx.send(r)))),
-            )
+            .queue_message(target, method, args, Some(Box::new(move |r| drop(tx.send(r)))))
             .expect("queue message");
         rx
     }
@@ -88,20 +67,12 @@ impl TestKernel {
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.core
-            .store()
-            .connection()
-            .query_row(sql, [], |r| r.get(0))
-            .expect("count query")
+        self.core.store().connection().query_row(sql, [], |r| r.get(0)).expect("count query")
     }
 
     /// Reopens the kernel on the same database, as after a process restart.
     pub fn restart(self) -> TestKernel {
-        let TestKernel {
-            mut core,
-            path,
-            _dir,
-        } = self;
+        let TestKernel { mut core, path, _dir } = self;
         core.shutdown().expect("shutdown");
         drop(core);
         let store = Store::open(&path, Durability::Process).expect("reopen store");
@@ -133,9 +104,7 @@ pub fn vdata(body: &str, slots: &[&str]) -> CapData<String> {
 }
 
 pub fn send(target: &str, method: &str, slots: &[&str], result: &str) -> VatSyscall {
-    let args: Vec<String> = (0..slots.len())
-        .map(|i| format!("\"${i}.Alleged: x\""))
-        .collect();
+    let args: Vec<String> = (0..slots.len()).map(|i| format!("\"${i}.Alleged: x\"")).collect();
     VatSyscall::Send {
         target: target.into(),
         methargs: vdata(&format!("#[\"{method}\",[{}]]", args.join(",")), slots),
@@ -144,11 +113,7 @@ pub fn send(target: &str, method: &str, slots: &[&str], result: &str) -> VatSysc
 }
 
 pub fn resolve(vpid: &str, rejected: bool, body: &str, slots: &[&str]) -> VatSyscall {
-    VatSyscall::Resolve(vec![VatResolution {
-        vpid: vpid.into(),
-        rejected,
-        data: vdata(body, slots),
-    }])
+    VatSyscall::Resolve(vec![VatResolution { vpid: vpid.into(), rejected, data: vdata(body, slots) }])
 }
 
 pub fn passive() -> (ScriptedVat, ocap_kernel::testing::DeliveryLog) {

@@ -1,0 +1,203 @@
+//! Subclusters: launching a group of vats and bootstrapping them, terminating them, and
+//! bringing persisted vats back after a restart (host-surface.md §3).
+//!
+//! The kernel does not know how to start a worker: a `VatLauncher` does (for JS vats,
+//! `ocap_vat::JsVatLauncher`). A launch that fails part-way is fully rolled back: vats
+//! already started are terminated and their state deleted (gap G2 of the JS kernel fixed).
+
+use indexmap::IndexMap;
+
+use super::{HostWaiter, KernelCore, KernelError, VatSpec};
+use crate::config::{ClusterConfig, VatConfig};
+use crate::refs::{KRef, VatId};
+use crate::smallcaps::Value;
+use crate::vat::VatEndpoint;
+
+/// A worker started for a vat, and what its start-up wrote to the vatstore.
+pub struct LaunchedVat {
+    pub endpoint: Box<dyn VatEndpoint>,
+    pub vatstore_sets: Vec<(String, String)>,
+    pub vatstore_deletes: Vec<String>,
+}
+
+/// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
+pub trait VatLauncher {
+    fn launch(
+        &mut self,
+        vat: VatId,
+        name: &str,
+        config: &VatConfig,
+        vatstore: Vec<(String, String)>,
+    ) -> Result<LaunchedVat, String>;
+}
+
+/// A subcluster whose vats are running and whose bootstrap message is queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubclusterLaunch {
+    pub subcluster_id: String,
+    /// The bootstrap vat's root.
+    pub root: KRef,
+    /// The result promise of `bootstrap(vats, services)`.
+    pub bootstrap_result: KRef,
+    pub vats: Vec<(String, VatId)>,
+}
+
+impl KernelCore {
+    /// Launches a subcluster's vats in config order and queues `bootstrap(vats, services)`
+    /// to the bootstrap vat's root. The waiter gets the bootstrap result.
+    pub fn start_subcluster(
+        &mut self,
+        config: &ClusterConfig,
+        launcher: &mut dyn VatLauncher,
+        system_name: Option<&str>,
+        waiter: Option<HostWaiter>,
+    ) -> Result<SubclusterLaunch, KernelError> {
+        config.validate().map_err(|e| KernelError::Config(e.to_string()))?;
+        let mut services = IndexMap::new();
+        for name in config.services.iter().flatten() {
+            let kref = self.service_for_launch(name, system_name.is_some())?;
+            services.insert(name.clone(), kref);
+        }
+        let config_json = serde_json::to_string(config).map_err(|e| KernelError::Internal(e.to_string()))?;
+        let sid = self.unit(|k| Ok(k.store.create_subcluster(&config_json, system_name)?))?;
+        let mut started: Vec<(String, VatId, KRef)> = Vec::new();
+        for name in config.vats.keys() {
+            let vat_config =
+                config.resolved_vat(name).ok_or_else(|| KernelError::Internal(format!("vat {name} vanished")))?;
+            match self.launch_one(&sid, name, &vat_config, launcher) {
+                Ok((vat, root)) => started.push((name.clone(), vat, root)),
+                Err(e) => {
+                    self.roll_back_launch(&sid, &started)?;
+                    return Err(e);
+                }
+            }
+        }
+        let roots: std::collections::BTreeMap<String, Value> =
+            started.iter().map(|(n, _, root)| (n.clone(), Value::presence(*root, Some("vatRoot")))).collect();
+        let services: std::collections::BTreeMap<String, Value> =
+            services.into_iter().map(|(n, k)| (n, Value::presence(k, Some("service")))).collect();
+        let root = started
+            .iter()
+            .find(|(n, _, _)| *n == config.bootstrap)
+            .map(|(_, _, r)| *r)
+            .ok_or_else(|| KernelError::Internal("bootstrap vat not started".into()))?;
+        let bootstrap_result =
+            match self.queue_message(root, "bootstrap", vec![Value::Record(roots), Value::Record(services)], waiter) {
+                Ok(kp) => kp,
+                Err(e) => {
+                    self.roll_back_launch(&sid, &started)?;
+                    return Err(e);
+                }
+            };
+        self.commit()?;
+        Ok(SubclusterLaunch {
+            subcluster_id: sid,
+            root,
+            bootstrap_result,
+            vats: started.into_iter().map(|(n, v, _)| (n, v)).collect(),
+        })
+    }
+
+    fn launch_one(
+        &mut self,
+        sid: &str,
+        name: &str,
+        config: &VatConfig,
+        launcher: &mut dyn VatLauncher,
+    ) -> Result<(VatId, KRef), KernelError> {
+        let vat = self.reserve_vat_id()?;
+        let launched = launcher.launch(vat, name, config, Vec::new()).map_err(|cause| KernelError::LaunchFailed {
+            vat,
+            name: name.to_owned(),
+            cause,
+        })?;
+        let spec = VatSpec {
+            name: name.to_owned(),
+            subcluster: Some(sid.to_owned()),
+            config: serde_json::to_string(config).map_err(|e| KernelError::Internal(e.to_string()))?,
+            reap_interval_deliveries: config.reap_interval(),
+            initial_vatstore: launched.vatstore_sets,
+        };
+        self.add_vat_with_id(vat, spec, launched.endpoint)
+    }
+
+    fn roll_back_launch(&mut self, sid: &str, started: &[(String, VatId, KRef)]) -> Result<(), KernelError> {
+        let info = crate::smallcaps::kser(&Value::error("launch of its subcluster failed"));
+        self.unit(|k| {
+            for (_, vat, _) in started.iter().rev() {
+                k.terminate_in_unit(*vat, &info)?;
+            }
+            k.store.delete_subcluster(sid)?;
+            Ok(())
+        })?;
+        // Clean the terminated vats' state now, so nothing of the launch is left behind.
+        while self.store.next_terminated_vat()?.is_some() {
+            self.step()?;
+        }
+        self.commit()
+    }
+
+    /// Terminates every vat of a subcluster, last launched first, and deletes its record.
+    pub fn terminate_subcluster(&mut self, sid: &str) -> Result<(), KernelError> {
+        if self.store.subcluster(sid)?.is_none() {
+            return Err(KernelError::NoSuchSubcluster(sid.to_owned()));
+        }
+        let vats = self.store.subcluster_vats(sid)?;
+        let info = crate::smallcaps::kser(&Value::error(format!("subcluster {sid} was terminated")));
+        self.unit(|k| {
+            for (vat, _) in vats.iter().rev() {
+                k.terminate_in_unit(*vat, &info)?;
+            }
+            k.store.delete_subcluster(sid)?;
+            Ok(())
+        })?;
+        self.commit()
+    }
+
+    /// Starts a new worker for an existing vat from its persisted config and vatstore
+    /// (`restartVat`, and resuming after a kernel restart). `bootstrap` is not re-run.
+    pub fn relaunch_vat(&mut self, vat: VatId, launcher: &mut dyn VatLauncher) -> Result<(), KernelError> {
+        let rec = self.store.vat(vat)?.ok_or(KernelError::NoSuchVat(vat))?;
+        if rec.state != crate::store::VatState::Active {
+            return Err(KernelError::VatNotRunning(vat));
+        }
+        let config: VatConfig =
+            serde_json::from_str(&rec.config).map_err(|e| KernelError::Internal(format!("config of {vat}: {e}")))?;
+        if let Some(mut old) = self.vats.remove(&vat) {
+            old.shutdown();
+        }
+        let state = self.store.vatstore_all(vat)?;
+        let launched = launcher.launch(vat, &rec.name, &config, state).map_err(|cause| KernelError::LaunchFailed {
+            vat,
+            name: rec.name.clone(),
+            cause,
+        })?;
+        self.unit(|k| {
+            for (key, value) in &launched.vatstore_sets {
+                k.store.vatstore_set(vat, key, value)?;
+            }
+            for key in &launched.vatstore_deletes {
+                k.store.vatstore_delete(vat, key)?;
+            }
+            Ok(())
+        })?;
+        self.vats.insert(vat, launched.endpoint);
+        self.commit()
+    }
+
+    /// Brings back every persisted vat that has no worker. A vat that fails to come back is
+    /// reported and left unattached (messages to it are rejected); the others still start.
+    pub fn resume_vats(&mut self, launcher: &mut dyn VatLauncher) -> Result<Vec<(VatId, KernelError)>, KernelError> {
+        let mut failures = Vec::new();
+        for rec in self.active_vats()? {
+            if self.is_vat_attached(rec.id) {
+                continue;
+            }
+            if let Err(e) = self.relaunch_vat(rec.id, launcher) {
+                tracing::error!(vat = %rec.id, "vat failed to come back: {e}");
+                failures.push((rec.id, e));
+            }
+        }
+        Ok(failures)
+    }
+}
