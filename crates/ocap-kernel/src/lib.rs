@@ -7,6 +7,7 @@ pub mod capdata;
 pub mod config;
 pub mod core;
 pub mod invariants;
+pub mod kernel;
 pub mod refs;
 pub mod smallcaps;
 pub mod store;
@@ -16,6 +17,9 @@ pub mod vat;
 pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
     VatLauncher, VatSpec,
+};
+pub use crate::kernel::{
+    Kernel, KernelConfig, KernelStatus, LaunchResult, ServiceRegistration, VatEvent, VatEventSink,
 };
 pub use capdata::CapData;
 pub use refs::{ERef, EndpointId, KRef, VatId};

@@ -83,6 +83,8 @@ pub enum KernelError {
     Config(String),
     #[error("Failed to launch vat {vat} ({name}): {cause}")]
     LaunchFailed { vat: VatId, name: String, cause: String },
+    #[error("{0}")]
+    BootstrapFailed(String),
     #[error("subcluster {0} does not exist")]
     NoSuchSubcluster(String),
     #[error("no registered kernel service '{0}'")]

@@ -1,0 +1,186 @@
+//! The threaded, host-facing `Kernel` with scripted vats: launch, messages, services that
+//! call back into the kernel, vat events, stop and make again (host-surface.md §1).
+
+mod common;
+use common::vdata;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use ocap_kernel::config::{ClusterConfig, VatConfig};
+use ocap_kernel::smallcaps::{kunser, Value};
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::testing::{answer, ScriptedVat};
+use ocap_kernel::vat::{VatDelivery, VatSyscall};
+use ocap_kernel::{
+    Kernel, KernelConfig, KernelService, LaunchedVat, ServiceRegistration, ServiceReply, VatEvent, VatEventSink, VatId,
+    VatLauncher,
+};
+
+/// Launches scripted vats; `sourceSpec` picks the behaviour.
+struct Launcher {
+    sink: VatEventSink,
+    sinks: Arc<Mutex<Vec<(VatId, VatEventSink)>>>,
+}
+
+impl VatLauncher for Launcher {
+    fn launch(
+        &mut self,
+        vat: VatId,
+        _name: &str,
+        config: &VatConfig,
+        _state: Vec<(String, String)>,
+    ) -> Result<LaunchedVat, String> {
+        self.sinks.lock().unwrap().push((vat, self.sink.clone()));
+        let spec = config.source_spec.clone().unwrap_or_default();
+        let endpoint: Box<dyn ocap_kernel::vat::VatEndpoint> = match spec.as_str() {
+            "throwing-bootstrap" => Box::new(ScriptedVat::new(answer(|_, _| Err(Value::error("from bootstrap")))).0),
+            "caller" => {
+                // bootstrap(vats, services): call services.helper.help() and answer with its result later.
+                Box::new(
+                    ScriptedVat::new(Box::new(|d, sys| {
+                        if let VatDelivery::Message { result: Some(r), methargs, .. } = d {
+                            if methargs.body.contains("bootstrap") {
+                                sys.syscall(VatSyscall::Send {
+                                    target: methargs.slots.last().cloned().unwrap_or_default(),
+                                    methargs: vdata(r#"#["help",[]]"#, &[]),
+                                    result: Some("p+50".into()),
+                                });
+                                sys.syscall(common::resolve(r, false, "#\"started\"", &[]));
+                            }
+                        }
+                        Ok(())
+                    }))
+                    .0,
+                )
+            }
+            _ => Box::new(ScriptedVat::new(answer(|m, _| Ok(Value::str(format!("{m} done"))))).0),
+        };
+        Ok(LaunchedVat { endpoint, vatstore_sets: vec![], vatstore_deletes: vec![] })
+    }
+}
+
+fn make(
+    path: &std::path::Path,
+    services: Vec<ServiceRegistration>,
+) -> (Kernel, Arc<Mutex<Vec<(VatId, VatEventSink)>>>) {
+    let sinks = Arc::new(Mutex::new(Vec::new()));
+    let s2 = sinks.clone();
+    let store = Store::open(path, Durability::Process).unwrap();
+    let k = Kernel::make(store, KernelConfig { services, ..Default::default() }, move |sink| {
+        Box::new(Launcher { sink, sinks: s2 })
+    })
+    .unwrap();
+    (k, sinks)
+}
+
+fn cluster(json: &str) -> ClusterConfig {
+    ClusterConfig::from_json(json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_send_stop_and_make_again_on_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.sqlite");
+    let (k, _) = make(&db, vec![]);
+    let r =
+        k.launch_subcluster(cluster(r#"{"bootstrap":"main","vats":{"main":{"sourceSpec":"plain"}}}"#)).await.unwrap();
+    assert_eq!(r.subcluster_id, "s1");
+    assert_eq!(kunser(&r.bootstrap_result).unwrap(), Value::str("bootstrap done"));
+    let answer = k.queue_message(r.root_kref, "work", vec![]).await.unwrap().unwrap();
+    assert_eq!(kunser(&answer).unwrap(), Value::str("work done"));
+    let status = k.get_status().await.unwrap();
+    assert_eq!(status.vats.len(), 1);
+    assert_eq!(status.subclusters.len(), 1);
+    k.stop().await.unwrap();
+    assert!(k.get_status().await.is_err(), "a stopped kernel refuses calls");
+
+    let (k, _) = make(&db, vec![]);
+    assert!(k.resume_failures.is_empty());
+    let answer = k.queue_message(r.root_kref, "again", vec![]).await.unwrap().unwrap();
+    assert_eq!(kunser(&answer).unwrap(), Value::str("again done"));
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_that_throws_fails_the_launch_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, _) = make(&dir.path().join("k.sqlite"), vec![]);
+    let err = k
+        .launch_subcluster(cluster(r#"{"bootstrap":"b","vats":{"b":{"sourceSpec":"throwing-bootstrap"}}}"#))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "from bootstrap");
+    let status = k.get_status().await.unwrap();
+    assert!(status.vats.is_empty() && status.subclusters.is_empty());
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// A host service called from a vat calls back into the kernel (queue_message to another
+/// vat) without deadlock: services run outside cranks and answer through the run loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_can_call_back_into_the_kernel_without_deadlock() {
+    struct Helper {
+        kernel: Arc<OnceLock<(Kernel, ocap_kernel::KRef)>>,
+        rt: tokio::runtime::Handle,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+    impl KernelService for Helper {
+        fn invoke(&self, method: &str, _args: Vec<Value>, reply: ServiceReply) {
+            let kernel = self.kernel.clone();
+            let seen = self.seen.clone();
+            seen.lock().unwrap().push(method.to_string());
+            self.rt.spawn(async move {
+                let (k, other) = kernel.get().cloned().expect("kernel set");
+                let r = k.queue_message(other, "fromService", vec![]).await;
+                seen.lock().unwrap().push(format!("{:?}", r.map(|r| r.is_ok())));
+                reply.resolve(Value::str("helped"));
+            });
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cell = Arc::new(OnceLock::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let helper = Helper { kernel: cell.clone(), rt: tokio::runtime::Handle::current(), seen: seen.clone() };
+    let (k, _) = make(
+        &dir.path().join("k.sqlite"),
+        vec![ServiceRegistration { name: "helper".into(), service: Arc::new(helper), system_only: false }],
+    );
+    let other = k.launch_subcluster(cluster(r#"{"bootstrap":"o","vats":{"o":{"sourceSpec":"plain"}}}"#)).await.unwrap();
+    cell.set((k.clone(), other.root_kref)).ok();
+    let r = k
+        .launch_subcluster(cluster(r#"{"bootstrap":"c","services":["helper"],"vats":{"c":{"sourceSpec":"caller"}}}"#))
+        .await
+        .unwrap();
+    assert_eq!(kunser(&r.bootstrap_result).unwrap(), Value::str("started"));
+    for _ in 0..200 {
+        if seen.lock().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), vec!["help".to_string(), "Ok(true)".to_string()]);
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vat_events_run_as_their_own_work_and_a_dead_worker_terminates_its_vat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, sinks) = make(&dir.path().join("k.sqlite"), vec![]);
+    let a = k.launch_subcluster(cluster(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"plain"}}}"#)).await.unwrap();
+    let b = k.launch_subcluster(cluster(r#"{"bootstrap":"b","vats":{"b":{"sourceSpec":"plain"}}}"#)).await.unwrap();
+    let _ = b;
+    let (vat_a, sink) = sinks.lock().unwrap()[0].clone();
+    // A "timer" in vat a fires and it sends to its own root: legal, runs as its own unit.
+    sink(vat_a, VatEvent::AsyncSyscalls(vec![common::send("o+0", "tick", &[], "p+70")]));
+    // Then vat a's worker dies.
+    sink(vat_a, VatEvent::Died("out of memory".into()));
+    let r = k.queue_message(a.root_kref, "anyone", vec![]).await.unwrap();
+    assert!(r.is_err(), "the dead vat's root rejects");
+    let status = k.get_status().await.unwrap();
+    assert_eq!(status.vats.len(), 1);
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
