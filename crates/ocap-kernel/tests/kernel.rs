@@ -16,10 +16,12 @@ use ocap_kernel::{
     VatLauncher,
 };
 
+type Sinks = Arc<Mutex<Vec<(VatId, VatEventSink)>>>;
+
 /// Launches scripted vats; `sourceSpec` picks the behaviour.
 struct Launcher {
     sink: VatEventSink,
-    sinks: Arc<Mutex<Vec<(VatId, VatEventSink)>>>,
+    sinks: Sinks,
 }
 
 impl VatLauncher for Launcher {
@@ -59,10 +61,7 @@ impl VatLauncher for Launcher {
     }
 }
 
-fn make(
-    path: &std::path::Path,
-    services: Vec<ServiceRegistration>,
-) -> (Kernel, Arc<Mutex<Vec<(VatId, VatEventSink)>>>) {
+fn make(path: &std::path::Path, services: Vec<ServiceRegistration>) -> (Kernel, Sinks) {
     let sinks = Arc::new(Mutex::new(Vec::new()));
     let s2 = sinks.clone();
     let store = Store::open(path, Durability::Process).unwrap();
