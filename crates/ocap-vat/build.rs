@@ -41,32 +41,20 @@ fn run() -> Result<(), String> {
     check_tool(&npm, "npm", "OCAP_VAT_NPM")?;
 
     let install_dir = out_dir.join("js");
-    fs::create_dir_all(&install_dir)
-        .map_err(|e| format!("creating {}: {e}", install_dir.display()))?;
+    fs::create_dir_all(&install_dir).map_err(|e| format!("creating {}: {e}", install_dir.display()))?;
     let package_json = read(&js_dir.join("package.json"))?;
     let lock = read(&js_dir.join("package-lock.json"))?;
-    let stamp = format!(
-        "{:016x}",
-        fnv1a64(&[package_json.as_slice(), lock.as_slice()])
-    );
+    let stamp = format!("{:016x}", fnv1a64(&[package_json.as_slice(), lock.as_slice()]));
     let stamp_path = install_dir.join(".ocap-lock-stamp");
     let node_modules = install_dir.join("node_modules");
-    let up_to_date = fs::read_to_string(&stamp_path)
-        .map(|s| s == stamp)
-        .unwrap_or(false)
-        && node_modules.join("esbuild").is_dir();
+    let up_to_date =
+        fs::read_to_string(&stamp_path).map(|s| s == stamp).unwrap_or(false) && node_modules.join("esbuild").is_dir();
     if !up_to_date {
         write(&install_dir.join("package.json"), &package_json)?;
         write(&install_dir.join("package-lock.json"), &lock)?;
         let _ = fs::remove_file(&stamp_path);
         let status = Command::new(&npm)
-            .args([
-                "ci",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--loglevel=error",
-            ])
+            .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"])
             .current_dir(&install_dir)
             .status()
             .map_err(|e| format!("running `{npm} ci`: {e}"))?;
@@ -88,20 +76,12 @@ fn run() -> Result<(), String> {
         .status()
         .map_err(|e| format!("running `{node} build.mjs prelude`: {e}"))?;
     if !status.success() {
-        return Err(format!(
-            "bundling the prelude with esbuild failed ({status})"
-        ));
+        return Err(format!("bundling the prelude with esbuild failed ({status})"));
     }
 
     // Used by `ocap_vat::bundle_vat_source` (tests and dev tooling).
-    println!(
-        "cargo:rustc-env=OCAP_VAT_NODE_MODULES={}",
-        node_modules.display()
-    );
-    println!(
-        "cargo:rustc-env=OCAP_VAT_BUILD_SCRIPT={}",
-        js_dir.join("build.mjs").display()
-    );
+    println!("cargo:rustc-env=OCAP_VAT_NODE_MODULES={}", node_modules.display());
+    println!("cargo:rustc-env=OCAP_VAT_BUILD_SCRIPT={}", js_dir.join("build.mjs").display());
     println!("cargo:rustc-env=OCAP_VAT_NODE={node}");
     Ok(())
 }

@@ -122,7 +122,12 @@ fn a_delivery_error_rolls_back_and_terminates_the_vat() {
     let (v_id, v_root) = k.add("vat", vat);
     k.call(v_root, "setup", vec![Value::presence(t_root, None)]);
     let msg = rejection(k.call(v_root, "boom", vec![]));
-    assert!(msg.starts_with("[KERNEL:OBJECT_DELETED]"), "{msg}");
+    assert_eq!(
+        msg,
+        "[KERNEL:OBJECT_DELETED] Target object's vat v2 was terminated: \
+         [KERNEL:VAT_FATAL:INTERNAL_ERROR] I don't remember allocating o+10",
+        "the sender learns why"
+    );
     assert!(t_log.is_empty());
     assert!(!k.core.is_vat_attached(v_id));
     k.check();

@@ -27,10 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let first = VatWorker::spawn(WorkerOptions::new("v0", "first"), Box::new(|_| {}))?;
-    println!(
-        "first spawn (includes compiling the prelude to bytecode): {:.1} ms",
-        t.elapsed().as_secs_f64() * 1e3
-    );
+    println!("first spawn (includes compiling the prelude to bytecode): {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     first.terminate();
 
     let rss_before = rss_bytes();
@@ -39,17 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut init_ms = Vec::new();
     for i in 0..vats {
         let t = Instant::now();
-        let w = VatWorker::spawn(
-            WorkerOptions::new(format!("v{}", i + 1), "bench"),
-            Box::new(|_| {}),
-        )?;
+        let w = VatWorker::spawn(WorkerOptions::new(format!("v{}", i + 1), "bench"), Box::new(|_| {}))?;
         spawn_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        let reply = w.init(
-            json!({"bundleSpec": "ping-vat.bundle"}),
-            Some(bundle.clone()),
-            vec![],
-        )?;
+        let reply = w.init(json!({"bundleSpec": "ping-vat.bundle"}), Some(bundle.clone()), vec![])?;
         init_ms.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(reply.error.is_none(), "{:?}", reply.error);
         workers.push(w);

@@ -9,10 +9,8 @@ use crate::VatWorkerError;
 
 /// Read the bundle named by a `bundleSpec`: a plain path or a `file:` URL.
 pub(crate) fn read_bundle_spec(vat_id: &str, spec: &str) -> Result<String, VatWorkerError> {
-    let path = spec_to_path(spec).ok_or_else(|| VatWorkerError::UnsupportedBundleSpec {
-        vat_id: vat_id.to_string(),
-        spec: spec.to_string(),
-    })?;
+    let path = spec_to_path(spec)
+        .ok_or_else(|| VatWorkerError::UnsupportedBundleSpec { vat_id: vat_id.to_string(), spec: spec.to_string() })?;
     std::fs::read_to_string(&path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             VatWorkerError::BundleNotFound { path }
@@ -33,10 +31,7 @@ fn spec_to_path(spec: &str) -> Option<PathBuf> {
     }
     // Any other scheme (http:, https:, data:, ...) is for the kernel to resolve.
     let looks_like_url = spec.split_once(':').is_some_and(|(scheme, _)| {
-        scheme.len() > 1
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     });
     if looks_like_url {
         return None;
@@ -63,27 +58,19 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Validate a bundle's JSON text and return its `code`.
 pub(crate) fn parse_bundle(text: &str) -> Result<String, VatWorkerError> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| VatWorkerError::InvalidBundle(format!("not JSON ({e})")))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| VatWorkerError::InvalidBundle("not a JSON object".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| VatWorkerError::InvalidBundle(format!("not JSON ({e})")))?;
+    let object = value.as_object().ok_or_else(|| VatWorkerError::InvalidBundle("not a JSON object".into()))?;
     match object.get("moduleFormat") {
         Some(serde_json::Value::String(format)) if format == "iife" => {}
-        Some(serde_json::Value::String(format)) => {
-            return Err(VatWorkerError::UnknownBundleFormat(format.clone()))
-        }
+        Some(serde_json::Value::String(format)) => return Err(VatWorkerError::UnknownBundleFormat(format.clone())),
         Some(other) => return Err(VatWorkerError::UnknownBundleFormat(other.to_string())),
         None => return Err(VatWorkerError::UnknownBundleFormat("undefined".into())),
     }
     match object.get("code") {
-        None | Some(serde_json::Value::Null) => {
-            Err(VatWorkerError::InvalidBundle("missing code".into()))
-        }
+        None | Some(serde_json::Value::Null) => Err(VatWorkerError::InvalidBundle("missing code".into())),
         Some(serde_json::Value::String(code)) => Ok(code.clone()),
-        Some(_) => Err(VatWorkerError::InvalidBundle(
-            "code must be a string".into(),
-        )),
+        Some(_) => Err(VatWorkerError::InvalidBundle("code must be a string".into())),
     }
 }
 
@@ -97,10 +84,7 @@ pub(crate) fn parse_bundle(text: &str) -> Result<String, VatWorkerError> {
 /// crate. Packages are resolved from that `node_modules` (the packages in
 /// `crates/ocap-vat/js/package.json`).
 pub fn bundle_vat_source(source: &Path) -> Result<String, VatWorkerError> {
-    let bundler_error = |reason: String| VatWorkerError::Bundler {
-        path: source.to_path_buf(),
-        reason,
-    };
+    let bundler_error = |reason: String| VatWorkerError::Bundler { path: source.to_path_buf(), reason };
     if !source.is_file() {
         return Err(bundler_error("source file not found".into()));
     }
@@ -124,8 +108,7 @@ pub fn bundle_vat_source(source: &Path) -> Result<String, VatWorkerError> {
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    let text =
-        std::fs::read_to_string(&out).map_err(|e| bundler_error(format!("reading output: {e}")));
+    let text = std::fs::read_to_string(&out).map_err(|e| bundler_error(format!("reading output: {e}")));
     let _ = std::fs::remove_file(&out);
     text
 }
@@ -138,39 +121,18 @@ mod tests {
 
     #[test]
     fn bundle_specs_map_to_paths() {
-        assert_eq!(
-            spec_to_path("/x/y.bundle"),
-            Some(PathBuf::from("/x/y.bundle"))
-        );
-        assert_eq!(
-            spec_to_path("file:///x/a%20b.bundle"),
-            Some(PathBuf::from("/x/a b.bundle"))
-        );
-        assert_eq!(
-            spec_to_path("rel/y.bundle"),
-            Some(PathBuf::from("rel/y.bundle"))
-        );
+        assert_eq!(spec_to_path("/x/y.bundle"), Some(PathBuf::from("/x/y.bundle")));
+        assert_eq!(spec_to_path("file:///x/a%20b.bundle"), Some(PathBuf::from("/x/a b.bundle")));
+        assert_eq!(spec_to_path("rel/y.bundle"), Some(PathBuf::from("rel/y.bundle")));
         assert_eq!(spec_to_path("https://example.test/y.bundle"), None);
     }
 
     #[test]
     fn bundle_validation_messages_match_the_js_kernel() {
         let err = |t: &str| parse_bundle(t).unwrap_err().to_string();
-        assert_eq!(
-            err(r#"{"moduleFormat":"esm","code":""}"#),
-            "Unknown bundle format: esm"
-        );
-        assert_eq!(
-            err(r#"{"moduleFormat":"iife"}"#),
-            "invalid bundle: missing code"
-        );
-        assert_eq!(
-            err(r#"{"moduleFormat":"iife","code":3}"#),
-            "invalid bundle: code must be a string"
-        );
-        assert_eq!(
-            parse_bundle(r#"{"moduleFormat":"iife","code":"var x"}"#).unwrap(),
-            "var x"
-        );
+        assert_eq!(err(r#"{"moduleFormat":"esm","code":""}"#), "Unknown bundle format: esm");
+        assert_eq!(err(r#"{"moduleFormat":"iife"}"#), "invalid bundle: missing code");
+        assert_eq!(err(r#"{"moduleFormat":"iife","code":3}"#), "invalid bundle: code must be a string");
+        assert_eq!(parse_bundle(r#"{"moduleFormat":"iife","code":"var x"}"#).unwrap(), "var x");
     }
 }

@@ -65,19 +65,9 @@ impl VatStart {
     /// (after `attach_vat`), since the kernel has no other way to write a
     /// vatstore outside a crank.
     pub fn into_syscalls(self) -> Vec<VatSyscall> {
-        let mut out = Vec::with_capacity(
-            self.vatstore_sets.len() + self.vatstore_deletes.len() + self.syscalls.len(),
-        );
-        out.extend(
-            self.vatstore_sets
-                .into_iter()
-                .map(|(k, v)| VatSyscall::VatstoreSet(k, v)),
-        );
-        out.extend(
-            self.vatstore_deletes
-                .into_iter()
-                .map(VatSyscall::VatstoreDelete),
-        );
+        let mut out = Vec::with_capacity(self.vatstore_sets.len() + self.vatstore_deletes.len() + self.syscalls.len());
+        out.extend(self.vatstore_sets.into_iter().map(|(k, v)| VatSyscall::VatstoreSet(k, v)));
+        out.extend(self.vatstore_deletes.into_iter().map(VatSyscall::VatstoreDelete));
         out.extend(self.syscalls);
         out
     }
@@ -126,21 +116,12 @@ impl JsVat {
             vatstore_deletes: reply.vatstore_deletes,
             syscalls: reply.syscalls.iter().map(parse_syscall).collect(),
         };
-        Ok((
-            JsVat {
-                vat_id,
-                worker: Some(worker),
-            },
-            start,
-        ))
+        Ok((JsVat { vat_id, worker: Some(worker) }, start))
     }
 
     /// Wraps a worker that is already initialised.
     pub fn from_worker(worker: VatWorker) -> JsVat {
-        JsVat {
-            vat_id: worker.vat_id().to_string(),
-            worker: Some(worker),
-        }
+        JsVat { vat_id: worker.vat_id().to_string(), worker: Some(worker) }
     }
 
     /// The vat id the worker was started with.
@@ -155,11 +136,7 @@ impl JsVat {
 }
 
 impl VatEndpoint for JsVat {
-    fn deliver(
-        &mut self,
-        delivery: VatDelivery,
-        syscalls: &mut dyn SyscallHandler,
-    ) -> Result<(), String> {
+    fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
         let Some(worker) = self.worker.as_ref() else {
             return Err(format!("vat {} has no running worker", self.vat_id));
         };
@@ -167,10 +144,7 @@ impl VatEndpoint for JsVat {
             Ok(reply) => reply,
             Err(e) => {
                 // A dead worker answers nothing more; free it now.
-                if matches!(
-                    e,
-                    VatWorkerError::Died { .. } | VatWorkerError::Timeout { .. }
-                ) {
+                if matches!(e, VatWorkerError::Died { .. } | VatWorkerError::Timeout { .. }) {
                     if let Some(w) = self.worker.take() {
                         w.terminate();
                     }
@@ -192,12 +166,7 @@ impl VatEndpoint for JsVat {
 /// The kernel refuses everything after an illegal syscall and terminates the
 /// vat at the end of the crank, so the results are not inspected here.
 fn replay(reply: DeliveryReply, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
-    let DeliveryReply {
-        syscalls: calls,
-        vatstore_sets,
-        vatstore_deletes,
-        error,
-    } = reply;
+    let DeliveryReply { syscalls: calls, vatstore_sets, vatstore_deletes, error } = reply;
     for call in &calls {
         syscalls.syscall(parse_syscall(call));
     }
@@ -218,10 +187,7 @@ fn replay(reply: DeliveryReply, syscalls: &mut dyn SyscallHandler) -> Result<(),
 fn capdata_json(data: &CapData<String>) -> Json {
     let mut m = Map::with_capacity(2);
     m.insert("body".into(), Json::String(data.body.clone()));
-    m.insert(
-        "slots".into(),
-        Json::Array(data.slots.iter().cloned().map(Json::String).collect()),
-    );
+    m.insert("slots".into(), Json::Array(data.slots.iter().cloned().map(Json::String).collect()));
     Json::Object(m)
 }
 
@@ -232,11 +198,7 @@ fn strings(list: &[String]) -> Json {
 /// The liveslots `VatDeliveryObject` tuple of a kernel delivery.
 pub fn delivery_to_json(delivery: &VatDelivery) -> Json {
     match delivery {
-        VatDelivery::Message {
-            target,
-            methargs,
-            result,
-        } => {
+        VatDelivery::Message { target, methargs, result } => {
             let mut msg = Map::with_capacity(2);
             msg.insert("methargs".into(), capdata_json(methargs));
             if let Some(result) = result {
@@ -245,10 +207,8 @@ pub fn delivery_to_json(delivery: &VatDelivery) -> Json {
             json!(["message", target, Json::Object(msg)])
         }
         VatDelivery::Notify(resolutions) => {
-            let list: Vec<Json> = resolutions
-                .iter()
-                .map(|r| json!([r.vpid, r.rejected, capdata_json(&r.data)]))
-                .collect();
+            let list: Vec<Json> =
+                resolutions.iter().map(|r| json!([r.vpid, r.rejected, capdata_json(&r.data)])).collect();
             json!(["notify", list])
         }
         VatDelivery::DropExports(vrefs) => json!(["dropExports", strings(vrefs)]),
@@ -270,11 +230,7 @@ pub fn parse_syscall(json: &Json) -> VatSyscall {
     try_parse_syscall(json).unwrap_or_else(|why| {
         let text = json.to_string();
         let excerpt: String = text.chars().take(MALFORMED_EXCERPT_CHARS).collect();
-        let ellipsis = if excerpt.len() < text.len() {
-            "…"
-        } else {
-            ""
-        };
+        let ellipsis = if excerpt.len() < text.len() { "…" } else { "" };
         VatSyscall::Send {
             target: format!("(malformed syscall: {why}: {excerpt}{ellipsis})"),
             methargs: CapData::new("#null", vec![]),
@@ -291,23 +247,13 @@ pub fn parse_syscalls(calls: &[Json]) -> Vec<VatSyscall> {
 
 fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
     let tuple = json.as_array().ok_or("not an array")?;
-    let name = tuple
-        .first()
-        .and_then(Json::as_str)
-        .ok_or("the first element is not the syscall name")?;
-    let arg = |i: usize| -> Result<&Json, String> {
-        tuple
-            .get(i)
-            .ok_or_else(|| format!("{name} has no argument {i}"))
-    };
+    let name = tuple.first().and_then(Json::as_str).ok_or("the first element is not the syscall name")?;
+    let arg = |i: usize| -> Result<&Json, String> { tuple.get(i).ok_or_else(|| format!("{name} has no argument {i}")) };
     let arity = |n: usize| -> Result<(), String> {
         if tuple.len() == n + 1 {
             Ok(())
         } else {
-            Err(format!(
-                "{name} takes {n} argument(s), got {}",
-                tuple.len() - 1
-            ))
+            Err(format!("{name} takes {n} argument(s), got {}", tuple.len() - 1))
         }
     };
     Ok(match name {
@@ -315,19 +261,12 @@ fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
             arity(2)?;
             let target = string(arg(1)?, "send target")?;
             let msg = arg(2)?.as_object().ok_or("send message is not an object")?;
-            let methargs = capdata(
-                msg.get("methargs").ok_or("send message has no methargs")?,
-                "methargs",
-            )?;
+            let methargs = capdata(msg.get("methargs").ok_or("send message has no methargs")?, "methargs")?;
             let result = match msg.get("result") {
                 None | Some(Json::Null) => None,
                 Some(r) => Some(string(r, "send result")?),
             };
-            VatSyscall::Send {
-                target,
-                methargs,
-                result,
-            }
+            VatSyscall::Send { target, methargs, result }
         }
         "subscribe" => {
             arity(1)?;
@@ -344,9 +283,7 @@ fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
                 }
                 out.push(VatResolution {
                     vpid: string(&r[0], "resolution vpid")?,
-                    rejected: r[1]
-                        .as_bool()
-                        .ok_or("resolution rejected is not a boolean")?,
+                    rejected: r[1].as_bool().ok_or("resolution rejected is not a boolean")?,
                     data: capdata(&r[2], "resolution data")?,
                 });
             }
@@ -374,32 +311,17 @@ fn try_parse_syscall(json: &Json) -> Result<VatSyscall, String> {
 }
 
 fn string(v: &Json, what: &str) -> Result<String, String> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{what} is not a string"))
+    v.as_str().map(str::to_owned).ok_or_else(|| format!("{what} is not a string"))
 }
 
 fn string_list(v: &Json, what: &str) -> Result<Vec<String>, String> {
-    v.as_array()
-        .ok_or_else(|| format!("{what} argument is not an array"))?
-        .iter()
-        .map(|s| string(s, what))
-        .collect()
+    v.as_array().ok_or_else(|| format!("{what} argument is not an array"))?.iter().map(|s| string(s, what)).collect()
 }
 
 fn capdata(v: &Json, what: &str) -> Result<CapData<String>, String> {
-    let o = v
-        .as_object()
-        .ok_or_else(|| format!("{what} is not {{body, slots}}"))?;
-    let body = string(
-        o.get("body").ok_or_else(|| format!("{what} has no body"))?,
-        "body",
-    )?;
-    let slots = string_list(
-        o.get("slots")
-            .ok_or_else(|| format!("{what} has no slots"))?,
-        "slots",
-    )?;
+    let o = v.as_object().ok_or_else(|| format!("{what} is not {{body, slots}}"))?;
+    let body = string(o.get("body").ok_or_else(|| format!("{what} has no body"))?, "body")?;
+    let slots = string_list(o.get("slots").ok_or_else(|| format!("{what} has no slots"))?, "slots")?;
     Ok(CapData::new(body, slots))
 }
 
@@ -432,14 +354,8 @@ mod tests {
             rejected: true,
             data: CapData::new("#1", vec![]),
         }]);
-        assert_eq!(
-            delivery_to_json(&n),
-            json!(["notify", [["p+5", true, {"body": "#1", "slots": []}]]])
-        );
-        assert_eq!(
-            delivery_to_json(&VatDelivery::DropExports(vec!["o+10".into()])),
-            json!(["dropExports", ["o+10"]])
-        );
+        assert_eq!(delivery_to_json(&n), json!(["notify", [["p+5", true, {"body": "#1", "slots": []}]]]));
+        assert_eq!(delivery_to_json(&VatDelivery::DropExports(vec!["o+10".into()])), json!(["dropExports", ["o+10"]]));
         assert_eq!(
             delivery_to_json(&VatDelivery::RetireExports(vec!["o+10".into()])),
             json!(["retireExports", ["o+10"]])
@@ -448,10 +364,7 @@ mod tests {
             delivery_to_json(&VatDelivery::RetireImports(vec!["o-1".into()])),
             json!(["retireImports", ["o-1"]])
         );
-        assert_eq!(
-            delivery_to_json(&VatDelivery::BringOutYourDead),
-            json!(["bringOutYourDead"])
-        );
+        assert_eq!(delivery_to_json(&VatDelivery::BringOutYourDead), json!(["bringOutYourDead"]));
     }
 
     #[test]
@@ -468,20 +381,11 @@ mod tests {
         );
         assert_eq!(
             parse_syscall(&json!(["send", "o-1", {"methargs": {"body": "#0", "slots": []}}])),
-            VatSyscall::Send {
-                target: "o-1".into(),
-                methargs: CapData::new("#0", vec![]),
-                result: None
-            }
+            VatSyscall::Send { target: "o-1".into(), methargs: CapData::new("#0", vec![]), result: None }
         );
+        assert_eq!(parse_syscall(&json!(["subscribe", "p+5"])), VatSyscall::Subscribe("p+5".into()));
         assert_eq!(
-            parse_syscall(&json!(["subscribe", "p+5"])),
-            VatSyscall::Subscribe("p+5".into())
-        );
-        assert_eq!(
-            parse_syscall(
-                &json!(["resolve", [["p-1", false, {"body": "#\"$0.Alleged: x\"", "slots": ["o+10"]}]]])
-            ),
+            parse_syscall(&json!(["resolve", [["p-1", false, {"body": "#\"$0.Alleged: x\"", "slots": ["o+10"]}]]])),
             VatSyscall::Resolve(vec![VatResolution {
                 vpid: "p-1".into(),
                 rejected: false,
@@ -490,27 +394,15 @@ mod tests {
         );
         assert_eq!(
             parse_syscall(&json!(["exit", true, {"body": "#\"bye\"", "slots": []}])),
-            VatSyscall::Exit {
-                failure: true,
-                info: CapData::new("#\"bye\"", vec![])
-            }
+            VatSyscall::Exit { failure: true, info: CapData::new("#\"bye\"", vec![]) }
         );
         assert_eq!(
             parse_syscall(&json!(["dropImports", ["o-1", "o-2"]])),
             VatSyscall::DropImports(vec!["o-1".into(), "o-2".into()])
         );
-        assert_eq!(
-            parse_syscall(&json!(["retireImports", ["o-1"]])),
-            VatSyscall::RetireImports(vec!["o-1".into()])
-        );
-        assert_eq!(
-            parse_syscall(&json!(["retireExports", ["o+1"]])),
-            VatSyscall::RetireExports(vec!["o+1".into()])
-        );
-        assert_eq!(
-            parse_syscall(&json!(["abandonExports", ["o+1"]])),
-            VatSyscall::AbandonExports(vec!["o+1".into()])
-        );
+        assert_eq!(parse_syscall(&json!(["retireImports", ["o-1"]])), VatSyscall::RetireImports(vec!["o-1".into()]));
+        assert_eq!(parse_syscall(&json!(["retireExports", ["o+1"]])), VatSyscall::RetireExports(vec!["o+1".into()]));
+        assert_eq!(parse_syscall(&json!(["abandonExports", ["o+1"]])), VatSyscall::AbandonExports(vec!["o+1".into()]));
     }
 
     #[test]
@@ -536,9 +428,7 @@ mod tests {
             }
         }
         let long = json!(["frobnicate", "x".repeat(1000)]);
-        let VatSyscall::Send { target, .. } = parse_syscall(&long) else {
-            panic!()
-        };
+        let VatSyscall::Send { target, .. } = parse_syscall(&long) else { panic!() };
         assert!(target.len() < 400 && target.ends_with("…)"), "{target}");
     }
 }

@@ -12,10 +12,7 @@ pub enum VatWorkerError {
     BundleNotFound { path: PathBuf },
     /// The bundle file exists but could not be read.
     #[error("cannot read bundle file {}: {source}", path.display())]
-    BundleRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    BundleRead { path: PathBuf, source: std::io::Error },
     /// The bundle text is not a valid JS-kernel bundle.
     #[error("invalid bundle: {0}")]
     InvalidBundle(String),

@@ -13,9 +13,10 @@
 //! esbuild from the pinned `js/package-lock.json`; it is embedded in the
 //! binary and compiled once per process to QuickJS bytecode.
 //!
-//! The API is JSON-level and knows nothing of the kernel: deliveries and
-//! syscalls are the JS kernel's `VatDeliveryObject` / `VatSyscallObject`
-//! tuples in vat space (vrefs only, never krefs).
+//! [`VatWorker`]'s API is JSON-level: deliveries and syscalls are the JS
+//! kernel's `VatDeliveryObject` / `VatSyscallObject` tuples in vat space
+//! (vrefs only, never krefs). [`JsVat`] adapts it to the kernel's
+//! `ocap_kernel::vat::VatEndpoint` (see `endpoint.rs`).
 //!
 //! ```no_run
 //! use ocap_vat::{VatWorker, WorkerOptions};
@@ -45,6 +46,7 @@
 mod bundle;
 mod endpoint;
 mod error;
+mod launcher;
 mod memory;
 mod prelude;
 mod vatstore;
@@ -53,6 +55,7 @@ mod worker;
 pub use bundle::bundle_vat_source;
 pub use endpoint::{delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart};
 pub use error::VatWorkerError;
+pub use launcher::{JsVatLauncher, LauncherOptions};
 pub use worker::VatWorker;
 
 /// The 20 optional globals a vat may request in `vatConfig.globals`
@@ -162,12 +165,7 @@ pub enum WorkerEvent {
     /// A log record. `tags` are the tags added inside the vat: `["console"]`
     /// for `console.*`, `[]` for `vatPowers.logger`, the subLogger tags
     /// otherwise (e.g. `["test", "alice"]`), `["liveslots"]` for liveslots.
-    Log {
-        level: String,
-        tags: Vec<String>,
-        message: String,
-        data: Vec<serde_json::Value>,
-    },
+    Log { level: String, tags: Vec<String>, message: String, data: Vec<serde_json::Value> },
     /// The worker died (memory limit, interrupt/timeout, panic): reason.
     Died { reason: String },
 }

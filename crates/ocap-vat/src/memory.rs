@@ -24,12 +24,7 @@ pub(crate) struct LimitedAllocator {
 impl LimitedAllocator {
     /// `limit_bytes == 0` means no limit.
     pub(crate) fn new(limit_bytes: Rc<Cell<usize>>, exceeded: Rc<Cell<bool>>) -> Self {
-        LimitedAllocator {
-            inner: RustAllocator,
-            limit_bytes,
-            used_bytes: 0,
-            exceeded,
-        }
+        LimitedAllocator { inner: RustAllocator, limit_bytes, used_bytes: 0, exceeded }
     }
 
     fn admit(&mut self, extra: usize) -> bool {
@@ -76,9 +71,7 @@ unsafe impl Allocator for LimitedAllocator {
         }
         // SAFETY: the caller guarantees ptr came from this allocator.
         unsafe {
-            self.used_bytes = self
-                .used_bytes
-                .saturating_sub(RustAllocator::usable_size(ptr));
+            self.used_bytes = self.used_bytes.saturating_sub(RustAllocator::usable_size(ptr));
             self.inner.dealloc(ptr);
         }
     }

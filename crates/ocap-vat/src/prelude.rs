@@ -16,11 +16,7 @@ static BYTECODE: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
 
 /// The prelude as QuickJS module bytecode, compiled on first use.
 pub(crate) fn bytecode() -> Result<&'static [u8], String> {
-    BYTECODE
-        .get_or_init(compile)
-        .as_ref()
-        .map(|bytes| bytes.as_slice())
-        .map_err(Clone::clone)
+    BYTECODE.get_or_init(compile).as_ref().map(|bytes| bytes.as_slice()).map_err(Clone::clone)
 }
 
 fn compile() -> Result<Vec<u8>, String> {
@@ -33,16 +29,9 @@ fn compile() -> Result<Vec<u8>, String> {
             format!("compiling the prelude: {e}: {detail:?}")
         })?;
         module
-            .write(WriteOptions {
-                strip_source: true,
-                ..WriteOptions::default()
-            })
+            .write(WriteOptions { strip_source: true, ..WriteOptions::default() })
             .map_err(|e| format!("writing prelude bytecode: {e}"))
     })?;
-    tracing::debug!(
-        bytes = bytes.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "compiled the vat prelude"
-    );
+    tracing::debug!(bytes = bytes.len(), elapsed_ms = started.elapsed().as_millis() as u64, "compiled the vat prelude");
     Ok(bytes)
 }

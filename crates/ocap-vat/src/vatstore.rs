@@ -26,10 +26,7 @@ impl VatStore {
     /// The smallest key strictly greater than `prior`.
     pub(crate) fn get_next_key(&self, prior: &str) -> Option<String> {
         use std::ops::Bound::{Excluded, Unbounded};
-        self.map
-            .range::<str, _>((Excluded(prior), Unbounded))
-            .next()
-            .map(|(k, _)| k.clone())
+        self.map.range::<str, _>((Excluded(prior), Unbounded)).next().map(|(k, _)| k.clone())
     }
 
     pub(crate) fn set(&mut self, key: String, value: String) {
@@ -68,10 +65,7 @@ mod tests {
         store.set("a".into(), "2".into());
         store.set("b".into(), "3".into());
         store.delete("b".into());
-        assert_eq!(
-            store.checkpoint(),
-            (vec![("a".into(), "2".into())], vec!["b".into()])
-        );
+        assert_eq!(store.checkpoint(), (vec![("a".into(), "2".into())], vec!["b".into()]));
         assert_eq!(store.checkpoint(), (vec![], vec![]));
     }
 

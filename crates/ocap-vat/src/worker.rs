@@ -23,8 +23,8 @@ use serde_json::Value as Json;
 use crate::memory::LimitedAllocator;
 use crate::vatstore::VatStore;
 use crate::{
-    bundle, prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions,
-    ALLOWED_GLOBAL_NAMES, IMPLEMENTED_GLOBAL_NAMES, MAX_SYSCALLS_PER_DELIVERY, MAX_TIMERS_PER_VAT,
+    bundle, prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions, ALLOWED_GLOBAL_NAMES,
+    IMPLEMENTED_GLOBAL_NAMES, MAX_SYSCALLS_PER_DELIVERY, MAX_TIMERS_PER_VAT,
 };
 
 /// Stack of the worker thread, and the part of it QuickJS may use.
@@ -33,25 +33,32 @@ const JS_STACK_BYTES: usize = 8 * 1024 * 1024;
 /// How long the caller waits past the delivery budget before giving up on
 /// the worker (the interrupt handler should have stopped it long before).
 const CALLER_GRACE_MS: u64 = 10_000;
+/// How long a caller polls for the worker's answer before it blocks.
+const CALLER_SPIN_US: u64 = 1_000;
+/// How long an idle worker polls for its next command before it blocks.
+const WORKER_SPIN_US: u64 = 100;
+
+/// Polls `rx` for up to `us` microseconds, yielding the CPU between polls.
+fn poll_briefly<T>(rx: &Receiver<T>, us: u64) -> Option<T> {
+    let until = Instant::now() + Duration::from_micros(us);
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Empty) => return None,
+        }
+    }
+}
 /// Budget for evaluating the prelude in a new runtime.
 const STARTUP_TIMEOUT_MS: u64 = 60_000;
 
 type Reply<T> = SyncSender<Result<T, VatWorkerError>>;
 
 enum Command {
-    Init {
-        config: Json,
-        bundle_text: Option<String>,
-        vatstore: Vec<(String, String)>,
-        reply: Reply<DeliveryReply>,
-    },
-    Deliver {
-        delivery: Json,
-        reply: Reply<DeliveryReply>,
-    },
-    Ping {
-        reply: Reply<()>,
-    },
+    Init { config: Json, bundle_text: Option<String>, vatstore: Vec<(String, String)>, reply: Reply<DeliveryReply> },
+    Deliver { delivery: Json, reply: Reply<DeliveryReply> },
+    Ping { reply: Reply<()> },
 }
 
 /// A running vat worker: a thread owning the vat's QuickJS runtime.
@@ -69,9 +76,7 @@ pub struct VatWorker {
 
 impl std::fmt::Debug for VatWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VatWorker")
-            .field("vat_id", &self.vat_id)
-            .finish_non_exhaustive()
+        f.debug_struct("VatWorker").field("vat_id", &self.vat_id).finish_non_exhaustive()
     }
 }
 
@@ -83,10 +88,7 @@ impl VatWorker {
     /// `events` is called on the worker thread for log records, syscalls made
     /// outside deliveries, and the worker's death. It must not call back
     /// into this worker (that would wait on itself).
-    pub fn spawn(
-        opts: WorkerOptions,
-        events: Box<dyn Fn(WorkerEvent) + Send>,
-    ) -> Result<VatWorker, VatWorkerError> {
+    pub fn spawn(opts: WorkerOptions, events: Box<dyn Fn(WorkerEvent) + Send>) -> Result<VatWorker, VatWorkerError> {
         let vat_id = opts.vat_id.clone();
         let delivery_timeout_ms = opts.delivery_timeout_ms;
         let terminate = Arc::new(AtomicBool::new(false));
@@ -100,10 +102,7 @@ impl VatWorker {
                 .name(format!("vat-{}", opts.vat_id))
                 .stack_size(THREAD_STACK_BYTES)
                 .spawn(move || worker_thread(opts, events, commands_rx, ready_tx, terminate, death))
-                .map_err(|e| VatWorkerError::Spawn {
-                    vat_id: vat_id.clone(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| VatWorkerError::Spawn { vat_id: vat_id.clone(), reason: e.to_string() })?
         };
         let mut worker = VatWorker {
             vat_id: vat_id.clone(),
@@ -118,10 +117,7 @@ impl VatWorker {
             Ok(Err(e)) => Err(e),
             Err(RecvTimeoutError::Timeout) => {
                 worker.stop();
-                Err(VatWorkerError::Timeout {
-                    vat_id,
-                    timeout_ms: STARTUP_TIMEOUT_MS,
-                })
+                Err(VatWorkerError::Timeout { vat_id, timeout_ms: STARTUP_TIMEOUT_MS })
             }
             Err(RecvTimeoutError::Disconnected) => Err(worker.dead_error()),
         }
@@ -142,12 +138,7 @@ impl VatWorker {
         bundle_text: Option<String>,
         vatstore: Vec<(String, String)>,
     ) -> Result<DeliveryReply, VatWorkerError> {
-        self.call(|reply| Command::Init {
-            config: vat_config,
-            bundle_text,
-            vatstore,
-            reply,
-        })
+        self.call(|reply| Command::Init { config: vat_config, bundle_text, vatstore, reply })
     }
 
     /// The kernel's `deliver`: one VatDeliveryObject tuple in vat space, e.g.
@@ -193,32 +184,35 @@ impl VatWorker {
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, VatWorkerError> {
         let commands = self.commands.as_ref().ok_or_else(|| self.dead_error())?;
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        commands
-            .send(make(reply_tx))
-            .map_err(|_| self.dead_error())?;
+        commands.send(make(reply_tx)).map_err(|_| self.dead_error())?;
         let wait_ms = self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS);
+        // Most answers come within a millisecond. Parking the caller and
+        // waking it again costs tens of microseconds (a futex round trip
+        // plus an idle CPU's wake-up), so poll first, yielding the CPU
+        // between polls, and only then block.
+        let spin_until = Instant::now() + Duration::from_micros(CALLER_SPIN_US);
+        loop {
+            match reply_rx.try_recv() {
+                Ok(result) => return result,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(self.dead_error()),
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
         match reply_rx.recv_timeout(Duration::from_millis(wait_ms)) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => {
                 // Backstop: make the interrupt handler stop whatever runs.
                 self.terminate.store(true, Ordering::SeqCst);
-                Err(VatWorkerError::Timeout {
-                    vat_id: self.vat_id.clone(),
-                    timeout_ms: wait_ms,
-                })
+                Err(VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms: wait_ms })
             }
             Err(RecvTimeoutError::Disconnected) => Err(self.dead_error()),
         }
     }
 
     fn dead_error(&self) -> VatWorkerError {
-        let reason = self
-            .death_reason()
-            .unwrap_or_else(|| "worker thread exited".to_string());
-        VatWorkerError::Died {
-            vat_id: self.vat_id.clone(),
-            reason,
-        }
+        let reason = self.death_reason().unwrap_or_else(|| "worker thread exited".to_string());
+        VatWorkerError::Died { vat_id: self.vat_id.clone(), reason }
     }
 }
 
@@ -274,19 +268,10 @@ fn worker_thread(
     }
     // Answer whatever is still queued, so no caller waits for the backstop.
     while let Ok(command) = commands.try_recv() {
-        let reason = death
-            .lock()
-            .ok()
-            .and_then(|d| d.clone())
-            .unwrap_or_else(|| "terminated".into());
-        let err = || VatWorkerError::Died {
-            vat_id: vat_id.clone(),
-            reason: reason.clone(),
-        };
+        let reason = death.lock().ok().and_then(|d| d.clone()).unwrap_or_else(|| "terminated".into());
+        let err = || VatWorkerError::Died { vat_id: vat_id.clone(), reason: reason.clone() };
         match command {
-            Command::Init { reply, .. } | Command::Deliver { reply, .. } => {
-                drop(reply.send(Err(err())))
-            }
+            Command::Init { reply, .. } | Command::Deliver { reply, .. } => drop(reply.send(Err(err()))),
             Command::Ping { reply } => drop(reply.send(Err(err()))),
         }
     }
@@ -329,18 +314,14 @@ impl Runner {
         events: Rc<dyn Fn(WorkerEvent)>,
         terminate: Arc<AtomicBool>,
     ) -> Result<Runner, VatWorkerError> {
-        let spawn_err = |reason: String| VatWorkerError::Spawn {
-            vat_id: opts.vat_id.clone(),
-            reason,
-        };
+        let spawn_err = |reason: String| VatWorkerError::Spawn { vat_id: opts.vat_id.clone(), reason };
         let bytecode = prelude::bytecode().map_err(spawn_err)?;
         let memory_exceeded = Rc::new(Cell::new(false));
         // The limit is armed after the prelude, so that a small limit fails the
         // vat, not startup: start unlimited, then swap in the limit below.
         let limit = Rc::new(Cell::new(0usize));
         let allocator = LimitedAllocator::new(limit.clone(), memory_exceeded.clone());
-        let rt = Runtime::new_with_alloc(allocator)
-            .map_err(|e| spawn_err(format!("creating the runtime: {e}")))?;
+        let rt = Runtime::new_with_alloc(allocator).map_err(|e| spawn_err(format!("creating the runtime: {e}")))?;
         rt.set_max_stack_size(JS_STACK_BYTES);
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let interrupted = Rc::new(Cell::new(false));
@@ -348,16 +329,14 @@ impl Runner {
             let deadline = deadline.clone();
             let interrupted = interrupted.clone();
             rt.set_interrupt_handler(Some(Box::new(move || {
-                let stop = terminate.load(Ordering::Relaxed)
-                    || deadline.get().is_some_and(|d| Instant::now() >= d);
+                let stop = terminate.load(Ordering::Relaxed) || deadline.get().is_some_and(|d| Instant::now() >= d);
                 if stop {
                     interrupted.set(true);
                 }
                 stop
             })));
         }
-        let ctx =
-            Context::full(&rt).map_err(|e| spawn_err(format!("creating the context: {e}")))?;
+        let ctx = Context::full(&rt).map_err(|e| spawn_err(format!("creating the context: {e}")))?;
         let state = Rc::new(HostState {
             vat_id: opts.vat_id.clone(),
             events,
@@ -367,49 +346,30 @@ impl Runner {
             gc_requested: Cell::new(false),
             starting: Cell::new(true),
         });
-        deadline.set(Some(
-            Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS),
-        ));
+        deadline.set(Some(Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS)));
         let supervisor = ctx
             .with(|ctx| -> Result<Persistent<Object<'static>>, String> {
                 let host = make_host(&ctx, state.clone()).map_err(|e| describe_error(&ctx, e))?;
-                ctx.globals()
-                    .set("__ocapHost", host)
-                    .map_err(|e| describe_error(&ctx, e))?;
+                ctx.globals().set("__ocapHost", host).map_err(|e| describe_error(&ctx, e))?;
                 // SAFETY: the bytes are the output of Module::write by this same
                 // QuickJS build (prelude::bytecode), and live for 'static as the
                 // ROM_DATA flag of Module::load requires.
-                let module = unsafe { Module::load(ctx.clone(), bytecode) }
-                    .map_err(|e| describe_error(&ctx, e))?;
+                let module = unsafe { Module::load(ctx.clone(), bytecode) }.map_err(|e| describe_error(&ctx, e))?;
                 let (_module, promise) = module.eval().map_err(|e| describe_error(&ctx, e))?;
                 while ctx.execute_pending_job() {}
                 if let Err(e) = promise.finish::<Value>() {
                     return Err(describe_error(&ctx, e));
                 }
                 let globals = ctx.globals();
-                let supervisor: Object = globals
-                    .get("__ocapSupervisor")
-                    .map_err(|e| describe_error(&ctx, e))?;
-                globals
-                    .remove("__ocapSupervisor")
-                    .map_err(|e| describe_error(&ctx, e))?;
+                let supervisor: Object = globals.get("__ocapSupervisor").map_err(|e| describe_error(&ctx, e))?;
+                globals.remove("__ocapSupervisor").map_err(|e| describe_error(&ctx, e))?;
                 Ok(Persistent::save(&ctx, supervisor))
             })
             .map_err(|e| spawn_err(format!("evaluating the prelude: {e}")))?;
         deadline.set(None);
         state.starting.set(false);
         limit.set(opts.memory_limit_bytes);
-        Ok(Runner {
-            supervisor,
-            ctx,
-            rt,
-            state,
-            deadline,
-            interrupted,
-            memory_exceeded,
-            opts,
-            initialized: false,
-        })
+        Ok(Runner { supervisor, ctx, rt, state, deadline, interrupted, memory_exceeded, opts, initialized: false })
     }
 
     /// Serve commands and timers until the channel closes (returns None) or
@@ -417,35 +377,30 @@ impl Runner {
     fn run(&mut self, commands: &Receiver<Command>) -> Option<String> {
         loop {
             let next_timer = self.state.timers.borrow().next_deadline();
-            let command = match next_timer {
-                None => match commands.recv() {
+            let polled = poll_briefly(commands, WORKER_SPIN_US);
+            let command = match (polled, next_timer) {
+                (Some(c), _) => c,
+                (None, None) => match commands.recv() {
                     Ok(c) => c,
                     Err(_) => return None,
                 },
-                Some(at) => {
-                    match commands.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                        Ok(c) => c,
-                        Err(RecvTimeoutError::Timeout) => {
-                            if let Err(Fatal(reason)) = self.fire_due_timers() {
-                                return Some(reason);
-                            }
-                            continue;
+                (None, Some(at)) => match commands.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(c) => c,
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(Fatal(reason)) = self.fire_due_timers() {
+                            return Some(reason);
                         }
-                        Err(RecvTimeoutError::Disconnected) => return None,
+                        continue;
                     }
-                }
+                    Err(RecvTimeoutError::Disconnected) => return None,
+                },
             };
             let fatal = match command {
                 Command::Ping { reply } => {
                     let _ = reply.send(Ok(()));
                     None
                 }
-                Command::Init {
-                    config,
-                    bundle_text,
-                    vatstore,
-                    reply,
-                } => {
+                Command::Init { config, bundle_text, vatstore, reply } => {
                     let result = self.init(config, bundle_text, vatstore);
                     self.answer(reply, result)
                 }
@@ -471,10 +426,8 @@ impl Runner {
                 None
             }
             Err(Fatal(reason)) => {
-                let _ = reply.send(Err(VatWorkerError::Died {
-                    vat_id: self.opts.vat_id.clone(),
-                    reason: reason.clone(),
-                }));
+                let _ =
+                    reply.send(Err(VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() }));
                 Some(Fatal(reason))
             }
         }
@@ -517,13 +470,8 @@ impl Runner {
         if self.initialized {
             return Err(VatWorkerError::AlreadyInitialized { vat_id });
         }
-        let bad = |reason: &str| VatWorkerError::BadConfig {
-            vat_id: vat_id.clone(),
-            reason: reason.to_string(),
-        };
-        let object = config
-            .as_object()
-            .ok_or_else(|| bad("vatConfig must be an object"))?;
+        let bad = |reason: &str| VatWorkerError::BadConfig { vat_id: vat_id.clone(), reason: reason.to_string() };
+        let object = config.as_object().ok_or_else(|| bad("vatConfig must be an object"))?;
         if let Some(p) = object.get("parameters") {
             if !p.is_object() && !p.is_null() {
                 return Err(bad("parameters must be an object"));
@@ -531,38 +479,19 @@ impl Runner {
         }
         let mut requested = Vec::new();
         if let Some(globals) = object.get("globals") {
-            let list = globals
-                .as_array()
-                .ok_or_else(|| bad("globals must be an array of names"))?;
+            let list = globals.as_array().ok_or_else(|| bad("globals must be an array of names"))?;
             for name in list {
-                let name = name
-                    .as_str()
-                    .ok_or_else(|| bad("globals must be an array of names"))?;
+                let name = name.as_str().ok_or_else(|| bad("globals must be an array of names"))?;
                 let allowed = ALLOWED_GLOBAL_NAMES.contains(&name)
-                    && self
-                        .opts
-                        .allowed_globals
-                        .as_ref()
-                        .is_none_or(|a| a.iter().any(|n| n == name));
+                    && self.opts.allowed_globals.as_ref().is_none_or(|a| a.iter().any(|n| n == name));
                 if !allowed {
-                    return Err(VatWorkerError::UnknownGlobal {
-                        vat_id,
-                        name: name.to_string(),
-                    });
+                    return Err(VatWorkerError::UnknownGlobal { vat_id, name: name.to_string() });
                 }
-                if name == "fetch"
-                    && object
-                        .get("network")
-                        .and_then(|n| n.get("allowedHosts"))
-                        .is_none()
-                {
+                if name == "fetch" && object.get("network").and_then(|n| n.get("allowedHosts")).is_none() {
                     return Err(VatWorkerError::FetchWithoutAllowedHosts { vat_id });
                 }
                 if !IMPLEMENTED_GLOBAL_NAMES.contains(&name) {
-                    return Err(VatWorkerError::UnimplementedGlobal {
-                        vat_id,
-                        name: name.to_string(),
-                    });
+                    return Err(VatWorkerError::UnimplementedGlobal { vat_id, name: name.to_string() });
                 }
                 if !requested.iter().any(|n| n == name) {
                     requested.push(name.to_string());
@@ -575,9 +504,9 @@ impl Runner {
                 let spec = match object.get("bundleSpec") {
                     Some(Json::String(spec)) => spec,
                     Some(_) => return Err(bad("bundleSpec must be a string")),
-                    None => {
-                        return Err(bad("for now, only bundleSpec is supported in vatConfig specifications (or pass the bundle text)"))
-                    }
+                    None => return Err(bad(
+                        "for now, only bundleSpec is supported in vatConfig specifications (or pass the bundle text)",
+                    )),
                 };
                 bundle::read_bundle_spec(&vat_id, spec)?
             }
@@ -591,12 +520,7 @@ impl Runner {
         if !self.initialized {
             return Ok(Err(VatWorkerError::NotInitialized { vat_id }));
         }
-        if delivery
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(Json::as_str)
-            .is_none()
-        {
+        if delivery.as_array().and_then(|a| a.first()).and_then(Json::as_str).is_none() {
             return Ok(Err(VatWorkerError::BadDelivery {
                 vat_id,
                 reason: "expected a JSON array whose first element is the delivery type".into(),
@@ -624,12 +548,7 @@ impl Runner {
         let syscalls = std::mem::take(&mut *self.state.syscalls.borrow_mut());
         let (vatstore_sets, vatstore_deletes) = self.state.vatstore.borrow_mut().checkpoint();
         self.check_memory()?;
-        Ok(DeliveryReply {
-            syscalls,
-            vatstore_sets,
-            vatstore_deletes,
-            error,
-        })
+        Ok(DeliveryReply { syscalls, vatstore_sets, vatstore_deletes, error })
     }
 
     fn run_delivery_inner(
@@ -642,36 +561,24 @@ impl Runner {
             let f: Function = sup.get("deliveryOutcome")?;
             f.call::<_, String>(())
         })?;
-        let outcome: Json = serde_json::from_str(&outcome)
-            .map_err(|e| Fatal(format!("bad delivery outcome: {e}")))?;
+        let outcome: Json = serde_json::from_str(&outcome).map_err(|e| Fatal(format!("bad delivery outcome: {e}")))?;
         let done = outcome.get("done").and_then(Json::as_bool).unwrap_or(false);
-        let error = outcome
-            .get("error")
-            .and_then(Json::as_str)
-            .map(str::to_string);
+        let error = outcome.get("error").and_then(Json::as_str).map(str::to_string);
         if let Some(message) = &error {
             if is_out_of_memory(message) {
-                return Err(Fatal(format!(
-                    "memory limit of {} bytes exceeded",
-                    self.opts.memory_limit_bytes
-                )));
+                return Err(Fatal(format!("memory limit of {} bytes exceeded", self.opts.memory_limit_bytes)));
             }
             tracing::debug!(vat_id = %self.opts.vat_id, %message, "delivery error");
         }
         if !done {
-            return Ok(Some(
-                "delivery did not complete: the vat became quiescent before liveslots finished"
-                    .into(),
-            ));
+            return Ok(Some("delivery did not complete: the vat became quiescent before liveslots finished".into()));
         }
         Ok(error)
     }
 
     fn arm_deadline(&self) {
         self.interrupted.set(false);
-        self.deadline.set(Some(
-            Instant::now() + Duration::from_millis(self.opts.delivery_timeout_ms),
-        ));
+        self.deadline.set(Some(Instant::now() + Duration::from_millis(self.opts.delivery_timeout_ms)));
     }
 
     /// Call into the supervisor; a JS exception here is a worker failure
@@ -681,11 +588,7 @@ impl Runner {
         f: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> rquickjs::Result<R>,
     ) -> Result<R, Fatal> {
         let result = self.ctx.with(|ctx| {
-            let sup = self
-                .supervisor
-                .clone()
-                .restore(&ctx)
-                .map_err(|e| describe_error(&ctx, e))?;
+            let sup = self.supervisor.clone().restore(&ctx).map_err(|e| describe_error(&ctx, e))?;
             f(&ctx, &sup).map_err(|e| describe_error(&ctx, e))
         });
         match result {
@@ -701,10 +604,7 @@ impl Runner {
                 self.opts.delivery_timeout_ms
             ))
         } else if self.memory_exceeded.get() || is_out_of_memory(&message) {
-            Fatal(format!(
-                "memory limit of {} bytes exceeded",
-                self.opts.memory_limit_bytes
-            ))
+            Fatal(format!("memory limit of {} bytes exceeded", self.opts.memory_limit_bytes))
         } else {
             Fatal(format!("supervisor error: {message}"))
         }
@@ -719,10 +619,7 @@ impl Runner {
                     Ok(false) => break,
                     Err(exception) => {
                         let message = exception.0.with(|ctx| describe_value(&ctx.catch()));
-                        if self.interrupted.get()
-                            || self.memory_exceeded.get()
-                            || is_out_of_memory(&message)
-                        {
+                        if self.interrupted.get() || self.memory_exceeded.get() || is_out_of_memory(&message) {
                             return Err(self.fatal_from(message));
                         }
                         tracing::warn!(vat_id = %self.opts.vat_id, %message, "exception in a vat job");
@@ -748,10 +645,7 @@ impl Runner {
 
     fn check_memory(&self) -> Result<(), Fatal> {
         if self.memory_exceeded.get() {
-            return Err(Fatal(format!(
-                "memory limit of {} bytes exceeded",
-                self.opts.memory_limit_bytes
-            )));
+            return Err(Fatal(format!("memory limit of {} bytes exceeded", self.opts.memory_limit_bytes)));
         }
         Ok(())
     }
@@ -827,25 +721,18 @@ fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set(
         "syscall",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<()> {
-                let vso: Json = serde_json::from_str(&json)
-                    .map_err(|e| throw(&ctx, &format!("bad syscall JSON: {e}")))?;
-                let mut syscalls = s.syscalls.borrow_mut();
-                if syscalls.len() >= MAX_SYSCALLS_PER_DELIVERY {
-                    return Err(throw(
-                        &ctx,
-                        &format!(
-                            "vat {} exceeded {MAX_SYSCALLS_PER_DELIVERY} syscalls in one delivery",
-                            s.vat_id
-                        ),
-                    ));
-                }
-                syscalls.push(vso);
-                Ok(())
-            },
-        )?,
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<()> {
+            let vso: Json = serde_json::from_str(&json).map_err(|e| throw(&ctx, &format!("bad syscall JSON: {e}")))?;
+            let mut syscalls = s.syscalls.borrow_mut();
+            if syscalls.len() >= MAX_SYSCALLS_PER_DELIVERY {
+                return Err(throw(
+                    &ctx,
+                    &format!("vat {} exceeded {MAX_SYSCALLS_PER_DELIVERY} syscalls in one delivery", s.vat_id),
+                ));
+            }
+            syscalls.push(vso);
+            Ok(())
+        })?,
     )?;
 
     let s = state.clone();
@@ -864,73 +751,38 @@ fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::Result<Obje
     )?;
 
     let s = state.clone();
-    host.set(
-        "vatstoreGet",
-        Function::new(ctx.clone(), move |key: String| {
-            s.vatstore.borrow().get(&key)
-        })?,
-    )?;
+    host.set("vatstoreGet", Function::new(ctx.clone(), move |key: String| s.vatstore.borrow().get(&key))?)?;
     let s = state.clone();
     host.set(
         "vatstoreGetNextKey",
-        Function::new(ctx.clone(), move |key: String| {
-            s.vatstore.borrow().get_next_key(&key)
-        })?,
+        Function::new(ctx.clone(), move |key: String| s.vatstore.borrow().get_next_key(&key))?,
     )?;
     let s = state.clone();
     host.set(
         "vatstoreSet",
-        Function::new(ctx.clone(), move |key: String, value: String| {
-            s.vatstore.borrow_mut().set(key, value)
-        })?,
+        Function::new(ctx.clone(), move |key: String, value: String| s.vatstore.borrow_mut().set(key, value))?,
     )?;
     let s = state.clone();
-    host.set(
-        "vatstoreDelete",
-        Function::new(ctx.clone(), move |key: String| {
-            s.vatstore.borrow_mut().delete(key)
-        })?,
-    )?;
+    host.set("vatstoreDelete", Function::new(ctx.clone(), move |key: String| s.vatstore.borrow_mut().delete(key))?)?;
 
     let s = state.clone();
     host.set(
         "timerSet",
-        Function::new(
-            ctx.clone(),
-            move |ctx: Ctx<'js>, id: f64, ms: f64, repeat: bool| -> rquickjs::Result<()> {
-                let mut timers = s.timers.borrow_mut();
-                if timers.len() >= MAX_TIMERS_PER_VAT {
-                    return Err(throw(
-                        &ctx,
-                        &format!(
-                            "vat {} has too many timers (limit {MAX_TIMERS_PER_VAT})",
-                            s.vat_id
-                        ),
-                    ));
-                }
-                let ms = if ms.is_finite() && ms > 0.0 {
-                    ms.min(u32::MAX as f64) as u64
-                } else {
-                    0
-                };
-                timers.set(id as u64, Duration::from_millis(ms), repeat);
-                Ok(())
-            },
-        )?,
-    )?;
-    let s = state.clone();
-    host.set(
-        "timerClear",
-        Function::new(ctx.clone(), move |id: f64| {
-            s.timers.borrow_mut().clear(id as u64)
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: f64, ms: f64, repeat: bool| -> rquickjs::Result<()> {
+            let mut timers = s.timers.borrow_mut();
+            if timers.len() >= MAX_TIMERS_PER_VAT {
+                return Err(throw(&ctx, &format!("vat {} has too many timers (limit {MAX_TIMERS_PER_VAT})", s.vat_id)));
+            }
+            let ms = if ms.is_finite() && ms > 0.0 { ms.min(u32::MAX as f64) as u64 } else { 0 };
+            timers.set(id as u64, Duration::from_millis(ms), repeat);
+            Ok(())
         })?,
     )?;
+    let s = state.clone();
+    host.set("timerClear", Function::new(ctx.clone(), move |id: f64| s.timers.borrow_mut().clear(id as u64))?)?;
 
     let s = state;
-    host.set(
-        "requestGC",
-        Function::new(ctx.clone(), move || s.gc_requested.set(true))?,
-    )?;
+    host.set("requestGC", Function::new(ctx.clone(), move || s.gc_requested.set(true))?)?;
     Ok(host)
 }
 

@@ -7,9 +7,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use ocap_vat::{
-    bundle_vat_source, DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions,
-};
+use ocap_vat::{bundle_vat_source, DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
 use serde_json::{json, Value};
 
 /// Bundle `tests/vats/<name>.js` once per test process.
@@ -20,9 +18,7 @@ fn bundle(name: &str) -> String {
     cache
         .entry(name.to_string())
         .or_insert_with(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/vats")
-                .join(format!("{name}.js"));
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats").join(format!("{name}.js"));
             bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
         })
         .clone()
@@ -48,11 +44,7 @@ impl TestVat {
     }
 
     /// Spawn and init `name` with `config` merged into `{bundleSpec}`.
-    fn start(
-        name: &str,
-        config: Value,
-        vatstore: Vec<(String, String)>,
-    ) -> (TestVat, DeliveryReply) {
+    fn start(name: &str, config: Value, vatstore: Vec<(String, String)>) -> (TestVat, DeliveryReply) {
         Self::start_with(WorkerOptions::new("v1", name), name, config, vatstore)
     }
 
@@ -64,10 +56,7 @@ impl TestVat {
     ) -> (TestVat, DeliveryReply) {
         let vat = Self::spawn(opts);
         config["bundleSpec"] = json!(format!("{name}.bundle"));
-        let reply = vat
-            .worker
-            .init(config, Some(bundle(name)), vatstore)
-            .expect("init");
+        let reply = vat.worker.init(config, Some(bundle(name)), vatstore).expect("init");
         (vat, reply)
     }
 
@@ -82,22 +71,13 @@ impl TestVat {
         self.events
             .try_iter()
             .filter_map(|e| match e {
-                WorkerEvent::Log {
-                    level,
-                    tags,
-                    message,
-                    data,
-                } => Some((level, tags, message, data)),
+                WorkerEvent::Log { level, tags, message, data } => Some((level, tags, message, data)),
                 _ => None,
             })
             .collect()
     }
 
-    fn next_event(
-        &self,
-        timeout: Duration,
-        mut pick: impl FnMut(&WorkerEvent) -> bool,
-    ) -> WorkerEvent {
+    fn next_event(&self, timeout: Duration, mut pick: impl FnMut(&WorkerEvent) -> bool) -> WorkerEvent {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -172,10 +152,7 @@ fn message_to_root_resolves_its_result_with_pong() {
     assert_eq!(reply.error, None);
     let reply = vat.send("ping", json!([]), &[], "p-1");
     assert_eq!(reply.error, None);
-    assert_eq!(
-        reply.syscalls,
-        vec![json!(["resolve", [["p-1", false, {"body": "#\"pong\"", "slots": []}]]])]
-    );
+    assert_eq!(reply.syscalls, vec![json!(["resolve", [["p-1", false, {"body": "#\"pong\"", "slots": []}]]])]);
 }
 
 #[test]
@@ -190,15 +167,10 @@ fn eventual_send_to_a_presence_makes_a_send_syscall_and_notify_resolves_it() {
             json!(["subscribe", "p+5"]),
         ]
     );
-    let reply = vat
-        .worker
-        .deliver(json!(["notify", [["p+5", false, {"body": "#\"bar\"", "slots": []}]]]))
-        .expect("notify");
+    let reply =
+        vat.worker.deliver(json!(["notify", [["p+5", false, {"body": "#\"bar\"", "slots": []}]]])).expect("notify");
     assert_eq!(reply.error, None);
-    assert_eq!(
-        resolve_of(&reply, "p-1"),
-        (false, json!({"body": "#\"bar\"", "slots": []}))
-    );
+    assert_eq!(resolve_of(&reply, "p-1"), (false, json!({"body": "#\"bar\"", "slots": []})));
 }
 
 #[test]
@@ -208,13 +180,7 @@ fn a_throwing_method_rejects_its_result_without_failing_the_delivery() {
     assert_eq!(reply.error, None);
     let (rejected, data) = resolve_of(&reply, "p-1");
     assert!(rejected);
-    assert!(
-        data["body"]
-            .as_str()
-            .unwrap()
-            .contains("deliberate failure"),
-        "{data}"
-    );
+    assert!(data["body"].as_str().unwrap().contains("deliberate failure"), "{data}");
 }
 
 #[test]
@@ -224,16 +190,10 @@ fn baggage_counter_survives_reinit_with_the_returned_vatstore() {
     apply(&mut store, &reply);
     for (i, result) in ["p-1", "p-2"].into_iter().enumerate() {
         let reply = vat.send("increment", json!([]), &[], result);
-        assert_eq!(
-            resolve_of(&reply, result).1["body"],
-            json!(format!("#{}", i + 1))
-        );
+        assert_eq!(resolve_of(&reply, result).1["body"], json!(format!("#{}", i + 1)));
         apply(&mut store, &reply);
     }
-    assert_eq!(
-        store.get("vc.1.scounter").map(String::as_str),
-        Some(r##"{"body":"#2","slots":[]}"##)
-    );
+    assert_eq!(store.get("vc.1.scounter").map(String::as_str), Some(r##"{"body":"#2","slots":[]}"##));
     vat.worker.terminate();
 
     let (vat, reply) = TestVat::start("ping-vat", json!({}), store.clone().into_iter().collect());
@@ -262,10 +222,7 @@ fn a_throwing_build_root_object_is_an_init_delivery_error() {
 #[test]
 fn a_bundle_without_build_root_object_is_an_init_delivery_error() {
     let (_vat, reply) = TestVat::start("no-build-vat", json!({}), vec![]);
-    assert_eq!(
-        reply.error.as_deref(),
-        Some("vat source bundle lacks buildRootObject() function")
-    );
+    assert_eq!(reply.error.as_deref(), Some("vat source bundle lacks buildRootObject() function"));
 }
 
 #[test]
@@ -281,10 +238,7 @@ fn date_now_and_math_random_throw_secure_mode_without_endowments() {
         let reply = vat.send(method, json!([]), &[], result);
         let (rejected, data) = resolve_of(&reply, result);
         assert!(rejected, "{method} should throw");
-        assert!(
-            data["body"].as_str().unwrap().contains("secure mode"),
-            "{method}: {data}"
-        );
+        assert!(data["body"].as_str().unwrap().contains("secure mode"), "{method}: {data}");
     }
 }
 
@@ -304,10 +258,7 @@ fn endowed_date_math_text_codec_and_base64_work() {
     let (rejected, data) = resolve_of(&vat.send("encode", json!(["hé€😀"]), &[], "p-3"), "p-3");
     assert!(!rejected, "{data}");
     let decoded: Value = serde_json::from_str(&data["body"].as_str().unwrap()[1..]).unwrap();
-    assert_eq!(
-        decoded,
-        json!([[104, 195, 169, 226, 130, 172, 240, 159, 152, 128], "hé€😀"])
-    );
+    assert_eq!(decoded, json!([[104, 195, 169, 226, 130, 172, 240, 159, 152, 128], "hé€😀"]));
     let (_, data) = resolve_of(&vat.send("base64", json!(["hello"]), &[], "p-4"), "p-4");
     assert_eq!(data["body"], json!("#[\"aGVsbG8=\",\"hello\"]"));
 }
@@ -327,50 +278,26 @@ fn a_timer_callback_runs_as_a_later_turn_and_its_syscalls_come_as_async_syscalls
     assert_eq!(resolve_of(&reply, "p-1").1["body"], json!("#\"object\""));
     let reply = vat.send("later", json!(["$0.Alleged: other", 20]), &["o-1"], "p-2");
     // The delivery ends before the timer fires: only the result is resolved.
-    assert_eq!(
-        reply.syscalls,
-        vec![json!(["resolve", [["p-2", false, {"body": "#\"scheduled\"", "slots": []}]]])]
-    );
-    let event = vat.next_event(Duration::from_secs(5), |e| {
-        matches!(e, WorkerEvent::AsyncSyscalls { .. })
-    });
-    let WorkerEvent::AsyncSyscalls { syscalls } = event else {
-        unreachable!()
-    };
+    assert_eq!(reply.syscalls, vec![json!(["resolve", [["p-2", false, {"body": "#\"scheduled\"", "slots": []}]]])]);
+    let event = vat.next_event(Duration::from_secs(5), |e| matches!(e, WorkerEvent::AsyncSyscalls { .. }));
+    let WorkerEvent::AsyncSyscalls { syscalls } = event else { unreachable!() };
     assert_eq!(syscalls[0][0], "send");
     assert_eq!(syscalls[0][1], "o-1");
-    assert_eq!(
-        syscalls[0][2]["methargs"]["body"],
-        json!("#[\"foo\",[\"from a timer\"]]")
-    );
+    assert_eq!(syscalls[0][2]["methargs"]["body"], json!("#[\"foo\",[\"from a timer\"]]"));
     // ... and the cancelled timer never fired.
-    assert!(!syscalls
-        .iter()
-        .any(|s| s.to_string().contains("must not happen")));
+    assert!(!syscalls.iter().any(|s| s.to_string().contains("must not happen")));
 
-    let reply = vat.send(
-        "startTicking",
-        json!(["$0.Alleged: other"]),
-        &["o-1"],
-        "p-3",
-    );
+    let reply = vat.send("startTicking", json!(["$0.Alleged: other"]), &["o-1"], "p-3");
     assert_eq!(reply.error, None);
     let mut ticks = Vec::new();
     while ticks.len() < 3 {
-        let event = vat.next_event(Duration::from_secs(5), |e| {
-            matches!(e, WorkerEvent::AsyncSyscalls { .. })
-        });
-        let WorkerEvent::AsyncSyscalls { syscalls } = event else {
-            unreachable!()
-        };
+        let event = vat.next_event(Duration::from_secs(5), |e| matches!(e, WorkerEvent::AsyncSyscalls { .. }));
+        let WorkerEvent::AsyncSyscalls { syscalls } = event else { unreachable!() };
         for s in syscalls.iter().filter(|s| s[0] == "send") {
             ticks.push(s[2]["methargs"]["body"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(
-        ticks,
-        vec!["#[\"tick\",[1]]", "#[\"tick\",[2]]", "#[\"tick\",[3]]"]
-    );
+    assert_eq!(ticks, vec!["#[\"tick\",[1]]", "#[\"tick\",[2]]", "#[\"tick\",[3]]"]);
     vat.worker.ping().expect("still alive");
 }
 
@@ -380,12 +307,7 @@ fn console_and_logger_send_log_events_with_their_tags() {
     vat.send("hello", json!(["bob"]), &[], "p-1");
     let logs = vat.logs();
     assert!(
-        logs.contains(&(
-            "log".into(),
-            vec!["console".into()],
-            "buildRootObject \"alice\"".into(),
-            vec![]
-        )),
+        logs.contains(&("log".into(), vec!["console".into()], "buildRootObject \"alice\"".into(), vec![])),
         "{logs:#?}"
     );
     assert!(
@@ -414,14 +336,9 @@ fn an_infinite_loop_is_interrupted_and_the_worker_dies() {
         matches!(&err, VatWorkerError::Died { vat_id, reason } if vat_id == "v7" && reason.contains("interrupted")),
         "{err}"
     );
-    let event = vat.next_event(Duration::from_secs(1), |e| {
-        matches!(e, WorkerEvent::Died { .. })
-    });
+    let event = vat.next_event(Duration::from_secs(1), |e| matches!(e, WorkerEvent::Died { .. }));
     assert!(matches!(event, WorkerEvent::Died { reason } if reason.contains("interrupted")));
-    assert!(matches!(
-        vat.worker.ping(),
-        Err(VatWorkerError::Died { .. })
-    ));
+    assert!(matches!(vat.worker.ping(), Err(VatWorkerError::Died { .. })));
 }
 
 #[test]
@@ -434,10 +351,7 @@ fn a_vat_over_its_memory_limit_dies() {
         .worker
         .deliver(json!(["message", "o+0", {"methargs": {"body": "#[\"hog\",[]]", "slots": []}, "result": "p-1"}]))
         .unwrap_err();
-    assert!(
-        matches!(&err, VatWorkerError::Died { reason, .. } if reason.contains("memory limit")),
-        "{err}"
-    );
+    assert!(matches!(&err, VatWorkerError::Died { reason, .. } if reason.contains("memory limit")), "{err}");
 }
 
 #[test]
@@ -445,129 +359,58 @@ fn unknown_and_unimplemented_globals_are_init_errors() {
     let vat = TestVat::spawn(WorkerOptions::new("v3", "x"));
     let err = vat
         .worker
-        .init(
-            json!({"bundleSpec": "x", "globals": ["process"]}),
-            Some(bundle("empty-vat")),
-            vec![],
-        )
+        .init(json!({"bundleSpec": "x", "globals": ["process"]}), Some(bundle("empty-vat")), vec![])
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Vat \"v3\" requested unknown global \"process\""
-    );
+    assert_eq!(err.to_string(), "Vat \"v3\" requested unknown global \"process\"");
 
     let mut opts = WorkerOptions::new("v4", "x");
     opts.allowed_globals = Some(vec!["Date".into()]);
     let vat = TestVat::spawn(opts);
     let err = vat
         .worker
-        .init(
-            json!({"bundleSpec": "x", "globals": ["Math"]}),
-            Some(bundle("empty-vat")),
-            vec![],
-        )
+        .init(json!({"bundleSpec": "x", "globals": ["Math"]}), Some(bundle("empty-vat")), vec![])
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Vat \"v4\" requested unknown global \"Math\""
-    );
+    assert_eq!(err.to_string(), "Vat \"v4\" requested unknown global \"Math\"");
 
     let vat = TestVat::spawn(WorkerOptions::new("v5", "x"));
     let err = vat
         .worker
-        .init(
-            json!({"bundleSpec": "x", "globals": ["fetch"]}),
-            Some(bundle("empty-vat")),
-            vec![],
-        )
+        .init(json!({"bundleSpec": "x", "globals": ["fetch"]}), Some(bundle("empty-vat")), vec![])
         .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Vat \"v5\" requested \"fetch\" but no network.allowedHosts was specified"
-    );
+    assert_eq!(err.to_string(), "Vat \"v5\" requested \"fetch\" but no network.allowedHosts was specified");
 }
 
 #[test]
 fn bundle_problems_are_clear_init_errors() {
     let vat = TestVat::spawn(WorkerOptions::new("v1", "x"));
+    let err = vat.worker.init(json!({"bundleSpec": "/nonexistent/dir/y.bundle"}), None, vec![]).unwrap_err();
+    assert_eq!(err.to_string(), "bundle file /nonexistent/dir/y.bundle not found");
+    let err = vat.worker.init(json!({"bundleSpec": "file:///nonexistent/z.bundle"}), None, vec![]).unwrap_err();
+    assert_eq!(err.to_string(), "bundle file /nonexistent/z.bundle not found");
     let err = vat
         .worker
-        .init(
-            json!({"bundleSpec": "/nonexistent/dir/y.bundle"}),
-            None,
-            vec![],
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "bundle file /nonexistent/dir/y.bundle not found"
-    );
-    let err = vat
-        .worker
-        .init(
-            json!({"bundleSpec": "file:///nonexistent/z.bundle"}),
-            None,
-            vec![],
-        )
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "bundle file /nonexistent/z.bundle not found"
-    );
-    let err = vat
-        .worker
-        .init(
-            json!({"bundleSpec": "x"}),
-            Some(r#"{"moduleFormat":"nope","code":""}"#.into()),
-            vec![],
-        )
+        .init(json!({"bundleSpec": "x"}), Some(r#"{"moduleFormat":"nope","code":""}"#.into()), vec![])
         .unwrap_err();
     assert_eq!(err.to_string(), "Unknown bundle format: nope");
-    let err = vat
-        .worker
-        .init(
-            json!({"bundleSpec": "x"}),
-            Some(r#"{"moduleFormat":"iife"}"#.into()),
-            vec![],
-        )
-        .unwrap_err();
+    let err =
+        vat.worker.init(json!({"bundleSpec": "x"}), Some(r#"{"moduleFormat":"iife"}"#.into()), vec![]).unwrap_err();
     assert_eq!(err.to_string(), "invalid bundle: missing code");
     // None of those loaded user code, so the vat can still be initialised,
     // here from a bundle file on disk.
     let path = std::env::temp_dir().join(format!("ocap-vat-test-{}.bundle", std::process::id()));
     std::fs::write(&path, bundle("empty-vat")).unwrap();
-    let reply = vat
-        .worker
-        .init(
-            json!({"bundleSpec": format!("file://{}", path.display())}),
-            None,
-            vec![],
-        )
-        .unwrap();
+    let reply = vat.worker.init(json!({"bundleSpec": format!("file://{}", path.display())}), None, vec![]).unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(reply.error, None);
-    let err = vat
-        .worker
-        .init(
-            json!({"bundleSpec": "x"}),
-            Some(bundle("empty-vat")),
-            vec![],
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, VatWorkerError::AlreadyInitialized { .. }),
-        "{err}"
-    );
+    let err = vat.worker.init(json!({"bundleSpec": "x"}), Some(bundle("empty-vat")), vec![]).unwrap_err();
+    assert!(matches!(err, VatWorkerError::AlreadyInitialized { .. }), "{err}");
 }
 
 #[test]
 fn deliver_before_init_is_an_error() {
     let vat = TestVat::spawn(WorkerOptions::new("v1", "x"));
     let err = vat.worker.deliver(json!(["bringOutYourDead"])).unwrap_err();
-    assert!(
-        matches!(err, VatWorkerError::NotInitialized { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, VatWorkerError::NotInitialized { .. }), "{err}");
     vat.worker.ping().expect("ping");
 }
 
@@ -575,9 +418,32 @@ fn deliver_before_init_is_an_error() {
 fn bring_out_your_dead_completes() {
     let (vat, _) = TestVat::start("ping-vat", json!({}), vec![]);
     vat.send("callFoo", json!(["$0.Alleged: other"]), &["o-1"], "p-1");
-    let reply = vat
-        .worker
-        .deliver(json!(["bringOutYourDead"]))
-        .expect("boyd");
+    let reply = vat.worker.deliver(json!(["bringOutYourDead"])).expect("boyd");
     assert_eq!(reply.error, None);
+}
+
+/// Regression: QuickJS-ng holds a FinalizationRegistry's unregister token
+/// strongly, and liveslots registers every presence with itself as the
+/// token, so without the supervisor's `TokenSafeFinalizationRegistry` no
+/// presence was ever collected and bringOutYourDead never dropped anything.
+#[test]
+fn bring_out_your_dead_drops_and_retires_presences_the_vat_no_longer_holds() {
+    let (vat, _) = TestVat::start("alice-vat", json!({}), vec![]);
+    let reply = vat.send("acquire", json!(["$0.Alleged: bob"]), &["o-1"], "p-1");
+    assert_eq!(reply.syscalls[0][0], "send");
+    let notify = |vpid: &str, body: &str, slots: &[&str]| {
+        let reply =
+            vat.worker.deliver(json!(["notify", [[vpid, false, {"body": body, "slots": slots}]]])).expect("notify");
+        assert_eq!(reply.error, None);
+        reply
+    };
+    notify("p+5", "#\"$0.Alleged: thing\"", &["o-2"]);
+    let reply = notify("p+6", "#\"t1\"", &[]);
+    assert_eq!(resolve_of(&reply, "p-1"), (false, json!({"body": "#\"t1\"", "slots": []})));
+    // bob (o-1) is no longer used; the thing (o-2) is still held.
+    let reply = vat.worker.deliver(json!(["bringOutYourDead"])).expect("boyd");
+    assert_eq!(reply.syscalls, vec![json!(["dropImports", ["o-1"]]), json!(["retireImports", ["o-1"]])]);
+    vat.send("release", json!([]), &[], "p-2");
+    let reply = vat.worker.deliver(json!(["bringOutYourDead"])).expect("boyd");
+    assert_eq!(reply.syscalls, vec![json!(["dropImports", ["o-2"]]), json!(["retireImports", ["o-2"]])]);
 }

@@ -81,7 +81,22 @@ impl KernelCore {
             }
             Ok(Outcome::Abort { vat, info }) => {
                 self.abandon_unit()?;
-                self.unit(|k| k.terminate_in_unit(vat, &info))?;
+                self.unit(|k| {
+                    // The rollback put the aborted send back at the head of the queue. Its
+                    // target is gone with the vat (OBJECT_DELETED, as in the JS kernel), and
+                    // the sender also learns why the vat died.
+                    if let Work::Run(RunQueueItem::Send { .. }) = &work {
+                        if let Some(RunQueueItem::Send { target, message }) = k.store.pop_run()? {
+                            let why = match smallcaps::kunser(&info) {
+                                Ok(smallcaps::Value::Error { message, .. }) => message,
+                                _ => info.body.clone(),
+                            };
+                            let detail = format!("Target object's vat {vat} was terminated: {why}");
+                            k.splat(target, &message, smallcaps::kernel_error("OBJECT_DELETED", &detail))?;
+                        }
+                    }
+                    k.terminate_in_unit(vat, &info)
+                })?;
             }
             Err(e) => {
                 tracing::error!("crank {} failed, discarding {:?}: {e}", self.crank_count, work);

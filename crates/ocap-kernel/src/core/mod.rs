@@ -269,9 +269,8 @@ impl KernelCore {
         Ok((vat, root))
     }
 
-    /// Allocates the ID the next `add_vat` will use, without using it (for worker set-up
-    /// that needs the ID before the vat joins). IDs are never reused, so a failed launch
-    /// leaves a gap.
+    /// Allocates a vat ID for `add_vat_with_id` (for worker set-up that needs the ID before
+    /// the vat joins). IDs are never reused, so a failed launch leaves a gap.
     pub fn reserve_vat_id(&mut self) -> Result<VatId, KernelError> {
         self.unit(|k| Ok(VatId(k.store.next_id("vat")?)))
     }

@@ -102,6 +102,72 @@ const gcAndFinalize = async () => {
   await waitUntilQuiescent();
 };
 
+// ---------------------------------------------------------------- GC tools
+
+const NativeFinalizationRegistry = globalThis.FinalizationRegistry;
+
+/**
+ * FinalizationRegistry with a *weakly* held unregister token.
+ *
+ * QuickJS-ng (0.10.x, as vendored by rquickjs-sys 0.14) keeps the token of
+ * `register(target, held, token)` alive with a strong reference from the
+ * registry (`fre->token = js_dup(token)` in js_finrec_register), against the
+ * spec. Liveslots registers every presence and exported remotable with
+ * itself as the token (`vreffedObjectRegistry.register(val, baseRef, val)`),
+ * so nothing it registered could ever be collected: no dropImports, no GC
+ * across vats. This wrapper registers natively *without* a token and keeps
+ * its own token -> cells index in a WeakMap (weak keys, and the cells do not
+ * point back at the token), so `unregister` still works.
+ */
+class TokenSafeFinalizationRegistry {
+  #native;
+  /** @type {WeakMap<object, Array<{ held: any, live: boolean }>>} */
+  #byToken = new WeakMap();
+
+  constructor(cleanup) {
+    if (typeof cleanup !== 'function') {
+      throw TypeError('FinalizationRegistry: cleanup must be callable');
+    }
+    this.#native = new NativeFinalizationRegistry(cell => {
+      if (cell.live) {
+        cell.live = false;
+        cleanup(cell.held);
+      }
+    });
+  }
+
+  register(target, held, token = undefined) {
+    const cell = { held, live: true };
+    this.#native.register(target, cell);
+    if (token !== undefined) {
+      if (Object(token) !== token) {
+        throw TypeError('FinalizationRegistry: invalid unregister token');
+      }
+      const cells = this.#byToken.get(token);
+      if (cells) {
+        cells.push(cell);
+      } else {
+        this.#byToken.set(token, [cell]);
+      }
+    }
+  }
+
+  unregister(token) {
+    const cells = this.#byToken.get(token);
+    if (!cells) return false;
+    this.#byToken.delete(token);
+    let removed = false;
+    for (const cell of cells) {
+      if (cell.live) {
+        cell.live = false;
+        removed = true;
+      }
+    }
+    return removed;
+  }
+}
+harden(TokenSafeFinalizationRegistry);
+
 // ---------------------------------------------------------------- syscalls
 
 const emitSyscall = vso => host.syscall(JSON.stringify(vso));
@@ -333,7 +399,7 @@ const initVat = (vatId, configJson, bundleCode, requestedGlobalsJson) => {
   };
   const gcTools = harden({
     WeakRef,
-    FinalizationRegistry,
+    FinalizationRegistry: TokenSafeFinalizationRegistry,
     waitUntilQuiescent,
     gcAndFinalize,
     meterControl: makeDummyMeterControl(),

@@ -1,0 +1,134 @@
+//! `JsVatLauncher`: starts JS vats for the kernel (`ocap_kernel::VatLauncher`).
+//!
+//! It resolves a vat's code (a `bundleSpec` path or `file:` URL, or a `sourceSpec` JS file
+//! bundled on the fly), starts a `JsVat` on the persisted vatstore, and routes the worker's
+//! events: asynchronous syscalls and death go to the kernel's run loop through the
+//! `VatEventSink`; log records go to `tracing`, tagged with the vat ID and name.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ocap_kernel::config::VatConfig;
+use ocap_kernel::{LaunchedVat, VatEvent, VatEventSink, VatId, VatLauncher};
+
+use crate::endpoint::{parse_syscalls, JsVat};
+use crate::{bundle_vat_source, WorkerEvent, WorkerOptions};
+
+/// Limits and locations for the vats a launcher starts.
+#[derive(Debug, Clone, Default)]
+pub struct LauncherOptions {
+    /// Relative `sourceSpec` and `bundleSpec` paths resolve against this directory.
+    pub base_dir: Option<PathBuf>,
+    /// Kernel-wide allowlist of optional globals; `None` allows all 20.
+    pub allowed_globals: Option<Vec<String>>,
+    /// Per-vat heap limit; `None` uses the worker default.
+    pub memory_limit_bytes: Option<usize>,
+    /// Per-delivery time budget; `None` uses the worker default.
+    pub delivery_timeout_ms: Option<u64>,
+}
+
+/// Starts JS vats.
+pub struct JsVatLauncher {
+    sink: VatEventSink,
+    opts: LauncherOptions,
+    /// Bundles made from `sourceSpec` files, by path and modification time.
+    bundles: HashMap<PathBuf, (Option<SystemTime>, String)>,
+}
+
+impl JsVatLauncher {
+    pub fn new(sink: VatEventSink, opts: LauncherOptions) -> JsVatLauncher {
+        JsVatLauncher { sink, opts, bundles: HashMap::new() }
+    }
+
+    fn resolve(&self, spec: &str) -> PathBuf {
+        let p = Path::new(spec);
+        match &self.opts.base_dir {
+            Some(base) if p.is_relative() && !spec.starts_with("file:") => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    fn source_bundle(&mut self, spec: &str) -> Result<String, String> {
+        let path = self.resolve(spec.strip_prefix("file://").unwrap_or(spec));
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if let Some((t, text)) = self.bundles.get(&path) {
+            if *t == mtime && mtime.is_some() {
+                return Ok(text.clone());
+            }
+        }
+        let text = bundle_vat_source(&path).map_err(|e| e.to_string())?;
+        self.bundles.insert(path, (mtime, text.clone()));
+        Ok(text)
+    }
+}
+
+impl VatLauncher for JsVatLauncher {
+    fn launch(
+        &mut self,
+        vat: VatId,
+        name: &str,
+        config: &VatConfig,
+        vatstore: Vec<(String, String)>,
+    ) -> Result<LaunchedVat, String> {
+        let mut config = config.clone();
+        let bundle_text = match (&config.source_spec, &config.bundle_spec) {
+            (Some(src), _) => {
+                let text = self.source_bundle(src)?;
+                config.bundle_spec = Some(format!("{src}.bundle"));
+                config.source_spec = None;
+                Some(text)
+            }
+            (None, Some(b)) => {
+                if !b.starts_with("file:") {
+                    config.bundle_spec = Some(self.resolve(b).to_string_lossy().into_owned());
+                }
+                None
+            }
+            _ => return Err("a vat needs sourceSpec or bundleSpec".into()),
+        };
+        let vat_config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
+        let mut options = WorkerOptions::new(vat.to_string(), name);
+        options.allowed_globals = self.opts.allowed_globals.clone();
+        if let Some(m) = self.opts.memory_limit_bytes {
+            options.memory_limit_bytes = m;
+        }
+        if let Some(t) = self.opts.delivery_timeout_ms {
+            options.delivery_timeout_ms = t;
+        }
+        let sink = self.sink.clone();
+        let vat_name = name.to_owned();
+        let events = Box::new(move |event: WorkerEvent| match event {
+            WorkerEvent::AsyncSyscalls { syscalls } => sink(vat, VatEvent::AsyncSyscalls(parse_syscalls(&syscalls))),
+            WorkerEvent::Died { reason } => sink(vat, VatEvent::Died(reason)),
+            WorkerEvent::Log { level, tags, message, data } => {
+                let data = if data.is_empty() { String::new() } else { serde_json::Value::Array(data).to_string() };
+                let tags = tags.join(",");
+                match level.as_str() {
+                    "error" => {
+                        tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
+                    "warn" => {
+                        tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
+                    "debug" => {
+                        tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
+                    _ => tracing::info!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
+                }
+            }
+        });
+        let (endpoint, start) =
+            JsVat::start(options, &vat_config, bundle_text, vatstore, events).map_err(|e| e.to_string())?;
+        if !start.syscalls.is_empty() {
+            // A restarted vat's buildRootObject may message what it kept in baggage: those
+            // syscalls run as the vat's own work right after it is attached.
+            (self.sink)(vat, VatEvent::AsyncSyscalls(start.syscalls));
+        }
+        Ok(LaunchedVat {
+            endpoint: Box::new(endpoint),
+            vatstore_sets: start.vatstore_sets,
+            vatstore_deletes: start.vatstore_deletes,
+        })
+    }
+}
