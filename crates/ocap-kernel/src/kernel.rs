@@ -81,9 +81,9 @@ enum Command {
     Stop(oneshot::Sender<Result<(), KernelError>>),
 }
 
-struct LoopState {
-    core: KernelCore,
-    launcher: Box<dyn VatLauncher + Send>,
+pub(crate) struct LoopState {
+    pub(crate) core: KernelCore,
+    pub(crate) launcher: Box<dyn VatLauncher + Send>,
 }
 
 /// A running kernel. Clone it freely; every clone talks to the same run loop.
@@ -153,7 +153,7 @@ impl Kernel {
     }
 
     /// Runs `f` on the run loop between cranks and returns its answer.
-    async fn call<T: Send + 'static>(
+    pub(crate) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut LoopState) -> Result<T, KernelError> + Send + 'static,
     ) -> Result<T, KernelError> {
@@ -238,6 +238,10 @@ impl Kernel {
             core.relaunch_vat(vat, launcher.as_mut())
         })
         .await
+    }
+
+    pub async fn ping_vat(&self, vat: VatId) -> Result<&'static str, KernelError> {
+        self.call(move |st| st.core.ping_vat(vat)).await
     }
 
     pub async fn revoke(&self, kref: KRef) -> Result<(), KernelError> {

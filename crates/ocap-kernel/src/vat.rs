@@ -87,4 +87,9 @@ pub trait VatEndpoint: Send {
 
     /// Called when the vat is terminated or the kernel stops; releases the worker.
     fn shutdown(&mut self) {}
+
+    /// A round trip to the worker outside the crank protocol (`pingVat`).
+    fn ping(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -160,6 +160,13 @@ impl VatEndpoint for JsVat {
             worker.terminate();
         }
     }
+
+    fn ping(&mut self) -> Result<(), String> {
+        match &self.worker {
+            Some(w) => w.ping().map_err(|e| e.to_string()),
+            None => Err(format!("vat {} has no worker", self.vat_id)),
+        }
+    }
 }
 
 /// Feeds a delivery's syscalls, then its vatstore checkpoint, to the kernel.

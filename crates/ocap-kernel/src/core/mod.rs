@@ -289,6 +289,15 @@ impl KernelCore {
         }
     }
 
+    /// Pings a vat's worker (`pingVat`); answers "pong".
+    pub fn ping_vat(&mut self, vat: VatId) -> Result<&'static str, KernelError> {
+        match self.vats.get_mut(&vat) {
+            Some(ep) => ep.ping().map(|_| "pong").map_err(|e| KernelError::Internal(format!("ping of {vat} failed: {e}"))),
+            None if self.store.vat(vat)?.is_some() => Err(KernelError::VatNotRunning(vat)),
+            None => Err(KernelError::NoSuchVat(vat)),
+        }
+    }
+
     /// Active vats recorded in the store (whether or not a worker is attached).
     pub fn active_vats(&self) -> Result<Vec<VatRecord>, KernelError> {
         let mut out = Vec::new();
