@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,7 +24,10 @@ use tokio::sync::oneshot;
 
 use crate::capdata::CapData;
 use crate::config::ClusterConfig;
-use crate::core::{HostResult, KernelCore, KernelError, KernelOptions, KernelService, VatLauncher};
+use crate::core::{
+    HostResult, KernelCore, KernelError, KernelOptions, KernelService, SystemBootReport, SystemSubclusterConfig,
+    VatLauncher,
+};
 use crate::refs::{KRef, VatId};
 use crate::smallcaps::Value;
 use crate::store::{Store, SubclusterRecord, VatRecord};
@@ -54,8 +58,20 @@ pub struct ServiceRegistration {
 #[derive(Clone, Default)]
 pub struct KernelConfig {
     pub options: KernelOptions,
-    /// Registered before any vat starts, so vats restored at start-up can use them (G7).
+    /// Registered before any vat starts, so vats restored at start-up, and system subclusters
+    /// launched at their first boot, can use them (G7).
     pub services: Vec<ServiceRegistration>,
+    /// Privileged subclusters, by unique name; they may be given the `kernelFacet` service.
+    pub system_subclusters: Vec<SystemSubclusterConfig>,
+}
+
+/// The kernel's life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelState {
+    Starting = 0,
+    Running = 1,
+    Stopping = 2,
+    Stopped = 3,
 }
 
 /// What `launch_subcluster` returns (the JS kernel's `SubclusterLaunchResult`).
@@ -73,9 +89,9 @@ pub struct KernelStatus {
     pub subclusters: Vec<SubclusterRecord>,
 }
 
-type Job = Box<dyn FnOnce(&mut LoopState) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&mut LoopState) + Send>;
 
-enum Command {
+pub(crate) enum Command {
     Run(Job),
     Wake,
     Stop(oneshot::Sender<Result<(), KernelError>>),
@@ -93,6 +109,9 @@ pub struct Kernel {
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     /// Vats that failed to come back at start-up, with why.
     pub resume_failures: Arc<Vec<(VatId, String)>>,
+    /// How the declared system subclusters were reconciled with the store at start-up.
+    pub system_report: Arc<SystemBootReport>,
+    state: Arc<AtomicU8>,
 }
 
 fn stopped() -> KernelError {
@@ -134,6 +153,11 @@ impl Kernel {
                 let _ = tx.send(Command::Wake);
             }
         }));
+        // The kernel facet exists from the start: queued messages may target it (§1.1).
+        core.register_system_service(
+            "kernelFacet",
+            Arc::new(crate::facet::KernelFacet { tx: Mutex::new(tx.clone()) }),
+        )?;
         for s in &config.services {
             if s.system_only {
                 core.register_system_service(&s.name, s.service.clone())?;
@@ -141,15 +165,71 @@ impl Kernel {
                 core.register_service(&s.name, s.service.clone())?;
             }
         }
+        // Reconcile system subclusters before any vat starts, so removed ones never run.
+        let mut system_report = core.prepare_system_subclusters(&config.system_subclusters)?;
         let mut launcher = make_launcher(sink);
         let failures = core.resume_vats(launcher.as_mut())?;
         let resume_failures = Arc::new(failures.into_iter().map(|(v, e)| (v, e.to_string())).collect());
+        // New system subclusters: their vats start now; bootstrap runs on the loop. A
+        // bootstrap that rejects gets its subcluster terminated.
+        for sys in std::mem::take(&mut system_report.to_launch) {
+            let tx2 = Mutex::new(tx.clone());
+            let name = sys.name.clone();
+            let sid_cell: Arc<Mutex<Option<String>>> = Arc::default();
+            let sid_for_waiter = sid_cell.clone();
+            let waiter: crate::core::HostWaiter = Box::new(move |r| {
+                if let Err(reason) = r {
+                    tracing::error!("bootstrap of system subcluster {name:?} failed: {}", reason.body);
+                    let sid = sid_for_waiter.lock().ok().and_then(|g| g.clone());
+                    if let (Some(sid), Ok(tx)) = (sid, tx2.lock()) {
+                        let job: Job = Box::new(move |st| {
+                            if let Err(e) = st.core.terminate_subcluster(&sid) {
+                                tracing::error!("terminating failed system subcluster {sid}: {e}");
+                            }
+                        });
+                        let _ = tx.send(Command::Run(job));
+                    }
+                }
+            });
+            let launch = core.start_subcluster(&sys.config, launcher.as_mut(), Some(&sys.name), Some(waiter))?;
+            if let Ok(mut g) = sid_cell.lock() {
+                *g = Some(launch.subcluster_id);
+            }
+            system_report.to_launch.push(sys);
+        }
+        let state = Arc::new(AtomicU8::new(KernelState::Running as u8));
+        let loop_state = state.clone();
+        let kernel_state = state;
         let state = LoopState { core, launcher };
         let thread = std::thread::Builder::new()
             .name("ocap-run-loop".into())
-            .spawn(move || run_loop(state, rx))
+            .spawn(move || {
+                run_loop(state, rx);
+                loop_state.store(KernelState::Stopped as u8, Ordering::SeqCst);
+            })
             .map_err(|e| KernelError::Internal(format!("cannot start the run loop: {e}")))?;
-        Ok(Kernel { tx, thread: Arc::new(Mutex::new(Some(thread))), resume_failures })
+        Ok(Kernel {
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+            resume_failures,
+            system_report: Arc::new(system_report),
+            state: kernel_state,
+        })
+    }
+
+    pub fn state(&self) -> KernelState {
+        match self.state.load(Ordering::SeqCst) {
+            0 => KernelState::Starting,
+            1 => KernelState::Running,
+            2 => KernelState::Stopping,
+            _ => KernelState::Stopped,
+        }
+    }
+
+    /// The root kref of a system subcluster's bootstrap vat.
+    pub async fn get_system_subcluster_root(&self, name: &str) -> Result<KRef, KernelError> {
+        let name = name.to_owned();
+        self.call(move |st| st.core.system_subcluster_root(&name)).await
     }
 
     /// Runs `f` on the run loop between cranks and returns its answer.
@@ -294,6 +374,12 @@ impl Kernel {
 
     /// Stops the run loop after the current crank, commits, and shuts every worker down.
     pub async fn stop(&self) -> Result<(), KernelError> {
+        let _ = self.state.compare_exchange(
+            KernelState::Running as u8,
+            KernelState::Stopping as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         let (otx, orx) = oneshot::channel();
         if self.tx.send(Command::Stop(otx)).is_err() {
             return Ok(());

@@ -6,7 +6,9 @@
 pub mod capdata;
 pub mod config;
 pub mod core;
+mod facet;
 pub mod invariants;
+pub mod json;
 pub mod kernel;
 pub mod refs;
 pub mod smallcaps;
@@ -18,6 +20,8 @@ pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
     VatLauncher, VatSpec,
 };
+pub use crate::core::{SystemBootReport, SystemSubclusterConfig};
+pub use crate::kernel::KernelState;
 pub use crate::kernel::{
     Kernel, KernelConfig, KernelStatus, LaunchResult, ServiceRegistration, VatEvent, VatEventSink,
 };

@@ -11,8 +11,10 @@ mod refcount;
 mod router;
 mod services;
 mod subclusters;
+mod system;
 pub use services::Waker;
 pub use subclusters::{LaunchedVat, SubclusterLaunch, VatLauncher};
+pub use system::{SystemBootReport, SystemSubclusterConfig};
 mod syscalls;
 mod terminate;
 mod translate;
@@ -292,7 +294,9 @@ impl KernelCore {
     /// Pings a vat's worker (`pingVat`); answers "pong".
     pub fn ping_vat(&mut self, vat: VatId) -> Result<&'static str, KernelError> {
         match self.vats.get_mut(&vat) {
-            Some(ep) => ep.ping().map(|_| "pong").map_err(|e| KernelError::Internal(format!("ping of {vat} failed: {e}"))),
+            Some(ep) => {
+                ep.ping().map(|_| "pong").map_err(|e| KernelError::Internal(format!("ping of {vat} failed: {e}")))
+            }
             None if self.store.vat(vat)?.is_some() => Err(KernelError::VatNotRunning(vat)),
             None => Err(KernelError::NoSuchVat(vat)),
         }
@@ -355,7 +359,10 @@ impl KernelCore {
             let kpid = k.store.create_promise(None)?;
             k.store.set_host_watch(kpid, true)?;
             k.incref(kpid)?;
-            k.enqueue_send(target, crate::store::Message { methargs: methargs.clone(), result: Some(kpid) })?;
+            k.enqueue_send(
+                target,
+                crate::store::Message { methargs: methargs.clone(), result: Some(kpid), sender: None },
+            )?;
             Ok(kpid)
         })?;
         if let Some(w) = waiter {

@@ -140,6 +140,17 @@ impl KernelCore {
     }
 
     fn send_to_service(&mut self, service: KRef, item_target: KRef, msg: Message) -> Result<(), KernelError> {
+        if self.system_only.contains(&service) {
+            let allowed = match msg.sender {
+                None => true,
+                Some(vat) => self.is_system_vat(vat)?,
+            };
+            if !allowed {
+                // The same answer as for a service that does not exist (host-surface §4.5).
+                let err = kernel_error("DELIVERY_FAILED", &format!("no registered kernel service for {service}"));
+                return self.splat(item_target, &msg, err);
+            }
+        }
         let (method, args) = match smallcaps::kunser(&msg.methargs) {
             Ok(Value::Array(mut parts)) if parts.len() == 2 => match (parts.pop(), parts.pop()) {
                 (Some(Value::Array(args)), Some(Value::String(method))) => (method, args),

@@ -120,6 +120,12 @@ impl KernelCore {
         Ok(self.store.get_kv(&format!("service.{name}"))?.and_then(|s| s.parse().ok()))
     }
 
+    /// Whether a vat belongs to a system subcluster.
+    pub(crate) fn is_system_vat(&self, vat: crate::refs::VatId) -> Result<bool, KernelError> {
+        let Some(sid) = self.store.vat(vat)?.and_then(|r| r.subcluster) else { return Ok(false) };
+        Ok(self.store.subcluster(&sid)?.is_some_and(|s| s.system_name.is_some()))
+    }
+
     /// Sets the function that wakes the run loop when a service answers from elsewhere.
     pub fn set_waker(&mut self, waker: Waker) {
         self.waker = Some(waker);
@@ -129,8 +135,7 @@ impl KernelCore {
         let reply =
             ServiceReply { kpid: result, tx: self.service_tx.clone(), waker: self.waker.clone(), answered: false };
         let Some(svc) = self.services.get(&service).cloned() else {
-            reply
-                .reject(Value::error(format!("[KERNEL:DELIVERY_FAILED] no kernel service is registered as {service}")));
+            reply.reject(Value::error(format!("[KERNEL:DELIVERY_FAILED] no registered kernel service for {service}")));
             return;
         };
         let args = match smallcaps::kunser(&args) {

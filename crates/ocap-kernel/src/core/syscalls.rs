@@ -84,7 +84,7 @@ impl SyscallCtx<'_> {
                 if p.state != PromiseState::Unresolved || p.decider != Some(EndpointId::Vat(vat)) {
                     return illegal(format!("result {result} is not an unresolved promise decided by {vat}"));
                 }
-                k.enqueue_send(target, Message { methargs, result: Some(result) })?;
+                k.enqueue_send(target, Message { methargs, result: Some(result), sender: Some(vat) })?;
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Subscribe(vpid) => {

@@ -13,6 +13,10 @@ pub struct Message {
     pub methargs: CapData<KRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<KRef>,
+    /// The vat that sent it (`None` for the host), so that a system-only service can refuse
+    /// callers outside system subclusters at every invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<VatId>,
 }
 
 /// A run-queue item, in the JS kernel's JSON shape (kernel-core.md §3.1).
