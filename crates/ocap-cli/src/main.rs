@@ -1,5 +1,6 @@
 //! The `ocap` command.
 
+mod bench;
 mod display;
 mod run;
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run a cluster in an embedded kernel: launch it, print the bootstrap result, stop.
     Run(run::RunArgs),
+    /// Run the benchmark workloads (benchmarks.md) and print their figures.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Bench(args) => bench::bench(args).await,
         }
     });
     match result {

@@ -1,0 +1,316 @@
+//! `ocap bench`: the workloads of benchmarks.md, on real JS vats and the file-backed SQLite
+//! store (WAL, synchronous=NORMAL: what is acknowledged survives `kill -9`).
+//!
+//! Each workload prints one JSON line (`{"workload", "n", "median", "unit", ...}`); a table
+//! for people follows unless `--json` is given. The vats are in `crates/ocap-cli/bench/vats`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ocap_kernel::config::ClusterConfig;
+use ocap_kernel::smallcaps::{kunser, Value};
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::{KRef, Kernel, KernelConfig};
+use ocap_vat::{JsVatLauncher, LauncherOptions};
+use serde_json::json;
+
+use crate::CliError;
+
+pub const WORKLOADS: [&str; 9] = [
+    "launch-1",
+    "launch-10",
+    "launch-100",
+    "host-to-vat",
+    "vat-to-vat-seq",
+    "vat-to-vat-pipelined",
+    "durable-counter",
+    "restart-10",
+    "gc-churn",
+];
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Workloads to run (default: all).
+    pub workloads: Vec<String>,
+    /// Messages per workload (benchmarks.md uses 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Runs per workload; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Only the JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured figure.
+struct Figure {
+    workload: String,
+    n: usize,
+    median: f64,
+    unit: &'static str,
+    extra: BTreeMap<String, serde_json::Value>,
+}
+
+fn bench_vats() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/vats"))
+}
+
+/// The bench vat, bundled once per process (bundling is not what the workloads measure; the
+/// JS kernel's figures are for pre-built bundles too).
+fn bench_bundle() -> &'static str {
+    static BUNDLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("ocap-bench-{}.bundle", std::process::id()));
+        match ocap_vat::bundle_vat_source(&bench_vats().join("bench.js")) {
+            Ok(text) if std::fs::write(&path, &text).is_ok() => path.to_string_lossy().into_owned(),
+            _ => bench_vats().join("bench.js").to_string_lossy().into_owned(),
+        }
+    })
+}
+
+fn cluster(vats: usize) -> ClusterConfig {
+    let spec = bench_bundle();
+    let key = if spec.ends_with(".bundle") { "bundleSpec" } else { "sourceSpec" };
+    let names: Vec<String> = (0..vats).map(|i| format!("\"v{i}\":{{\"{key}\":{spec:?}}}")).collect();
+    ClusterConfig::from_json(&format!("{{\"bootstrap\":\"v0\",\"vats\":{{{}}}}}", names.join(",")))
+        .expect("bench cluster")
+}
+
+fn make(db: &Path) -> Result<Kernel, CliError> {
+    let store = Store::open(db, Durability::Process)?;
+    Ok(Kernel::make(store, KernelConfig::default(), |sink| {
+        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(bench_vats()), ..Default::default() }))
+    })?)
+}
+
+async fn call(k: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, CliError> {
+    match k.queue_message(target, method, args).await? {
+        Ok(v) => kunser(&v).map_err(|e| CliError::Other(e.to_string())),
+        Err(v) => Err(CliError::Other(format!("{method} was rejected: {}", v.body))),
+    }
+}
+
+/// Resident and peak memory of this process, in MiB (Linux).
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .unwrap_or(0.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A kernel with `vats` bench vats launched in a fresh database.
+struct Setup {
+    kernel: Kernel,
+    roots: Vec<KRef>,
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+}
+
+async fn setup(vats: usize) -> Result<Setup, CliError> {
+    let dir = tempfile::tempdir().map_err(|e| CliError::Other(e.to_string()))?;
+    let db = dir.path().join("bench.sqlite");
+    let kernel = make(&db)?;
+    let launched = kernel.launch_subcluster(cluster(vats)).await?;
+    let roots = kernel
+        .with_store(move |s| {
+            let mut roots = Vec::new();
+            for (vat, _) in s.subcluster_vats(&launched.subcluster_id)? {
+                let root = s
+                    .connection()
+                    .query_row("SELECT kref FROM clist WHERE endpoint = ?1 AND eref = 'o+0'", [vat.to_string()], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
+                roots.push(root.parse()?);
+            }
+            Ok(roots)
+        })
+        .await?;
+    Ok(Setup { kernel, roots, _dir: dir, db })
+}
+
+async fn launch(vats: usize) -> Result<(f64, f64, f64), CliError> {
+    let (rss_before, _) = memory_mib();
+    let t0 = Instant::now();
+    let s = setup(vats).await?;
+    call(&s.kernel, s.roots[0], "ping", vec![Value::Number(1.0)]).await?;
+    let elapsed = ms(t0.elapsed());
+    let (rss, _) = memory_mib();
+    s.kernel.stop().await?;
+    Ok((elapsed, rss, (rss - rss_before).max(0.0) / vats as f64))
+}
+
+async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
+    let mut extra = BTreeMap::new();
+    let (median_value, unit, count) = match name {
+        "launch-1" | "launch-10" | "launch-100" => {
+            let vats: usize = name.trim_start_matches("launch-").parse().unwrap_or(1);
+            let (elapsed, rss, per_vat) = launch(vats).await?;
+            extra.insert("rss_mib".into(), json!(rss));
+            extra.insert("rss_per_vat_mib".into(), json!(per_vat));
+            extra.insert("peak_rss_mib".into(), json!(memory_mib().1));
+            (elapsed, "ms", vats)
+        }
+        "host-to-vat" => {
+            let s = setup(1).await?;
+            let mut lat = Vec::with_capacity(n);
+            let t0 = Instant::now();
+            for i in 0..n {
+                let t = Instant::now();
+                call(&s.kernel, s.roots[0], "ping", vec![Value::Number(i as f64)]).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            let rate = n as f64 / t0.elapsed().as_secs_f64();
+            lat.sort_by(|a, b| a.total_cmp(b));
+            extra.insert("p50_us".into(), json!(percentile(&lat, 0.5)));
+            extra.insert("p99_us".into(), json!(percentile(&lat, 0.99)));
+            s.kernel.stop().await?;
+            (rate, "messages/s", n)
+        }
+        "vat-to-vat-seq" | "vat-to-vat-pipelined" => {
+            let s = setup(2).await?;
+            let method = if name.ends_with("seq") { "runSeq" } else { "runPipelined" };
+            let t0 = Instant::now();
+            call(&s.kernel, s.roots[0], method, vec![Value::presence(s.roots[1], None), Value::Number(n as f64)])
+                .await?;
+            let rate = n as f64 / t0.elapsed().as_secs_f64();
+            s.kernel.stop().await?;
+            (rate, if name.ends_with("seq") { "round trips/s" } else { "messages/s" }, n)
+        }
+        "durable-counter" => {
+            let s = setup(1).await?;
+            let t0 = Instant::now();
+            for _ in 0..n {
+                call(&s.kernel, s.roots[0], "increment", vec![]).await?;
+            }
+            let rate = n as f64 / t0.elapsed().as_secs_f64();
+            s.kernel.stop().await?;
+            (rate, "messages/s", n)
+        }
+        "restart-10" => {
+            let s = setup(10).await?;
+            s.kernel.stop().await?;
+            let t0 = Instant::now();
+            let k = make(&s.db)?;
+            call(&k, s.roots[9], "ping", vec![Value::Number(1.0)]).await?;
+            let elapsed = ms(t0.elapsed());
+            extra.insert("resume_failures".into(), json!(k.resume_failures.len()));
+            k.stop().await?;
+            (elapsed, "ms", 10)
+        }
+        "gc-churn" => {
+            let s = setup(2).await?;
+            let t0 = Instant::now();
+            call(
+                &s.kernel,
+                s.roots[1],
+                "fetchAndDrop",
+                vec![Value::presence(s.roots[0], None), Value::Number(n as f64)],
+            )
+            .await?;
+            // Bring out the dead twice (importer, then exporter), each followed by a round
+            // trip so it has been processed (BOYD goes before the run queue).
+            for _ in 0..2 {
+                s.kernel.reap_vats(None).await?;
+                call(&s.kernel, s.roots[0], "ping", vec![Value::Number(0.0)]).await?;
+            }
+            let elapsed = ms(t0.elapsed());
+            let roots: Vec<String> = s.roots.iter().map(|r| r.to_string()).collect();
+            let (clist, objects) = s
+                .kernel
+                .with_store(move |st| {
+                    let c = st.connection();
+                    let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(-1);
+                    let not_roots = format!("kref NOT IN ('{}')", roots.join("','"));
+                    Ok((
+                        q(&format!("SELECT COUNT(*) FROM clist WHERE kref LIKE 'ko%' AND {not_roots}")),
+                        q(&format!(
+                            "SELECT COUNT(*) FROM objects WHERE owner IS NOT 'kernel' AND 'ko' || id NOT IN ('{}')",
+                            roots.join("','")
+                        )),
+                    ))
+                })
+                .await?;
+            extra.insert("clist_rows_left".into(), json!(clist));
+            extra.insert("object_rows_left".into(), json!(objects));
+            s.kernel.stop().await?;
+            (elapsed, "ms", n)
+        }
+        other => return Err(CliError::Other(format!("unknown workload {other:?}; known: {}", WORKLOADS.join(", ")))),
+    };
+    Ok(Figure { workload: name.to_owned(), n: count, median: median_value, unit, extra })
+}
+
+pub async fn bench(args: BenchArgs) -> Result<(), CliError> {
+    let names: Vec<String> = if args.workloads.is_empty() {
+        WORKLOADS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.workloads.clone()
+    };
+    let mut figures = Vec::new();
+    for name in &names {
+        let mut runs = Vec::new();
+        let mut last = None;
+        for _ in 0..args.runs.max(1) {
+            let f = run_one(name, args.n.max(1)).await?;
+            runs.push(f.median);
+            last = Some(f);
+        }
+        let Some(mut f) = last else { continue };
+        f.median = median(runs.clone());
+        f.extra.insert("runs".into(), json!(runs));
+        let mut line = json!({"workload": f.workload, "n": f.n, "median": f.median, "unit": f.unit});
+        if let Some(obj) = line.as_object_mut() {
+            obj.extend(f.extra.clone());
+        }
+        println!("{line}");
+        figures.push(f);
+    }
+    if !args.json {
+        println!();
+        println!("{:<22} {:>6} {:>14}  {:<14} details", "workload", "n", "median", "unit");
+        for f in &figures {
+            let details: Vec<String> = f
+                .extra
+                .iter()
+                .filter(|(k, _)| k.as_str() != "runs")
+                .map(|(k, v)| match v.as_f64() {
+                    Some(x) => format!("{k}={x:.1}"),
+                    None => format!("{k}={v}"),
+                })
+                .collect();
+            println!("{:<22} {:>6} {:>14.1}  {:<14} {}", f.workload, f.n, f.median, f.unit, details.join(" "));
+        }
+    }
+    Ok(())
+}
