@@ -10,12 +10,14 @@ mod facet;
 pub mod invariants;
 pub mod json;
 pub mod kernel;
+pub mod kernel_extra;
 pub mod refs;
 pub mod smallcaps;
 pub mod store;
 pub mod testing;
 pub mod vat;
 
+pub use crate::core::LaunchRequest;
 pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
     VatLauncher, VatSpec,

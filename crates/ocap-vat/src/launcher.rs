@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use ocap_kernel::config::VatConfig;
-use ocap_kernel::{LaunchedVat, VatEvent, VatEventSink, VatId, VatLauncher};
+use ocap_kernel::{LaunchRequest, LaunchedVat, VatEvent, VatEventSink, VatId, VatLauncher};
 
 use crate::endpoint::{parse_syscalls, JsVat};
 use crate::{bundle_vat_source, WorkerEvent, WorkerOptions};
@@ -63,14 +63,18 @@ impl JsVatLauncher {
     }
 }
 
-impl VatLauncher for JsVatLauncher {
-    fn launch(
-        &mut self,
-        vat: VatId,
-        name: &str,
-        config: &VatConfig,
-        vatstore: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
+/// Everything needed to start one worker, prepared on the caller's thread.
+struct Prepared {
+    vat: VatId,
+    options: WorkerOptions,
+    vat_config: serde_json::Value,
+    bundle_text: Option<String>,
+    vatstore: Vec<(String, String)>,
+    events: Box<dyn Fn(WorkerEvent) + Send>,
+}
+
+impl JsVatLauncher {
+    fn prepare(&mut self, vat: VatId, name: &str, config: &VatConfig, vatstore: Vec<(String, String)>) -> Result<Prepared, String> {
         let mut config = config.clone();
         let bundle_text = match (&config.source_spec, &config.bundle_spec) {
             (Some(src), _) => {
@@ -105,30 +109,71 @@ impl VatLauncher for JsVatLauncher {
                 let data = if data.is_empty() { String::new() } else { serde_json::Value::Array(data).to_string() };
                 let tags = tags.join(",");
                 match level.as_str() {
-                    "error" => {
-                        tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
-                    }
-                    "warn" => {
-                        tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
-                    }
-                    "debug" => {
-                        tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
-                    }
+                    "error" => tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
+                    "warn" => tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
+                    "debug" => tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
                     _ => tracing::info!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
                 }
             }
         });
+        Ok(Prepared { vat, options, vat_config, bundle_text, vatstore, events })
+    }
+
+    fn start(sink: &VatEventSink, p: Prepared) -> Result<LaunchedVat, String> {
+        let vat = p.vat;
         let (endpoint, start) =
-            JsVat::start(options, &vat_config, bundle_text, vatstore, events).map_err(|e| e.to_string())?;
+            JsVat::start(p.options, &p.vat_config, p.bundle_text, p.vatstore, p.events).map_err(|e| e.to_string())?;
         if !start.syscalls.is_empty() {
             // A restarted vat's buildRootObject may message what it kept in baggage: those
             // syscalls run as the vat's own work right after it is attached.
-            (self.sink)(vat, VatEvent::AsyncSyscalls(start.syscalls));
+            sink(vat, VatEvent::AsyncSyscalls(start.syscalls));
         }
-        Ok(LaunchedVat {
-            endpoint: Box::new(endpoint),
-            vatstore_sets: start.vatstore_sets,
-            vatstore_deletes: start.vatstore_deletes,
-        })
+        Ok(LaunchedVat { endpoint: Box::new(endpoint), vatstore_sets: start.vatstore_sets, vatstore_deletes: start.vatstore_deletes })
+    }
+}
+
+impl VatLauncher for JsVatLauncher {
+    fn launch(
+        &mut self,
+        vat: VatId,
+        name: &str,
+        config: &VatConfig,
+        vatstore: Vec<(String, String)>,
+    ) -> Result<LaunchedVat, String> {
+        let p = self.prepare(vat, name, config, vatstore)?;
+        Self::start(&self.sink, p)
+    }
+
+    /// Starts the workers on as many threads as the machine has cores: a worker's start is
+    /// CPU-bound (evaluating the bundle, liveslots' startVat), and workers share nothing.
+    fn launch_many(&mut self, requests: Vec<LaunchRequest>) -> Vec<Result<LaunchedVat, String>> {
+        let prepared: Vec<Result<Prepared, String>> =
+            requests.into_iter().map(|r| self.prepare(r.vat, &r.name, &r.config, r.vatstore)).collect();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
+        let sink = &self.sink;
+        let slots: Vec<std::sync::Mutex<Option<Result<Prepared, String>>>> =
+            prepared.into_iter().map(|p| std::sync::Mutex::new(Some(p))).collect();
+        let results: Vec<std::sync::Mutex<Option<Result<LaunchedVat, String>>>> =
+            (0..slots.len()).map(|_| std::sync::Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(slots.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= slots.len() {
+                        break;
+                    }
+                    let Some(p) = slots[i].lock().ok().and_then(|mut g| g.take()) else { continue };
+                    let r = p.and_then(|p| Self::start(sink, p));
+                    if let Ok(mut g) = results[i].lock() {
+                        *g = Some(r);
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err("vat start was lost".into())))
+            .collect()
     }
 }

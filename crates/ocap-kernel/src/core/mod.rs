@@ -13,7 +13,7 @@ mod services;
 mod subclusters;
 mod system;
 pub use services::Waker;
-pub use subclusters::{LaunchedVat, SubclusterLaunch, VatLauncher};
+pub use subclusters::{LaunchRequest, LaunchedVat, SubclusterLaunch, VatLauncher};
 pub use system::{SystemBootReport, SystemSubclusterConfig};
 mod syscalls;
 mod terminate;

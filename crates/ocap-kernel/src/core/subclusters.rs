@@ -20,8 +20,22 @@ pub struct LaunchedVat {
     pub vatstore_deletes: Vec<String>,
 }
 
+/// One vat to start: its ID, name, effective config and persisted vatstore.
+pub struct LaunchRequest {
+    pub vat: VatId,
+    pub name: String,
+    pub config: VatConfig,
+    pub vatstore: Vec<(String, String)>,
+}
+
 /// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
 pub trait VatLauncher {
+    /// Starts several vats; a launcher may start them in parallel. The answers are in the
+    /// order of the requests.
+    fn launch_many(&mut self, requests: Vec<LaunchRequest>) -> Vec<Result<LaunchedVat, String>> {
+        requests.into_iter().map(|r| self.launch(r.vat, &r.name, &r.config, r.vatstore)).collect()
+    }
+
     fn launch(
         &mut self,
         vat: VatId,
@@ -61,11 +75,44 @@ impl KernelCore {
         let config_json = serde_json::to_string(config).map_err(|e| KernelError::Internal(e.to_string()))?;
         let sid = self.unit(|k| Ok(k.store.create_subcluster(&config_json, system_name)?))?;
         let mut started: Vec<(String, VatId, KRef)> = Vec::new();
+        // Start every worker (in parallel where the launcher can), then add them in order.
+        let mut requests = Vec::with_capacity(config.vats.len());
         for name in config.vats.keys() {
             let vat_config =
                 config.resolved_vat(name).ok_or_else(|| KernelError::Internal(format!("vat {name} vanished")))?;
-            match self.launch_one(&sid, name, &vat_config, launcher) {
-                Ok((vat, root)) => started.push((name.clone(), vat, root)),
+            requests.push(LaunchRequest {
+                vat: self.reserve_vat_id()?,
+                name: name.clone(),
+                config: vat_config,
+                vatstore: vec![],
+            });
+        }
+        let specs: Vec<(VatId, String, VatConfig)> =
+            requests.iter().map(|r| (r.vat, r.name.clone(), r.config.clone())).collect();
+        let results = launcher.launch_many(requests);
+        let mut failure = None;
+        let mut launched = Vec::new();
+        for ((vat, name, vat_config), result) in specs.into_iter().zip(results) {
+            match result {
+                Ok(l) if failure.is_none() => launched.push((vat, name, vat_config, l)),
+                Ok(mut l) => l.endpoint.shutdown(),
+                Err(cause) => {
+                    if failure.is_none() {
+                        failure = Some(KernelError::LaunchFailed { vat, name, cause });
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            for (_, _, _, mut l) in launched {
+                l.endpoint.shutdown();
+            }
+            self.roll_back_launch(&sid, &started)?;
+            return Err(e);
+        }
+        for (vat, name, vat_config, l) in launched {
+            match self.add_launched(&sid, vat, &name, &vat_config, l) {
+                Ok(root) => started.push((name, vat, root)),
                 Err(e) => {
                     self.roll_back_launch(&sid, &started)?;
                     return Err(e);
@@ -98,19 +145,14 @@ impl KernelCore {
         })
     }
 
-    fn launch_one(
+    fn add_launched(
         &mut self,
         sid: &str,
+        vat: VatId,
         name: &str,
         config: &VatConfig,
-        launcher: &mut dyn VatLauncher,
-    ) -> Result<(VatId, KRef), KernelError> {
-        let vat = self.reserve_vat_id()?;
-        let launched = launcher.launch(vat, name, config, Vec::new()).map_err(|cause| KernelError::LaunchFailed {
-            vat,
-            name: name.to_owned(),
-            cause,
-        })?;
+        launched: LaunchedVat,
+    ) -> Result<KRef, KernelError> {
         let spec = VatSpec {
             name: name.to_owned(),
             subcluster: Some(sid.to_owned()),
@@ -118,7 +160,7 @@ impl KernelCore {
             reap_interval_deliveries: config.reap_interval(),
             initial_vatstore: launched.vatstore_sets,
         };
-        self.add_vat_with_id(vat, spec, launched.endpoint)
+        Ok(self.add_vat_with_id(vat, spec, launched.endpoint)?.1)
     }
 
     fn roll_back_launch(&mut self, sid: &str, started: &[(String, VatId, KRef)]) -> Result<(), KernelError> {
@@ -155,49 +197,73 @@ impl KernelCore {
     }
 
     /// Starts a new worker for an existing vat from its persisted config and vatstore
-    /// (`restartVat`, and resuming after a kernel restart). `bootstrap` is not re-run.
+    /// (`restartVat`). `bootstrap` is not re-run.
     pub fn relaunch_vat(&mut self, vat: VatId, launcher: &mut dyn VatLauncher) -> Result<(), KernelError> {
-        let rec = self.store.vat(vat)?.ok_or(KernelError::NoSuchVat(vat))?;
-        if rec.state != crate::store::VatState::Active {
-            return Err(KernelError::VatNotRunning(vat));
+        let mut failures = self.relaunch_vats(&[vat], launcher)?;
+        match failures.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        let config: VatConfig =
-            serde_json::from_str(&rec.config).map_err(|e| KernelError::Internal(format!("config of {vat}: {e}")))?;
-        if let Some(mut old) = self.vats.remove(&vat) {
-            old.shutdown();
-        }
-        let state = self.store.vatstore_all(vat)?;
-        let launched = launcher.launch(vat, &rec.name, &config, state).map_err(|cause| KernelError::LaunchFailed {
-            vat,
-            name: rec.name.clone(),
-            cause,
-        })?;
-        self.unit(|k| {
-            for (key, value) in &launched.vatstore_sets {
-                k.store.vatstore_set(vat, key, value)?;
-            }
-            for key in &launched.vatstore_deletes {
-                k.store.vatstore_delete(vat, key)?;
-            }
-            Ok(())
-        })?;
-        self.vats.insert(vat, launched.endpoint);
-        self.commit()
     }
 
-    /// Brings back every persisted vat that has no worker. A vat that fails to come back is
-    /// reported and left unattached (messages to it are rejected); the others still start.
+    /// Brings back every persisted vat that has no worker, in parallel where the launcher
+    /// can. A vat that fails to come back is reported and left unattached (messages to it
+    /// are rejected); the others still start (gap G9).
     pub fn resume_vats(&mut self, launcher: &mut dyn VatLauncher) -> Result<Vec<(VatId, KernelError)>, KernelError> {
+        let missing: Vec<VatId> =
+            self.active_vats()?.into_iter().map(|r| r.id).filter(|v| !self.is_vat_attached(*v)).collect();
+        self.relaunch_vats(&missing, launcher)
+    }
+
+    fn relaunch_vats(
+        &mut self,
+        vats: &[VatId],
+        launcher: &mut dyn VatLauncher,
+    ) -> Result<Vec<(VatId, KernelError)>, KernelError> {
         let mut failures = Vec::new();
-        for rec in self.active_vats()? {
-            if self.is_vat_attached(rec.id) {
+        let mut requests = Vec::new();
+        for &vat in vats {
+            let rec = self.store.vat(vat)?.ok_or(KernelError::NoSuchVat(vat))?;
+            if rec.state != crate::store::VatState::Active {
+                failures.push((vat, KernelError::VatNotRunning(vat)));
                 continue;
             }
-            if let Err(e) = self.relaunch_vat(rec.id, launcher) {
-                tracing::error!(vat = %rec.id, "vat failed to come back: {e}");
-                failures.push((rec.id, e));
+            let config: VatConfig = match serde_json::from_str(&rec.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    failures.push((vat, KernelError::Internal(format!("config of {vat}: {e}"))));
+                    continue;
+                }
+            };
+            if let Some(mut old) = self.vats.remove(&vat) {
+                old.shutdown();
+            }
+            requests.push(LaunchRequest { vat, name: rec.name, config, vatstore: self.store.vatstore_all(vat)? });
+        }
+        let names: Vec<(VatId, String)> = requests.iter().map(|r| (r.vat, r.name.clone())).collect();
+        let results = launcher.launch_many(requests);
+        for ((vat, name), result) in names.into_iter().zip(results) {
+            match result {
+                Ok(launched) => {
+                    self.unit(|k| {
+                        for (key, value) in &launched.vatstore_sets {
+                            k.store.vatstore_set(vat, key, value)?;
+                        }
+                        for key in &launched.vatstore_deletes {
+                            k.store.vatstore_delete(vat, key)?;
+                        }
+                        Ok(())
+                    })?;
+                    self.vats.insert(vat, launched.endpoint);
+                }
+                Err(cause) => {
+                    let e = KernelError::LaunchFailed { vat, name, cause };
+                    tracing::error!(%vat, "vat failed to come back: {e}");
+                    failures.push((vat, e));
+                }
             }
         }
+        self.commit()?;
         Ok(failures)
     }
 }
