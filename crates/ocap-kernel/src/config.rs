@@ -49,6 +49,69 @@ pub struct NetworkConfig {
     pub allowed_hosts: Vec<String>,
 }
 
+/// Which way data flows through an IO channel, seen from the vats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IoDirection {
+    In,
+    Out,
+    #[default]
+    Inout,
+}
+
+/// An IO channel (host-surface.md §2.3). Only `socket` channels with `line` units are
+/// implemented; every other type and unit is refused at validation, never accepted and
+/// then ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IoConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostport: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<IoDirection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+impl IoConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        match self.kind.as_str() {
+            "socket" => {}
+            "console" | "listen" | "network" | "file" => {
+                return Err(cfg_err(
+                    format!("{path}.type"),
+                    format!("IO channel type {:?} is not supported by this kernel; use \"socket\"", self.kind),
+                ))
+            }
+            other => return Err(cfg_err(format!("{path}.type"), format!("unknown IO channel type {other:?}"))),
+        }
+        match self.path.as_deref() {
+            None | Some("") => return Err(cfg_err(format!("{path}.path"), "a socket channel needs a path")),
+            Some(p) if p.len() > 100 => {
+                return Err(cfg_err(
+                    format!("{path}.path"),
+                    "socket path is too long (Unix sockets allow about 100 bytes)",
+                ))
+            }
+            _ => {}
+        }
+        if self.hostport.is_some() {
+            return Err(cfg_err(format!("{path}.hostport"), "a socket channel takes a path, not a hostport"));
+        }
+        match self.unit.as_deref() {
+            None | Some("line") => Ok(()),
+            Some(u) => Err(cfg_err(
+                format!("{path}.unit"),
+                format!("unit {u:?} is not supported for socket channels; they are framed by line (\"line\")"),
+            )),
+        }
+    }
+}
+
 /// One vat of a cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -127,7 +190,7 @@ pub struct ClusterConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub io: Option<IndexMap<String, serde_json::Value>>,
+    pub io: Option<IndexMap<String, IoConfig>>,
     /// Accepted for compatibility; ignored (the JS kernel ignores it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_reset: Option<bool>,
@@ -185,10 +248,8 @@ impl ClusterConfig {
                 }
             }
         }
-        if let Some(io) = &self.io {
-            if let Some(name) = io.keys().next() {
-                return Err(cfg_err(format!("io.{name}"), "IO channels are not supported by this kernel yet"));
-            }
+        for (name, io) in self.io.iter().flatten() {
+            io.validate(&format!("io.{name}"))?;
         }
         Ok(())
     }

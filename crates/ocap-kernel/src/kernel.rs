@@ -111,6 +111,8 @@ pub struct Kernel {
     pub resume_failures: Arc<Vec<(VatId, String)>>,
     /// How the declared system subclusters were reconciled with the store at start-up.
     pub system_report: Arc<SystemBootReport>,
+    /// IO channels (`<subcluster>.<name>`) that could not be re-created at start-up, with why.
+    pub io_failures: Arc<Vec<(String, String)>>,
     state: Arc<AtomicU8>,
 }
 
@@ -167,6 +169,8 @@ impl Kernel {
         }
         // Reconcile system subclusters before any vat starts, so removed ones never run.
         let mut system_report = core.prepare_system_subclusters(&config.system_subclusters)?;
+        // IO channels come back before the vats that use them (seed 002).
+        let io_failures = Arc::new(core.restore_io_channels()?);
         let mut launcher = make_launcher(sink);
         let failures = core.resume_vats(launcher.as_mut())?;
         let resume_failures = Arc::new(failures.into_iter().map(|(v, e)| (v, e.to_string())).collect());
@@ -213,6 +217,7 @@ impl Kernel {
             thread: Arc::new(Mutex::new(Some(thread))),
             resume_failures,
             system_report: Arc::new(system_report),
+            io_failures,
             state: kernel_state,
         })
     }

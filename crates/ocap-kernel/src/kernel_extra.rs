@@ -39,6 +39,8 @@ pub struct StatusDetails {
     pub vats: Vec<VatRecord>,
     /// Active vats whose worker is running in this process.
     pub attached: Vec<VatId>,
+    /// Each active vat's root object.
+    pub roots: Vec<(VatId, KRef)>,
     pub subclusters: Vec<SubclusterDetails>,
     pub services: Vec<ServiceInfo>,
     pub run_queue_length: u64,
@@ -55,6 +57,7 @@ impl Kernel {
             let store = core.store();
             let vats = core.active_vats()?;
             let attached = vats.iter().map(|v| v.id).filter(|v| core.is_vat_attached(*v)).collect();
+            let roots = vats.iter().filter_map(|v| core.vat_root(v.id).ok().map(|root| (v.id, root))).collect();
             let mut subclusters = Vec::new();
             for record in store.subclusters()? {
                 let mut vats = store.subcluster_vats(&record.id)?;
@@ -86,6 +89,7 @@ impl Kernel {
             Ok(StatusDetails {
                 vats,
                 attached,
+                roots,
                 subclusters,
                 services,
                 run_queue_length: store.run_queue_len()?,

@@ -8,6 +8,7 @@ pub mod config;
 pub mod core;
 mod facet;
 pub mod invariants;
+pub mod io;
 pub mod json;
 pub mod kernel;
 pub mod kernel_extra;

@@ -57,6 +57,8 @@ impl KernelCore {
             Ok(None) => {
                 self.store.release_unit()?;
                 self.commit()?;
+                // Idle: messages queued to ended subclusters' channels are settled by now.
+                self.destroy_ended_io()?;
                 // Committing may have invoked services that answered at once.
                 self.poll_service_replies();
                 return Ok(!self.pending_replies.is_empty());

@@ -87,6 +87,8 @@ pub enum KernelError {
     LaunchFailed { vat: VatId, name: String, cause: String },
     #[error("{0}")]
     BootstrapFailed(String),
+    #[error("{0}")]
+    Io(String),
     #[error("subcluster {0} does not exist")]
     NoSuchSubcluster(String),
     #[error("no registered kernel service '{0}'")]
@@ -127,6 +129,8 @@ pub struct KernelCore {
     pub(crate) vats: HashMap<VatId, Box<dyn VatEndpoint>>,
     pub(crate) services: HashMap<KRef, Arc<dyn KernelService>>,
     pub(crate) system_only: std::collections::HashSet<KRef>,
+    /// Live IO channels by subcluster (`crate::io`).
+    pub(crate) io: HashMap<String, crate::io::SubclusterIo>,
     /// Krefs whose counts reached zero in this unit; examined at its end. Cleared on rollback.
     pub(crate) maybe_free: BTreeSet<KRef>,
     /// Post-commit work of released units. The current unit's effects start at `unit_effects_start`.
@@ -152,6 +156,7 @@ impl KernelCore {
             vats: HashMap::new(),
             services: HashMap::new(),
             system_only: Default::default(),
+            io: HashMap::new(),
             maybe_free: BTreeSet::new(),
             effects: Vec::new(),
             unit_effects_start: 0,
@@ -463,6 +468,7 @@ impl KernelCore {
     /// Shuts down every worker. The store is left committed.
     pub fn shutdown(&mut self) -> Result<(), KernelError> {
         self.commit()?;
+        self.close_all_io();
         for (_, mut ep) in self.vats.drain() {
             ep.shutdown();
         }

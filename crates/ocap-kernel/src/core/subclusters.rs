@@ -75,6 +75,14 @@ impl KernelCore {
         let config_json = serde_json::to_string(config).map_err(|e| KernelError::Internal(e.to_string()))?;
         let sid = self.unit(|k| Ok(k.store.create_subcluster(&config_json, system_name)?))?;
         let mut started: Vec<(String, VatId, KRef)> = Vec::new();
+        // IO channels exist before any vat starts; an IO name wins over a service name.
+        match self.create_io_channels(&sid, config) {
+            Ok(channels) => services.extend(channels),
+            Err(e) => {
+                self.roll_back_launch(&sid, &started)?;
+                return Err(e);
+            }
+        }
         // Start every worker (in parallel where the launcher can), then add them in order.
         let mut requests = Vec::with_capacity(config.vats.len());
         for name in config.vats.keys() {
@@ -172,6 +180,7 @@ impl KernelCore {
             k.store.delete_subcluster(sid)?;
             Ok(())
         })?;
+        self.destroy_io_channels(sid)?;
         // Clean the terminated vats' state now, so nothing of the launch is left behind.
         while self.store.next_terminated_vat()?.is_some() {
             self.step()?;

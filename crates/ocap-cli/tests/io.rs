@@ -1,0 +1,207 @@
+//! IO channels with real JS vats and a real Unix-socket client (host-surface.md §6; seeds
+//! 001 and 002).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ocap_kernel::config::ClusterConfig;
+use ocap_kernel::smallcaps::{kunser, Value};
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::{KRef, Kernel, KernelConfig};
+use ocap_vat::{JsVatLauncher, LauncherOptions};
+
+fn vats_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
+}
+
+fn make(db: &Path) -> Kernel {
+    let store = Store::open(db, Durability::Process).unwrap();
+    Kernel::make(store, KernelConfig::default(), |sink| {
+        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
+    })
+    .unwrap()
+}
+
+fn echo_cluster(sock: &Path, direction: &str) -> ClusterConfig {
+    ClusterConfig::from_json(&format!(
+        r#"{{"bootstrap":"echo","io":{{"repl":{{"type":"socket","path":{:?},"direction":"{direction}"}}}},
+            "vats":{{"echo":{{"sourceSpec":"echo-io.js"}}}}}}"#,
+        sock.to_string_lossy()
+    ))
+    .unwrap()
+}
+
+fn connect(sock: &Path) -> (UnixStream, BufReader<UnixStream>) {
+    let c = UnixStream::connect(sock).expect("connect to the channel");
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let r = BufReader::new(c.try_clone().unwrap());
+    (c, r)
+}
+
+fn line(r: &mut BufReader<UnixStream>) -> String {
+    let mut s = String::new();
+    r.read_line(&mut s).expect("a line from the vat");
+    s.trim_end_matches('\n').to_string()
+}
+
+async fn value(k: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
+    match k.queue_message(target, method, args).await.unwrap() {
+        Ok(v) => Ok(kunser(&v).unwrap()),
+        Err(v) => Err(match kunser(&v).unwrap() {
+            Value::Error { message, .. } => message,
+            other => format!("{other:?}"),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vat_echoes_socket_lines_upper_cased_and_clients_can_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    assert_eq!(kunser(&r.bootstrap_result).unwrap(), Value::str("repl"), "the channel is in services by name");
+    for round in 0..2 {
+        let (mut client, mut reader) = connect(&sock);
+        let k2 = k.clone();
+        let pump = tokio::spawn(async move { value(&k2, r.root_kref, "pump", vec![]).await });
+        client.write_all(b"hello\nworld\n").unwrap();
+        assert_eq!(line(&mut reader), "HELLO");
+        assert_eq!(line(&mut reader), "WORLD");
+        // A partial line is delivered when the client goes away; the vat's answer to it then
+        // has nowhere to go, so its write fails.
+        client.write_all(b"partial").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        drop(client);
+        drop(reader);
+        let err = pump.await.unwrap().unwrap_err();
+        assert!(err.contains("has no connected client"), "round {round}: {err}");
+        // Until the next client connects, reads answer null.
+        assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::Null));
+    }
+    // With no client connected, a write fails clearly.
+    let err = value(&k, r.root_kref, "write", vec![Value::str("x")]).await.unwrap_err();
+    assert!(err.contains("has no connected client"), "{err}");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+    assert!(!sock.exists(), "stopping the kernel closes the channel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direction_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = make(&dir.path().join("k.sqlite"));
+    let inbound = k.launch_subcluster(echo_cluster(&dir.path().join("in.sock"), "in")).await.unwrap();
+    let outbound = k.launch_subcluster(echo_cluster(&dir.path().join("out.sock"), "out")).await.unwrap();
+    let err = value(&k, inbound.root_kref, "write", vec![Value::str("x")]).await.unwrap_err();
+    assert!(err.contains("IO channel \"repl\" is read-only"), "{err}");
+    let err = value(&k, outbound.root_kref, "read", vec![]).await.unwrap_err();
+    assert!(err.contains("IO channel \"repl\" is write-only"), "{err}");
+    k.stop().await.unwrap();
+}
+
+/// Seed 002: the IO reference a vat stored in baggage still works after the kernel is
+/// stopped and made again on the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_io_reference_in_baggage_works_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let db = dir.path().join("k.sqlite");
+    let k = make(&db);
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    k.stop().await.unwrap();
+    let k = make(&db);
+    assert!(k.io_failures.is_empty(), "{:?}", k.io_failures);
+    assert!(sock.exists(), "the channel is back before the vats");
+    let (mut client, mut reader) = connect(&sock);
+    let k2 = k.clone();
+    let pump = tokio::spawn(async move { value(&k2, r.root_kref, "pump", vec![]).await });
+    client.write_all(b"again\n").unwrap();
+    assert_eq!(line(&mut reader), "AGAIN");
+    drop(client);
+    drop(reader);
+    assert_eq!(pump.await.unwrap(), Ok(Value::Number(1.0)));
+    k.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_launch_leaves_no_socket_file_and_no_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let c = ClusterConfig::from_json(&format!(
+        r#"{{"bootstrap":"echo","io":{{"repl":{{"type":"socket","path":{:?}}}}},
+            "vats":{{"echo":{{"sourceSpec":"echo-io.js"}},"broken":{{"sourceSpec":"missing.js"}}}}}}"#,
+        sock.to_string_lossy()
+    ))
+    .unwrap();
+    assert!(k.launch_subcluster(c).await.is_err());
+    assert!(!sock.exists());
+    let left = k
+        .with_store(|s| {
+            let c = s.connection();
+            Ok(c.query_row("SELECT COUNT(*) FROM kv WHERE key LIKE 'io.%'", [], |r| r.get::<_, i64>(0)).unwrap_or(-1))
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_subcluster_removes_the_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    assert!(sock.exists());
+    k.terminate_subcluster(&r.subcluster_id).await.unwrap();
+    // Destruction waits until the kernel is idle; a status call is a round trip after it.
+    for _ in 0..100 {
+        if !sock.exists() {
+            break;
+        }
+        k.get_status().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!sock.exists());
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// Gap G6: another subcluster cannot obtain the channel, by any name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_subcluster_cannot_obtain_the_channel_by_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(echo_cluster(&dir.path().join("repl.sock"), "inout")).await.unwrap();
+    for name in ["repl", &format!("io:{}:repl", r.subcluster_id), "io.s1.repl"] {
+        let c = ClusterConfig::from_json(&format!(
+            r#"{{"bootstrap":"v","services":["{name}"],"vats":{{"v":{{"sourceSpec":"counter.js"}}}}}}"#
+        ))
+        .unwrap();
+        let err = k.launch_subcluster(c).await.unwrap_err().to_string();
+        assert_eq!(err, format!("no registered kernel service '{name}'"));
+    }
+    k.stop().await.unwrap();
+}
+
+#[test]
+fn unsupported_io_types_and_units_are_refused_at_validation() {
+    for (io, field) in [
+        (r#"{"type":"file","path":"/tmp/x"}"#, "io.x.type"),
+        (r#"{"type":"console"}"#, "io.x.type"),
+        (r#"{"type":"socket"}"#, "io.x.path"),
+        (r#"{"type":"socket","path":"/tmp/x","unit":"bytes"}"#, "io.x.unit"),
+        (r#"{"type":"socket","path":"/tmp/x","direction":"sideways"}"#, "io.x.direction"),
+    ] {
+        let err = ClusterConfig::from_json(&format!(
+            r#"{{"bootstrap":"v","io":{{"x":{io}}},"vats":{{"v":{{"sourceSpec":"a.js"}}}}}}"#
+        ))
+        .unwrap_err();
+        assert_eq!(err.path, field, "{io}: {err}");
+    }
+}

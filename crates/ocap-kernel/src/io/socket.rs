@@ -1,0 +1,211 @@
+//! A Unix-domain-socket IO channel: the kernel listens, one client at a time, line framing.
+//!
+//! - Creating it refuses a path a live process is listening on, and replaces a stale file.
+//! - Lines from the client are delivered in order to pending reads (oldest first) or queued
+//!   (up to `MAX_BUFFERED_LINES`; past that the reader thread waits, so a fast client is
+//!   slowed down rather than eating memory). A final partial line is delivered at EOF.
+//! - When the client disconnects, pending reads get `null`, and later reads get `null` at
+//!   once until the next client connects. Before any client has connected, reads wait.
+//! - Writing with no client connected fails with a clear error (nothing is buffered).
+//! - A second client while one is connected is refused (its connection is closed).
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::smallcaps::Value;
+use crate::ServiceReply;
+
+/// Lines held for reads that have not come yet.
+pub const MAX_BUFFERED_LINES: usize = 10_000;
+/// Longest line accepted from a client; a longer one is cut into pieces of this size.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+#[derive(Default)]
+struct State {
+    lines: VecDeque<String>,
+    readers: VecDeque<ServiceReply>,
+    client: Option<UnixStream>,
+    /// A client connected once and has gone: reads answer null until the next one.
+    disconnected: bool,
+    closed: bool,
+}
+
+/// A listening socket channel.
+pub struct SocketChannel {
+    name: String,
+    path: PathBuf,
+    state: Arc<(Mutex<State>, Condvar)>,
+}
+
+fn lock(state: &(Mutex<State>, Condvar)) -> MutexGuard<'_, State> {
+    state.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SocketChannel {
+    /// Listens on `path`.
+    pub fn listen(name: &str, path: &Path) -> Result<SocketChannel, String> {
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!("IO channel {name:?}: {} is in use by a live process", path.display()));
+            }
+            std::fs::remove_file(path)
+                .map_err(|e| format!("IO channel {name:?}: cannot remove stale {}: {e}", path.display()))?;
+        }
+        let listener = UnixListener::bind(path)
+            .map_err(|e| format!("IO channel {name:?}: cannot listen on {}: {e}", path.display()))?;
+        let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
+        let ch = SocketChannel { name: name.to_owned(), path: path.to_owned(), state: state.clone() };
+        let chan_name = name.to_owned();
+        std::thread::Builder::new()
+            .name(format!("io-{name}"))
+            .spawn(move || accept_loop(&chan_name, listener, state))
+            .map_err(|e| format!("IO channel {name:?}: cannot start its thread: {e}"))?;
+        Ok(ch)
+    }
+
+    pub fn read(&self, reply: ServiceReply) {
+        let mut st = lock(&self.state);
+        if let Some(line) = st.lines.pop_front() {
+            self.state.1.notify_all();
+            drop(st);
+            reply.resolve(Value::String(line));
+        } else if st.closed || (st.disconnected && st.client.is_none()) {
+            drop(st);
+            reply.resolve(Value::Null);
+        } else {
+            st.readers.push_back(reply);
+        }
+    }
+
+    pub fn write(&self, data: &str, reply: ServiceReply) {
+        let mut st = lock(&self.state);
+        if st.closed {
+            drop(st);
+            return reply.reject(Value::error(format!("IO channel \"{}\" is closed", self.name)));
+        }
+        let Some(client) = st.client.as_mut() else {
+            drop(st);
+            return reply.reject(Value::error(format!("IO channel \"{}\" has no connected client", self.name)));
+        };
+        let r = client.write_all(data.as_bytes()).and_then(|_| client.write_all(b"\n")).and_then(|_| client.flush());
+        drop(st);
+        match r {
+            Ok(()) => reply.resolve(Value::Undefined),
+            Err(e) => reply.reject(Value::error(format!("IO channel \"{}\": write failed: {e}", self.name))),
+        }
+    }
+
+    /// Closes the channel: pending reads get null, the client is disconnected, the socket
+    /// file is removed. Idempotent.
+    pub fn close(&self) {
+        let (readers, client) = {
+            let mut st = lock(&self.state);
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            self.state.1.notify_all();
+            (std::mem::take(&mut st.readers), st.client.take())
+        };
+        for r in readers {
+            r.resolve(Value::Null);
+        }
+        if let Some(c) = client {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        // Wake the accept loop so it sees `closed`, then remove the file.
+        let _ = UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for SocketChannel {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn accept_loop(name: &str, listener: UnixListener, state: Arc<(Mutex<State>, Condvar)>) {
+    for conn in listener.incoming() {
+        if lock(&state).closed {
+            return;
+        }
+        let Ok(stream) = conn else { continue };
+        {
+            let mut st = lock(&state);
+            if st.client.is_some() {
+                tracing::warn!("IO channel {name:?}: refusing a second client");
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                continue;
+            }
+            match stream.try_clone() {
+                Ok(writer) => st.client = Some(writer),
+                Err(_) => continue,
+            }
+            st.disconnected = false;
+        }
+        let reader_state = state.clone();
+        let chan = name.to_owned();
+        // Reading happens on its own thread so the accept loop can refuse extra clients.
+        let _ = std::thread::Builder::new()
+            .name(format!("io-{name}-client"))
+            .spawn(move || read_client(&chan, stream, reader_state));
+    }
+}
+
+fn deliver(state: &(Mutex<State>, Condvar), line: String) -> bool {
+    let mut st = lock(state);
+    while st.readers.is_empty() && st.lines.len() >= MAX_BUFFERED_LINES && !st.closed {
+        st = state.1.wait(st).unwrap_or_else(|e| e.into_inner());
+    }
+    if st.closed {
+        return false;
+    }
+    match st.readers.pop_front() {
+        Some(r) => {
+            drop(st);
+            r.resolve(Value::String(line));
+        }
+        None => st.lines.push_back(line),
+    }
+    true
+}
+
+fn read_client(name: &str, stream: UnixStream, state: Arc<(Mutex<State>, Condvar)>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = match (&mut reader).take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!("IO channel {name:?}: read error: {e}");
+                0
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        // A partial line at EOF is delivered as a final line, like a complete one.
+        if !deliver(&state, String::from_utf8_lossy(&buf).into_owned()) {
+            return;
+        }
+    }
+    let readers = {
+        let mut st = lock(&state);
+        st.client = None;
+        st.disconnected = true;
+        std::mem::take(&mut st.readers)
+    };
+    for r in readers {
+        r.resolve(Value::Null);
+    }
+}
+
+use std::io::Read as _;
