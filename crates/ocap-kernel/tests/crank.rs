@@ -31,10 +31,7 @@ fn work_is_taken_in_priority_order_gc_then_reap_then_run_queue() {
     let (vat, log, plan) = ScriptedVat::planned();
     let (vat_id, root) = k.add("v", vat);
     plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(root, "make", vec![])));
     log.take();
     let _rx = k.send(root, "later", vec![]);
     k.core.reap_vats(Some(&[vat_id])).unwrap();
@@ -295,10 +292,7 @@ fn pinned_objects_are_kept_until_unpinned() {
     let (vat, log, plan) = ScriptedVat::planned();
     let (_, root) = k.add("v", vat);
     plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(root, "make", vec![])));
     k.core.pin(thing).unwrap();
     k.core.unpin(thing).unwrap();
     k.run();

@@ -125,10 +125,7 @@ fn bug_6_retire_exports_after_drop_exports_is_legal() {
     let (imp, i_log, i_plan) = ScriptedVat::planned();
     let (i_id, i_root) = k.add("importer", imp);
     e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(e_root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(e_root, "make", vec![])));
     i_plan.push(vec![resolve("p-1", false, "#null", &[])]);
     k.call(i_root, "hold", vec![Value::presence(thing, None)]);
     k.core.unpin(thing).unwrap();
@@ -157,10 +154,7 @@ fn bug_7_no_zombie_object_after_gc_and_owner_termination_is_clean() {
     let (exp, e_log, e_plan) = ScriptedVat::planned();
     let (e_id, e_root) = k.add("exporter", exp);
     e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(e_root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(e_root, "make", vec![])));
     k.core.unpin(thing).unwrap();
     k.run();
     let log = e_log.all();
@@ -205,10 +199,7 @@ fn bug_9_abandon_exports_then_send_rejects_and_loop_continues() {
     let (exp, _, e_plan) = ScriptedVat::planned();
     let (e_id, e_root) = k.add("exporter", exp);
     e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(e_root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(e_root, "make", vec![])));
     e_plan.push(vec![VatSyscall::AbandonExports(vec!["o+1".into()]), resolve("p-2", false, "#null", &[])]);
     k.call(e_root, "abandon", vec![]);
     let msg = rejection(k.call(thing, "foo", vec![]));
@@ -294,10 +285,7 @@ fn bug_12_second_importer_drop_sends_drop_exports_only_after_both() {
     let (b, _, b_plan) = ScriptedVat::planned();
     let (b_id, b_root) = k.add("b", b);
     e_plan.push(vec![resolve("p-1", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
-    let thing = match ok_value(k.call(e_root, "make", vec![])) {
-        Value::Remotable { slot, .. } => slot,
-        v => panic!("{v:?}"),
-    };
+    let thing = remotable(ok_value(k.call(e_root, "make", vec![])));
     a_plan.push(vec![resolve("p-1", false, "#null", &[])]);
     b_plan.push(vec![resolve("p-1", false, "#null", &[])]);
     k.call(a_root, "hold", vec![Value::presence(thing, None)]);

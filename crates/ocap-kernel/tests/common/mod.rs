@@ -119,3 +119,11 @@ pub fn resolve(vpid: &str, rejected: bool, body: &str, slots: &[&str]) -> VatSys
 pub fn passive() -> (ScriptedVat, ocap_kernel::testing::DeliveryLog) {
     ScriptedVat::passive()
 }
+
+/// The kref of a remotable result.
+pub fn remotable(v: Value) -> KRef {
+    match v {
+        Value::Remotable { slot, .. } => slot,
+        v => panic!("expected a remotable, got {v:?}"),
+    }
+}
