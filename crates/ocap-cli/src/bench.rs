@@ -40,9 +40,6 @@ pub struct BenchArgs {
     /// Runs per workload; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Only the JSON lines.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// One measured figure.
@@ -271,7 +268,8 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
     Ok(Figure { workload: name.to_owned(), n: count, median: median_value, unit, extra })
 }
 
-pub async fn bench(args: BenchArgs) -> Result<(), CliError> {
+/// `json` (the global `--json`): only the JSON lines.
+pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -296,7 +294,7 @@ pub async fn bench(args: BenchArgs) -> Result<(), CliError> {
         println!("{line}");
         figures.push(f);
     }
-    if !args.json {
+    if !json {
         println!();
         println!("{:<22} {:>6} {:>14}  {:<14} details", "workload", "n", "median", "unit");
         for f in &figures {

@@ -1,16 +1,34 @@
-//! The `ocap` command.
+//! The `ocap` command: run a cluster in the foreground, or drive a per-home daemon over its
+//! control socket (`daemon`, `launch`, `send`, `status`), inspect a kernel database, and
+//! bundle vat sources.
 
 mod bench;
+mod commands;
+mod daemon;
 mod display;
+mod error;
+mod home;
+mod output;
+mod rpc;
 mod run;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::error::CliError;
+use crate::home::Home;
+
 #[derive(Parser)]
 #[command(name = "ocap", version, about = "An object-capability kernel for JavaScript vats")]
 struct Cli {
+    /// The daemon's home: socket, database, log, config [default: $OCAP_HOME, else ~/.ocap].
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print only JSON on stdout, on one line.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,6 +39,33 @@ enum Command {
     Run(run::RunArgs),
     /// Run the benchmark workloads (benchmarks.md) and print their figures.
     Bench(bench::BenchArgs),
+    /// Start, stop, query or purge the home's daemon, or call its control RPC.
+    #[command(subcommand)]
+    Daemon(daemon::DaemonCommand),
+    /// Launch a subcluster in the daemon; prints {subclusterId, rootKref, bootstrapResult}.
+    Launch(commands::launch::LaunchArgs),
+    /// Send a message to an object in the daemon and print the result.
+    Send(commands::send::SendArgs),
+    /// The daemon's vats, subclusters and services.
+    Status,
+    /// Objects, promises, c-lists and queues, from the kernel database.
+    Inspect(commands::inspect::InspectArgs),
+    /// Bundle vat sources into .bundle files (the JS kernel's format).
+    Bundle(commands::bundle::BundleArgs),
+}
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let home = || Home::resolve(cli.home.as_deref());
+    match cli.command {
+        Command::Run(args) => run::run(args, cli.json).await,
+        Command::Bench(args) => bench::bench(args, cli.json).await,
+        Command::Daemon(cmd) => daemon::run(cmd, &home()?, cli.json).await,
+        Command::Launch(args) => commands::launch::launch(&home()?, args, cli.json).await,
+        Command::Send(args) => commands::send::send(&home()?, args, cli.json).await,
+        Command::Status => commands::status::status(&home()?, cli.json).await,
+        Command::Inspect(args) => commands::inspect::inspect(&home()?, args, cli.json),
+        Command::Bundle(args) => commands::bundle::bundle(args, cli.json),
+    }
 }
 
 fn main() -> ExitCode {
@@ -32,14 +77,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Run(args) => run::run(args).await,
-            Command::Bench(args) => bench::bench(args).await,
-        }
-    });
+    let result = runtime.block_on(dispatch(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("ocap: {e}");
             let mut source = std::error::Error::source(&e);
@@ -52,21 +94,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Errors of the CLI, with what was being done.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Config(#[from] ocap_kernel::config::ConfigError),
-    #[error(transparent)]
-    Kernel(#[from] ocap_kernel::KernelError),
-    #[error(transparent)]
-    Store(#[from] ocap_kernel::store::StoreError),
-    #[error("{0}")]
-    Other(String),
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -19,15 +19,12 @@ pub struct RunArgs {
     /// Keep state in this SQLite database instead of a fresh temporary one.
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Print the result as JSON on stdout, and nothing else.
-    #[arg(long)]
-    pub json: bool,
     /// Stream vat logs to stderr, each line tagged with the vat's name and ID.
     #[arg(long)]
     pub log: bool,
 }
 
-pub async fn run(args: RunArgs) -> Result<(), CliError> {
+pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
     init_logging(args.log);
     let text = std::fs::read_to_string(&args.cluster)
         .map_err(|source| CliError::Read { path: args.cluster.display().to_string(), source })?;
@@ -44,7 +41,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
     let launched = launched?;
     stopped?;
     let value = kunser(&launched.bootstrap_result).map_err(|e| CliError::Other(format!("undecodable result: {e}")))?;
-    if args.json {
+    if json {
         let out = serde_json::json!({
             "subclusterId": launched.subcluster_id,
             "rootKref": launched.root_kref.to_string(),

@@ -1,0 +1,72 @@
+//! The friendly commands: `launch`, `send`, `status`, `inspect`, `bundle`.
+
+pub mod bundle;
+pub mod inspect;
+pub mod launch;
+pub mod send;
+pub mod status;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::daemon::client::Client;
+use crate::daemon::{ensure_running, StartArgs};
+use crate::error::CliError;
+use crate::home::Home;
+
+/// A client of the home's daemon, starting the daemon if it is not running (as the JS CLI's
+/// `exec` and `queueMessage` do).
+pub async fn daemon_client(home: &Home, timeout_secs: Option<u64>) -> Result<Client, CliError> {
+    ensure_running(home, StartArgs::default_timeout()).await?;
+    Ok(Client::new(home, timeout_secs.map(Duration::from_secs)))
+}
+
+/// Makes the relative paths of a cluster config absolute against `base`, so the daemon,
+/// whose directory is elsewhere, finds them: `sourceSpec` and `bundleSpec` (in `vats` and
+/// `bundles`; URLs, `scheme://...`, are left alone) and IO channels' `path`.
+pub fn resolve_specs(config: &mut Json, base: &Path) {
+    if let Some(channels) = config.get_mut("io").and_then(Json::as_object_mut) {
+        for channel in channels.values_mut() {
+            if let Some(Json::String(path)) = channel.get_mut("path") {
+                if Path::new(path.as_str()).is_relative() {
+                    *path = base.join(path.as_str()).display().to_string();
+                }
+            }
+        }
+    }
+    for section in ["vats", "bundles"] {
+        let Some(vats) = config.get_mut(section).and_then(Json::as_object_mut) else { continue };
+        for vat in vats.values_mut() {
+            for key in ["sourceSpec", "bundleSpec"] {
+                if let Some(Json::String(spec)) = vat.get_mut(key) {
+                    if !spec.contains("://") && Path::new(spec.as_str()).is_relative() {
+                        *spec = base.join(spec.as_str()).display().to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_specs_become_absolute() {
+        let mut c = serde_json::json!({
+            "bootstrap": "a",
+            "vats": {"a": {"sourceSpec": "a.js"}, "b": {"bundleSpec": "/abs/b.bundle"}, "c": {"bundleSpec": "http://x/c"}},
+            "bundles": {"d": {"bundleSpec": "d.bundle"}},
+            "io": {"repl": {"type": "socket", "path": "repl.sock"}},
+        });
+        resolve_specs(&mut c, Path::new("/base"));
+        assert_eq!(c["vats"]["a"]["sourceSpec"], "/base/a.js");
+        assert_eq!(c["vats"]["b"]["bundleSpec"], "/abs/b.bundle");
+        assert_eq!(c["vats"]["c"]["bundleSpec"], "http://x/c");
+        assert_eq!(c["bundles"]["d"]["bundleSpec"], "/base/d.bundle");
+        assert_eq!(c["io"]["repl"]["path"], "/base/repl.sock");
+    }
+}

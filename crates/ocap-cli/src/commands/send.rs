@@ -1,0 +1,61 @@
+//! `ocap send <kref> <method> [json-args...]`: send a message through the daemon and print
+//! the decoded result. A rejection exits with status 1 and its message on stderr.
+
+use clap::Args;
+use ocap_kernel::KRef;
+use serde_json::{json, Value as Json};
+
+use crate::daemon::client::ClientError;
+use crate::display::{decode_capdata, display, to_json};
+use crate::error::CliError;
+use crate::home::Home;
+use crate::output::{print_json, Spinner};
+use crate::rpc::codes;
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// The target object or promise (`ko12`, `kp3`).
+    pub target: String,
+    /// The method to call.
+    pub method: String,
+    /// Arguments, each one JSON value (quote strings: '"hello"'). `{"kref":"ko5"}` passes a reference.
+    #[arg(allow_negative_numbers = true)]
+    pub args: Vec<String>,
+    /// Print the result's CapData ({body, slots}) undecoded.
+    #[arg(long)]
+    pub raw: bool,
+    /// Seconds to wait for the result (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+}
+
+pub async fn send(home: &Home, args: SendArgs, json: bool) -> Result<(), CliError> {
+    let target: KRef = args.target.parse().map_err(|e| CliError::Usage(format!("bad target: {e}")))?;
+    let mut values = Vec::new();
+    for (i, text) in args.args.iter().enumerate() {
+        let v: Json = serde_json::from_str(text).map_err(|e| {
+            CliError::Usage(format!("argument {} ({text}) is not JSON: {e}; quote strings, as in '\"hello\"'", i + 1))
+        })?;
+        values.push(v);
+    }
+    let client = super::daemon_client(home, args.timeout).await?;
+    let spinner = Spinner::new(format!("{target}.{}(…)", args.method));
+    let result = client.call("queueMessage", json!([target.to_string(), args.method, values])).await;
+    drop(spinner);
+    let result = match result {
+        Ok(r) => r,
+        Err(ClientError::Rpc(e)) if e.code == codes::REJECTED => return Err(CliError::Rejected(e.message)),
+        Err(e) => return Err(e.into()),
+    };
+    if args.raw {
+        print_json(&result, json);
+        return Ok(());
+    }
+    let value = decode_capdata(&result)?;
+    if json {
+        print_json(&to_json(&value), true);
+    } else {
+        println!("{}", display(&value));
+    }
+    Ok(())
+}

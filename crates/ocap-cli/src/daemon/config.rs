@@ -1,0 +1,99 @@
+//! The daemon's optional config file, `<home>/daemon.json`. Unknown keys are errors.
+//!
+//! ```json
+//! { "logFilter": "info,ocap::vat=debug", "allowedGlobals": ["Date"], "memoryLimitBytes": 67108864,
+//!   "deliveryTimeoutMs": 5000 }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use ocap_kernel::KernelConfig;
+use ocap_vat::LauncherOptions;
+use serde::Deserialize;
+
+/// The default tracing filter of the daemon's log: kernel info, vat console output included.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DaemonConfig {
+    /// A `tracing` filter (`RUST_LOG` syntax) for `daemon.log`. `RUST_LOG` overrides it.
+    #[serde(default)]
+    pub log_filter: Option<String>,
+    /// Kernel-wide allowlist of the optional globals vats may request (default: all 20).
+    #[serde(default)]
+    pub allowed_globals: Option<Vec<String>>,
+    /// Per-vat heap limit (default: the worker's).
+    #[serde(default)]
+    pub memory_limit_bytes: Option<usize>,
+    /// Per-delivery time budget (default: the worker's).
+    #[serde(default)]
+    pub delivery_timeout_ms: Option<u64>,
+    // TODO(system subclusters): `systemSubclusters: [{name, config}]`, passed to
+    // `KernelConfig::system_subclusters` in `kernel_config` below; relative specs resolved
+    // against the home like `launch` does. Host services (`KernelConfig::services`) likewise.
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid daemon config {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl DaemonConfig {
+    /// Reads the config; a missing file is the default config.
+    pub fn load(path: &Path) -> Result<DaemonConfig, ConfigFileError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DaemonConfig::default()),
+            Err(source) => return Err(ConfigFileError::Read { path: path.to_path_buf(), source }),
+        };
+        serde_json::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source })
+    }
+
+    /// How to make the daemon's kernel.
+    pub fn kernel_config(&self) -> KernelConfig {
+        // TODO(system subclusters): fill `system_subclusters` (and `services`) from the file.
+        KernelConfig::default()
+    }
+
+    /// How to start vats. Relative specs sent over raw RPC resolve against the home (the
+    /// CLI makes them absolute before sending).
+    pub fn launcher_options(&self, home: &Path) -> LauncherOptions {
+        LauncherOptions {
+            base_dir: Some(home.to_path_buf()),
+            allowed_globals: self.allowed_globals.clone(),
+            memory_limit_bytes: self.memory_limit_bytes,
+            delivery_timeout_ms: self.delivery_timeout_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_is_default_and_unknown_keys_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        assert_eq!(DaemonConfig::load(&path).unwrap(), DaemonConfig::default());
+        std::fs::write(&path, r#"{"logFilter":"debug","memoryLimitBytes":1000}"#).unwrap();
+        let c = DaemonConfig::load(&path).unwrap();
+        assert_eq!(c.log_filter.as_deref(), Some("debug"));
+        assert_eq!(c.memory_limit_bytes, Some(1000));
+        std::fs::write(&path, r#"{"colour":"red"}"#).unwrap();
+        let err = DaemonConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

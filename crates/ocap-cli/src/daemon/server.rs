@@ -1,0 +1,250 @@
+//! The daemon's socket server: accepts connections, reads one bounded request from each,
+//! answers it, and never lets a request take the daemon down (bad input gets an error
+//! response; a panicking handler gets `INTERNAL_ERROR`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::Kernel;
+use ocap_vat::JsVatLauncher;
+use serde_json::{json, Value as Json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, RwLock, Semaphore};
+use tokio::task::JoinSet;
+
+use super::config::DaemonConfig;
+use super::{methods, DaemonError};
+use crate::home::Home;
+use crate::rpc::{codes, failure, read_frame, success, Frame, RpcError, MAX_REQUEST_BYTES};
+
+/// Connections served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Time a client has to send its request once connected.
+pub const REQUEST_READ_TIMEOUT_SECS: u64 = 30;
+/// After refusing an oversized request, input read and discarded so the client (still
+/// writing) can read the refusal, and for how long.
+pub const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+pub const DRAIN_TIMEOUT_SECS: u64 = 5;
+
+/// What the handlers share.
+pub struct DaemonState {
+    pub home: Home,
+    pub config: DaemonConfig,
+    /// Replaced by `clearState`; handlers clone it (cheap) and release the lock at once.
+    kernel: RwLock<Kernel>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// Opens the home's database and makes the kernel; persisted vats are restarted.
+pub fn open_kernel(home: &Home, config: &DaemonConfig) -> Result<Kernel, DaemonError> {
+    let store = Store::open(&home.db(), Durability::Process)?;
+    let opts = config.launcher_options(&home.dir);
+    let kernel = Kernel::make(store, config.kernel_config(), move |sink| Box::new(JsVatLauncher::new(sink, opts)))?;
+    for (vat, why) in kernel.resume_failures.iter() {
+        tracing::warn!(%vat, "vat did not come back: {why}");
+    }
+    Ok(kernel)
+}
+
+impl DaemonState {
+    pub fn new(home: Home, config: DaemonConfig, kernel: Kernel) -> Arc<DaemonState> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(DaemonState { home, config, kernel: RwLock::new(kernel), shutdown })
+    }
+
+    pub async fn kernel(&self) -> Kernel {
+        self.kernel.read().await.clone()
+    }
+
+    pub fn request_shutdown(&self, why: &str) {
+        if !*self.shutdown.borrow() {
+            tracing::info!("shutting down: {why}");
+        }
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// `clearState`: stops the kernel, deletes the database, and starts a fresh kernel (the
+    /// JS kernel's `reset()`, without stale in-memory state, G11). Calls in flight on the old
+    /// kernel fail with "the kernel has stopped".
+    pub async fn clear_state(&self) -> Result<(), RpcError> {
+        let mut kernel = self.kernel.write().await;
+        if let Err(e) = kernel.stop().await {
+            tracing::error!("stopping the kernel for clearState: {e}");
+        }
+        for f in self.home.db_files() {
+            match std::fs::remove_file(&f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!("clearState: removing {}: {e}", f.display()),
+            }
+        }
+        let (home, config) = (self.home.clone(), self.config.clone());
+        match tokio::task::spawn_blocking(move || open_kernel(&home, &config)).await {
+            Ok(Ok(fresh)) => {
+                *kernel = fresh;
+                tracing::info!("state cleared");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.request_shutdown(&format!("no kernel after clearState: {e}"));
+                Err(RpcError::new(codes::INTERNAL_ERROR, format!("cannot start a fresh kernel: {e}")))
+            }
+            Err(e) => {
+                self.request_shutdown(&format!("no kernel after clearState: {e}"));
+                Err(RpcError::new(codes::INTERNAL_ERROR, format!("cannot start a fresh kernel: {e}")))
+            }
+        }
+    }
+}
+
+/// Accepts connections until shutdown is requested; returns the connections still open.
+pub async fn accept_loop(state: Arc<DaemonState>, listener: UnixListener) -> JoinSet<()> {
+    let mut shutdown = state.shutdown_receiver();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let st = state.clone();
+        tasks.spawn(async move {
+            handle_connection(st, stream).await;
+            drop(permit);
+        });
+    }
+    tasks
+}
+
+enum After {
+    Nothing,
+    Drain,
+    Shutdown,
+}
+
+async fn handle_connection(state: Arc<DaemonState>, stream: UnixStream) {
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = BufReader::new(rd);
+    let read = read_frame(&mut reader, MAX_REQUEST_BYTES);
+    let frame = match tokio::time::timeout(Duration::from_secs(REQUEST_READ_TIMEOUT_SECS), read).await {
+        Ok(Ok(frame)) => frame,
+        Ok(Err(e)) => {
+            tracing::debug!("reading a request: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("closing a connection that sent no request in {REQUEST_READ_TIMEOUT_SECS} s");
+            return;
+        }
+    };
+    let (reply, after) = match frame {
+        Frame::Eof => return,
+        Frame::TooLarge => {
+            tracing::warn!("refused a request larger than {MAX_REQUEST_BYTES} bytes");
+            let e = RpcError::new(
+                codes::INVALID_REQUEST,
+                format!("Invalid request: larger than {MAX_REQUEST_BYTES} bytes (MAX_REQUEST_BYTES)"),
+            );
+            (Some(failure(&Json::Null, &e)), After::Drain)
+        }
+        Frame::Multiple => {
+            let e = RpcError::new(codes::INVALID_REQUEST, "Only one request per connection is allowed");
+            (Some(failure(&Json::Null, &e)), After::Drain)
+        }
+        Frame::Line(bytes) => handle_request(&state, &bytes).await,
+    };
+    if let Some(reply) = reply {
+        match serde_json::to_vec(&reply) {
+            Ok(mut out) => {
+                out.push(b'\n');
+                if let Err(e) = wr.write_all(&out).await {
+                    tracing::debug!("writing a response: {e}");
+                }
+            }
+            Err(e) => tracing::error!("encoding a response: {e}"),
+        }
+    }
+    let _ = wr.shutdown().await;
+    match after {
+        After::Nothing => {}
+        After::Drain => {
+            let mut rest = reader.take(DRAIN_LIMIT_BYTES);
+            let mut sink = tokio::io::sink();
+            let drain = tokio::io::copy(&mut rest, &mut sink);
+            let _ = tokio::time::timeout(Duration::from_secs(DRAIN_TIMEOUT_SECS), drain).await;
+        }
+        After::Shutdown => state.request_shutdown("shutdown request"),
+    }
+}
+
+fn invalid_request(id: &Json, message: &str) -> (Option<Json>, After) {
+    (Some(failure(id, &RpcError::new(codes::INVALID_REQUEST, format!("Invalid request: {message}")))), After::Nothing)
+}
+
+async fn handle_request(state: &Arc<DaemonState>, bytes: &[u8]) -> (Option<Json>, After) {
+    let request: Json = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let e = RpcError::new(codes::PARSE_ERROR, format!("Parse error: {e}"));
+            return (Some(failure(&Json::Null, &e)), After::Nothing);
+        }
+    };
+    let Json::Object(mut request) = request else {
+        return invalid_request(&Json::Null, "not a JSON-RPC request object (batches are not supported)");
+    };
+    let id = request.remove("id");
+    let reply_id = match &id {
+        None => Json::Null,
+        Some(v @ (Json::String(_) | Json::Number(_) | Json::Null)) => v.clone(),
+        Some(_) => return invalid_request(&Json::Null, "id must be a string, a number or null"),
+    };
+    let Some(Json::String(method)) = request.remove("method") else {
+        return invalid_request(&reply_id, "missing method");
+    };
+    let params = request.remove("params").unwrap_or_else(|| json!([]));
+    tracing::debug!(%method, "request");
+    // In its own task, so a panic in a handler is an error response and not a dead daemon.
+    let st = state.clone();
+    let m = method.clone();
+    let result = match tokio::spawn(async move { methods::call(&st, &m, params).await }).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(%method, "handler failed: {e}");
+            Err(RpcError::new(codes::INTERNAL_ERROR, format!("internal error in {method}: {e}")))
+        }
+    };
+    if let Err(e) = &result {
+        tracing::info!(%method, code = e.code, "request failed: {}", e.message);
+    }
+    let after = if method == "shutdown" && result.is_ok() { After::Shutdown } else { After::Nothing };
+    if id.is_none() {
+        // A notification: done, but no reply.
+        return (None, after);
+    }
+    let reply = match result {
+        Ok(v) => success(&reply_id, v),
+        Err(e) => failure(&reply_id, &e),
+    };
+    (Some(reply), after)
+}

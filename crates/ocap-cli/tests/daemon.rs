@@ -1,0 +1,359 @@
+//! End-to-end tests of the daemon, spawning the real binary. Each test has its own home, and
+//! a guard that stops its daemon when the test ends, also when it fails.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{json, Value as Json};
+
+/// Polls (100 ms apart) while waiting for a process to go away.
+const MAX_POLLS: u32 = 100;
+
+fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/cluster.json")
+}
+
+/// A temporary home whose daemon is stopped (or killed) on drop.
+struct Home {
+    _tmp: tempfile::TempDir,
+    /// Inside the temporary directory, created by the first command that needs it.
+    dir: PathBuf,
+}
+
+impl Home {
+    fn new() -> Home {
+        // Short paths: a Unix socket path must fit in 107 bytes.
+        let tmp = tempfile::Builder::new().prefix("ocap-t").tempdir_in("/tmp").expect("temp dir");
+        let dir = tmp.path().join("home");
+        Home { _tmp: tmp, dir }
+    }
+
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ocap"));
+        c.arg("--home").arg(self.path()).env_remove("RUST_LOG").env_remove("OCAP_HOME");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run ocap")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ocap {args:?} failed ({}):\nstdout: {}\nstderr: {}\nlog: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.path().join("daemon.log")).unwrap_or_default()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ok_json(&self, args: &[&str]) -> Json {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = self.ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("ocap {args:?} printed non-JSON ({e}): {text}"))
+    }
+
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.path().join("daemon.lock")).ok()?.trim().parse().ok()
+    }
+
+    /// Sends raw bytes on the socket and returns the parsed reply.
+    fn raw(&self, bytes: &[u8]) -> Json {
+        let mut s = UnixStream::connect(self.path().join("daemon.sock")).expect("connect");
+        s.write_all(bytes).expect("write request");
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("read reply");
+        serde_json::from_str(reply.trim()).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
+    }
+
+    fn rpc(&self, method: &str, params: Json) -> Json {
+        let req = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        self.raw(format!("{req}\n").as_bytes())
+    }
+
+    /// `ocap daemon serve` processes for this home that are alive (zombies have no cmdline).
+    fn daemon_processes(&self) -> Vec<u32> {
+        let home = self.path().to_string_lossy().into_owned();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let args: Vec<String> =
+                cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            if args.iter().any(|a| a == &home) && args.iter().any(|a| a == "serve") {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["daemon", "stop"]).output();
+        // Whatever is left (a stop that failed): kill it.
+        for pid in self.daemon_processes() {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()), Some("Z" | "X")),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn launch_send_status_restart_and_purge() {
+    let home = Home::new();
+    let started = home.ok_json(&["daemon", "start"]);
+    assert_eq!(started["running"], true);
+    assert_eq!(started["started"], true);
+    let pid = home.pid().expect("the lock file holds the daemon's pid");
+    assert_eq!(started["pid"], pid);
+
+    let launched = home.ok_json(&["launch", demo().to_str().unwrap()]);
+    assert_eq!(launched["subclusterId"], "s1");
+    assert!(launched["rootKref"].as_str().unwrap().starts_with("ko"));
+    assert!(launched["bootstrapResult"].as_str().unwrap().contains("counter is at 3"), "{launched}");
+
+    let status = home.ok_json(&["status"]);
+    assert_eq!(status["vats"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["subclusters"][0]["vats"]["counter"], "v3");
+    assert_eq!(status["remoteComms"]["state"], "disconnected");
+    let counter = status["vatRoots"]["v3"].as_str().unwrap().to_owned();
+    let table = home.ok(&["status"]);
+    assert!(table.contains("counter") && table.contains("alice=v1"), "{table}");
+
+    assert_eq!(home.ok(&["send", &counter, "increment"]).trim(), "4");
+    let presence = home.ok_json(&["send", &counter, "getCounter"]);
+    assert_eq!(presence["iface"], "Alleged: counter");
+    let inner = presence["kref"].as_str().unwrap().to_owned();
+    assert_eq!(home.ok(&["send", &inner, "incrementBy", "10"]).trim(), "14");
+
+    let rejected = home.run(&["send", &counter, "noSuchMethod"]);
+    assert!(!rejected.status.success());
+    let err = String::from_utf8_lossy(&rejected.stderr);
+    assert!(err.contains("noSuchMethod"), "{err}");
+    assert!(rejected.stdout.is_empty());
+
+    let pong = home.ok_json(&["daemon", "exec", "pingVat", r#"{"id":"v1"}"#]);
+    assert_eq!(pong, "pong");
+
+    assert!(home.ok(&["daemon", "stop"]).contains("Daemon stopped"));
+    // `stop` returned: the process is gone and the lock free.
+    assert!(!alive(pid), "daemon {pid} still alive after stop");
+    assert!(!home.run(&["daemon", "status"]).status.success());
+    assert!(!home.path().join("daemon.sock").exists());
+
+    // Started again, it brings the state back: the same vats, the counter where it was.
+    let again = home.ok_json(&["daemon", "start"]);
+    assert_eq!(again["started"], true);
+    assert_ne!(home.pid(), Some(pid));
+    let status = home.ok_json(&["status"]);
+    assert_eq!(status["vats"].as_array().unwrap().len(), 3, "{status}");
+    assert_eq!(status["vatRoots"]["v3"], counter.as_str());
+    assert_eq!(home.ok(&["send", &counter, "increment"]).trim(), "15");
+
+    let inspected = home.ok_json(&["inspect"]);
+    assert!(inspected["objects"]["total"].as_i64().unwrap() >= 5, "{inspected}");
+    assert!(inspected["clist"]["rows"].as_array().unwrap().iter().any(|r| r["eref"] == "o+0"));
+
+    let refused = home.run(&["daemon", "purge"]);
+    assert!(!refused.status.success());
+    assert!(home.path().join("kernel.sqlite").exists());
+
+    let purged = home.ok_json(&["daemon", "purge", "--force"]);
+    assert!(purged["stopped"].is_u64(), "{purged}");
+    for f in ["kernel.sqlite", "daemon.sock", "daemon.log", "daemon.lock"] {
+        assert!(!home.path().join(f).exists(), "{f} survived the purge");
+    }
+    assert!(home.daemon_processes().is_empty());
+}
+
+#[test]
+fn concurrent_starts_leave_exactly_one_daemon() {
+    let home = Home::new();
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            home.cmd()
+                .args(["--json", "daemon", "start"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut pids = Vec::new();
+    let mut fresh = 0;
+    for r in racers {
+        let out = r.wait_with_output().expect("wait");
+        assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+        let j: Json = serde_json::from_slice(&out.stdout).expect("JSON");
+        pids.push(j["pid"].as_u64().expect("pid"));
+        if j["started"] == true {
+            fresh += 1;
+        }
+    }
+    assert!(pids.iter().all(|p| *p == pids[0]), "different daemons: {pids:?}");
+    assert_eq!(fresh, 1, "{fresh} callers claim to have started the daemon");
+    // Losers exit once they see the lock taken; wait (bounded) for them to be gone.
+    let mut polls = 0;
+    while home.daemon_processes().len() > 1 && polls < MAX_POLLS {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        polls += 1;
+    }
+    assert_eq!(home.daemon_processes(), vec![pids[0] as u32]);
+}
+
+#[test]
+fn bad_requests_get_errors_and_the_daemon_stays_up() {
+    let home = Home::new();
+    home.ok(&["daemon", "start"]);
+    let mode = std::fs::metadata(home.path().join("daemon.sock")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {:o}", mode & 0o777);
+    assert_eq!(std::fs::metadata(home.path()).unwrap().permissions().mode() & 0o777, 0o700);
+
+    let r = home.raw(b"{this is not json\n");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    assert_eq!(r["id"], Json::Null);
+
+    let mut big = vec![b' '; 2 * 1024 * 1024];
+    big.push(b'\n');
+    let r = home.raw(&big);
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("larger than"), "{r}");
+
+    let r = home.rpc("noSuchMethod", json!([]));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    assert_eq!(r["id"], 7);
+
+    let r = home.rpc("pingVat", json!({"id": 5}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = home.rpc("pingVat", json!({"id": "v1", "extra": true}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = home.rpc("launchSubcluster", json!({"config": {"bootstrap": "a", "vats": {}}}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = home.rpc("queueMessage", json!(["not-a-kref", "m", []]));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = home.rpc("queueMessage", json!(["ko999", "m", []]));
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+    let r = home.rpc("getStatus", json!([1]));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = home.raw(b"{\"jsonrpc\":\"2.0\",\"id\":1}\n");
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let r = home.raw(b"[]\n");
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let r = home.raw(b"{\"id\":1,\"method\":\"ping\"}\n{\"id\":2,\"method\":\"ping\"}\n");
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+
+    // executeDBQuery reads, and refuses to write.
+    let r = home.rpc("executeDBQuery", json!({"sql": "SELECT key FROM kv WHERE key LIKE 'service.%'"}));
+    assert_eq!(r["result"], json!([{"key": "service.kernelFacet"}]), "{r}");
+    for sql in ["DELETE FROM kv", "UPDATE objects SET pins = 0", "CREATE TABLE t(x)"] {
+        let r = home.rpc("executeDBQuery", json!({"sql": sql}));
+        assert_eq!(r["error"]["code"], -32602, "{sql}: {r}");
+    }
+    let r = home.rpc("executeDBQuery", json!({"sql": "SELECT count(*) AS n FROM kv WHERE key LIKE 'service.%'"}));
+    assert_eq!(r["result"], json!([{"n": "1"}]), "{r}");
+
+    // A notification (no id) runs but gets no reply.
+    let mut s = UnixStream::connect(home.path().join("daemon.sock")).unwrap();
+    s.write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"ping\"}\n").unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "");
+
+    // A connection that says nothing and goes away does no harm either.
+    drop(UnixStream::connect(home.path().join("daemon.sock")).unwrap());
+
+    assert_eq!(home.rpc("ping", json!([]))["result"], "pong");
+    let status = home.ok_json(&["daemon", "status"]);
+    assert_eq!(status["running"], true);
+    assert_eq!(home.daemon_processes().len(), 1);
+}
+
+#[test]
+fn clear_state_terminate_and_exec() {
+    let home = Home::new();
+    home.ok_json(&["launch", demo().to_str().unwrap()]);
+    let status = home.ok_json(&["daemon", "exec", "getStatus"]);
+    assert_eq!(status["vats"].as_array().unwrap().len(), 3);
+
+    let r = home.ok_json(&["daemon", "exec", "terminateVat", r#"{"id":"v2"}"#]);
+    assert_eq!(r, Json::Null);
+    home.ok_json(&["daemon", "exec", "collectGarbage"]);
+    let status = home.ok_json(&["status"]);
+    let ids: Vec<&str> = status["vats"].as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
+    assert_eq!(ids, vec!["v1", "v3"]);
+    let ko = status["vatRoots"]["v3"].as_str().unwrap().to_owned();
+    home.ok_json(&["daemon", "exec", "revoke", &json!({"kref": ko}).to_string()]);
+    assert_eq!(home.ok_json(&["daemon", "exec", "isRevoked", &json!({"kref": ko}).to_string()]), true);
+    let revoked = home.run(&["send", &ko, "increment"]);
+    assert!(!revoked.status.success());
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("REVOKED"));
+
+    home.ok_json(&["daemon", "exec", "clearState"]);
+    let status = home.ok_json(&["status"]);
+    assert!(status["vats"].as_array().unwrap().is_empty(), "{status}");
+    assert!(status["subclusters"].as_array().unwrap().is_empty(), "{status}");
+    // A fresh kernel: the next launch is s1 again.
+    let launched = home.ok_json(&["launch", demo().to_str().unwrap()]);
+    assert_eq!(launched["subclusterId"], "s1");
+    home.ok_json(&["daemon", "exec", "terminateAllVats"]);
+    assert!(home.ok_json(&["status"])["vats"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_bad_config_file_fails_the_start_with_its_reason() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(home.path().join("daemon.json"), r#"{"colour": "red"}"#).unwrap();
+    let out = home.run(&["daemon", "start"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exited during start-up") && err.contains("colour"), "{err}");
+    assert!(home.daemon_processes().is_empty());
+}
+
+#[test]
+fn stop_and_status_without_a_daemon() {
+    let home = Home::new();
+    assert!(home.ok(&["daemon", "stop"]).contains("not running"));
+    let out = home.run(&["--json", "daemon", "status"]);
+    assert!(!out.status.success());
+    let j: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["running"], false);
+}
+
+#[test]
+fn bundle_writes_js_kernel_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("v.js"),
+        "export function buildRootObject() { return { hi() { return 'hi'; } }; }\n",
+    )
+    .unwrap();
+    let home = Home::new();
+    let out = home.ok_json(&["bundle", dir.path().to_str().unwrap()]);
+    assert_eq!(out.as_array().unwrap().len(), 1, "{out}");
+    let bundle: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("v.bundle")).unwrap()).unwrap();
+    assert_eq!(bundle["moduleFormat"], "iife");
+    assert!(bundle["code"].as_str().unwrap().contains("buildRootObject"));
+}
