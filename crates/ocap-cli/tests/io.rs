@@ -205,3 +205,66 @@ fn unsupported_io_types_and_units_are_refused_at_validation() {
         assert_eq!(err.path, field, "{io}: {err}");
     }
 }
+
+/// A stale socket file is replaced; a path a live process listens on is refused, and the
+/// refused launch leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_socket_files_are_replaced_and_live_ones_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap()); // file left, nobody listening
+    assert!(stale.exists());
+    let k = make(&dir.path().join("k.sqlite"));
+    k.launch_subcluster(echo_cluster(&stale, "inout")).await.unwrap();
+    let (_client, _) = connect(&stale);
+    let live = dir.path().join("live.sock");
+    let _owner = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let err = k.launch_subcluster(echo_cluster(&live, "inout")).await.unwrap_err().to_string();
+    assert!(err.contains("in use by a live process"), "{err}");
+    assert!(live.exists(), "the live owner's socket is untouched");
+    let status = k.get_status().await.unwrap();
+    assert_eq!(status.subclusters.len(), 1);
+    k.stop().await.unwrap();
+}
+
+/// `reset` ends every subcluster, so every channel goes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_terminates_everything_and_closes_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    k.reset().await.unwrap();
+    for _ in 0..100 {
+        if !sock.exists() {
+            break;
+        }
+        k.get_status().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!sock.exists());
+    let status = k.get_status().await.unwrap();
+    assert!(status.subclusters.is_empty() && status.vats.is_empty());
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// A channel that cannot come back at boot is reported, and calls to it reject cleanly
+/// while the kernel and the vat go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_that_fails_to_come_back_rejects_calls_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let db = dir.path().join("k.sqlite");
+    let k = make(&db);
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    k.stop().await.unwrap();
+    // Someone else now listens on the path.
+    let _squatter = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let k = make(&db);
+    assert_eq!(k.io_failures.len(), 1, "{:?}", k.io_failures);
+    let err = value(&k, r.root_kref, "read", vec![]).await.unwrap_err();
+    assert!(err.contains("IO channel \"repl\" is unavailable") && err.contains("live process"), "{err}");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}

@@ -372,6 +372,21 @@ impl Kernel {
         self.call(move |st| f(st.core.store())).await
     }
 
+    /// Terminates every subcluster (and so every vat and IO channel); the kernel keeps
+    /// running, empty. Identity and service registrations are kept.
+    pub async fn reset(&self) -> Result<(), KernelError> {
+        self.call(|st| {
+            for s in st.core.store().subclusters()? {
+                st.core.terminate_subcluster(&s.id)?;
+            }
+            for v in st.core.active_vats()? {
+                st.core.terminate_vat(v.id, "kernel reset")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Checks every store invariant (between cranks).
     pub async fn check_invariants(&self) -> Result<Result<(), Vec<String>>, KernelError> {
         self.call(|st| Ok(st.core.check_invariants())).await

@@ -67,6 +67,16 @@ impl KernelCore {
         waiter: Option<HostWaiter>,
     ) -> Result<SubclusterLaunch, KernelError> {
         config.validate().map_err(|e| KernelError::Config(e.to_string()))?;
+        if config.force_reset.is_some() {
+            tracing::info!("cluster config key forceReset is accepted and ignored (as in the JS kernel)");
+        }
+        for (name, vat) in &config.vats {
+            if vat.platform_config.is_some() {
+                tracing::warn!(
+                    "vats.{name}.platformConfig is accepted and ignored: no platform capabilities are provided"
+                );
+            }
+        }
         let mut services = IndexMap::new();
         for name in config.services.iter().flatten() {
             let kref = self.service_for_launch(name, system_name.is_some())?;
