@@ -74,7 +74,13 @@ struct Prepared {
 }
 
 impl JsVatLauncher {
-    fn prepare(&mut self, vat: VatId, name: &str, config: &VatConfig, vatstore: Vec<(String, String)>) -> Result<Prepared, String> {
+    fn prepare(
+        &mut self,
+        vat: VatId,
+        name: &str,
+        config: &VatConfig,
+        vatstore: Vec<(String, String)>,
+    ) -> Result<Prepared, String> {
         let mut config = config.clone();
         let bundle_text = match (&config.source_spec, &config.bundle_spec) {
             (Some(src), _) => {
@@ -109,9 +115,15 @@ impl JsVatLauncher {
                 let data = if data.is_empty() { String::new() } else { serde_json::Value::Array(data).to_string() };
                 let tags = tags.join(",");
                 match level.as_str() {
-                    "error" => tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
-                    "warn" => tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
-                    "debug" => tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
+                    "error" => {
+                        tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
+                    "warn" => {
+                        tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
+                    "debug" => {
+                        tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                    }
                     _ => tracing::info!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
                 }
             }
@@ -128,7 +140,11 @@ impl JsVatLauncher {
             // syscalls run as the vat's own work right after it is attached.
             sink(vat, VatEvent::AsyncSyscalls(start.syscalls));
         }
-        Ok(LaunchedVat { endpoint: Box::new(endpoint), vatstore_sets: start.vatstore_sets, vatstore_deletes: start.vatstore_deletes })
+        Ok(LaunchedVat {
+            endpoint: Box::new(endpoint),
+            vatstore_sets: start.vatstore_sets,
+            vatstore_deletes: start.vatstore_deletes,
+        })
     }
 }
 
