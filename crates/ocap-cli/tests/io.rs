@@ -12,8 +12,9 @@ use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{KRef, Kernel, KernelConfig};
 use ocap_vat::{JsVatLauncher, LauncherOptions};
 
+/// The vats: the io-echo example's, and the tests' own counter.
 fn vats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/io-echo")
 }
 
 fn make(db: &Path) -> Kernel {
@@ -27,7 +28,7 @@ fn make(db: &Path) -> Kernel {
 fn echo_cluster(sock: &Path, direction: &str) -> ClusterConfig {
     ClusterConfig::from_json(&format!(
         r#"{{"bootstrap":"echo","io":{{"repl":{{"type":"socket","path":{:?},"direction":"{direction}"}}}},
-            "vats":{{"echo":{{"sourceSpec":"echo-io.js"}}}}}}"#,
+            "vats":{{"echo":{{"sourceSpec":"echo.js"}}}}}}"#,
         sock.to_string_lossy()
     ))
     .unwrap()
@@ -133,7 +134,7 @@ async fn a_failed_launch_leaves_no_socket_file_and_no_service() {
     let k = make(&dir.path().join("k.sqlite"));
     let c = ClusterConfig::from_json(&format!(
         r#"{{"bootstrap":"echo","io":{{"repl":{{"type":"socket","path":{:?}}}}},
-            "vats":{{"echo":{{"sourceSpec":"echo-io.js"}},"broken":{{"sourceSpec":"missing.js"}}}}}}"#,
+            "vats":{{"echo":{{"sourceSpec":"echo.js"}},"broken":{{"sourceSpec":"missing.js"}}}}}}"#,
         sock.to_string_lossy()
     ))
     .unwrap();
@@ -180,7 +181,7 @@ async fn another_subcluster_cannot_obtain_the_channel_by_any_name() {
     let r = k.launch_subcluster(echo_cluster(&dir.path().join("repl.sock"), "inout")).await.unwrap();
     for name in ["repl", &format!("io:{}:repl", r.subcluster_id), "io.s1.repl"] {
         let c = ClusterConfig::from_json(&format!(
-            r#"{{"bootstrap":"v","services":["{name}"],"vats":{{"v":{{"sourceSpec":"counter.js"}}}}}}"#
+            r#"{{"bootstrap":"v","services":["{name}"],"vats":{{"v":{{"sourceSpec":"../../crates/ocap-cli/tests/vats/counter.js"}}}}}}"#
         ))
         .unwrap();
         let err = k.launch_subcluster(c).await.unwrap_err().to_string();
