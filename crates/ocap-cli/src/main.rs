@@ -11,6 +11,7 @@ mod home;
 mod output;
 mod rpc;
 mod run;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

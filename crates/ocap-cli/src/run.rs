@@ -37,7 +37,8 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
     let temp = tempfile::tempdir().map_err(|e| CliError::Other(format!("cannot make a temporary directory: {e}")))?;
     let db = args.db.clone().unwrap_or_else(|| temp.path().join("kernel.sqlite"));
     let store = Store::open(&db, Durability::Process)?;
-    let kernel = Kernel::make(store, KernelConfig::default(), |sink| {
+    let services = crate::services::builtin_services(None).map_err(CliError::Other)?;
+    let kernel = Kernel::make(store, KernelConfig { services, ..Default::default() }, |sink| {
         Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir, ..Default::default() }))
     })?;
     let launched = kernel.launch_subcluster(config).await;
@@ -59,7 +60,7 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
 }
 
 fn init_logging(vat_logs: bool) {
-    let filter = if vat_logs { "warn,ocap::vat=info" } else { "warn,ocap::vat=off" };
+    let filter = if vat_logs { "warn,ocap::vat=info,ocap::service=info" } else { "warn,ocap::vat=off" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();

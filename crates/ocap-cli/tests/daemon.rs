@@ -357,3 +357,49 @@ fn bundle_writes_js_kernel_bundles() {
     assert_eq!(bundle["moduleFormat"], "iife");
     assert!(bundle["code"].as_str().unwrap().contains("buildRootObject"));
 }
+
+/// The daemon's config file declares system subclusters (which get the kernel facet) and
+/// the host services vats may use; a system subcluster survives a daemon restart.
+#[test]
+fn the_config_file_declares_system_subclusters_and_host_services() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    let counter = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats/counter.js");
+    let config = serde_json::json!({
+        "services": ["log"],
+        "systemSubclusters": [{
+            "name": "counters",
+            "config": {"bootstrap": "c", "services": ["kernelFacet", "log"], "vats": {"c": {"sourceSpec": counter}}}
+        }]
+    });
+    std::fs::write(home.path().join("daemon.json"), config.to_string()).unwrap();
+    home.ok(&["daemon", "start"]);
+    let status = home.ok_json(&["daemon", "exec", "getStatus"]);
+    assert_eq!(status["subclusters"].as_array().map(Vec::len), Some(1), "{status}");
+    home.ok(&["daemon", "stop"]);
+    home.ok(&["daemon", "start"]);
+    let status = home.ok_json(&["daemon", "exec", "getStatus"]);
+    assert_eq!(status["subclusters"].as_array().map(Vec::len), Some(1), "restored, not relaunched: {status}");
+    // `clock` is not offered by this daemon.
+    let cluster = home.path().join("c.json");
+    std::fs::write(
+        &cluster,
+        format!(r#"{{"bootstrap":"a","services":["clock"],"vats":{{"a":{{"sourceSpec":{:?}}}}}}}"#, counter),
+    )
+    .unwrap();
+    let out = home.run(&["launch", cluster.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no registered kernel service 'clock'"));
+    home.ok(&["daemon", "stop"]);
+}
+
+#[test]
+fn an_unknown_host_service_in_the_config_file_fails_the_start() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    std::fs::write(home.path().join("daemon.json"), r#"{"services": ["teleport"]}"#).unwrap();
+    let out = home.run(&["daemon", "start"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("teleport"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(home.daemon_processes().is_empty());
+}

@@ -75,3 +75,29 @@ fn a_failing_launch_exits_non_zero_with_the_cause() {
     assert!(err.contains("Failed to launch vat v1 (a)") && err.contains("from buildRootObject"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_vat_uses_the_hosts_services() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/host-service/cluster.json");
+    let out = ocap().arg("run").arg("--log").arg(example).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Greeter asked the host for the time: the host clock works"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Greeter starting"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_cluster_cannot_have_a_service_the_host_does_not_offer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"bootstrap":"a","services":["filesystem"],"vats":{"a":{"sourceSpec":"a.js"}}}"#).unwrap();
+    let out = ocap().arg("run").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no registered kernel service 'filesystem'"));
+}

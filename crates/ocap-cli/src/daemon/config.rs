@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ocap_kernel::KernelConfig;
+use ocap_kernel::{KernelConfig, SystemSubclusterConfig};
 use ocap_vat::LauncherOptions;
 use serde::Deserialize;
 
@@ -29,9 +29,14 @@ pub struct DaemonConfig {
     /// Per-delivery time budget (default: the worker's).
     #[serde(default)]
     pub delivery_timeout_ms: Option<u64>,
-    // TODO(system subclusters): `systemSubclusters: [{name, config}]`, passed to
-    // `KernelConfig::system_subclusters` in `kernel_config` below; relative specs resolved
-    // against the home like `launch` does. Host services (`KernelConfig::services`) likewise.
+    /// Which built-in host services (`crate::services`) vats may be given; default: all.
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    /// System subclusters, `[{"name": ..., "config": ClusterConfig}]`: launched at the
+    /// daemon's first start, restored afterwards, deleted when removed from this list. They
+    /// may ask for the `kernelFacet` service. Relative paths resolve against the home.
+    #[serde(default)]
+    pub system_subclusters: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +47,8 @@ pub enum ConfigFileError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid daemon config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
     #[error("invalid daemon config {path}: {source}")]
     Parse {
         path: PathBuf,
@@ -61,10 +68,22 @@ impl DaemonConfig {
         serde_json::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source })
     }
 
-    /// How to make the daemon's kernel.
-    pub fn kernel_config(&self) -> KernelConfig {
-        // TODO(system subclusters): fill `system_subclusters` (and `services`) from the file.
-        KernelConfig::default()
+    /// How to make the daemon's kernel: the host services and system subclusters it names.
+    pub fn kernel_config(&self, home: &Path) -> Result<KernelConfig, ConfigFileError> {
+        let invalid = |message: String| ConfigFileError::Invalid { path: home.join("daemon.json"), message };
+        let services = crate::services::builtin_services(self.services.as_deref()).map_err(invalid)?;
+        let mut system_subclusters = Vec::new();
+        for (i, raw) in self.system_subclusters.iter().enumerate() {
+            let mut raw = raw.clone();
+            if let Some(config) = raw.get_mut("config") {
+                crate::commands::resolve_specs(config, home);
+            }
+            let sys: SystemSubclusterConfig =
+                serde_json::from_value(raw).map_err(|e| invalid(format!("systemSubclusters[{i}]: {e}")))?;
+            sys.config.validate().map_err(|e| invalid(format!("systemSubclusters[{i}] ({}): {e}", sys.name)))?;
+            system_subclusters.push(sys);
+        }
+        Ok(KernelConfig { services, system_subclusters, ..Default::default() })
     }
 
     /// How to start vats. Relative specs sent over raw RPC resolve against the home (the

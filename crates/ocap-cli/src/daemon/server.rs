@@ -41,7 +41,8 @@ pub struct DaemonState {
 pub fn open_kernel(home: &Home, config: &DaemonConfig) -> Result<Kernel, DaemonError> {
     let store = Store::open(&home.db(), Durability::Process)?;
     let opts = config.launcher_options(&home.dir);
-    let kernel = Kernel::make(store, config.kernel_config(), move |sink| Box::new(JsVatLauncher::new(sink, opts)))?;
+    let kernel =
+        Kernel::make(store, config.kernel_config(&home.dir)?, move |sink| Box::new(JsVatLauncher::new(sink, opts)))?;
     for (vat, why) in kernel.resume_failures.iter() {
         tracing::warn!(%vat, "vat did not come back: {why}");
     }
