@@ -28,7 +28,8 @@ pub enum VatWorkerError {
     /// A global outside the 20 names or outside the kernel's allowlist.
     #[error("Vat \"{vat_id}\" requested unknown global \"{name}\"")]
     UnknownGlobal { vat_id: String, name: String },
-    /// An allowed global this worker does not implement yet.
+    /// An allowed global this worker does not implement (none at present:
+    /// `IMPLEMENTED_GLOBAL_NAMES` is all of `ALLOWED_GLOBAL_NAMES`).
     #[error("Vat \"{vat_id}\" requested global \"{name}\", which this vat worker does not implement yet")]
     UnimplementedGlobal { vat_id: String, name: String },
     /// `fetch` requested without `network.allowedHosts`.

@@ -4,9 +4,13 @@
 //! OS thread. Inside the runtime, in order:
 //!
 //! 1. SES (`ses` from npm): `repairIntrinsics` + `hardenIntrinsics`, with the
-//!    `@endo/eventual-send` `HandledPromise` shim installed in between;
+//!    `@endo/eventual-send` `HandledPromise` shim installed in between, and
+//!    a native `harden` (SES's algorithm over QuickJS's C API, `harden.rs`)
+//!    that SES adopts;
 //! 2. `@agoric/swingset-liveslots` (the JS kernel's `0.10.3-u21.0.1`);
-//! 3. our supervisor (`js/src/supervisor.js`): initVat, deliver, endowments;
+//! 3. our supervisor (`js/src/supervisor.js`): initVat, deliver, endowments
+//!    (all 20 optional globals of spec vat-side §5.3; `fetch` runs its
+//!    requests off the vat thread, `net.rs`);
 //! 4. the vat's bundle, evaluated in a SES `Compartment`.
 //!
 //! Items 1–3 are one script (the *prelude*) that `build.rs` bundles with
@@ -46,8 +50,10 @@
 mod bundle;
 mod endpoint;
 mod error;
+mod harden;
 mod launcher;
 mod memory;
+mod net;
 mod prelude;
 mod vatstore;
 mod worker;
@@ -83,19 +89,8 @@ pub const ALLOWED_GLOBAL_NAMES: [&str; 20] = [
     "AbortSignal",
 ];
 
-/// The optional globals this worker implements so far.
-pub const IMPLEMENTED_GLOBAL_NAMES: [&str; 10] = [
-    "setTimeout",
-    "clearTimeout",
-    "setInterval",
-    "clearInterval",
-    "Date",
-    "Math",
-    "TextEncoder",
-    "TextDecoder",
-    "atob",
-    "btoa",
-];
+/// The optional globals this worker implements: all of them.
+pub const IMPLEMENTED_GLOBAL_NAMES: [&str; 20] = ALLOWED_GLOBAL_NAMES;
 
 /// Default memory limit of a vat runtime.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 256 * 1024 * 1024;
@@ -105,6 +100,8 @@ pub const DEFAULT_DELIVERY_TIMEOUT_MS: u64 = 30_000;
 pub const MAX_SYSCALLS_PER_DELIVERY: usize = 100_000;
 /// Upper bound on the live timers of one vat.
 pub const MAX_TIMERS_PER_VAT: usize = 10_000;
+/// Upper bound on the fetches one vat may have in flight.
+pub const MAX_FETCHES_PER_VAT: usize = 64;
 
 /// How to run one vat.
 #[derive(Debug, Clone)]
@@ -159,8 +156,8 @@ pub struct DeliveryReply {
 /// the worker thread; the callback must not call back into the same worker.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerEvent {
-    /// Syscalls made outside a delivery (a timer fired); the kernel takes
-    /// them as their own unit of work.
+    /// Syscalls made outside a delivery (a timer fired, a fetch settled);
+    /// the kernel takes them as their own unit of work.
     AsyncSyscalls { syscalls: Vec<serde_json::Value> },
     /// A log record. `tags` are the tags added inside the vat: `["console"]`
     /// for `console.*`, `[]` for `vatPowers.logger`, the subLogger tags

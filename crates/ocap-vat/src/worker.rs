@@ -11,20 +11,21 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rquickjs::{Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
+use rquickjs::{ArrayBuffer, Context, Ctx, Function, Module, Object, Persistent, Runtime, Value};
 use serde_json::Value as Json;
 
 use crate::memory::LimitedAllocator;
+use crate::net::{self, FetchResponse, FetchSpec};
 use crate::vatstore::VatStore;
 use crate::{
     bundle, prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions, ALLOWED_GLOBAL_NAMES,
-    IMPLEMENTED_GLOBAL_NAMES, MAX_SYSCALLS_PER_DELIVERY, MAX_TIMERS_PER_VAT,
+    IMPLEMENTED_GLOBAL_NAMES, MAX_FETCHES_PER_VAT, MAX_SYSCALLS_PER_DELIVERY, MAX_TIMERS_PER_VAT,
 };
 
 /// Stack of the worker thread, and the part of it QuickJS may use.
@@ -56,9 +57,27 @@ const STARTUP_TIMEOUT_MS: u64 = 60_000;
 type Reply<T> = SyncSender<Result<T, VatWorkerError>>;
 
 enum Command {
-    Init { config: Json, bundle_text: Option<String>, vatstore: Vec<(String, String)>, reply: Reply<DeliveryReply> },
-    Deliver { delivery: Json, reply: Reply<DeliveryReply> },
-    Ping { reply: Reply<()> },
+    Init {
+        config: Json,
+        bundle_text: Option<String>,
+        vatstore: Vec<(String, String)>,
+        reply: Reply<DeliveryReply>,
+    },
+    Deliver {
+        delivery: Json,
+        reply: Reply<DeliveryReply>,
+    },
+    Ping {
+        reply: Reply<()>,
+    },
+    /// A fetch started by the vat has an outcome (sent by its fetch thread).
+    FetchDone {
+        id: u64,
+        outcome: Result<FetchResponse, String>,
+    },
+    /// Stop serving (fetch threads hold senders, so the channel alone
+    /// never disconnects while a fetch is in flight).
+    Shutdown,
 }
 
 /// A running vat worker: a thread owning the vat's QuickJS runtime.
@@ -101,7 +120,10 @@ impl VatWorker {
             std::thread::Builder::new()
                 .name(format!("vat-{}", opts.vat_id))
                 .stack_size(THREAD_STACK_BYTES)
-                .spawn(move || worker_thread(opts, events, commands_rx, ready_tx, terminate, death))
+                .spawn({
+                    let commands_tx = commands_tx.clone();
+                    move || worker_thread(opts, events, commands_rx, commands_tx, ready_tx, terminate, death)
+                })
                 .map_err(|e| VatWorkerError::Spawn { vat_id: vat_id.clone(), reason: e.to_string() })?
         };
         let mut worker = VatWorker {
@@ -173,7 +195,9 @@ impl VatWorker {
 
     fn stop(&mut self) {
         self.terminate.store(true, Ordering::SeqCst);
-        self.commands = None; // disconnects the channel: the thread exits
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.send(Command::Shutdown);
+        }
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!(vat_id = %self.vat_id, "vat worker thread panicked");
@@ -228,6 +252,7 @@ fn worker_thread(
     opts: WorkerOptions,
     events: Box<dyn Fn(WorkerEvent) + Send>,
     commands: Receiver<Command>,
+    commands_tx: Sender<Command>,
     ready: SyncSender<Result<(), VatWorkerError>>,
     terminate: Arc<AtomicBool>,
     death: Arc<Mutex<Option<String>>>,
@@ -235,7 +260,7 @@ fn worker_thread(
     let vat_id = opts.vat_id.clone();
     let started = Instant::now();
     let events: Rc<dyn Fn(WorkerEvent)> = Rc::from(events as Box<dyn Fn(WorkerEvent)>);
-    let mut runner = match Runner::new(opts, events.clone(), terminate) {
+    let mut runner = match Runner::new(opts, events.clone(), commands_tx, terminate) {
         Ok(runner) => runner,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -273,6 +298,7 @@ fn worker_thread(
         match command {
             Command::Init { reply, .. } | Command::Deliver { reply, .. } => drop(reply.send(Err(err()))),
             Command::Ping { reply } => drop(reply.send(Err(err()))),
+            Command::FetchDone { .. } | Command::Shutdown => {}
         }
     }
 }
@@ -285,6 +311,13 @@ struct HostState {
     vatstore: RefCell<VatStore>,
     timers: RefCell<Timers>,
     gc_requested: Cell<bool>,
+    /// Abort flags of the fetches in flight, by id.
+    fetches: RefCell<HashMap<u64, Arc<AtomicBool>>>,
+    /// Live fetch threads (an aborted fetch's thread may outlive its entry
+    /// in `fetches`; the limit counts threads).
+    fetch_threads: Arc<AtomicUsize>,
+    /// Where fetch threads send their outcome.
+    commands_tx: Sender<Command>,
     /// While the prelude runs, log records (SES's lockdown chatter about
     /// QuickJS-only intrinsics it removes) go to tracing, not to the kernel.
     starting: Cell<bool>,
@@ -306,12 +339,15 @@ struct Runner {
     memory_exceeded: Rc<Cell<bool>>,
     opts: WorkerOptions,
     initialized: bool,
+    /// Raised by [`VatWorker::stop`]: no new turn may start.
+    terminate: Arc<AtomicBool>,
 }
 
 impl Runner {
     fn new(
         opts: WorkerOptions,
         events: Rc<dyn Fn(WorkerEvent)>,
+        commands_tx: Sender<Command>,
         terminate: Arc<AtomicBool>,
     ) -> Result<Runner, VatWorkerError> {
         let spawn_err = |reason: String| VatWorkerError::Spawn { vat_id: opts.vat_id.clone(), reason };
@@ -326,6 +362,7 @@ impl Runner {
         let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
         let interrupted = Rc::new(Cell::new(false));
         {
+            let terminate = terminate.clone();
             let deadline = deadline.clone();
             let interrupted = interrupted.clone();
             rt.set_interrupt_handler(Some(Box::new(move || {
@@ -344,6 +381,9 @@ impl Runner {
             vatstore: RefCell::new(VatStore::default()),
             timers: RefCell::new(Timers::default()),
             gc_requested: Cell::new(false),
+            fetches: RefCell::new(HashMap::new()),
+            fetch_threads: Arc::new(AtomicUsize::new(0)),
+            commands_tx,
             starting: Cell::new(true),
         });
         deadline.set(Some(Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS)));
@@ -369,13 +409,29 @@ impl Runner {
         deadline.set(None);
         state.starting.set(false);
         limit.set(opts.memory_limit_bytes);
-        Ok(Runner { supervisor, ctx, rt, state, deadline, interrupted, memory_exceeded, opts, initialized: false })
+        Ok(Runner {
+            supervisor,
+            ctx,
+            rt,
+            state,
+            deadline,
+            interrupted,
+            memory_exceeded,
+            opts,
+            initialized: false,
+            terminate,
+        })
     }
 
     /// Serve commands and timers until the channel closes (returns None) or
     /// the vat dies (returns the reason).
     fn run(&mut self, commands: &Receiver<Command>) -> Option<String> {
         loop {
+            // Terminated: start nothing more (a queued fetch outcome or a
+            // due timer must not turn a terminate into a death).
+            if self.terminate.load(Ordering::SeqCst) {
+                return None;
+            }
             let next_timer = self.state.timers.borrow().next_deadline();
             let polled = poll_briefly(commands, WORKER_SPIN_US);
             let command = match (polled, next_timer) {
@@ -408,6 +464,8 @@ impl Runner {
                     let result = self.deliver(delivery);
                     self.answer(reply, result)
                 }
+                Command::FetchDone { id, outcome } => self.settle_fetch(id, outcome).err(),
+                Command::Shutdown => return None,
             };
             if let Some(Fatal(reason)) = fatal {
                 return Some(reason);
@@ -487,8 +545,12 @@ impl Runner {
                 if !allowed {
                     return Err(VatWorkerError::UnknownGlobal { vat_id, name: name.to_string() });
                 }
-                if name == "fetch" && object.get("network").and_then(|n| n.get("allowedHosts")).is_none() {
-                    return Err(VatWorkerError::FetchWithoutAllowedHosts { vat_id });
+                if name == "fetch" {
+                    match object.get("network").and_then(|n| n.get("allowedHosts")) {
+                        None => return Err(VatWorkerError::FetchWithoutAllowedHosts { vat_id }),
+                        Some(Json::Array(hosts)) if hosts.iter().all(Json::is_string) => {}
+                        Some(_) => return Err(bad("network.allowedHosts must be an array of host names")),
+                    }
                 }
                 if !IMPLEMENTED_GLOBAL_NAMES.contains(&name) {
                     return Err(VatWorkerError::UnimplementedGlobal { vat_id, name: name.to_string() });
@@ -654,20 +716,61 @@ impl Runner {
         loop {
             let due = self.state.timers.borrow_mut().pop_due(Instant::now());
             let Some(id) = due else { return Ok(()) };
-            self.arm_deadline();
-            let result = self
-                .call_supervisor(|_ctx, sup| {
-                    let f: Function = sup.get("fireTimer")?;
-                    f.call::<_, ()>((id as f64,))
-                })
-                .and_then(|()| self.drive());
-            self.deadline.set(None);
-            result?;
-            let syscalls = std::mem::take(&mut *self.state.syscalls.borrow_mut());
-            self.check_memory()?;
-            if !syscalls.is_empty() {
-                (self.state.events)(WorkerEvent::AsyncSyscalls { syscalls });
+            self.run_turn(|_ctx, sup| {
+                let f: Function = sup.get("fireTimer")?;
+                f.call::<_, ()>((id as f64,))
+            })?;
+        }
+    }
+
+    /// Settle the JS promise of fetch `id` (unless it was aborted).
+    fn settle_fetch(&mut self, id: u64, outcome: Result<FetchResponse, String>) -> Result<(), Fatal> {
+        if self.state.fetches.borrow_mut().remove(&id).is_none() {
+            return Ok(());
+        }
+        self.run_turn(move |ctx, sup| {
+            let f: Function = sup.get("fetchSettled")?;
+            match outcome {
+                Ok(response) => {
+                    let json = response.outcome_json();
+                    let body = ArrayBuffer::new(ctx.clone(), response.body)?;
+                    f.call::<_, ()>((id as f64, json, body))
+                }
+                Err(error) => {
+                    let json = serde_json::json!({"ok": false, "error": error}).to_string();
+                    f.call::<_, ()>((id as f64, json))
+                }
             }
+        })
+    }
+
+    /// A turn outside any delivery (a timer, a fetch outcome): run `start`,
+    /// drive the vat to quiescence, and send its syscalls as
+    /// [`WorkerEvent::AsyncSyscalls`].
+    fn run_turn(
+        &mut self,
+        start: impl for<'js> FnOnce(&Ctx<'js>, &Object<'js>) -> rquickjs::Result<()>,
+    ) -> Result<(), Fatal> {
+        self.arm_deadline();
+        let result = self.call_supervisor(|ctx, sup| start(ctx, sup)).and_then(|()| self.drive());
+        self.deadline.set(None);
+        result?;
+        let syscalls = std::mem::take(&mut *self.state.syscalls.borrow_mut());
+        self.check_memory()?;
+        if !syscalls.is_empty() {
+            (self.state.events)(WorkerEvent::AsyncSyscalls { syscalls });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runner {
+    /// Teardown: abort the vat's in-flight fetches (their outcomes are
+    /// dropped and bodies being read are abandoned). Timers die with the
+    /// runner.
+    fn drop(&mut self) {
+        for (_, abort) in self.state.fetches.borrow_mut().drain() {
+            abort.store(true, Ordering::SeqCst);
         }
     }
 }
@@ -781,9 +884,131 @@ fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set("timerClear", Function::new(ctx.clone(), move |id: f64| s.timers.borrow_mut().clear(id as u64))?)?;
 
-    let s = state;
+    let s = state.clone();
     host.set("requestGC", Function::new(ctx.clone(), move || s.gc_requested.set(true))?)?;
+
+    add_web_host_functions(ctx, &host, state)?;
+
+    // The native `harden` (src/harden.rs), built by js/src/prelude/harden.js
+    // before SES loads.
+    host.set(
+        "makeNativeHarden",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>,
+             hardened: Object<'js>,
+             has: Function<'js>,
+             add: Function<'js>,
+             freeze_typed_array: Function<'js>|
+             -> rquickjs::Result<Function<'js>> {
+                let kit = crate::harden::HardenKit {
+                    hardened: Persistent::save(&ctx, hardened),
+                    has: Persistent::save(&ctx, has),
+                    add: Persistent::save(&ctx, add),
+                    freeze_typed_array: Persistent::save(&ctx, freeze_typed_array),
+                };
+                let harden = Function::new(ctx.clone(), move |ctx: Ctx<'js>, root: Value<'js>| {
+                    crate::harden::harden(&ctx, &kit, root)
+                })?;
+                harden.set_name("harden")?;
+                Ok(harden)
+            },
+        )?,
+    )?;
     Ok(host)
+}
+
+/// Copy the bytes of an ArrayBuffer argument.
+fn buffer_bytes(ctx: &Ctx<'_>, value: &Value<'_>, what: &str) -> rquickjs::Result<Vec<u8>> {
+    let buffer = ArrayBuffer::from_value(value.clone())
+        .ok_or_else(|| throw(ctx, &format!("{what}: expected an ArrayBuffer")))?;
+    // SAFETY: the slice is copied at once, before any JS can run and detach
+    // or resize the buffer.
+    let bytes = unsafe { buffer.as_bytes() }.ok_or_else(|| throw(ctx, &format!("{what}: detached ArrayBuffer")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Host functions behind `crypto`, `SubtleCrypto.digest`, `fetch` and the
+/// body text codec (js/src/web/*.js).
+fn add_web_host_functions<'js>(ctx: &Ctx<'js>, host: &Object<'js>, state: Rc<HostState>) -> rquickjs::Result<()> {
+    host.set(
+        "randomBytes",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, n: f64| -> rquickjs::Result<ArrayBuffer<'js>> {
+            if !(0.0..=65536.0).contains(&n) {
+                return Err(throw(&ctx, "randomBytes: at most 65536 bytes"));
+            }
+            let mut bytes = vec![0u8; n as usize];
+            getrandom::fill(&mut bytes).map_err(|e| throw(&ctx, &format!("no randomness from the OS: {e}")))?;
+            ArrayBuffer::new(ctx, bytes)
+        })?,
+    )?;
+    host.set(
+        "digest",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, algorithm: String, data: Value<'js>| -> rquickjs::Result<ArrayBuffer<'js>> {
+                use sha2::Digest;
+                let bytes = buffer_bytes(&ctx, &data, "digest")?;
+                let hash: Vec<u8> = match algorithm.as_str() {
+                    "SHA-1" => sha1::Sha1::digest(&bytes).to_vec(),
+                    "SHA-256" => sha2::Sha256::digest(&bytes).to_vec(),
+                    "SHA-384" => sha2::Sha384::digest(&bytes).to_vec(),
+                    "SHA-512" => sha2::Sha512::digest(&bytes).to_vec(),
+                    other => return Err(throw(&ctx, &format!("Unrecognized digest algorithm: {other}"))),
+                };
+                ArrayBuffer::new(ctx, hash)
+            },
+        )?,
+    )?;
+    host.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, text: String| ArrayBuffer::new(ctx, text.into_bytes()))?,
+    )?;
+    host.set(
+        "utf8Decode",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, data: Value<'js>| -> rquickjs::Result<String> {
+            let bytes = buffer_bytes(&ctx, &data, "utf8Decode")?;
+            Ok(String::from_utf8_lossy(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes)).into_owned())
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "fetchStart",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, id: f64, spec: String, body: Value<'js>| -> rquickjs::Result<()> {
+                let spec: FetchSpec =
+                    serde_json::from_str(&spec).map_err(|e| throw(&ctx, &format!("bad fetch request: {e}")))?;
+                let body = if body.is_undefined() { None } else { Some(buffer_bytes(&ctx, &body, "fetch body")?) };
+                if s.fetch_threads.load(Ordering::SeqCst) >= MAX_FETCHES_PER_VAT {
+                    return Err(throw(
+                        &ctx,
+                        &format!("vat {} has too many fetches in flight (limit {MAX_FETCHES_PER_VAT})", s.vat_id),
+                    ));
+                }
+                let id = id as u64;
+                let abort = Arc::new(AtomicBool::new(false));
+                let tx = s.commands_tx.clone();
+                net::spawn_fetch(spec, body, abort.clone(), s.fetch_threads.clone(), move |outcome| {
+                    let _ = tx.send(Command::FetchDone { id, outcome });
+                })
+                .map_err(|e| throw(&ctx, &format!("cannot start a fetch thread: {e}")))?;
+                s.fetches.borrow_mut().insert(id, abort);
+                Ok(())
+            },
+        )?,
+    )?;
+    let s = state;
+    host.set(
+        "fetchAbort",
+        Function::new(ctx.clone(), move |id: f64| {
+            if let Some(abort) = s.fetches.borrow_mut().remove(&(id as u64)) {
+                abort.store(true, Ordering::SeqCst);
+            }
+        })?,
+    )?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------ timers

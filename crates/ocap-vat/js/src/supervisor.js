@@ -9,6 +9,7 @@
 //   deliveryOutcome()                        after quiescence: JSON {done, error}
 //   runMacrotask()                           resolve one waitUntilQuiescent waiter
 //   fireTimer(id)                            run one timer callback
+//   fetchSettled(id, outcomeJson, bytes)     settle one fetch (its own turn)
 //
 // Rust drives the QuickJS job queue. A delivery is complete when the job
 // queue is empty and no quiescence waiter is left (see lib.rs, `drive`).
@@ -21,6 +22,16 @@ import { makeMarshal } from '@endo/marshal';
 import { atob, btoa } from '@endo/base64';
 import { host, emitLog } from './prelude/00-host.js';
 import { makeTextEncoder, makeTextDecoder } from './text-codec.js';
+import { loadURL } from './web/url.js';
+import { AbortController, AbortSignal } from './web/abort.js';
+import { makeCryptoEndowments } from './web/crypto.js';
+import {
+  makeFetch,
+  fetchSettled,
+  Headers,
+  Request,
+  Response,
+} from './web/fetch.js';
 
 const { freeze } = Object;
 
@@ -294,13 +305,16 @@ const makeMathEndowment = () =>
 
 /**
  * Build the requested optional globals. Rust has already checked every name
- * against the allowlist and the list of globals this worker implements.
+ * against the allowlist and the list of globals this worker implements, and
+ * that `fetch` comes with `network.allowedHosts`.
  *
  * @param {string[]} names
+ * @param {{allowedHosts?: string[]} | undefined} network
  */
-const makeRequestedGlobals = names => {
+const makeRequestedGlobals = (names, network) => {
   const made = {};
   let timerSet;
+  let cryptoSet;
   for (const name of names) {
     switch (name) {
       case 'setTimeout':
@@ -327,6 +341,30 @@ const makeRequestedGlobals = names => {
         break;
       case 'btoa':
         made.btoa = btoa;
+        break;
+      // Objects of one global reach its siblings' prototypes (crypto.subtle,
+      // response.headers, url.searchParams, controller.signal), so each
+      // family is hardened whole, whichever of its names was asked for.
+      case 'crypto':
+      case 'SubtleCrypto':
+        cryptoSet ||= harden(makeCryptoEndowments());
+        made[name] = cryptoSet[name];
+        break;
+      case 'fetch':
+        made.fetch = makeFetch(network.allowedHosts);
+        break;
+      case 'Request':
+      case 'Headers':
+      case 'Response':
+        made[name] = harden({ Request, Headers, Response })[name];
+        break;
+      case 'URL':
+      case 'URLSearchParams':
+        made[name] = harden(loadURL())[name];
+        break;
+      case 'AbortController':
+      case 'AbortSignal':
+        made[name] = harden({ AbortController, AbortSignal })[name];
         break;
       default:
         throw Error(`global "${name}" is not implemented by this vat worker`);
@@ -391,7 +429,10 @@ const initVat = (vatId, configJson, bundleCode, requestedGlobalsJson) => {
   vatLoaded = true;
   currentVatId = vatId;
   const vatConfig = JSON.parse(configJson);
-  const requested = makeRequestedGlobals(JSON.parse(requestedGlobalsJson));
+  const requested = makeRequestedGlobals(
+    JSON.parse(requestedGlobalsJson),
+    vatConfig.network,
+  );
   const workerEndowments = {
     console: rootLogger.subLogger({ tags: ['console'] }),
     assert: globalThis.assert,
@@ -469,4 +510,5 @@ globalThis.__ocapSupervisor = harden({
   deliveryOutcome,
   runMacrotask,
   fireTimer,
+  fetchSettled,
 });

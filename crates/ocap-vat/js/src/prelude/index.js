@@ -3,6 +3,7 @@
 // esbuild keeps when bundling), so SES locks the realm down before
 // liveslots and the supervisor load.
 import './00-host.js';
+import './harden.js';
 import './01-shims.js';
 import './02-repair.js';
 import './03-harden.js';
