@@ -10,7 +10,7 @@ use super::{KernelCore, KernelError};
 use crate::capdata::CapData;
 use crate::refs::{KRef, VatId};
 use crate::smallcaps;
-use crate::store::{GcAction, RunQueueItem};
+use crate::store::{GcAction, PendingWork, RunQueueItem};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Work {
@@ -50,18 +50,26 @@ impl KernelCore {
             self.after_crank()?;
             return Ok(true);
         }
+        // Looking for work is a read: when there is none, the loop goes idle without opening a
+        // transaction (and a unit) only to find that out.
+        let pending = self.store.pending_work()?;
+        if !pending.any() {
+            self.commit()?;
+            // Idle: messages queued to ended subclusters' channels are settled by now.
+            self.destroy_ended_io()?;
+            // Committing may have invoked services that answered at once.
+            self.poll_service_replies();
+            return Ok(!self.pending_replies.is_empty());
+        }
         self.store.begin_unit()?;
         self.unit_effects_start = self.effects.len();
-        let work = match self.next_work() {
+        let work = match self.next_work(pending) {
             Ok(Some(w)) => w,
             Ok(None) => {
+                // `pending_work` saw work that is not there: a store bug. Go idle rather than spin.
                 self.store.release_unit()?;
                 self.commit()?;
-                // Idle: messages queued to ended subclusters' channels are settled by now.
-                self.destroy_ended_io()?;
-                // Committing may have invoked services that answered at once.
-                self.poll_service_replies();
-                return Ok(!self.pending_replies.is_empty());
+                return Err(KernelError::Internal("pending work vanished before it was taken".into()));
             }
             Err(e) => {
                 self.abandon_unit()?;
@@ -127,17 +135,28 @@ impl KernelCore {
         Ok(())
     }
 
-    fn next_work(&mut self) -> Result<Option<Work>, KernelError> {
-        if let Some(g) = self.store.take_gc_group()? {
-            return Ok(Some(Work::Gc(g)));
+    /// Takes the highest-priority item, looking only in the queues `pending` says are
+    /// non-empty (nothing else writes the store between that check and this one).
+    fn next_work(&mut self, pending: PendingWork) -> Result<Option<Work>, KernelError> {
+        if pending.gc {
+            if let Some(g) = self.store.take_gc_group()? {
+                return Ok(Some(Work::Gc(g)));
+            }
         }
-        if let Some(v) = self.store.next_terminated_vat()? {
-            return Ok(Some(Work::Cleanup(v)));
+        if pending.cleanup {
+            if let Some(v) = self.store.next_terminated_vat()? {
+                return Ok(Some(Work::Cleanup(v)));
+            }
         }
-        if let Some(v) = self.store.pop_reap()? {
-            return Ok(Some(Work::Reap(v)));
+        if pending.reap {
+            if let Some(v) = self.store.pop_reap()? {
+                return Ok(Some(Work::Reap(v)));
+            }
         }
-        Ok(self.store.pop_run()?.map(Work::Run))
+        if pending.run {
+            return Ok(self.store.pop_run()?.map(Work::Run));
+        }
+        Ok(None)
     }
 
     fn process_work(&mut self, work: &Work) -> Result<Outcome, KernelError> {

@@ -361,9 +361,8 @@ impl KernelCore {
             for slot in &methargs.slots {
                 k.require_exists(*slot)?;
             }
-            let kpid = k.store.create_promise(None)?;
-            k.store.set_host_watch(kpid, true)?;
-            k.incref(kpid)?;
+            // Watched by the host, which is its one reference.
+            let kpid = k.store.create_promise(None, 1, true)?;
             k.enqueue_send(
                 target,
                 crate::store::Message { methargs: methargs.clone(), result: Some(kpid), sender: None },

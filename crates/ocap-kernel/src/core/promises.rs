@@ -17,7 +17,7 @@ impl KernelCore {
         rejected: bool,
         value: CapData<KRef>,
     ) -> Result<(), KernelError> {
-        let p = self.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
+        let p = self.store.promise_status(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
         if p.state != PromiseState::Unresolved {
             return Err(KernelError::Internal(format!("{kpid} was already resolved")));
         }
@@ -26,9 +26,9 @@ impl KernelCore {
                 self.incref(*s)?;
             }
         }
-        let subscribers = self.store.subscribers(kpid)?;
         let parked = self.store.take_parked(kpid)?;
-        self.store.settle_promise(kpid, rejected, &value)?;
+        // Also clears the host's watch; its count is released below.
+        let subscribers = self.store.settle_promise(kpid, rejected, &value)?;
         for vat in subscribers {
             self.incref(kpid)?;
             self.store.push_run(&RunQueueItem::Notify { endpoint_id: vat, kpid })?;
@@ -47,7 +47,6 @@ impl KernelCore {
                     self.incref(*s)?;
                 }
             }
-            self.store.set_host_watch(kpid, false)?;
             let result = if rejected { Err(value) } else { Ok(value) };
             self.effects.push(Effect::HostResolved { kpid, result });
             self.decref(kpid)?;

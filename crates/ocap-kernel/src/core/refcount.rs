@@ -74,14 +74,17 @@ impl KernelCore {
                     self.decref(*s)?;
                 }
             }
-        } else if let Some(value) = &p.value {
-            for s in &value.slots {
-                if *s != kpid {
-                    self.decref(*s)?;
+            self.store.delete_promise(kpid)?;
+        } else {
+            if let Some(value) = &p.value {
+                for s in &value.slots {
+                    if *s != kpid {
+                        self.decref(*s)?;
+                    }
                 }
             }
+            self.store.delete_settled_promise(kpid)?;
         }
-        self.store.delete_promise(kpid)?;
         Ok(())
     }
 

@@ -12,7 +12,7 @@ use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, VatId};
 use crate::smallcaps::{self, kernel_error, Value};
 use crate::store::promises::PromiseState;
-use crate::store::{GcAction, GcActionKind, Message, VatState};
+use crate::store::{GcAction, GcActionKind, Message};
 use crate::vat::{VatDelivery, VatResolution};
 
 /// How many promise-to-promise forwards a send follows before giving up.
@@ -20,14 +20,14 @@ const MAX_FORWARDS: usize = 1000;
 
 impl KernelCore {
     fn vat_is_active(&self, vat: VatId) -> Result<bool, KernelError> {
-        Ok(matches!(self.store.vat(vat)?, Some(r) if r.state == VatState::Active))
+        Ok(self.store.vat_is_active(vat)?)
     }
 
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's
     /// authority, and releases the references the queue item held.
     pub(crate) fn splat(&mut self, item_target: KRef, msg: &Message, error: CapData<KRef>) -> Result<(), KernelError> {
         if let Some(r) = msg.result {
-            if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) {
+            if self.store.promise_is_unresolved(r)? {
                 self.resolve_promise(r, true, error)?;
             }
             self.decref(r)?;
@@ -110,15 +110,21 @@ impl KernelCore {
                 };
                 // The decider is handed off at delivery.
                 let result = match msg.result {
-                    Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) => {
+                    Some(r) if self.store.promise_is_unresolved(r)? => {
                         self.store.set_decider(r, Some(EndpointId::Vat(vat)))?;
                         Some(r)
                     }
                     _ => None,
                 };
                 let methargs = self.capdata_to_vat(vat, &msg.methargs)?;
-                let result_vref = result.map(|r| self.kref_to_vref(vat, r)).transpose()?;
-                self.release_item(item_target, &msg)?;
+                let (result_vref, result_moved) = match result {
+                    Some(r) => {
+                        let (vref, moved) = self.import_result(vat, r)?;
+                        (Some(vref), moved)
+                    }
+                    None => (None, false),
+                };
+                self.release_item_but(item_target, &msg, result_moved)?;
                 self.deliver_to_vat(
                     vat,
                     VatDelivery::Message { target: entry.eref, methargs, result: result_vref },
@@ -129,9 +135,17 @@ impl KernelCore {
     }
 
     fn release_item(&mut self, item_target: KRef, msg: &Message) -> Result<(), KernelError> {
+        self.release_item_but(item_target, msg, false)
+    }
+
+    /// `release_item`, except the result's reference when `result_moved`: it was handed to
+    /// the receiver's new c-list entry instead (`import_result`).
+    fn release_item_but(&mut self, item_target: KRef, msg: &Message, result_moved: bool) -> Result<(), KernelError> {
         self.decref(item_target)?;
         if let Some(r) = msg.result {
-            self.decref(r)?;
+            if !result_moved {
+                self.decref(r)?;
+            }
         }
         for s in &msg.methargs.slots {
             self.decref(*s)?;
@@ -159,7 +173,7 @@ impl KernelCore {
             _ => return self.splat(item_target, &msg, kernel_error("DELIVERY_FAILED", "malformed method call")),
         };
         let result = match msg.result {
-            Some(r) if matches!(self.store.promise(r)?, Some(p) if p.state == PromiseState::Unresolved) => {
+            Some(r) if self.store.promise_is_unresolved(r)? => {
                 self.store.set_decider(r, Some(EndpointId::Kernel))?;
                 Some(r)
             }
@@ -210,10 +224,15 @@ impl KernelCore {
 
     pub(crate) fn deliver_notify(&mut self, vat: VatId, kpid: KRef) -> Result<Outcome, KernelError> {
         let ep = EndpointId::Vat(vat);
-        if !self.vat_is_active(vat)? || !self.is_vat_attached(vat) || self.store.clist_by_kref(ep, kpid)?.is_none() {
+        let entry = if self.vat_is_active(vat)? && self.is_vat_attached(vat) {
+            self.store.clist_by_kref(ep, kpid)?
+        } else {
+            None
+        };
+        let Some(entry) = entry else {
             self.decref(kpid)?;
             return Ok(Outcome::Commit);
-        }
+        };
         // kpid plus every settled promise reachable through the values (spec §4.3).
         let mut batch: Vec<(KRef, bool, CapData<KRef>)> = Vec::new();
         let mut queue = vec![kpid];
@@ -235,7 +254,9 @@ impl KernelCore {
         }
         let mut resolutions = Vec::with_capacity(batch.len());
         for (kp, rejected, value) in &batch {
-            let vpid = self.kref_to_vref(vat, *kp)?;
+            // The notified promise's entry was just read; a promise entry has no reachable
+            // flag to restore, so `kref_to_vref` would only read it again.
+            let vpid = if *kp == kpid { entry.eref.clone() } else { self.kref_to_vref(vat, *kp)? };
             let data = self.capdata_to_vat(vat, value)?;
             resolutions.push(VatResolution { vpid, rejected: *rejected, data });
         }

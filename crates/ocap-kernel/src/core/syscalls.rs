@@ -67,7 +67,7 @@ impl SyscallCtx<'_> {
         let k = &mut *self.core;
         match call {
             VatSyscall::Send { target, methargs, result } => {
-                if k.store.run_queue_len()? >= k.opts.max_run_queue_items {
+                if !k.store.run_queue_below(k.opts.max_run_queue_items)? {
                     return illegal(format!("run queue is full ({} items)", k.opts.max_run_queue_items));
                 }
                 let Some(result) = result else {
@@ -80,7 +80,7 @@ impl SyscallCtx<'_> {
                     return illegal(format!("result {result} is not a promise"));
                 }
                 let result = k.vref_to_kref(vat, &result)?;
-                let p = k.store.promise(result)?.ok_or(KernelError::UnknownKref(result))?;
+                let p = k.store.promise_status(result)?.ok_or(KernelError::UnknownKref(result))?;
                 if p.state != PromiseState::Unresolved || p.decider != Some(EndpointId::Vat(vat)) {
                     return illegal(format!("result {result} is not an unresolved promise decided by {vat}"));
                 }
@@ -90,7 +90,7 @@ impl SyscallCtx<'_> {
             VatSyscall::Subscribe(vpid) => {
                 let kpid = self.promise_ref(&vpid)?;
                 let k = &mut *self.core;
-                let p = k.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
+                let p = k.store.promise_status(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
                 if p.state == PromiseState::Unresolved {
                     k.store.add_subscriber(kpid, vat)?;
                 } else {
@@ -106,7 +106,7 @@ impl SyscallCtx<'_> {
                 for VatResolution { vpid, rejected, data } in resolutions {
                     let kpid = self.promise_ref(&vpid)?;
                     let k = &mut *self.core;
-                    let p = k.store.promise(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
+                    let p = k.store.promise_status(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
                     if p.state != PromiseState::Unresolved || batch.iter().any(|(b, _, _)| *b == kpid) {
                         return illegal(format!("{vpid} ({kpid}) was already resolved"));
                     }

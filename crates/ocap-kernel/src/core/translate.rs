@@ -60,9 +60,8 @@ impl KernelCore {
         let kref = match eref.ref_type() {
             RefType::Object => self.store.create_object(ep)?,
             RefType::Promise => {
-                let kpid = self.store.create_promise(Some(ep))?;
-                self.store.adjust_promise(kpid, 1)?;
-                kpid
+                // Counted once, for the c-list entry added below.
+                self.store.create_promise(Some(ep), 1, false)?
             }
         };
         self.store.add_clist(ep, kref, vref, true)?;
@@ -99,6 +98,27 @@ impl KernelCore {
         Ok(vref)
     }
 
+    /// Maps a message's result promise into the receiving vat. When the vat does not know it
+    /// yet (the usual case), the new c-list entry takes over the reference the queue item
+    /// held, instead of counting one more and then releasing the item's: returns true, and
+    /// the caller must not release the item's reference. Promise entries have no reachable
+    /// flag, so an existing entry is used as it is.
+    pub(crate) fn import_result(&mut self, vat: VatId, kpid: KRef) -> Result<(String, bool), KernelError> {
+        if !kpid.is_promise() {
+            // Results are promises (syscalls and host calls make sure); anything else is
+            // translated the ordinary way.
+            return Ok((self.kref_to_vref(vat, kpid)?, false));
+        }
+        let ep = EndpointId::Vat(vat);
+        if let Some(entry) = self.store.clist_by_kref(ep, kpid)? {
+            return Ok((entry.eref, false));
+        }
+        let n = self.store.next_import_index(vat, true)?;
+        let vref = format!("p-{n}");
+        self.store.add_clist(ep, kpid, &vref, true)?;
+        Ok((vref, true))
+    }
+
     pub(crate) fn capdata_to_vat(&mut self, vat: VatId, data: &CapData<KRef>) -> Result<CapData<String>, KernelError> {
         data.try_map_slots(|k| self.kref_to_vref(vat, *k))
     }
@@ -106,10 +126,9 @@ impl KernelCore {
     /// Deletes a vat's c-list entry for `kref`, releasing what it counted.
     pub(crate) fn forget_clist_entry(&mut self, vat: VatId, kref: KRef) -> Result<(), KernelError> {
         let ep = EndpointId::Vat(vat);
-        let Some(entry) = self.store.clist_by_kref(ep, kref)? else {
+        let Some(entry) = self.store.take_clist(ep, kref)? else {
             return Ok(());
         };
-        self.store.delete_clist(ep, kref)?;
         match kref {
             KRef::Promise(_) => self.decref(kref)?,
             KRef::Object(_) => {

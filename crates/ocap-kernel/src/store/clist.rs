@@ -84,6 +84,18 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes an entry and returns what it was, in one statement.
+    pub(crate) fn take_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM clist WHERE endpoint = ?1 AND kref = ?2 RETURNING eref, reachable")
+            .ctx("prepare take clist")?
+            .query_row(params![endpoint.to_string(), kref.to_string()], |r| {
+                Ok(CListEntry { eref: r.get(0)?, reachable: r.get(1)? })
+            })
+            .optional()
+            .ctx("take clist")
+    }
+
     /// Endpoints that import `kref` (c-list entries that are not exports), in endpoint order.
     pub(crate) fn importers(&self, kref: KRef) -> Result<Vec<(EndpointId, bool)>, StoreError> {
         let mut stmt = self

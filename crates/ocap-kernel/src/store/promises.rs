@@ -43,15 +43,54 @@ pub struct PromiseRecord {
     pub host_watch: bool,
 }
 
+/// A promise's state without its value: what routing and syscall validation look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PromiseStatus {
+    pub state: PromiseState,
+    pub decider: Option<EndpointId>,
+    pub host_watch: bool,
+}
+
 impl Store {
-    pub(crate) fn create_promise(&self, decider: Option<EndpointId>) -> Result<KRef, StoreError> {
+    /// Creates an unresolved promise. Its first references are counted in the same insert
+    /// (`refcount`, and the host's watch) rather than by later updates of the new row.
+    pub(crate) fn create_promise(
+        &self,
+        decider: Option<EndpointId>,
+        refcount: u64,
+        host_watch: bool,
+    ) -> Result<KRef, StoreError> {
         let id = self.next_id("promise")?;
         self.conn
-            .prepare_cached("INSERT INTO promises(id, state, decider) VALUES (?1, 'unresolved', ?2)")
+            .prepare_cached(
+                "INSERT INTO promises(id, state, decider, refcount, host_watch) VALUES (?1, 'unresolved', ?2, ?3, ?4)",
+            )
             .ctx("prepare create promise")?
-            .execute(params![id as i64, decider.map(|d| d.to_string())])
+            .execute(params![id as i64, decider.map(|d| d.to_string()), refcount as i64, host_watch])
             .ctx("create promise")?;
         Ok(KRef::Promise(id))
+    }
+
+    /// State, decider and host watch of a promise, without reading and parsing its value.
+    pub(crate) fn promise_status(&self, kpid: KRef) -> Result<Option<PromiseStatus>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached("SELECT state, decider, host_watch FROM promises WHERE id = ?1")
+            .ctx("prepare promise status")?
+            .query_row([kpid.id() as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?))
+            })
+            .optional()
+            .ctx("promise status")?;
+        row.map(|(state, decider, host_watch)| {
+            Ok(PromiseStatus { state: PromiseState::parse(&state)?, decider: parse_endpoint(decider)?, host_watch })
+        })
+        .transpose()
+    }
+
+    /// Whether a promise exists and is unresolved.
+    pub(crate) fn promise_is_unresolved(&self, kpid: KRef) -> Result<bool, StoreError> {
+        Ok(matches!(self.promise_status(kpid)?, Some(p) if p.state == PromiseState::Unresolved))
     }
 
     pub fn promise(&self, kpid: KRef) -> Result<Option<PromiseRecord>, StoreError> {
@@ -124,20 +163,45 @@ impl Store {
         rows.map(|r| r.map(|id| KRef::Promise(id as u64)).ctx("watched row")).collect()
     }
 
-    /// Records the settlement; clears decider and subscribers.
-    pub(crate) fn settle_promise(&self, kpid: KRef, rejected: bool, value: &CapData<KRef>) -> Result<(), StoreError> {
+    /// Records the settlement: clears the decider and the host's watch (the caller releases
+    /// the watch's count), removes the subscribers and returns them, in vat order.
+    pub(crate) fn settle_promise(
+        &self,
+        kpid: KRef,
+        rejected: bool,
+        value: &CapData<KRef>,
+    ) -> Result<Vec<VatId>, StoreError> {
         let state = if rejected { PromiseState::Rejected } else { PromiseState::Fulfilled };
         let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
-            .prepare_cached("UPDATE promises SET state = ?2, value = ?3, decider = NULL WHERE id = ?1")
+            .prepare_cached("UPDATE promises SET state = ?2, value = ?3, decider = NULL, host_watch = 0 WHERE id = ?1")
             .ctx("prepare settle")?
             .execute(params![kpid.id() as i64, state.as_str(), json])
             .ctx("settle")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1 RETURNING vat")
+            .ctx("prepare take subscribers")?;
+        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("take subscribers")?;
+        let mut vats = rows
+            .map(|r| {
+                let s = r.ctx("subscriber row")?;
+                s.parse::<VatId>().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The same order as `subscribers` (the primary key's), whatever order RETURNING used.
+        vats.sort_by_key(|v| v.to_string());
+        Ok(vats)
+    }
+
+    /// Deletes a settled promise. Settling removed its subscribers and parked messages, and
+    /// neither can be added to a settled promise, so only its own row is left.
+    pub(crate) fn delete_settled_promise(&self, kpid: KRef) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1")
-            .ctx("prepare clear subscribers")?
+            .prepare_cached("DELETE FROM promises WHERE id = ?1")
+            .ctx("prepare delete settled promise")?
             .execute([kpid.id() as i64])
-            .ctx("clear subscribers")?;
+            .ctx("delete settled promise")?;
         Ok(())
     }
 
@@ -163,19 +227,6 @@ impl Store {
             .execute(params![kpid.id() as i64, vat.to_string()])
             .ctx("subscribe")?;
         Ok(())
-    }
-
-    pub(crate) fn subscribers(&self, kpid: KRef) -> Result<Vec<VatId>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT vat FROM promise_subscribers WHERE kpid = ?1 ORDER BY vat")
-            .ctx("prepare subscribers")?;
-        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("subscribers")?;
-        rows.map(|r| {
-            let s = r.ctx("subscriber row")?;
-            s.parse().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
-        })
-        .collect()
     }
 
     pub(crate) fn remove_subscriptions_of(&self, vat: VatId) -> Result<(), StoreError> {

@@ -60,6 +60,22 @@ impl GcActionKind {
     }
 }
 
+/// Which work queues are non-empty (`Store::pending_work`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PendingWork {
+    pub gc: bool,
+    /// A terminated vat awaits cleanup.
+    pub cleanup: bool,
+    pub reap: bool,
+    pub run: bool,
+}
+
+impl PendingWork {
+    pub(crate) fn any(self) -> bool {
+        self.gc || self.cleanup || self.reap || self.run
+    }
+}
+
 /// A batch of GC actions of one kind for one endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcAction {
@@ -79,24 +95,56 @@ impl Store {
         Ok(())
     }
 
-    /// Removes and returns the oldest run-queue item.
+    /// Removes and returns the oldest run-queue item, in one statement (it runs every crank).
     pub(crate) fn pop_run(&self) -> Result<Option<RunQueueItem>, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
-            .prepare_cached("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1")
-            .ctx("prepare peek run")?
+            .prepare_cached("DELETE FROM run_queue WHERE seq = (SELECT MIN(seq) FROM run_queue) RETURNING seq, item")
+            .ctx("prepare pop run")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
-            .ctx("peek run")?;
+            .ctx("pop run")?;
         let Some((seq, json)) = row else {
             return Ok(None);
         };
-        self.conn
-            .prepare_cached("DELETE FROM run_queue WHERE seq = ?1")
-            .ctx("prepare pop run")?
-            .execute([seq])
-            .ctx("pop run")?;
         serde_json::from_str(&json).map(Some).map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
+    }
+
+    /// Which kinds of work are waiting, in one statement: the crank loop asks before every
+    /// crank, and most of the time only the run queue has anything.
+    pub(crate) fn pending_work(&self) -> Result<PendingWork, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM gc_actions),
+                        EXISTS(SELECT 1 FROM vats WHERE state = 'terminated'),
+                        EXISTS(SELECT 1 FROM reap_queue),
+                        EXISTS(SELECT 1 FROM run_queue)",
+            )
+            .ctx("prepare pending work")?
+            .query_row([], |r| Ok(PendingWork { gc: r.get(0)?, cleanup: r.get(1)?, reap: r.get(2)?, run: r.get(3)? }))
+            .ctx("pending work")
+    }
+
+    /// Whether the run queue holds fewer than `limit` items. Checked at every `send`
+    /// syscall, so it avoids `COUNT(*)` (which walks the whole table): items are only ever
+    /// removed from the head, so their seqs are distinct integers between the smallest and
+    /// the largest, and `MAX - MIN + 1` bounds the count from above. Only when that bound
+    /// reaches the limit is the exact count taken.
+    pub(crate) fn run_queue_below(&self, limit: u64) -> Result<bool, StoreError> {
+        let span: i64 = self
+            .conn
+            // Two subqueries: SQLite answers a lone MIN or MAX from the index's end, but
+            // scans the whole table for a query that asks for both.
+            .prepare_cached(
+                "SELECT COALESCE((SELECT MAX(seq) FROM run_queue) - (SELECT MIN(seq) FROM run_queue) + 1, 0)",
+            )
+            .ctx("prepare run span")?
+            .query_row([], |r| r.get(0))
+            .ctx("run span")?;
+        if (span as u64) < limit {
+            return Ok(true);
+        }
+        Ok(self.run_queue_len()? < limit)
     }
 
     pub fn run_queue_len(&self) -> Result<u64, StoreError> {

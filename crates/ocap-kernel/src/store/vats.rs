@@ -71,6 +71,19 @@ impl Store {
         .transpose()
     }
 
+    /// Whether the vat exists and is active, without reading the rest of its record (its
+    /// config can be large, and routing asks this at every delivery).
+    pub(crate) fn vat_is_active(&self, id: VatId) -> Result<bool, StoreError> {
+        let active: Option<bool> = self
+            .conn
+            .prepare_cached("SELECT state = 'active' FROM vats WHERE id = ?1")
+            .ctx("prepare vat active")?
+            .query_row([id.to_string()], |r| r.get(0))
+            .optional()
+            .ctx("vat active")?;
+        Ok(active == Some(true))
+    }
+
     pub fn vat_ids(&self) -> Result<Vec<VatId>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id FROM vats").ctx("prepare vat ids")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx("vat ids")?;
