@@ -270,6 +270,8 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
 
 /// `json` (the global `--json`): only the JSON lines.
 pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
+    // Bundle the bench vat before anything is timed.
+    let _ = bench_bundle();
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().map(|s| s.to_string()).collect()
     } else {
