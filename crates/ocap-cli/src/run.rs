@@ -28,7 +28,9 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
     init_logging(args.log);
     let text = std::fs::read_to_string(&args.cluster)
         .map_err(|source| CliError::Read { path: args.cluster.display().to_string(), source })?;
-    let base_dir = args.cluster.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty());
+    // Absolute, so the paths resolved below are independent of the working directory.
+    let base_dir =
+        std::path::absolute(args.cluster.parent().unwrap_or(Path::new(""))).ok().filter(|p| !p.as_os_str().is_empty());
     // Relative code and IO paths resolve against the cluster file's directory.
     let mut raw: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Other(format!("{} is not JSON: {e}", args.cluster.display())))?;
@@ -62,6 +64,11 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
 fn init_logging(vat_logs: bool) {
     let filter = if vat_logs { "warn,ocap::vat=info,ocap::service=info" } else { "warn,ocap::vat=off" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .with_target(false)
+        .try_init();
 }

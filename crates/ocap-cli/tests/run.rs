@@ -101,3 +101,15 @@ fn a_cluster_cannot_have_a_service_the_host_does_not_offer() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no registered kernel service 'filesystem'"));
 }
+
+/// `--log` streams the vats' console output to stderr, each line tagged with the vat's name
+/// and ID; relative paths work from any directory.
+#[test]
+fn run_log_prefixes_vat_lines_with_name_and_id() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let out = ocap().current_dir(&examples).args(["run", "--log", "demo/cluster.json"]).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().any(|l| l.contains("[bob v2] Bob was greeted by Alice")), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("counter is at 3"));
+}

@@ -116,15 +116,15 @@ impl JsVatLauncher {
                 let tags = tags.join(",");
                 match level.as_str() {
                     "error" => {
-                        tracing::error!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                        tracing::error!(target: "ocap::vat", tags, "[{vat_name} {vat}] {message} {data}")
                     }
                     "warn" => {
-                        tracing::warn!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                        tracing::warn!(target: "ocap::vat", tags, "[{vat_name} {vat}] {message} {data}")
                     }
                     "debug" => {
-                        tracing::debug!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}")
+                        tracing::debug!(target: "ocap::vat", tags, "[{vat_name} {vat}] {message} {data}")
                     }
-                    _ => tracing::info!(target: "ocap::vat", vat = %vat, name = %vat_name, tags, "{message} {data}"),
+                    _ => tracing::info!(target: "ocap::vat", tags, "[{vat_name} {vat}] {message} {data}"),
                 }
             }
         });
