@@ -364,6 +364,22 @@ impl Kernel {
             .await
     }
 
+    /// Every subcluster record.
+    pub async fn get_subclusters(&self) -> Result<Vec<SubclusterRecord>, KernelError> {
+        self.call(|st| Ok(st.core.store().subclusters()?)).await
+    }
+
+    /// One subcluster record, if it exists.
+    pub async fn get_subcluster(&self, id: &str) -> Result<Option<SubclusterRecord>, KernelError> {
+        let id = id.to_owned();
+        self.call(move |st| Ok(st.core.store().subcluster(&id)?)).await
+    }
+
+    /// The active vats, with their subclusters.
+    pub async fn get_vats(&self) -> Result<Vec<VatRecord>, KernelError> {
+        self.call(|st| st.core.active_vats()).await
+    }
+
     /// Runs `f` with read access to the store between cranks (inspection, queries).
     pub async fn with_store<T: Send + 'static>(
         &self,

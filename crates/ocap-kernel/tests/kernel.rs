@@ -183,3 +183,26 @@ async fn vat_events_run_as_their_own_work_and_a_dead_worker_terminates_its_vat()
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subclusters_and_vats_can_be_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, _) = make(&dir.path().join("k.sqlite"), vec![]);
+    let r = k
+        .launch_subcluster(cluster(
+            r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"plain"},"b":{"sourceSpec":"plain"}}}"#,
+        ))
+        .await
+        .unwrap();
+    let subs = k.get_subclusters().await.unwrap();
+    assert_eq!(subs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["s1"]);
+    assert!(k.get_subcluster(&r.subcluster_id).await.unwrap().is_some());
+    assert!(k.get_subcluster("s9").await.unwrap().is_none());
+    let vats = k.get_vats().await.unwrap();
+    assert_eq!(
+        vats.iter().map(|v| (v.name.as_str(), v.subcluster.as_deref())).collect::<Vec<_>>(),
+        vec![("a", Some("s1")), ("b", Some("s1"))]
+    );
+    assert_eq!(k.ping_vat(vats[0].id).await.unwrap(), "pong");
+    k.stop().await.unwrap();
+}
