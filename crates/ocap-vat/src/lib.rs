@@ -64,30 +64,9 @@ pub use error::VatWorkerError;
 pub use launcher::{JsVatLauncher, LauncherOptions};
 pub use worker::VatWorker;
 
-/// The 20 optional globals a vat may request in `vatConfig.globals`
-/// (spec vat-side §5.3).
-pub const ALLOWED_GLOBAL_NAMES: [&str; 20] = [
-    "setTimeout",
-    "clearTimeout",
-    "setInterval",
-    "clearInterval",
-    "Date",
-    "Math",
-    "crypto",
-    "SubtleCrypto",
-    "fetch",
-    "Request",
-    "Headers",
-    "Response",
-    "TextEncoder",
-    "TextDecoder",
-    "URL",
-    "URLSearchParams",
-    "atob",
-    "btoa",
-    "AbortController",
-    "AbortSignal",
-];
+/// The 20 optional globals a vat may request in `vatConfig.globals` (spec vat-side §5.3);
+/// the kernel's config validation uses the same list.
+pub use ocap_kernel::config::ALLOWED_GLOBAL_NAMES;
 
 /// The optional globals this worker implements: all of them.
 pub const IMPLEMENTED_GLOBAL_NAMES: [&str; 20] = ALLOWED_GLOBAL_NAMES;
