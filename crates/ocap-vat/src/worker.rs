@@ -458,6 +458,9 @@ impl Runner {
                 }
                 Command::Init { config, bundle_text, vatstore, reply } => {
                     let result = self.init(config, bundle_text, vatstore);
+                    // Start-up leaves much garbage (bundle evaluation, liveslots set-up);
+                    // collect it now so an idle vat holds only what it uses.
+                    self.rt.run_gc();
                     self.answer(reply, result)
                 }
                 Command::Deliver { delivery, reply } => {
