@@ -61,7 +61,7 @@ fn bench_bundle() -> &'static str {
     static BUNDLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BUNDLE.get_or_init(|| {
         let path = std::env::temp_dir().join(format!("ocap-bench-{}.bundle", std::process::id()));
-        match ocap_vat::bundle_vat_source(&bench_vats().join("bench.js")) {
+        match ocap_vat::bundle_vat(&bench_vats().join("bench.js")) {
             Ok(text) if std::fs::write(&path, &text).is_ok() => path.to_string_lossy().into_owned(),
             _ => bench_vats().join("bench.js").to_string_lossy().into_owned(),
         }

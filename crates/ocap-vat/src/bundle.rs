@@ -74,11 +74,32 @@ pub(crate) fn parse_bundle(text: &str) -> Result<String, VatWorkerError> {
     }
 }
 
+/// Where this crate's build installed the vat packages (`ses`, `@endo/*`, `@agoric/*`, ...):
+/// `sourceSpec` imports resolve from here.
+pub fn vat_node_modules() -> &'static Path {
+    Path::new(env!("OCAP_VAT_NODE_MODULES"))
+}
+
+/// Import aliases every vat source gets: `@metamask/kernel-utils/exo` (`makeDefaultExo`), which
+/// no npm release of `@metamask/kernel-utils` ships, maps to our compat module.
+pub fn vat_aliases() -> Vec<(String, PathBuf)> {
+    let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("js/src/compat/kernel-utils-exo.js");
+    vec![("@metamask/kernel-utils/exo".to_string(), compat)]
+}
+
+/// Bundles a vat source file (`sourceSpec`) into the JS kernel's bundle format with the
+/// Rust-native bundler (`ocap-bundle`, swc): no node at run time.
+pub fn bundle_vat(source: &Path) -> Result<String, VatWorkerError> {
+    ocap_bundle::bundle_vat(source, &[vat_node_modules().to_path_buf()], &vat_aliases())
+        .map_err(|e| VatWorkerError::Bundler { path: source.to_path_buf(), reason: e.to_string() })
+}
+
 /// Bundle a vat source file (`.js`, importing packages such as `@endo/exo`,
 /// `@endo/eventual-send` or `@metamask/kernel-utils/exo`) into the JS
 /// kernel's bundle format, returning the bundle's JSON text.
 ///
-/// This is a development and test facility: it runs `node` with the esbuild
+/// This is the esbuild path, kept to check the native bundler against (`bundle_vat` is what
+/// the kernel uses). It runs `node` with the esbuild
 /// and the `node_modules` that this crate's build script installed, so it
 /// only works on the machine (and in the target directory) that built the
 /// crate. Packages are resolved from that `node_modules` (the packages in

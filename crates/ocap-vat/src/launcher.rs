@@ -13,7 +13,7 @@ use ocap_kernel::config::VatConfig;
 use ocap_kernel::{LaunchRequest, LaunchedVat, VatEvent, VatEventSink, VatId, VatLauncher};
 
 use crate::endpoint::{parse_syscalls, JsVat};
-use crate::{bundle_vat_source, WorkerEvent, WorkerOptions};
+use crate::{bundle_vat, WorkerEvent, WorkerOptions};
 
 /// Limits and locations for the vats a launcher starts.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +57,7 @@ impl JsVatLauncher {
                 return Ok(text.clone());
             }
         }
-        let text = bundle_vat_source(&path).map_err(|e| e.to_string())?;
+        let text = bundle_vat(&path).map_err(|e| e.to_string())?;
         self.bundles.insert(path, (mtime, text.clone()));
         Ok(text)
     }

@@ -58,7 +58,7 @@ mod prelude;
 mod vatstore;
 mod worker;
 
-pub use bundle::bundle_vat_source;
+pub use bundle::{bundle_vat, bundle_vat_source, vat_aliases, vat_node_modules};
 pub use endpoint::{delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart};
 pub use error::VatWorkerError;
 pub use launcher::{JsVatLauncher, LauncherOptions};

@@ -48,7 +48,7 @@ pub fn bundle(args: BundleArgs, json: bool) -> Result<(), CliError> {
         }
         for source in files {
             let spinner = Spinner::new(format!("Bundling {}…", source.display()));
-            let text = ocap_vat::bundle_vat_source(&source);
+            let text = ocap_vat::bundle_vat(&source);
             drop(spinner);
             let text = text.map_err(|e| CliError::Other(e.to_string()))?;
             let out = bundle_path(&source);
