@@ -2,8 +2,7 @@
 //! vat worker (SES + liveslots in QuickJS).
 //!
 //! Packages are resolved from the `node_modules` that ocap-vat's build script
-//! installed. It is found from `OCAP_BUNDLE_NODE_MODULES` if set, else next to
-//! this test binary: `<target>/<profile>/build/ocap-vat-*/out/js/node_modules`.
+//! installed (`ocap_vat::vat_node_modules()`).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -17,30 +16,13 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// The packages ocap-vat's build installed (where `sourceSpec` imports resolve).
 fn node_modules() -> PathBuf {
-    if let Some(dir) = std::env::var_os("OCAP_BUNDLE_NODE_MODULES") {
-        return PathBuf::from(dir);
-    }
-    // <target>/<profile>/deps/<test binary>
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let mut found: Vec<PathBuf> = std::fs::read_dir(profile_dir.join("build"))
-        .expect("no build dir next to the test binary")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("ocap-vat-"))
-        .map(|e| e.path().join("out/js/node_modules"))
-        .filter(|p| p.join("@endo/eventual-send/package.json").is_file())
-        .collect();
-    // The most recently built one, if several.
-    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    found.pop().expect("ocap-vat's node_modules not found; set OCAP_BUNDLE_NODE_MODULES")
+    ocap_vat::vat_node_modules().to_path_buf()
 }
 
 fn aliases() -> Vec<(String, PathBuf)> {
-    vec![(
-        "@metamask/kernel-utils/exo".to_string(),
-        workspace().join("crates/ocap-vat/js/src/compat/kernel-utils-exo.js"),
-    )]
+    ocap_vat::vat_aliases()
 }
 
 fn ping_vat() -> PathBuf {

@@ -14,21 +14,9 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
+/// The packages ocap-vat's build installed (where `sourceSpec` imports resolve).
 fn node_modules() -> PathBuf {
-    if let Some(dir) = std::env::var_os("OCAP_BUNDLE_NODE_MODULES") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let mut found: Vec<PathBuf> = std::fs::read_dir(profile_dir.join("build"))
-        .expect("no build dir next to the test binary")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("ocap-vat-"))
-        .map(|e| e.path().join("out/js/node_modules"))
-        .filter(|p| p.join("@endo/eventual-send/package.json").is_file())
-        .collect();
-    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    found.pop().expect("ocap-vat's node_modules not found; set OCAP_BUNDLE_NODE_MODULES")
+    ocap_vat::vat_node_modules().to_path_buf()
 }
 
 /// Per delivery (init first): error, syscalls, vatstore writes.
@@ -70,10 +58,7 @@ fn message(method: &str, args: Value, result: &str) -> Value {
 
 #[test]
 fn every_test_vat_behaves_as_with_esbuild() {
-    let aliases = vec![(
-        "@metamask/kernel-utils/exo".to_string(),
-        workspace().join("crates/ocap-vat/js/src/compat/kernel-utils-exo.js"),
-    )];
+    let aliases = ocap_vat::vat_aliases();
     let mut sources: Vec<PathBuf> = ["crates/ocap-vat/tests/vats", "crates/ocap-cli/tests/vats"]
         .iter()
         .flat_map(|d| std::fs::read_dir(workspace().join(d)).unwrap())
