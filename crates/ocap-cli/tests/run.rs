@@ -113,3 +113,23 @@ fn run_log_prefixes_vat_lines_with_name_and_id() {
     assert!(err.lines().any(|l| l.contains("[bob v2] Bob was greeted by Alice")), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("counter is at 3"));
 }
+
+/// A TypeScript `sourceSpec` is bundled on the fly too.
+#[test]
+fn run_accepts_a_typescript_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("v.ts"),
+        "import { makeDefaultExo } from '@metamask/kernel-utils/exo';\n\
+         export function buildRootObject(): unknown {\n\
+           const greeting: string = 'typed hello';\n\
+           return makeDefaultExo('root', { bootstrap(): string { return greeting; } });\n\
+         }\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"bootstrap":"v","vats":{"v":{"sourceSpec":"v.ts"}}}"#).unwrap();
+    let out = ocap().arg("run").arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "typed hello");
+}
