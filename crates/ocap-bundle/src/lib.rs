@@ -231,13 +231,53 @@ struct Loader {
     cm: Lrc<SourceMap>,
 }
 
+impl Loader {
+    /// TypeScript to JavaScript: parse as TS, strip the types, print. The printed JS is then
+    /// loaded like any other module, so the bundler sees fresh syntax contexts.
+    fn strip_types(&self, file: &FileName, path: &Path, source: String) -> Result<String, BundleError> {
+        use swc_ecma_ast::{Pass, Program};
+        let fm = self.cm.new_source_file(Lrc::new(file.clone()), source);
+        let mut recovered = Vec::new();
+        let syntax = Syntax::Typescript(swc_ecma_parser::TsSyntax::default());
+        let parse_error = |e: swc_ecma_parser::error::Error| {
+            let loc = self.cm.lookup_char_pos(e.span().lo);
+            BundleError::Parse {
+                path: path.to_path_buf(),
+                line: loc.line,
+                column: loc.col_display + 1,
+                message: e.kind().msg().into_owned(),
+            }
+        };
+        let module =
+            parse_file_as_module(&fm, syntax, EsVersion::latest(), None, &mut recovered).map_err(parse_error)?;
+        if let Some(e) = recovered.into_iter().next() {
+            return Err(parse_error(e));
+        }
+        let unresolved = swc_common::Mark::new();
+        let top_level = swc_common::Mark::new();
+        let mut program = Program::Module(module);
+        swc_ecma_transforms_base::resolver(unresolved, top_level, true).process(&mut program);
+        swc_ecma_transforms_typescript::strip(unresolved, top_level).process(&mut program);
+        let Program::Module(module) = program else {
+            return Err(BundleError::Bundler {
+                entry: path.to_path_buf(),
+                reason: "TypeScript strip lost the module".into(),
+            });
+        };
+        emit(self.cm.clone(), &module).map_err(|reason| BundleError::Bundler { entry: path.to_path_buf(), reason })
+    }
+}
+
 impl Load for Loader {
     fn load(&self, file: &FileName) -> Result<ModuleData, anyhow::Error> {
         let FileName::Real(path) = file else {
             anyhow::bail!("cannot load non-file module {file}");
         };
-        let source =
+        let mut source =
             std::fs::read_to_string(path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
+        if path.extension().is_some_and(|e| e == "ts" || e == "mts") {
+            source = self.strip_types(file, path, source)?;
+        }
         let fm = self.cm.new_source_file(Lrc::new(file.clone()), source);
         let mut recovered = Vec::new();
         let parse_error = |e: swc_ecma_parser::error::Error| {

@@ -16,7 +16,7 @@ use crate::BundleError;
 pub const CONDITIONS: &[&str] = &["import", "node", "default", "module"];
 
 /// Extensions tried for an extensionless relative import.
-const EXTENSIONS: &[&str] = &["js", "mjs"];
+const EXTENSIONS: &[&str] = &["js", "mjs", "ts", "mts"];
 
 pub struct Resolver {
     node_modules: Vec<PathBuf>,

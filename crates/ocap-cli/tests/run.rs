@@ -133,3 +133,32 @@ fn run_accepts_a_typescript_source() {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "typed hello");
 }
+
+/// A TypeScript vat importing another TypeScript module, with types and interfaces.
+#[test]
+fn run_bundles_typescript_modules_natively() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("greet.ts"),
+        "export interface Greeting { text: string }\n\
+         export type Name = string;\n\
+         export function greet(name: Name): Greeting { return { text: `hello ${name}` }; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("main.ts"),
+        "import { makeDefaultExo } from '@metamask/kernel-utils/exo';\n\
+         import { greet, type Greeting } from './greet';\n\
+         enum Mood { Happy = 'happy' }\n\
+         export function buildRootObject(): unknown {\n\
+           const g: Greeting = greet('ts' as const);\n\
+           return makeDefaultExo('root', { bootstrap(): string { return `${g.text} (${Mood.Happy})`; } });\n\
+         }\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(&cfg, r#"{"bootstrap":"v","vats":{"v":{"sourceSpec":"main.ts"}}}"#).unwrap();
+    let out = ocap().arg("run").arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello ts (happy)");
+}

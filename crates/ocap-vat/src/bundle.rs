@@ -89,13 +89,8 @@ pub fn vat_aliases() -> Vec<(String, PathBuf)> {
 
 /// Bundles a vat source file (`sourceSpec`) into the JS kernel's bundle format with the
 /// Rust-native bundler (`ocap-bundle`, swc): no node at run time.
-///
-/// TypeScript entry files (`.ts`, `.mts`) still go through esbuild (`bundle_vat_source`),
-/// which needs node; the native bundler does not strip types yet.
+/// TypeScript sources (`.ts`, `.mts`) have their types stripped.
 pub fn bundle_vat(source: &Path) -> Result<String, VatWorkerError> {
-    if matches!(source.extension().and_then(|e| e.to_str()), Some("ts" | "mts")) {
-        return bundle_vat_source(source);
-    }
     ocap_bundle::bundle_vat(source, &[vat_node_modules().to_path_buf()], &vat_aliases())
         .map_err(|e| VatWorkerError::Bundler { path: source.to_path_buf(), reason: e.to_string() })
 }
