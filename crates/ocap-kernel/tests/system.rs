@@ -179,7 +179,7 @@ async fn system_subclusters_survive_restarts_without_rebootstrap_and_go_when_und
     let seen = Arc::new(Mutex::new(Seen::default()));
     let k = make(&db, &seen, vec![sys("admin", "boss"), sys("extra", "boss")]);
     let root = k.get_system_subcluster_root("admin").await.unwrap();
-    settle(&k).await;
+    assert!(until(&k, |_| seen.lock().unwrap().bootstraps == 2).await, "both system subclusters bootstrapped");
     k.stop().await.unwrap();
     assert_eq!(seen.lock().unwrap().bootstraps, 2);
     for _ in 0..3 {
