@@ -47,6 +47,18 @@ fn line(r: &mut BufReader<UnixStream>) -> String {
     s.trim_end_matches('\n').to_string()
 }
 
+/// Channels are destroyed once the kernel is idle; a status call is a round trip after it.
+/// Waits (boundedly) for the socket file to go.
+async fn wait_until_gone(k: &Kernel, sock: &Path) {
+    for _ in 0..100 {
+        if !sock.exists() {
+            break;
+        }
+        k.get_status().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn value(k: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
     match k.queue_message(target, method, args).await.unwrap() {
         Ok(v) => Ok(kunser(&v).unwrap()),
@@ -160,14 +172,7 @@ async fn terminate_subcluster_removes_the_socket_file() {
     let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
     assert!(sock.exists());
     k.terminate_subcluster(&r.subcluster_id).await.unwrap();
-    // Destruction waits until the kernel is idle; a status call is a round trip after it.
-    for _ in 0..100 {
-        if !sock.exists() {
-            break;
-        }
-        k.get_status().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_gone(&k, &sock).await;
     assert!(!sock.exists());
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
@@ -236,13 +241,7 @@ async fn reset_terminates_everything_and_closes_channels() {
     let k = make(&dir.path().join("k.sqlite"));
     k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
     k.reset().await.unwrap();
-    for _ in 0..100 {
-        if !sock.exists() {
-            break;
-        }
-        k.get_status().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_gone(&k, &sock).await;
     assert!(!sock.exists());
     let status = k.get_status().await.unwrap();
     assert!(status.subclusters.is_empty() && status.vats.is_empty());

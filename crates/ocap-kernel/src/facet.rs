@@ -18,7 +18,7 @@ use crate::smallcaps::Value;
 use crate::CapData;
 
 pub(crate) struct KernelFacet {
-    pub(crate) tx: Mutex<mpsc::Sender<Command>>,
+    pub(crate) tx: mpsc::Sender<Command>,
 }
 
 fn capdata_record(c: &CapData<KRef>) -> Value {
@@ -190,8 +190,6 @@ impl KernelService for KernelFacet {
                 }
             }
         });
-        if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(Command::Run(job));
-        }
+        let _ = self.tx.send(Command::Run(job));
     }
 }

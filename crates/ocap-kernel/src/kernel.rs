@@ -129,8 +129,9 @@ impl Kernel {
         config: KernelConfig,
         make_launcher: impl FnOnce(VatEventSink) -> Box<dyn VatLauncher + Send>,
     ) -> Result<Kernel, KernelError> {
+        // `mpsc::Sender` is `Sync`: clones are shared by workers' threads without a lock.
         let (tx, rx) = mpsc::channel::<Command>();
-        let events_tx = Mutex::new(tx.clone());
+        let events_tx = tx.clone();
         let sink: VatEventSink = Arc::new(move |vat, event| {
             let job: Job = Box::new(move |st: &mut LoopState| {
                 let r = match event {
@@ -144,22 +145,15 @@ impl Kernel {
                     tracing::error!(%vat, "handling a vat event failed: {e}");
                 }
             });
-            if let Ok(tx) = events_tx.lock() {
-                let _ = tx.send(Command::Run(job));
-            }
+            let _ = events_tx.send(Command::Run(job));
         });
         let mut core = KernelCore::new(store, config.options)?;
-        let waker_tx = Mutex::new(tx.clone());
+        let waker_tx = tx.clone();
         core.set_waker(Arc::new(move || {
-            if let Ok(tx) = waker_tx.lock() {
-                let _ = tx.send(Command::Wake);
-            }
+            let _ = waker_tx.send(Command::Wake);
         }));
         // The kernel facet exists from the start: queued messages may target it (§1.1).
-        core.register_system_service(
-            "kernelFacet",
-            Arc::new(crate::facet::KernelFacet { tx: Mutex::new(tx.clone()) }),
-        )?;
+        core.register_system_service("kernelFacet", Arc::new(crate::facet::KernelFacet { tx: tx.clone() }))?;
         for s in &config.services {
             if s.system_only {
                 core.register_system_service(&s.name, s.service.clone())?;
@@ -177,7 +171,7 @@ impl Kernel {
         // New system subclusters: their vats start now; bootstrap runs on the loop. A
         // bootstrap that rejects gets its subcluster terminated.
         for sys in std::mem::take(&mut system_report.to_launch) {
-            let tx2 = Mutex::new(tx.clone());
+            let tx2 = tx.clone();
             let name = sys.name.clone();
             let sid_cell: Arc<Mutex<Option<String>>> = Arc::default();
             let sid_for_waiter = sid_cell.clone();
@@ -185,13 +179,13 @@ impl Kernel {
                 if let Err(reason) = r {
                     tracing::error!("bootstrap of system subcluster {name:?} failed: {}", reason.body);
                     let sid = sid_for_waiter.lock().ok().and_then(|g| g.clone());
-                    if let (Some(sid), Ok(tx)) = (sid, tx2.lock()) {
+                    if let Some(sid) = sid {
                         let job: Job = Box::new(move |st| {
                             if let Err(e) = st.core.terminate_subcluster(&sid) {
                                 tracing::error!("terminating failed system subcluster {sid}: {e}");
                             }
                         });
-                        let _ = tx.send(Command::Run(job));
+                        let _ = tx2.send(Command::Run(job));
                     }
                 }
             });

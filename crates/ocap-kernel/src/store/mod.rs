@@ -170,10 +170,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn has_uncommitted(&self) -> bool {
-        self.in_outer
-    }
-
     // ---- counters --------------------------------------------------------------------
 
     /// Returns the next value of a named counter and advances it. Counters start at 1.
