@@ -9,8 +9,8 @@ use crate::store::RunQueueItem;
 impl KernelCore {
     /// Settles `kpid`. Authority (who may resolve) is checked by the caller. In order:
     /// the value's references are counted; every subscriber gets a notify; the messages
-    /// parked on the promise are re-queued, still targeting it, so the router re-routes them
-    /// through the new state; the host, if it was waiting, is told after the commit.
+    /// parked on the promise are re-queued at the head of the run queue, still targeting it,
+    /// so the router re-routes them through the new state before any later send to it; the host, if it was waiting, is told after the commit.
     pub(crate) fn resolve_promise(
         &mut self,
         kpid: KRef,
@@ -33,11 +33,15 @@ impl KernelCore {
             self.incref(kpid)?;
             self.store.push_run(&RunQueueItem::Notify { endpoint_id: vat, kpid })?;
         }
+        // The parked messages go to the head of the run queue, in their order: anything
+        // already queued for this promise was sent after them (E-order, issue 10 item 4).
+        let mut requeued = Vec::with_capacity(parked.len());
         for message in parked {
             // The parked message already counts its result and slots; add the target.
             self.incref(kpid)?;
-            self.store.push_run(&RunQueueItem::Send { target: kpid, message })?;
+            requeued.push(RunQueueItem::Send { target: kpid, message });
         }
+        self.store.push_run_front(&requeued)?;
         if p.host_watch {
             // The host now holds the objects it was given: pin them, so a kref from a result
             // stays usable until the host unpins it.

@@ -95,6 +95,36 @@ impl Store {
         Ok(())
     }
 
+    /// Puts `items` at the head of the run queue, in their order, ahead of everything queued.
+    ///
+    /// This is how a resolved promise's parked messages keep E-order (issue 10, item 4): they
+    /// were routed, and so sent, before anything still in the queue that targets the same
+    /// promise, so they must be routed again before it. Appending them instead let later
+    /// sends to the promise overtake them (the JS kernel's order `[5..9, 0..4]`). Seqs below
+    /// the head are free (items only leave from the head), so the new ones are
+    /// `head - n .. head - 1`; later appends still get `MAX + 1`.
+    pub(crate) fn push_run_front(&self, items: &[RunQueueItem]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let head: i64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE((SELECT MIN(seq) FROM run_queue), 1)")
+            .ctx("prepare run head")?
+            .query_row([], |r| r.get(0))
+            .ctx("run head")?;
+        let first = head - items.len() as i64;
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO run_queue(seq, item) VALUES (?1, ?2)")
+            .ctx("prepare push run front")?;
+        for (i, item) in items.iter().enumerate() {
+            let json = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            stmt.execute(params![first + i as i64, json]).ctx("push run front")?;
+        }
+        Ok(())
+    }
+
     /// Removes and returns the oldest run-queue item, in one statement (it runs every crank).
     pub(crate) fn pop_run(&self) -> Result<Option<RunQueueItem>, StoreError> {
         let row: Option<(i64, String)> = self
