@@ -4,11 +4,16 @@
 //! Steps:
 //! 1. copy `js/package.json` and `js/package-lock.json` into `$OUT_DIR/js`
 //!    and run `npm ci` there, unless the lock file's hash matches the stamp
-//!    left by the last successful install (so a rebuild costs nothing);
+//!    left by the last successful install (so a rebuild costs nothing).
+//!    After the install, the patches in `js/patches/` are applied with
+//!    `patch-package` (pinned in the lock file like everything else; the
+//!    install runs with `--ignore-scripts`, so we run it ourselves). The
+//!    patches are part of the stamp, so editing one reinstalls from scratch;
 //! 2. run `node js/build.mjs prelude` (esbuild from that node_modules) to
 //!    write `$OUT_DIR/prelude.js`.
 //!
-//! Nothing third-party is committed: the lock file pins every package.
+//! Nothing third-party is committed: the lock file pins every package, and
+//! a fix to one is a small patch file (see `js/patches/README.md`).
 //! `OCAP_VAT_NPM` / `OCAP_VAT_NODE` override the `npm` / `node` binaries.
 
 use std::env;
@@ -28,7 +33,7 @@ fn run() -> Result<(), String> {
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let js_dir = manifest_dir.join("js");
 
-    for path in ["package.json", "package-lock.json", "build.mjs", "src"] {
+    for path in ["package.json", "package-lock.json", "build.mjs", "src", "patches"] {
         println!("cargo:rerun-if-changed={}", js_dir.join(path).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -44,7 +49,13 @@ fn run() -> Result<(), String> {
     fs::create_dir_all(&install_dir).map_err(|e| format!("creating {}: {e}", install_dir.display()))?;
     let package_json = read(&js_dir.join("package.json"))?;
     let lock = read(&js_dir.join("package-lock.json"))?;
-    let stamp = format!("{:016x}", fnv1a64(&[package_json.as_slice(), lock.as_slice()]));
+    let patches = read_patches(&js_dir.join("patches"))?;
+    let mut stamped: Vec<&[u8]> = vec![package_json.as_slice(), lock.as_slice()];
+    for (name, text) in &patches {
+        stamped.push(name.as_bytes());
+        stamped.push(text.as_slice());
+    }
+    let stamp = format!("{:016x}", fnv1a64(&stamped));
     let stamp_path = install_dir.join(".ocap-lock-stamp");
     let node_modules = install_dir.join("node_modules");
     let up_to_date =
@@ -64,6 +75,7 @@ fn run() -> Result<(), String> {
                 install_dir.display()
             ));
         }
+        apply_patches(&node, &install_dir, &patches)?;
         write(&stamp_path, stamp.as_bytes())?;
     }
 
@@ -83,6 +95,61 @@ fn run() -> Result<(), String> {
     println!("cargo:rustc-env=OCAP_VAT_NODE_MODULES={}", node_modules.display());
     println!("cargo:rustc-env=OCAP_VAT_BUILD_SCRIPT={}", js_dir.join("build.mjs").display());
     println!("cargo:rustc-env=OCAP_VAT_NODE={node}");
+    Ok(())
+}
+
+/// The `*.patch` files of `dir` (patch-package's naming:
+/// `<package>+<version>.patch`, `@scope+name+version.patch`), sorted by name.
+fn read_patches(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+    };
+    let mut patches = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| format!("reading {}: {e}", dir.display()))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        if name.ends_with(".patch") {
+            patches.push((name.to_string(), read(&path)?));
+        }
+    }
+    patches.sort();
+    Ok(patches)
+}
+
+/// Applies `patches` to the fresh install in `install_dir` with the pinned
+/// `patch-package`, failing the build if any does not apply cleanly or was
+/// made for another version than the one installed.
+fn apply_patches(node: &str, install_dir: &Path, patches: &[(String, Vec<u8>)]) -> Result<(), String> {
+    if patches.is_empty() {
+        return Ok(());
+    }
+    let patch_dir = install_dir.join("patches");
+    if patch_dir.exists() {
+        fs::remove_dir_all(&patch_dir).map_err(|e| format!("clearing {}: {e}", patch_dir.display()))?;
+    }
+    fs::create_dir_all(&patch_dir).map_err(|e| format!("creating {}: {e}", patch_dir.display()))?;
+    for (name, text) in patches {
+        write(&patch_dir.join(name), text)?;
+    }
+    let tool = install_dir.join("node_modules/patch-package/index.js");
+    if !tool.is_file() {
+        return Err(format!(
+            "js/patches/ has patches but patch-package is not installed ({}); it must be a \
+             devDependency in js/package.json",
+            tool.display()
+        ));
+    }
+    let status = Command::new(node)
+        .arg(&tool)
+        .args(["--error-on-fail", "--error-on-warn"])
+        .current_dir(install_dir)
+        .status()
+        .map_err(|e| format!("running `{node} patch-package`: {e}"))?;
+    if !status.success() {
+        return Err(format!("patch-package failed to apply js/patches/ ({status})"));
+    }
     Ok(())
 }
 

@@ -18,7 +18,12 @@ pub fn display(v: &Value) -> String {
         Value::Remotable { slot, iface } => format!("<{} {}>", iface.as_deref().unwrap_or("object"), slot),
         Value::Promise { slot } => format!("<promise {slot}>"),
         Value::Error { name, message, .. } => format!("{name}: {message}"),
-        other => to_json(other).to_string(),
+        other => {
+            let j = to_json(other);
+            let text = ocap_kernel::json::to_string(&j);
+            ocap_kernel::json::drop_deep(j);
+            text
+        }
     }
 }
 

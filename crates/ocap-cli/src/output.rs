@@ -8,14 +8,12 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use serde_json::Value as Json;
 
-/// Prints a JSON result. `compact` forces one line (`--json`).
+/// Prints a JSON result. `compact` forces one line (`--json`). Values as deep as vats
+/// exchange are printed without exhausting the stack (`ocap_kernel::json::to_string`).
 pub fn print_json(value: &Json, compact: bool) {
     let pretty = !compact && std::io::stdout().is_terminal();
-    let text = if pretty { serde_json::to_string_pretty(value) } else { serde_json::to_string(value) };
-    match text {
-        Ok(t) => println!("{t}"),
-        Err(e) => eprintln!("ocap: cannot print the result: {e}"),
-    }
+    let text = if pretty { ocap_kernel::json::to_string_pretty(value) } else { ocap_kernel::json::to_string(value) };
+    println!("{text}");
 }
 
 /// Left-aligned columns separated by two spaces, with a header row.

@@ -54,10 +54,12 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
             "rootKref": launched.root_kref.to_string(),
             "bootstrapResult": to_json(&value),
         });
-        println!("{out}");
+        println!("{}", ocap_kernel::json::to_string(&out));
+        ocap_kernel::json::drop_deep(out);
     } else {
         println!("{}", display(&value));
     }
+    ocap_kernel::smallcaps::drop_deep(value);
     Ok(())
 }
 

@@ -195,14 +195,95 @@ async fn another_subcluster_cannot_obtain_the_channel_by_any_name() {
     k.stop().await.unwrap();
 }
 
+/// The JS kernel's own IO test config lists the channel in `services` as well as in `io`;
+/// such a name is skipped by service validation (host-surface.md §3.1, launch step b: "skip
+/// it if it is also an `io` key") and bootstrap gets the channel under it (§3.2: "If a name
+/// is in both lists, the IO channel wins"). Failed before the fix with `no registered kernel
+/// service 'repl'`. Another subcluster's channel is still never obtainable by that name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_may_list_the_subclusters_own_io_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let c = ClusterConfig::from_json(&format!(
+        r#"{{"bootstrap":"echo","io":{{"repl":{{"type":"socket","path":{:?}}}}},"services":["repl"],
+            "vats":{{"echo":{{"sourceSpec":"echo.js"}}}}}}"#,
+        sock.to_string_lossy()
+    ))
+    .unwrap();
+    let r = k.launch_subcluster(c).await.unwrap();
+    assert_eq!(kunser(&r.bootstrap_result).unwrap(), Value::str("repl"), "one entry: the channel");
+    let (mut client, mut reader) = connect(&sock);
+    let k2 = k.clone();
+    let pump = tokio::spawn(async move { value(&k2, r.root_kref, "pump", vec![]).await });
+    client.write_all(b"both lists\n").unwrap();
+    assert_eq!(line(&mut reader), "BOTH LISTS", "the service named repl is the channel");
+    drop(client);
+    drop(reader);
+    assert_eq!(pump.await.unwrap(), Ok(Value::Number(1.0)));
+    // A subcluster with IO of its own still cannot name another subcluster's channel.
+    let other = ClusterConfig::from_json(&format!(
+        r#"{{"bootstrap":"echo","io":{{"mine":{{"type":"socket","path":{:?}}}}},"services":["mine","repl"],
+            "vats":{{"echo":{{"sourceSpec":"echo.js"}}}}}}"#,
+        dir.path().join("mine.sock").to_string_lossy()
+    ))
+    .unwrap();
+    let err = k.launch_subcluster(other).await.unwrap_err().to_string();
+    assert_eq!(err, "no registered kernel service 'repl'");
+    assert!(!dir.path().join("mine.sock").exists(), "the refused launch left no channel");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// A line of exactly `MAX_LINE_BYTES` followed by `\n` is that line only (§6.4: "The text
+/// is split on `\n`; each line is delivered without the `\n`"). Failed before the fix: an
+/// empty line followed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_exactly_the_maximum_length_is_one_line() {
+    use ocap_kernel::io::socket::MAX_LINE_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    let (mut client, _reader) = connect(&sock);
+    let long = "x".repeat(MAX_LINE_BYTES);
+    client.write_all(format!("{long}\nnext\n").as_bytes()).unwrap();
+    match value(&k, r.root_kref, "read", vec![]).await {
+        Ok(Value::String(s)) => assert!(s.len() == MAX_LINE_BYTES && s == long, "first line: {} bytes", s.len()),
+        other => panic!("first read: {other:?}"),
+    }
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("next")), "no empty line in between");
+    // A longer line is still cut into pieces of the maximum length, with nothing empty after.
+    client.write_all(format!("{long}yz\nlast\n").as_bytes()).unwrap();
+    match value(&k, r.root_kref, "read", vec![]).await {
+        Ok(Value::String(s)) => assert_eq!(s.len(), MAX_LINE_BYTES),
+        other => panic!("piece: {other:?}"),
+    }
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("yz")));
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("last")));
+    k.stop().await.unwrap();
+}
+
+/// §2.3: `unit` is one of `line`, `string`, `chars`, `bytes`, accepted and ignored by the JS
+/// kernel (its socket channel frames by line), so it is accepted here too; anything else,
+/// like every type but `socket` (which the JS kernel's Node factory refuses at launch), is
+/// refused. Keys are `exactOptional`: present with `null` is refused.
 #[test]
 fn unsupported_io_types_and_units_are_refused_at_validation() {
+    for unit in ["line", "string", "chars", "bytes"] {
+        ClusterConfig::from_json(&format!(
+            r#"{{"bootstrap":"v","io":{{"x":{{"type":"socket","path":"/tmp/x","unit":"{unit}"}}}},"vats":{{"v":{{"sourceSpec":"a.js"}}}}}}"#
+        ))
+        .unwrap_or_else(|e| panic!("unit {unit}: {e}"));
+    }
     for (io, field) in [
         (r#"{"type":"file","path":"/tmp/x"}"#, "io.x.type"),
         (r#"{"type":"console"}"#, "io.x.type"),
         (r#"{"type":"socket"}"#, "io.x.path"),
-        (r#"{"type":"socket","path":"/tmp/x","unit":"bytes"}"#, "io.x.unit"),
+        (r#"{"type":"socket","path":"/tmp/x","unit":"words"}"#, "io.x.unit"),
+        (r#"{"type":"socket","path":"/tmp/x","unit":null}"#, "io.x.unit"),
         (r#"{"type":"socket","path":"/tmp/x","direction":"sideways"}"#, "io.x.direction"),
+        (r#"{"type":"socket","path":"/tmp/x","direction":null}"#, "io.x.direction"),
     ] {
         let err = ClusterConfig::from_json(&format!(
             r#"{{"bootstrap":"v","io":{{"x":{io}}},"vats":{{"v":{{"sourceSpec":"a.js"}}}}}}"#

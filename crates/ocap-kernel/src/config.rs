@@ -4,7 +4,21 @@
 //! names the field that failed, as a path (`vats.alice.globals[1]`).
 
 use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Superstruct's `exactOptional` (host-surface.md §2): the key may be absent, but when it is
+/// present it must have the field's type; `null` is refused, as the JS kernel refuses it.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Longest socket path `bind` accepts: `sun_path` less its terminating NUL (108 bytes on
+/// Linux, 104 on the BSDs and macOS). Node accepts the same paths, so the JS kernel's
+/// configs that work there work here.
+#[cfg(target_os = "linux")]
+pub const MAX_SOCKET_PATH_BYTES: usize = 107;
+#[cfg(not(target_os = "linux"))]
+pub const MAX_SOCKET_PATH_BYTES: usize = 103;
 
 /// The 20 global names a vat may ask to be endowed with (vat-side.md §5.3).
 pub const ALLOWED_GLOBAL_NAMES: [&str; 20] = [
@@ -59,22 +73,34 @@ pub enum IoDirection {
     Inout,
 }
 
-/// An IO channel (host-surface.md §2.3). Only `socket` channels with `line` units are
-/// implemented; every other type and unit is refused at validation, never accepted and
-/// then ignored.
+/// The unit an IO channel declares (host-surface.md §2.3). The JS kernel accepts all four
+/// and ignores them: its socket channel always frames by line. So does this kernel (with a
+/// warning at launch for a unit other than `line`), so its configs run unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoUnit {
+    Line,
+    String,
+    Chars,
+    Bytes,
+}
+
+/// An IO channel (host-surface.md §2.3). Only `socket` channels are implemented; every
+/// other type is refused at validation (the JS kernel's Node factory refuses them at
+/// launch), never accepted and then ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IoConfig {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub hostport: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub direction: Option<IoDirection>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub unit: Option<IoUnit>,
 }
 
 impl IoConfig {
@@ -91,10 +117,10 @@ impl IoConfig {
         }
         match self.path.as_deref() {
             None | Some("") => return Err(cfg_err(format!("{path}.path"), "a socket channel needs a path")),
-            Some(p) if p.len() > 100 => {
+            Some(p) if p.len() > MAX_SOCKET_PATH_BYTES => {
                 return Err(cfg_err(
                     format!("{path}.path"),
-                    "socket path is too long (Unix sockets allow about 100 bytes)",
+                    format!("socket path is too long: {} bytes, Unix sockets allow {MAX_SOCKET_PATH_BYTES}", p.len()),
                 ))
             }
             _ => {}
@@ -102,13 +128,7 @@ impl IoConfig {
         if self.hostport.is_some() {
             return Err(cfg_err(format!("{path}.hostport"), "a socket channel takes a path, not a hostport"));
         }
-        match self.unit.as_deref() {
-            None | Some("line") => Ok(()),
-            Some(u) => Err(cfg_err(
-                format!("{path}.unit"),
-                format!("unit {u:?} is not supported for socket channels; they are framed by line (\"line\")"),
-            )),
-        }
+        Ok(())
     }
 }
 
@@ -116,14 +136,17 @@ impl IoConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct VatConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // The spec keys are strict (`{sourceSpec: string}` and so on): present means a string.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub source_spec: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub bundle_spec: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub bundle_name: Option<String>,
+    // The other keys are checked only when truthy in the JS kernel, so `null` passes as absent.
     /// Accepted and kept; the kernel reads `reapInterval` from it (deliveries between
-    /// automatic bring-out-your-dead). Other keys are ignored, as in the JS kernel.
+    /// automatic bring-out-your-dead; `"never"`, as in swingset configs, or 0: none). Other
+    /// keys are ignored, as in the JS kernel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_options: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +180,19 @@ impl VatConfig {
                 return Err(cfg_err(format!("{path}.parameters"), "must be a JSON object"));
             }
         }
+        // `platformConfig` must match the JS kernel's `platformConfigStruct` (§9.3) when truthy.
+        if let Some(pc) = self.platform_config.as_ref().filter(|pc| truthy(pc)) {
+            if !pc.is_object() {
+                return Err(cfg_err(format!("{path}.platformConfig"), "must be an object"));
+            }
+            let de = pc.clone();
+            if let Err(e) = serde_path_to_error::deserialize::<_, PlatformConfig>(de) {
+                let sub = e.path().to_string();
+                let at =
+                    if sub == "." { format!("{path}.platformConfig") } else { format!("{path}.platformConfig.{sub}") };
+                return Err(cfg_err(at, e.into_inner().to_string()));
+            }
+        }
         if let Some(globals) = &self.globals {
             for (i, g) in globals.iter().enumerate() {
                 if !ALLOWED_GLOBAL_NAMES.contains(&g.as_str()) {
@@ -168,17 +204,67 @@ impl VatConfig {
             }
         }
         if let Some(ri) = self.creation_options.as_ref().and_then(|c| c.get("reapInterval")) {
-            if ri.as_u64().is_none() {
-                return Err(cfg_err(format!("{path}.creationOptions.reapInterval"), "must be a non-negative integer"));
+            if ri.as_u64().is_none() && ri.as_str() != Some("never") {
+                return Err(cfg_err(
+                    format!("{path}.creationOptions.reapInterval"),
+                    "must be a non-negative integer or \"never\"",
+                ));
             }
         }
         Ok(())
     }
 
-    /// `creationOptions.reapInterval`, if set.
+    /// `creationOptions.reapInterval`, if set; `"never"` is 0 (no automatic reaping).
     pub fn reap_interval(&self) -> Option<u64> {
-        self.creation_options.as_ref()?.get("reapInterval")?.as_u64()
+        let ri = self.creation_options.as_ref()?.get("reapInterval")?;
+        if ri.as_str() == Some("never") {
+            return Some(0);
+        }
+        ri.as_u64()
     }
+}
+
+/// JS truthiness of a JSON value: the JS kernel checks several optional keys only when truthy.
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        serde_json::Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// The JS kernel's `platformConfigStruct` (host-surface.md §9.3), for validation only: the
+/// config is kept as JSON. This kernel provides no platform capabilities (a warning at
+/// launch says so).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // read by serde only
+struct PlatformConfig {
+    #[serde(default, deserialize_with = "present")]
+    fs: Option<FsConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // read by serde only
+struct FsConfig {
+    root_dir: String,
+    #[serde(default, deserialize_with = "present")]
+    exists_sync: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    promises: Option<FsPromisesConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)] // read by serde only
+struct FsPromisesConfig {
+    #[serde(default, deserialize_with = "present")]
+    read_file: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    access: Option<bool>,
 }
 
 /// A subcluster: vats launched together, with a bootstrap vat.
@@ -187,15 +273,18 @@ impl VatConfig {
 pub struct ClusterConfig {
     pub bootstrap: String,
     pub vats: IndexMap<String, VatConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Kernel services handed to bootstrap. A name that is also one of this config's own
+    /// `io` keys is that channel (host-surface.md §3.1 b), never a registered service.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub io: Option<IndexMap<String, IoConfig>>,
     /// Accepted for compatibility; ignored (the JS kernel ignores it too).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub force_reset: Option<bool>,
-    /// Named vat configs that a vat's `bundleName` may refer to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Named vat configs that a vat's `bundleName` may refer to (the JS kernel validates them
+    /// and uses none; a named bundle is checked further only when a vat uses it).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub bundles: Option<IndexMap<String, VatConfig>>,
 }
 
@@ -229,24 +318,27 @@ impl ClusterConfig {
         for (name, vat) in &self.vats {
             vat.validate(&format!("vats.{name}"))?;
             if let Some(b) = &vat.bundle_name {
-                if !self.bundles.as_ref().is_some_and(|bs| bs.contains_key(b)) {
-                    return Err(cfg_err(
-                        format!("vats.{name}.bundleName"),
-                        format!("no bundle named {b:?} in bundles"),
-                    ));
+                match self.bundles.as_ref().and_then(|bs| bs.get(b)) {
+                    None => {
+                        return Err(cfg_err(
+                            format!("vats.{name}.bundleName"),
+                            format!("no bundle named {b:?} in bundles"),
+                        ))
+                    }
+                    Some(named) if named.bundle_name.is_some() => {
+                        return Err(cfg_err(
+                            format!("vats.{name}.bundleName"),
+                            format!(
+                            "bundle {b:?} names another bundle; a vat's bundle must have a sourceSpec or bundleSpec"
+                        ),
+                        ))
+                    }
+                    Some(_) => {}
                 }
             }
         }
-        if let Some(bundles) = &self.bundles {
-            for (name, vat) in bundles {
-                vat.validate(&format!("bundles.{name}"))?;
-                if vat.bundle_name.is_some() {
-                    return Err(cfg_err(
-                        format!("bundles.{name}.bundleName"),
-                        "a named bundle cannot refer to another bundle",
-                    ));
-                }
-            }
+        for (name, vat) in self.bundles.iter().flatten() {
+            vat.validate(&format!("bundles.{name}"))?;
         }
         for (name, io) in self.io.iter().flatten() {
             io.validate(&format!("io.{name}"))?;
@@ -325,6 +417,89 @@ mod tests {
         assert_eq!(e.path, "vats.a.globals[1]");
         let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","globals":["fetch"]}}}"#);
         assert_eq!(e.path, "vats.a.network");
+    }
+
+    const VAT: &str = r#""vats":{"a":{"sourceSpec":"a.js"}}"#;
+
+    /// host-surface.md §2.1: `services`, `io`, `forceReset` and `bundles` are
+    /// `exactOptional`: absent is fine, `null` is not (the JS kernel refuses it). A vat's spec
+    /// key with `null` is an unknown key to the strict `{sourceSpec: string}` variant.
+    #[test]
+    fn exact_optional_keys_refuse_null() {
+        for key in ["services", "io", "forceReset", "bundles"] {
+            let e = err(&format!(r#"{{"bootstrap":"a","{key}":null,{VAT}}}"#));
+            assert_eq!(e.path, key, "{e}");
+        }
+        let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","bundleSpec":null}}}"#);
+        assert_eq!(e.path, "vats.a.bundleSpec", "{e}");
+        // §2.2: the other vat keys are checked only when truthy, so null passes as absent.
+        ClusterConfig::from_json(
+            r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","parameters":null,"creationOptions":null,
+                "platformConfig":null,"globals":null,"network":null}}}"#,
+        )
+        .unwrap();
+    }
+
+    /// §2.1: `bundles` is validated (as vat configs) but not used by the JS kernel, so a
+    /// named bundle that itself names a bundle is refused only when a vat uses it.
+    #[test]
+    fn a_bundle_naming_a_bundle_is_refused_only_when_used() {
+        let bundles = r#""bundles":{"b":{"bundleName":"c"},"c":{"bundleSpec":"file:///c.bundle"}}"#;
+        ClusterConfig::from_json(&format!(r#"{{"bootstrap":"a",{bundles},{VAT}}}"#)).unwrap();
+        let e = err(&format!(r#"{{"bootstrap":"a",{bundles},"vats":{{"a":{{"bundleName":"b"}}}}}}"#));
+        assert_eq!(e.path, "vats.a.bundleName", "{e}");
+        let e = err(&format!(r#"{{"bootstrap":"a","bundles":{{"b":{{"colour":1}}}},{VAT}}}"#));
+        assert_eq!(e.path, "bundles.b.colour", "{e}");
+    }
+
+    /// §2.2 and §9.3: a truthy `platformConfig` must match `platformConfigStruct`
+    /// (`{fs?: {rootDir, existsSync?, promises?: {readFile?, access?}}}`, strict).
+    #[test]
+    fn platform_config_is_checked_against_the_js_struct() {
+        let cfg =
+            |pc: &str| format!(r#"{{"bootstrap":"a","vats":{{"a":{{"sourceSpec":"a.js","platformConfig":{pc}}}}}}}"#);
+        for ok in ["{}", "false", r#"{"fs":{"rootDir":"/d","existsSync":true,"promises":{"readFile":true}}}"#] {
+            ClusterConfig::from_json(&cfg(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, path) in [
+            (r#"{"net":{}}"#, "vats.a.platformConfig.net"),
+            (r#"{"fs":{}}"#, "vats.a.platformConfig.fs"),
+            (r#"{"fs":{"rootDir":"/d","promises":{"writeFile":true}}}"#, "vats.a.platformConfig.fs.promises.writeFile"),
+            ("[1]", "vats.a.platformConfig"),
+        ] {
+            assert_eq!(err(&cfg(bad)).path, path, "{bad}");
+        }
+    }
+
+    /// `creationOptions` is free JSON in the JS kernel; this kernel reads `reapInterval` from
+    /// it, accepting swingset's `"never"` (no automatic reaping) besides counts.
+    #[test]
+    fn reap_interval_never_means_no_automatic_reaping() {
+        let c = ClusterConfig::from_json(
+            r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","creationOptions":{"reapInterval":"never"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.vats["a"].reap_interval(), Some(0));
+        let e =
+            err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","creationOptions":{"reapInterval":"soon"}}}}"#);
+        assert_eq!(e.path, "vats.a.creationOptions.reapInterval");
+    }
+
+    /// Socket paths as long as `bind` (and so Node) accepts are accepted; longer ones refused.
+    #[test]
+    fn socket_paths_up_to_the_platform_limit_are_accepted() {
+        let cfg = |len: usize| {
+            let p = format!("/{}", "p".repeat(len - 1));
+            format!(r#"{{"bootstrap":"a","io":{{"x":{{"type":"socket","path":"{p}"}}}},{VAT}}}"#)
+        };
+        ClusterConfig::from_json(&cfg(MAX_SOCKET_PATH_BYTES)).unwrap();
+        assert_eq!(err(&cfg(MAX_SOCKET_PATH_BYTES + 1)).path, "io.x.path");
+        // The limit is real: a path of exactly that length binds.
+        let dir = tempfile::Builder::new().prefix("s").tempdir_in("/tmp").unwrap();
+        let base = dir.path().join("x").display().to_string();
+        let path = format!("{base}{}", "y".repeat(MAX_SOCKET_PATH_BYTES - base.len()));
+        assert_eq!(path.len(), MAX_SOCKET_PATH_BYTES);
+        std::os::unix::net::UnixListener::bind(&path).unwrap();
     }
 
     #[test]

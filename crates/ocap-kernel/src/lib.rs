@@ -18,11 +18,11 @@ pub mod store;
 pub mod testing;
 pub mod vat;
 
-pub use crate::core::LaunchRequest;
 pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
     VatLauncher, VatSpec,
 };
+pub use crate::core::{IncarnationReport, LaunchRequest};
 pub use crate::core::{SystemBootReport, SystemSubclusterConfig};
 pub use crate::kernel::KernelState;
 pub use crate::kernel::{

@@ -71,8 +71,17 @@ pub enum SmallcapsError {
     TooDeep(usize),
 }
 
-/// Nesting limit for decoding: bodies come from vats and remote peers.
-pub const MAX_DEPTH: usize = 200;
+/// How deeply a body may nest (arrays, records, tagged values and errors, counted as the
+/// JSON of the body nests), when the kernel or a host encodes or decodes it.
+///
+/// It is the depth vats exchange. A vat (QuickJS with an 8 MiB JS stack, SES, liveslots,
+/// `@endo/marshal`) has no explicit limit: it runs out of stack. Measured with
+/// `crates/ocap-cli/tests/vats/deep.js`: a vat encodes a result nested up to 3711 arrays
+/// deep, and decodes one nested up to 3135 (deeper, its worker dies with "Maximum call
+/// stack size exceeded"). 3000 is a round number below both, so every value a host can
+/// send, a vat can receive, and the values vats exchange (1000 deep and more) reach hosts.
+/// Beyond it, encoding and decoding fail with `TooDeep`.
+pub const MAX_DEPTH: usize = 3000;
 
 const BANG: u32 = '!' as u32;
 const DASH: u32 = '-' as u32;
@@ -114,7 +123,7 @@ impl Value<KRef> {
 
 /// Encodes a value to smallcaps CapData.
 pub fn encode<S: Clone + Eq + Hash>(value: &Value<S>) -> Result<CapData<S>, SmallcapsError> {
-    let mut enc = Encoder { out: String::with_capacity(64), slots: Vec::new(), index: HashMap::new() };
+    let mut enc = Encoder { out: String::with_capacity(64), slots: Vec::new(), index: HashMap::new(), depth: 0 };
     enc.out.push('#');
     enc.value(value)?;
     Ok(CapData { body: enc.out, slots: enc.slots })
@@ -124,6 +133,8 @@ struct Encoder<S> {
     out: String,
     slots: Vec<S>,
     index: HashMap<S, usize>,
+    /// How many arrays, records, tagged values and errors enclose the value being encoded.
+    depth: usize,
 }
 
 impl<S: Clone + Eq + Hash> Encoder<S> {
@@ -160,7 +171,20 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
         self.json_string(&text);
     }
 
+    /// Encodes a value one level deeper than the current one (`value` refuses a container
+    /// past `MAX_DEPTH`), on a stack grown as needed, so deep values are safe on any thread.
+    fn nested(&mut self, v: &Value<S>) -> Result<(), SmallcapsError> {
+        self.depth += 1;
+        let r = crate::json::deeper(|| self.value(v));
+        self.depth -= 1;
+        r
+    }
+
     fn value(&mut self, v: &Value<S>) -> Result<(), SmallcapsError> {
+        let container = matches!(v, Value::Array(_) | Value::Record(_) | Value::Tagged { .. } | Value::Error { .. });
+        if container && self.depth >= MAX_DEPTH {
+            return Err(SmallcapsError::TooDeep(MAX_DEPTH));
+        }
         match v {
             Value::Undefined => self.out.push_str("\"#undefined\""),
             Value::Null => self.out.push_str("null"),
@@ -186,7 +210,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                     if i > 0 {
                         self.out.push(',');
                     }
-                    self.value(item)?;
+                    self.nested(item)?;
                 }
                 self.out.push(']');
             }
@@ -200,7 +224,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                     first = false;
                     self.string(k);
                     self.out.push(':');
-                    self.value(v)?;
+                    self.nested(v)?;
                 }
                 self.out.push('}');
             }
@@ -208,7 +232,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                 self.out.push_str("{\"#tag\":");
                 self.string(tag);
                 self.out.push_str(",\"payload\":");
-                self.value(payload)?;
+                self.nested(payload)?;
                 self.out.push('}');
             }
             Value::Error { name, message, extra } => {
@@ -217,7 +241,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                 // Object literal order in @endo/marshal: errorId (if tagging), name, then the rest.
                 if let Some(id) = extra.get("errorId") {
                     self.out.push_str(",\"errorId\":");
-                    self.value(id)?;
+                    self.nested(id)?;
                 }
                 self.out.push_str(",\"name\":");
                 self.string(name);
@@ -225,7 +249,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
                     self.out.push(',');
                     self.json_string(k);
                     self.out.push(':');
-                    self.value(v)?;
+                    self.nested(v)?;
                 }
                 self.out.push('}');
             }
@@ -300,8 +324,28 @@ pub fn js_number_to_string(x: f64) -> String {
 /// Decodes smallcaps CapData into a value whose references carry the slot entries.
 pub fn decode<S: Clone>(data: &CapData<S>) -> Result<Value<S>, SmallcapsError> {
     let json = data.body.strip_prefix('#').ok_or_else(|| SmallcapsError::NotSmallcaps(truncate(&data.body)))?;
-    let parsed: serde_json::Value = serde_json::from_str(json).map_err(|e| SmallcapsError::BadJson(e.to_string()))?;
-    decode_json(&parsed, &data.slots, 0)
+    let parsed = crate::json::parse(json).map_err(|e| match e {
+        crate::json::JsonTextError::TooDeep(limit) => SmallcapsError::TooDeep(limit),
+        crate::json::JsonTextError::Syntax(e) => SmallcapsError::BadJson(e.to_string()),
+    })?;
+    let value = decode_json(&parsed, &data.slots, 0);
+    crate::json::drop_deep(parsed);
+    value
+}
+
+/// Drops a value without recursion (the default drop recurses once per level), for values
+/// that may be deep.
+pub fn drop_deep<S>(v: Value<S>) {
+    let mut pending = vec![v];
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::Array(items) => pending.extend(items),
+            Value::Record(m) => pending.extend(m.into_values()),
+            Value::Tagged { payload, .. } => pending.push(*payload),
+            Value::Error { extra, .. } => pending.extend(extra.into_values()),
+            _ => {}
+        }
+    }
 }
 
 fn truncate(s: &str) -> String {
@@ -353,6 +397,11 @@ fn decode_json<S: Clone>(j: &serde_json::Value, slots: &[S], depth: usize) -> Re
     if depth > MAX_DEPTH {
         return Err(SmallcapsError::TooDeep(MAX_DEPTH));
     }
+    // One level per call: grow the stack as needed, so deep bodies are safe on any thread.
+    crate::json::deeper(|| decode_level(j, slots, depth))
+}
+
+fn decode_level<S: Clone>(j: &serde_json::Value, slots: &[S], depth: usize) -> Result<Value<S>, SmallcapsError> {
     use serde_json::Value as J;
     Ok(match j {
         J::Null => Value::Null,

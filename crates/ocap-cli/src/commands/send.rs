@@ -33,7 +33,8 @@ pub async fn send(home: &Home, args: SendArgs, json: bool) -> Result<(), CliErro
     let target: KRef = args.target.parse().map_err(|e| CliError::Usage(format!("bad target: {e}")))?;
     let mut values = Vec::new();
     for (i, text) in args.args.iter().enumerate() {
-        let v: Json = serde_json::from_str(text).map_err(|e| {
+        // As deep as a vat could receive (smallcaps::MAX_DEPTH), not serde_json's 128.
+        let v: Json = ocap_kernel::json::parse(text).map_err(|e| {
             CliError::Usage(format!("argument {} ({text}) is not JSON: {e}; quote strings, as in '\"hello\"'", i + 1))
         })?;
         values.push(v);
@@ -53,9 +54,12 @@ pub async fn send(home: &Home, args: SendArgs, json: bool) -> Result<(), CliErro
     }
     let value = decode_capdata(&result)?;
     if json {
-        print_json(&to_json(&value), true);
+        let out = to_json(&value);
+        print_json(&out, true);
+        ocap_kernel::json::drop_deep(out);
     } else {
         println!("{}", display(&value));
     }
+    ocap_kernel::smallcaps::drop_deep(value);
     Ok(())
 }

@@ -71,7 +71,9 @@ fn kref(s: &str) -> Result<KRef, RpcError> {
 /// `NOT_FOUND`, anything else `INTERNAL_ERROR`.
 pub fn kernel_error(e: KernelError) -> RpcError {
     let code = match &e {
-        KernelError::Config(_) | KernelError::BadRef(_) | KernelError::NotAnObject(..) => codes::INVALID_PARAMS,
+        KernelError::Config(_) | KernelError::BadRef(_) | KernelError::NotAnObject(..) | KernelError::BadValue(_) => {
+            codes::INVALID_PARAMS
+        }
         KernelError::UnknownKref(_)
         | KernelError::NoSuchVat(_)
         | KernelError::VatNotRunning(_)
@@ -180,7 +182,7 @@ async fn queue_message(state: &DaemonState, params: Json) -> Result<Json, RpcErr
         return Err(shape());
     }
     let target = kref(items[0].as_str().ok_or_else(shape)?)?;
-    let method = items[1].as_str().ok_or_else(shape)?;
+    let method = items[1].as_str().ok_or_else(shape)?.to_owned();
     let args = match items.get(2) {
         None => Vec::new(),
         Some(Json::Array(args)) => args
@@ -190,7 +192,9 @@ async fn queue_message(state: &DaemonState, params: Json) -> Result<Json, RpcErr
             .map_err(|e| RpcError::invalid_params(e.to_string()))?,
         Some(_) => return Err(shape()),
     };
-    match state.kernel().await.queue_message(target, method, args).await.map_err(kernel_error)? {
+    // Args may be deep: dropped without recursion on this (2 MiB) worker thread.
+    ocap_kernel::json::drop_deep(Json::Array(items));
+    match state.kernel().await.queue_message(target, &method, args).await.map_err(kernel_error)? {
         Ok(result) => Ok(capdata_json(&result)),
         Err(reason) => Err(RpcError {
             code: codes::REJECTED,

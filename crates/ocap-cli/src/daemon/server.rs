@@ -204,7 +204,8 @@ fn invalid_request(id: &Json, message: &str) -> (Option<Json>, After) {
 }
 
 async fn handle_request(state: &Arc<DaemonState>, bytes: &[u8]) -> (Option<Json>, After) {
-    let request: Json = match serde_json::from_slice(bytes) {
+    // Arguments may nest as deep as a vat can receive (smallcaps::MAX_DEPTH), not only 128.
+    let request: Json = match ocap_kernel::json::parse_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
             let e = RpcError::new(codes::PARSE_ERROR, format!("Parse error: {e}"));

@@ -6,12 +6,14 @@
 //! The threaded `crate::Kernel` wraps a `KernelCore` on its own thread and feeds it commands.
 
 mod crank;
+mod incarnation;
 mod promises;
 mod refcount;
 mod router;
 mod services;
 mod subclusters;
 mod system;
+pub use incarnation::IncarnationReport;
 pub use services::Waker;
 pub use subclusters::{LaunchRequest, LaunchedVat, SubclusterLaunch, VatLauncher};
 pub use system::{SystemBootReport, SystemSubclusterConfig};
@@ -93,6 +95,10 @@ pub enum KernelError {
     NoSuchSubcluster(String),
     #[error("no registered kernel service '{0}'")]
     NoSuchService(String),
+    /// A host-supplied value that cannot be sent (for example nested deeper than
+    /// `smallcaps::MAX_DEPTH`, which no vat could receive).
+    #[error("cannot send the value: {0}")]
+    BadValue(#[from] crate::smallcaps::SmallcapsError),
     #[error("internal kernel error: {0}")]
     Internal(String),
 }
@@ -282,14 +288,19 @@ impl KernelCore {
         self.unit(|k| Ok(VatId(k.store.next_id("vat")?)))
     }
 
-    /// Re-attaches a worker for a persisted vat (after a kernel restart or `restartVat`).
-    pub fn attach_vat(&mut self, vat: VatId, endpoint: Box<dyn VatEndpoint>) -> Result<(), KernelError> {
+    /// Re-attaches a worker for a persisted vat (after a kernel restart or `restartVat`): the
+    /// worker is the vat's new incarnation, so its non-durable exports are abandoned and the
+    /// promises it decided are rejected first (`core/incarnation.rs`).
+    pub fn attach_vat(&mut self, vat: VatId, endpoint: Box<dyn VatEndpoint>) -> Result<IncarnationReport, KernelError> {
         match self.store.vat(vat)? {
             Some(rec) if rec.state == VatState::Active => {
-                if let Some(mut old) = self.vats.insert(vat, endpoint) {
+                if let Some(mut old) = self.vats.remove(&vat) {
                     old.shutdown();
                 }
-                Ok(())
+                let report = self.unit(|k| k.begin_incarnation(vat))?;
+                self.vats.insert(vat, endpoint);
+                self.commit()?;
+                Ok(report)
             }
             Some(_) => Err(KernelError::VatNotRunning(vat)),
             None => Err(KernelError::NoSuchVat(vat)),
@@ -355,7 +366,11 @@ impl KernelCore {
         args: Vec<Value>,
         waiter: Option<HostWaiter>,
     ) -> Result<KRef, KernelError> {
-        let methargs = smallcaps::methargs(method, args);
+        // Encoded before anything is queued: a value no vat could receive is refused here.
+        let call = Value::Array(vec![Value::str(method), Value::Array(args)]);
+        let methargs = smallcaps::encode(&call);
+        smallcaps::drop_deep(call);
+        let methargs = methargs?;
         let kpid = self.unit(|k| {
             k.require_exists(target)?;
             for slot in &methargs.slots {

@@ -77,8 +77,19 @@ impl KernelCore {
                 );
             }
         }
+        for (name, io) in config.io.iter().flatten() {
+            if io.unit.is_some_and(|u| u != crate::config::IoUnit::Line) {
+                tracing::warn!("io.{name}.unit is accepted and ignored: socket channels are framed by line");
+            }
+        }
         let mut services = IndexMap::new();
         for name in config.services.iter().flatten() {
+            // A name that is one of this subcluster's own IO channels is that channel (created
+            // below; the IO name wins), as in the JS kernel (host-surface.md §3.1 b). Any other
+            // name, another subcluster's channel included, must be a registered service.
+            if config.io.as_ref().is_some_and(|io| io.contains_key(name)) {
+                continue;
+            }
             let kref = self.service_for_launch(name, system_name.is_some())?;
             services.insert(name.clone(), kref);
         }
@@ -257,6 +268,8 @@ impl KernelCore {
             if let Some(mut old) = self.vats.remove(&vat) {
                 old.shutdown();
             }
+            // The worker about to start is a new incarnation (`core/incarnation.rs`).
+            self.unit(|k| k.begin_incarnation(vat))?;
             requests.push(LaunchRequest { vat, name: rec.name, config, vatstore: self.store.vatstore_all(vat)? });
         }
         let names: Vec<(VatId, String)> = requests.iter().map(|r| (r.vat, r.name.clone())).collect();

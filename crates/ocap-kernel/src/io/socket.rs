@@ -20,7 +20,9 @@ use crate::ServiceReply;
 
 /// Lines held for reads that have not come yet.
 pub const MAX_BUFFERED_LINES: usize = 10_000;
-/// Longest line accepted from a client; a longer one is cut into pieces of this size.
+/// Longest line accepted from a client; a longer one is cut into pieces of this size. A line
+/// of exactly this length followed by its newline is one line, not that line and an empty one
+/// (so a full-length piece is delivered once the byte after it is known).
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 #[derive(Default)]
@@ -191,6 +193,10 @@ fn read_client(name: &str, stream: UnixStream, state: Arc<(Mutex<State>, Condvar
         }
         if buf.last() == Some(&b'\n') {
             buf.pop();
+        } else if buf.len() == MAX_LINE_BYTES && next_is_newline(&mut reader) {
+            // A line of exactly the maximum length: its newline is the next byte, and it ends
+            // this line rather than starting an empty one.
+            reader.consume(1);
         }
         // A partial line at EOF is delivered as a final line, like a complete one.
         if !deliver(&state, String::from_utf8_lossy(&buf).into_owned()) {
@@ -206,6 +212,12 @@ fn read_client(name: &str, stream: UnixStream, state: Arc<(Mutex<State>, Condvar
     for r in readers {
         r.resolve(Value::Null);
     }
+}
+
+/// Whether the next unread byte is a newline (waiting for it if none is buffered yet; false
+/// at EOF or on a read error, which the next read then reports).
+fn next_is_newline(reader: &mut BufReader<UnixStream>) -> bool {
+    matches!(reader.fill_buf(), Ok(bytes) if bytes.first() == Some(&b'\n'))
 }
 
 use std::io::Read as _;

@@ -117,7 +117,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `limit` c-list entries of an endpoint, exports first, for bounded cleanup.
+    /// Up to `limit` c-list entries of an endpoint, in eref order (`usize::MAX`: all of them).
     pub(crate) fn clist_entries(
         &self,
         endpoint: EndpointId,
@@ -128,7 +128,7 @@ impl Store {
             .prepare_cached("SELECT kref, eref, reachable FROM clist WHERE endpoint = ?1 ORDER BY eref LIMIT ?2")
             .ctx("prepare clist entries")?;
         let rows = stmt
-            .query_map(params![endpoint.to_string(), limit as i64], |r| {
+            .query_map(params![endpoint.to_string(), i64::try_from(limit).unwrap_or(-1)], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
             })
             .ctx("clist entries")?;

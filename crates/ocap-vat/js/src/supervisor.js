@@ -41,6 +41,43 @@ const InitialDate = globalThis.Date;
 const InitialMath = globalThis.Math;
 
 /**
+ * The floating-point typed-array constructors, endowed into every vat.
+ *
+ * SES 2.x permits `Float16Array`/`Float32Array`/`Float64Array` on the start
+ * compartment only (`initialGlobalPropertyNames` in `ses/src/permits.js`,
+ * because of the NaN side channel), so a plain `new Compartment()` lacks
+ * them. The JS kernel runs SES 1.15, where they are universal, and vat
+ * bundles rely on that (`@endo/marshal` <= 1.6 does `new Float64Array(1)` at
+ * module load). SES still repairs and hardens them with the other
+ * primordials ("they can be endowed into compartments without hazard beyond
+ * the NaN side channel", permits.js), so we hand each vat exactly those
+ * hardened intrinsics: no per-vat copies, nothing mutable shared with the
+ * start compartment. An engine without one of them (QuickJS-ng may lack
+ * `Float16Array`) simply does not endow it.
+ */
+const floatTypedArrays = (() => {
+  const TypedArray = Object.getPrototypeOf(Int8Array);
+  const found = {};
+  for (const name of ['Float16Array', 'Float32Array', 'Float64Array']) {
+    const ctor = globalThis[name];
+    if (ctor === undefined) continue;
+    // Refuse anything but the hardened intrinsic: a %TypedArray% subclass
+    // whose constructor and prototype SES froze in hardenIntrinsics.
+    if (
+      typeof ctor !== 'function' ||
+      Object.getPrototypeOf(ctor) !== TypedArray ||
+      Object.getPrototypeOf(ctor.prototype) !== TypedArray.prototype ||
+      !Object.isFrozen(ctor) ||
+      !Object.isFrozen(ctor.prototype)
+    ) {
+      throw Error(`${name} on the start compartment is not the hardened intrinsic`);
+    }
+    found[name] = ctor;
+  }
+  return harden(found);
+})();
+
+/**
  * A logger shaped like @metamask/logger's Logger: pre-bound methods, tags
  * travelling with every record, subLogger({tags}) appending tags.
  *
@@ -436,6 +473,7 @@ const initVat = (vatId, configJson, bundleCode, requestedGlobalsJson) => {
   const workerEndowments = {
     console: rootLogger.subLogger({ tags: ['console'] }),
     assert: globalThis.assert,
+    ...floatTypedArrays,
     ...requested,
   };
   const gcTools = harden({

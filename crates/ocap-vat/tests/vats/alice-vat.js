@@ -73,6 +73,20 @@ export function buildRootObject(vatPowers, parameters) {
       thing = undefined;
       return 'released';
     },
+    // Two send-only messages, then one with a result: bob's count once
+    // all three arrived (messages to one target arrive in order).
+    sendOnlyThenAdd(bob) {
+      E.sendOnly(bob).add();
+      E.sendOnly(bob).add();
+      return E(bob).add();
+    },
+    // The same, pipelined: send-only to the unresolved result of getY().
+    sendOnlyToAPromiseThenAdd(bob) {
+      const y = E(bob).getY();
+      E.sendOnly(y).add();
+      E.sendOnly(y).add();
+      return E(y).add();
+    },
     async counters(bob) {
       const c = await E(bob).makeCounter(5);
       await E(c).incr();

@@ -49,9 +49,16 @@ export function buildRootObject(vatPowers, parameters, baggage) {
   /** @type {Array<ReturnType<typeof makePromiseKit>>} */
   const pending = [];
 
+  // Counts add() calls, on the root and on y alike (for E.sendOnly).
+  let adds = 0;
+
   const y = makeDefaultExo('y', {
     z() {
       return `z from ${name}`;
+    },
+    add() {
+      adds += 1;
+      return adds;
     },
   });
 
@@ -69,6 +76,10 @@ export function buildRootObject(vatPowers, parameters, baggage) {
     },
     ping() {
       return 'pong';
+    },
+    add() {
+      adds += 1;
+      return adds;
     },
     hello(who) {
       return `hello ${who} from ${name}`;
