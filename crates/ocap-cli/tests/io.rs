@@ -314,6 +314,56 @@ async fn stale_socket_files_are_replaced_and_live_ones_refused() {
     k.stop().await.unwrap();
 }
 
+/// Issue 11 item 1: a config never touches files that are not ours. Whatever is at a socket
+/// path and is not a stale socket (a regular file, a directory, a symlink, even one to a
+/// stale socket) is left as it was, and the launch fails naming it; nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_path_naming_anything_but_a_stale_socket_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = make(&dir.path().join("k.sqlite"));
+    let file = dir.path().join("precious.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    let subdir = dir.path().join("a-dir");
+    std::fs::create_dir(&subdir).unwrap();
+    let stale = dir.path().join("stale.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let link_to_file = dir.path().join("link-to-file");
+    std::os::unix::fs::symlink(&file, &link_to_file).unwrap();
+    let link_to_stale = dir.path().join("link-to-stale");
+    std::os::unix::fs::symlink(&stale, &link_to_stale).unwrap();
+    for (path, what) in [
+        (&file, "a regular file"),
+        (&subdir, "a directory"),
+        (&link_to_file, "a symbolic link"),
+        (&link_to_stale, "a symbolic link"),
+    ] {
+        let err = k.launch_subcluster(echo_cluster(path, "inout")).await.unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()) && err.contains(what), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    assert!(subdir.is_dir());
+    assert!(std::fs::symlink_metadata(&link_to_file).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(&link_to_stale).unwrap().file_type().is_symlink());
+    assert!(stale.exists(), "the socket behind the link is not touched either");
+    assert!(k.get_status().await.unwrap().subclusters.is_empty());
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// Closing a channel removes its own socket file, never a file that replaced it since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_channel_leaves_a_file_that_replaced_its_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("echo.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let launched = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    std::fs::remove_file(&sock).unwrap();
+    std::fs::write(&sock, "someone else's").unwrap();
+    k.terminate_subcluster(&launched.subcluster_id).await.unwrap();
+    k.stop().await.unwrap();
+    assert_eq!(std::fs::read_to_string(&sock).unwrap(), "someone else's");
+}
+
 /// `reset` ends every subcluster, so every channel goes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_terminates_everything_and_closes_channels() {

@@ -1,6 +1,7 @@
 //! A Unix-domain-socket IO channel: the kernel listens, one client at a time, line framing.
 //!
-//! - Creating it refuses a path a live process is listening on, and replaces a stale file.
+//! - Creating it refuses a path a live process is listening on, and replaces a stale socket;
+//!   anything else at the path (a file, a directory, a symlink) is an error naming it.
 //! - Lines from the client are delivered in order to pending reads (oldest first) or queued
 //!   (up to `MAX_BUFFERED_LINES`; past that the reader thread waits, so a fast client is
 //!   slowed down rather than eating memory). A final partial line is delivered at EOF.
@@ -39,6 +40,9 @@ struct State {
 pub struct SocketChannel {
     name: String,
     path: PathBuf,
+    /// (device, inode) of the socket file we bound, so that closing removes our socket and
+    /// never a file someone put at the path since.
+    identity: Option<(u64, u64)>,
     state: Arc<(Mutex<State>, Condvar)>,
 }
 
@@ -47,19 +51,17 @@ fn lock(state: &(Mutex<State>, Condvar)) -> MutexGuard<'_, State> {
 }
 
 impl SocketChannel {
-    /// Listens on `path`.
+    /// Listens on `path`. Whatever is already at `path` is left alone unless it is a stale
+    /// socket (a socket nobody listens on), which is replaced: a regular file, a directory, a
+    /// symlink or a live socket is an error naming it (issue 11: a config never touches files
+    /// that are not ours).
     pub fn listen(name: &str, path: &Path) -> Result<SocketChannel, String> {
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(format!("IO channel {name:?}: {} is in use by a live process", path.display()));
-            }
-            std::fs::remove_file(path)
-                .map_err(|e| format!("IO channel {name:?}: cannot remove stale {}: {e}", path.display()))?;
-        }
+        remove_stale_socket(name, path)?;
         let listener = UnixListener::bind(path)
             .map_err(|e| format!("IO channel {name:?}: cannot listen on {}: {e}", path.display()))?;
+        let identity = file_identity(path);
         let state: Arc<(Mutex<State>, Condvar)> = Arc::default();
-        let ch = SocketChannel { name: name.to_owned(), path: path.to_owned(), state: state.clone() };
+        let ch = SocketChannel { name: name.to_owned(), path: path.to_owned(), identity, state: state.clone() };
         let chan_name = name.to_owned();
         std::thread::Builder::new()
             .name(format!("io-{name}"))
@@ -120,13 +122,56 @@ impl SocketChannel {
         }
         // Wake the accept loop so it sees `closed`, then remove the file.
         let _ = UnixStream::connect(&self.path);
-        let _ = std::fs::remove_file(&self.path);
+        if self.identity.is_some() && file_identity(&self.path) == self.identity {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 impl Drop for SocketChannel {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// The (device, inode) of the socket at `path`, if a socket is there (not following symlinks).
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.file_type().is_socket().then(|| (meta.dev(), meta.ino()))
+}
+
+/// Makes `path` free for `bind`: nothing there is fine; a socket whose listener is gone
+/// (connecting is refused) is removed; anything else is an error that names it.
+fn remove_stale_socket(name: &str, path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("IO channel {name:?}: cannot inspect {}: {e}", path.display())),
+    };
+    let kind = meta.file_type();
+    if !kind.is_socket() {
+        let what = if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_file() {
+            "a regular file"
+        } else {
+            "not a socket"
+        };
+        return Err(format!(
+            "IO channel {name:?}: {} already exists and is {what}; only a stale socket is ever replaced, \
+             so remove it or choose another path",
+            path.display()
+        ));
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(format!("IO channel {name:?}: {} is in use by a live process", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|e| format!("IO channel {name:?}: cannot remove stale socket {}: {e}", path.display())),
+        Err(e) => Err(format!("IO channel {name:?}: cannot tell whether {} is in use: {e}", path.display())),
     }
 }
 
