@@ -27,6 +27,8 @@ pub mod codes {
     pub const REJECTED: i64 = -32000;
     /// The vat, subcluster, kref or service named does not exist (or is not running).
     pub const NOT_FOUND: i64 = -32001;
+    /// The daemon has `MAX_CONNECTIONS` connections open; the client may retry.
+    pub const BUSY: i64 = -32002;
 }
 
 /// A JSON-RPC error object.

@@ -19,8 +19,11 @@ use super::{methods, DaemonError};
 use crate::home::Home;
 use crate::rpc::{codes, failure, read_frame, success, Frame, RpcError, MAX_REQUEST_BYTES};
 
-/// Connections served at once; more wait to be accepted.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once. Each is its own task, so an idle or slow client holds one
+/// slot and delays nobody else; past the cap a new connection is answered at once with
+/// `codes::BUSY` and closed, rather than left waiting for a slot (issue 11 item 2: 64 idle
+/// connections used to stall every other client for 30 s).
+pub const MAX_CONNECTIONS: usize = 512;
 /// Time a client has to send its request once connected.
 pub const REQUEST_READ_TIMEOUT_SECS: u64 = 30;
 /// After refusing an oversized request, input read and discarded so the client (still
@@ -111,13 +114,6 @@ pub async fn accept_loop(state: Arc<DaemonState>, listener: UnixListener) -> Joi
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.wait_for(|stop| *stop) => break,
-        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, _)) => stream,
@@ -129,6 +125,10 @@ pub async fn accept_loop(state: Arc<DaemonState>, listener: UnixListener) -> Joi
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tasks.spawn(refuse_busy(stream));
+            continue;
+        };
         let st = state.clone();
         tasks.spawn(async move {
             handle_connection(st, stream).await;
@@ -136,6 +136,21 @@ pub async fn accept_loop(state: Arc<DaemonState>, listener: UnixListener) -> Joi
         });
     }
     tasks
+}
+
+/// Answers a connection over `MAX_CONNECTIONS` with `codes::BUSY`, without reading it.
+async fn refuse_busy(stream: UnixStream) {
+    tracing::warn!("refused a connection: {MAX_CONNECTIONS} connections are open (MAX_CONNECTIONS)");
+    let (_rd, mut wr) = stream.into_split();
+    let e = RpcError::new(
+        codes::BUSY,
+        format!("the daemon is busy: {MAX_CONNECTIONS} connections are open (MAX_CONNECTIONS); try again"),
+    );
+    if let Ok(mut out) = serde_json::to_vec(&failure(&Json::Null, &e)) {
+        out.push(b'\n');
+        let _ = tokio::time::timeout(Duration::from_secs(DRAIN_TIMEOUT_SECS), wr.write_all(&out)).await;
+    }
+    let _ = wr.shutdown().await;
 }
 
 enum After {
