@@ -28,6 +28,15 @@ pub enum HomeError {
          use a shorter --home"
     )]
     SocketPathTooLong { path: PathBuf, len: usize },
+    /// As ssh does with `~/.ssh`: anyone else who can write the home can swap the socket,
+    /// the database or the config under the daemon and its clients.
+    #[error(
+        "the home {path} is writable by its group or by others (mode {mode:03o}), so someone else could \
+         replace the daemon's socket or database; fix it with: chmod go-w {path}"
+    )]
+    NotPrivate { path: PathBuf, mode: u32 },
+    #[error("the home {path} belongs to uid {owner}, not to you (uid {me}); use your own --home")]
+    NotOurs { path: PathBuf, owner: u32, me: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +56,30 @@ impl Home {
             },
         };
         let dir = std::path::absolute(&dir).map_err(|source| HomeError::Resolve { path: dir.clone(), source })?;
-        Ok(Home { dir })
+        let home = Home { dir };
+        home.check_private()?;
+        Ok(home)
+    }
+
+    /// Refuses a home that exists and is not private to the user: owned by someone else, or
+    /// writable by its group or others. A home that does not exist yet is fine (`ensure`
+    /// creates it 0700).
+    pub fn check_private(&self) -> Result<(), HomeError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(&self.dir) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(HomeError::Resolve { path: self.dir.clone(), source }),
+        };
+        let me = rustix::process::getuid().as_raw();
+        if meta.uid() != me {
+            return Err(HomeError::NotOurs { path: self.dir.clone(), owner: meta.uid(), me });
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(HomeError::NotPrivate { path: self.dir.clone(), mode });
+        }
+        Ok(())
     }
 
     /// Creates the home (mode 0700) if it does not exist.

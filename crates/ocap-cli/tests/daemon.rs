@@ -336,6 +336,68 @@ fn a_bad_config_file_fails_the_start_with_its_reason() {
     assert!(home.daemon_processes().is_empty());
 }
 
+/// Issue 11 items 1 and 3: RPC params and the daemon's config say one thing each (a key
+/// given twice is an error), every answer is bounded and says when it was cut, empty SQL is
+/// bad params, unknown vat IDs are errors everywhere, and positional params are refused
+/// where the method takes named ones.
+#[test]
+fn ambiguous_or_unbounded_requests_are_refused_or_bounded() {
+    let home = Home::new();
+    home.ok(&["daemon", "start"]);
+    let r =
+        home.raw(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"pingVat\",\"params\":{\"id\":\"v1\",\"id\":\"v2\"}}\n");
+    assert_eq!(r["error"]["code"], -32700, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains(r#"duplicate key "id""#), "{r}");
+    // A 113-byte query that used to grow the daemon to 1.5 GB: cut at the row limit.
+    let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n) SELECT i, randomblob(100) AS b FROM n";
+    let r = home.rpc("executeDBQuery", json!({"sql": sql}));
+    assert_eq!(r["result"]["truncated"], true, "{}", r["error"]);
+    assert_eq!(r["result"]["rows"].as_array().unwrap().len(), 10_000);
+    let r = home.rpc("executeDBQuery", json!({"sql": "SELECT zeroblob(1000000000)"}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    for sql in ["", "  "] {
+        let r = home.rpc("executeDBQuery", json!({"sql": sql}));
+        assert_eq!(r["error"]["code"], -32602, "{sql:?}: {r}");
+    }
+    let r = home.rpc("reapVats", json!({"ids": ["v99"]}));
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+    let r = home.rpc("pingVat", json!(["v1"]));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("named params"), "{r}");
+    home.ok(&["daemon", "stop"]);
+
+    // The daemon's own config file: the same rule, and the start fails saying where.
+    std::fs::write(
+        home.path().join("daemon.json"),
+        r#"{"systemSubclusters":[{"name":"s","config":{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js"},"a":{"sourceSpec":"b.js"}}}}]}"#,
+    )
+    .unwrap();
+    let out = home.run(&["daemon", "start"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#"duplicate key "a""#) && err.contains("systemSubclusters[0].config.vats"), "{err}");
+}
+
+/// Issue 11 item 1: a home others can write is refused, as ssh refuses such a `~/.ssh`,
+/// with the command that fixes it; fixed, it works.
+#[test]
+fn a_home_writable_by_others_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    for mode in [0o770, 0o707, 0o777] {
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = home.run(&["daemon", "start"]);
+        assert!(!out.status.success(), "mode {mode:o} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("chmod go-w {}", home.path().display())), "{err}");
+        assert!(home.daemon_processes().is_empty());
+    }
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    home.ok(&["daemon", "start"]);
+    assert_eq!(home.rpc("ping", json!([]))["result"], "pong");
+}
+
 #[test]
 fn stop_and_status_without_a_daemon() {
     let home = Home::new();

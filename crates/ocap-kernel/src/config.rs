@@ -291,6 +291,13 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// Parses and validates a config from JSON text.
     pub fn from_json(text: &str) -> Result<ClusterConfig, ConfigError> {
+        // First the JSON itself: a key given twice (a vat name used twice, say) is an error,
+        // not "the last one wins" (issue 11 item 1).
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize::<_, crate::json::StrictJson>(de).map_err(|e| {
+            let path = e.path().to_string();
+            cfg_err(if path == "." { "(root)".into() } else { path }, e.into_inner().to_string())
+        })?;
         let de = &mut serde_json::Deserializer::from_str(text);
         let config: ClusterConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -507,6 +514,18 @@ mod tests {
         let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":5}}}"#);
         assert_eq!(e.path, "vats.a.sourceSpec");
         let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","parameters":[1]}}}"#);
+        assert_eq!(e.path, "vats.a.parameters");
+    }
+
+    /// Issue 11 item 1: a key given twice is an error naming where, never "the last wins".
+    #[test]
+    fn duplicate_keys_are_errors_that_name_the_object() {
+        let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js"},"a":{"sourceSpec":"b.js"}}}"#);
+        assert_eq!(e.path, "vats");
+        assert!(e.message.contains(r#"duplicate key "a""#), "{e}");
+        let e = err(r#"{"bootstrap":"a","bootstrap":"a","vats":{"a":{"sourceSpec":"a.js"}}}"#);
+        assert_eq!(e.path, "(root)");
+        let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","parameters":{"x":1,"x":2}}}}"#);
         assert_eq!(e.path, "vats.a.parameters");
     }
 }

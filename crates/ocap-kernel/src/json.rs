@@ -150,9 +150,25 @@ impl<'de> Visitor<'de> for DeepVisitor {
         let mut out = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
             let value = map.next_value_seed(DeepSeed)?;
+            // JSON allows a key twice and serde keeps the last; a config or request that
+            // says two things must not silently mean one of them (issue 11 item 1).
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+            }
             out.insert(key, value);
         }
         Ok(Json::Object(out))
+    }
+}
+
+/// A JSON value read with the rules of `parse` (no duplicate keys, stack grown per level),
+/// for use through any `Deserializer`, e.g. under `serde_path_to_error` so that an error
+/// names where it was (`vats`: duplicate key "alice").
+pub struct StrictJson(pub Json);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<StrictJson, D::Error> {
+        DeepSeed.deserialize(d).map(StrictJson)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! { "logFilter": "info,ocap::vat=debug", "allowedGlobals": ["Date"], "memoryLimitBytes": 67108864,
-//!   "deliveryTimeoutMs": 5000 }
+//!   "deliveryTimeoutMs": 5000, "maxQueryRows": 10000, "maxQueryBytes": 16777216 }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -32,6 +32,13 @@ pub struct DaemonConfig {
     /// Which built-in host services (`crate::services`) vats may be given; default: all.
     #[serde(default)]
     pub services: Option<Vec<String>>,
+    /// `executeDBQuery`: rows per answer (default `query::MAX_QUERY_ROWS`).
+    #[serde(default)]
+    pub max_query_rows: Option<usize>,
+    /// `executeDBQuery`: bytes of values per answer, and the longest single value
+    /// (default `query::MAX_QUERY_BYTES`).
+    #[serde(default)]
+    pub max_query_bytes: Option<usize>,
     /// System subclusters, `[{"name": ..., "config": ClusterConfig}]`: launched at the
     /// daemon's first start, restored afterwards, deleted when removed from this list. They
     /// may ask for the `kernelFacet` service. Relative paths resolve against the home.
@@ -65,6 +72,13 @@ impl DaemonConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DaemonConfig::default()),
             Err(source) => return Err(ConfigFileError::Read { path: path.to_path_buf(), source }),
         };
+        // A key given twice anywhere (a system subcluster's vat name, say) is an error, not
+        // "the last one wins".
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize::<_, ocap_kernel::json::StrictJson>(de).map_err(|e| {
+            let at = e.path().to_string();
+            ConfigFileError::Invalid { path: path.to_path_buf(), message: format!("at {at}: {}", e.into_inner()) }
+        })?;
         serde_json::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source })
     }
 

@@ -45,7 +45,14 @@ struct ReapParams {
     ids: Option<Vec<String>>,
 }
 
+/// Named params (`{"id": "v1"}`), as the JS kernel's methods take them. Positional params
+/// (`["v1"]`) are refused with a message saying so: serde would otherwise read an array into
+/// the fields in declaration order, an undocumented form that silently changes meaning when
+/// a field is added. (`queueMessage` is the one positional method, `[target, method, args]`.)
 fn parse<T: DeserializeOwned>(params: Json) -> Result<T, RpcError> {
+    if params.is_array() {
+        return Err(RpcError::invalid_params("this method takes named params (a JSON object), not an array"));
+    }
     serde_json::from_value(params).map_err(|e| RpcError::invalid_params(e.to_string()))
 }
 
@@ -164,7 +171,12 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
         "executeDBQuery" => {
             let p: SqlParams = parse(params)?;
             let db = state.home.db();
-            tokio::task::spawn_blocking(move || super::query::execute(&db, &p.sql))
+            let defaults = super::query::QueryLimits::default();
+            let limits = super::query::QueryLimits {
+                max_rows: state.config.max_query_rows.unwrap_or(defaults.max_rows),
+                max_bytes: state.config.max_query_bytes.unwrap_or(defaults.max_bytes),
+            };
+            tokio::task::spawn_blocking(move || super::query::execute(&db, &p.sql, limits))
                 .await
                 .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, format!("query task failed: {e}")))?
         }

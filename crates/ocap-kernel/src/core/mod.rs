@@ -453,9 +453,21 @@ impl KernelCore {
     }
 
     /// Schedules bring-out-your-dead for the given vats (all active vats if `None`).
+    ///
+    /// Errors: a named vat that does not exist (`NoSuchVat`) or is not running
+    /// (`VatNotRunning`); nothing is scheduled then.
     pub fn reap_vats(&mut self, which: Option<&[VatId]>) -> Result<(), KernelError> {
         let targets: Vec<VatId> = match which {
-            Some(v) => v.to_vec(),
+            Some(v) => {
+                for &vat in v {
+                    match self.store.vat(vat)? {
+                        Some(r) if r.state == VatState::Active => {}
+                        Some(_) => return Err(KernelError::VatNotRunning(vat)),
+                        None => return Err(KernelError::NoSuchVat(vat)),
+                    }
+                }
+                v.to_vec()
+            }
             None => self.active_vats()?.into_iter().map(|r| r.id).collect(),
         };
         self.unit(|k| {
