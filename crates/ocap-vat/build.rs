@@ -10,12 +10,16 @@
 //!    install runs with `--ignore-scripts`, so we run it ourselves). The
 //!    patches are part of the stamp, so editing one reinstalls from scratch;
 //! 2. run `node js/build.mjs prelude` (esbuild from that node_modules) to
-//!    write `$OUT_DIR/prelude.js`.
+//!    write `$OUT_DIR/prelude.js`;
+//! 3. pack what vat sources may import into `$OUT_DIR/vat-packages.tar.gz`
+//!    ([`pack_vat_packages`]), which `src/bundle.rs` embeds so that the binary bundles
+//!    `sourceSpec` vats without this build directory.
 //!
 //! Nothing third-party is committed: the lock file pins every package, and
 //! a fix to one is a small patch file (see `js/patches/README.md`).
 //! `OCAP_VAT_NPM` / `OCAP_VAT_NODE` override the `npm` / `node` binaries.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -90,6 +94,8 @@ fn run() -> Result<(), String> {
     if !status.success() {
         return Err(format!("bundling the prelude with esbuild failed ({status})"));
     }
+
+    pack_vat_packages(&install_dir, &js_dir, &out_dir.join("vat-packages.tar.gz"))?;
 
     // Used by `ocap_vat::bundle_vat_source` (tests and dev tooling).
     println!("cargo:rustc-env=OCAP_VAT_NODE_MODULES={}", node_modules.display());
@@ -187,4 +193,149 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
         }
     }
     hash
+}
+
+/// Dependencies of `js/package.json` that only the prelude imports (the `URL` and
+/// `AbortController` endowments, `js/src/web/`), never a vat source: they are bundled into
+/// the prelude and left out of the embedded packages. Checked against `package.json`, so a
+/// rename cannot leave a stale name here.
+const PRELUDE_ONLY: &[&str] = &["core-js-pure", "abort-controller"];
+
+/// Directories of a package that no import reaches.
+const SKIPPED_DIRS: &[&str] = &["node_modules", "test", "tests", "__tests__", "doc", "docs", ".bin"];
+
+/// Packs the files a vat source may import into a gzip-compressed tar at `archive`:
+/// * `node_modules/...`: the runtime `dependencies` of `js/package.json` but
+///   [`PRELUDE_ONLY`] (`ses`, `@endo/*`, `@agoric/*`), and everything they depend on
+///   (`dependencies`, plus the `peerDependencies` and `optionalDependencies` that are
+///   installed), found Node-style in the install, nested `node_modules` included. Of each
+///   package only `*.js`, `*.mjs`, `*.cjs` and `*.json` files (so every `package.json`), not
+///   tests (`test/`, `*.test.js`, `*.spec.js`, ...), docs, source maps or type declarations;
+/// * `compat/kernel-utils-exo.js`: what `@metamask/kernel-utils/exo` is aliased to.
+///
+/// The archive is deterministic: members sorted by name, mode 0644, owner 0, time 0, and a
+/// file whose bytes were already packed is a hard link to the first copy (this also keeps
+/// the nested second copy of `ses` nearly free).
+fn pack_vat_packages(install_dir: &Path, js_dir: &Path, archive: &Path) -> Result<(), String> {
+    let manifest = read_json(&js_dir.join("package.json"))?;
+    let deps =
+        manifest.get("dependencies").and_then(|d| d.as_object()).ok_or("js/package.json has no dependencies object")?;
+    for name in PRELUDE_ONLY {
+        if !deps.contains_key(*name) {
+            return Err(format!("build.rs PRELUDE_ONLY names {name}, which js/package.json does not depend on"));
+        }
+    }
+    let node_modules = install_dir.join("node_modules");
+    let mut packages = BTreeSet::new();
+    let mut pending: Vec<PathBuf> = Vec::new();
+    for name in deps.keys().filter(|n| !PRELUDE_ONLY.contains(&n.as_str())) {
+        pending.push(find_package(&node_modules, &node_modules, name).ok_or(format!("{name} is not installed"))?);
+    }
+    while let Some(dir) = pending.pop() {
+        if !packages.insert(dir.clone()) {
+            continue;
+        }
+        let manifest = read_json(&dir.join("package.json"))?;
+        for (field, required) in [("dependencies", true), ("peerDependencies", false), ("optionalDependencies", false)]
+        {
+            let Some(names) = manifest.get(field).and_then(|d| d.as_object()) else { continue };
+            for name in names.keys() {
+                match find_package(&node_modules, &dir, name) {
+                    Some(found) => pending.push(found),
+                    None if required => {
+                        return Err(format!("{} depends on {name}, which is not installed", dir.display()))
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    // Archive name → file, sorted.
+    let mut members: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in &packages {
+        collect_package_files(&node_modules, dir, &mut members)?;
+    }
+    members.insert("compat/kernel-utils-exo.js".into(), js_dir.join("src/compat/kernel-utils-exo.js"));
+
+    let gzip = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+    let mut tar = tar::Builder::new(gzip);
+    let mut first_copy: HashMap<Vec<u8>, String> = HashMap::new();
+    for (name, path) in &members {
+        let bytes = read(path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        let appended = if let Some(target) = first_copy.get(&bytes) {
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            tar.append_link(&mut header, name, target)
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(bytes.len() as u64);
+            let appended = tar.append_data(&mut header, name, bytes.as_slice());
+            first_copy.insert(bytes, name.clone());
+            appended
+        };
+        appended.map_err(|e| format!("packing {}: {e}", path.display()))?;
+    }
+    let gzip = tar.into_inner().map_err(|e| format!("packing the vat packages: {e}"))?;
+    let bytes = gzip.finish().map_err(|e| format!("compressing the vat packages: {e}"))?;
+    write(archive, &bytes)
+}
+
+/// Node's lookup of package `name` required from `from`: `from/node_modules/name`, then in
+/// each parent directory, up to the install's top `node_modules`.
+fn find_package(top: &Path, from: &Path, name: &str) -> Option<PathBuf> {
+    let root = top.parent()?;
+    let mut dir = from;
+    loop {
+        let candidate = if dir.file_name().is_some_and(|n| n == "node_modules") {
+            dir.join(name)
+        } else {
+            dir.join("node_modules").join(name)
+        };
+        if candidate.join("package.json").is_file() {
+            return Some(candidate);
+        }
+        if dir == root {
+            return None;
+        }
+        dir = dir.parent()?;
+    }
+}
+
+/// Adds the importable files of the package in `dir` to `members`, named by their path
+/// relative to the install's top `node_modules` (under `node_modules/`).
+fn collect_package_files(top: &Path, dir: &Path, members: &mut BTreeMap<String, PathBuf>) -> Result<(), String> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = fs::read_dir(&current).map_err(|e| format!("reading {}: {e}", current.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("reading {}: {e}", current.display()))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if path.is_dir() {
+                if !SKIPPED_DIRS.contains(&name) {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let importable = [".js", ".mjs", ".cjs", ".json"].iter().any(|ext| name.ends_with(ext));
+            let a_test = [".test.", ".spec."].iter().any(|infix| name.contains(infix));
+            if !importable || a_test || !path.is_file() {
+                continue;
+            }
+            let relative =
+                path.strip_prefix(top).map_err(|_| format!("{} is outside {}", path.display(), top.display()))?;
+            let relative = relative.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))?;
+            members.insert(format!("node_modules/{relative}"), path);
+        }
+    }
+    Ok(())
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&read(path)?).map_err(|e| format!("parsing {}: {e}", path.display()))
 }

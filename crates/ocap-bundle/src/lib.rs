@@ -14,12 +14,18 @@
 //!
 //! Only ES modules are supported: a CommonJS module is reported as
 //! [`BundleError::CommonJs`].
+//!
+//! Every file is read through a [`FileSystem`]: [`bundle_vat`] uses the real disk;
+//! [`bundle_vat_with_fs`] takes another, such as an [`EmbeddedFs`] carrying the packages a
+//! binary ships with (see `ocap_vat::bundle_vat`).
 
+mod fs;
 mod resolve;
 mod transform;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use swc_bundler::{Bundler, Config, Hook, Load, ModuleData, ModuleRecord, ModuleType};
 use swc_common::{sync::Lrc, FileName, Globals, SourceMap, Span, Spanned, GLOBALS};
@@ -32,6 +38,7 @@ use swc_ecma_parser::{parse_file_as_module, EsSyntax, Syntax};
 use swc_ecma_transforms_base::helpers::Helpers;
 use swc_ecma_visit::VisitMutWith;
 
+pub use fs::{read_regular_file, ArchiveError, Disk, EmbeddedFs, FileSystem, MAX_SOURCE_FILE_BYTES};
 pub use resolve::Resolver;
 
 /// The global the bundle's code assigns the entry module's exports to.
@@ -76,7 +83,18 @@ pub fn bundle_vat(
     node_modules: &[PathBuf],
     aliases: &[(String, PathBuf)],
 ) -> Result<String, BundleError> {
-    let (code, exports) = bundle_vat_code(entry, node_modules, aliases)?;
+    bundle_vat_with_fs(Arc::new(Disk), entry, node_modules, aliases)
+}
+
+/// Like [`bundle_vat`], but every file (the entry, its imports, `package.json`s) is looked
+/// up and read through `fs`.
+pub fn bundle_vat_with_fs(
+    fs: Arc<dyn FileSystem>,
+    entry: &Path,
+    node_modules: &[PathBuf],
+    aliases: &[(String, PathBuf)],
+) -> Result<String, BundleError> {
+    let (code, exports) = bundle_vat_code_with_fs(fs, entry, node_modules, aliases)?;
     let bundle = serde_json::json!({
         "moduleFormat": "iife",
         "code": code,
@@ -92,14 +110,24 @@ pub fn bundle_vat_code(
     node_modules: &[PathBuf],
     aliases: &[(String, PathBuf)],
 ) -> Result<(String, Vec<String>), BundleError> {
-    if !entry.is_file() {
+    bundle_vat_code_with_fs(Arc::new(Disk), entry, node_modules, aliases)
+}
+
+/// Like [`bundle_vat_code`], reading through `fs`.
+pub fn bundle_vat_code_with_fs(
+    fs: Arc<dyn FileSystem>,
+    entry: &Path,
+    node_modules: &[PathBuf],
+    aliases: &[(String, PathBuf)],
+) -> Result<(String, Vec<String>), BundleError> {
+    if !fs.is_file(entry) {
         return Err(BundleError::EntryNotFound { path: entry.to_path_buf() });
     }
-    let entry = entry.canonicalize().map_err(|source| BundleError::Read { path: entry.to_path_buf(), source })?;
+    let entry = fs.canonical(entry);
     let cm: Lrc<SourceMap> = Default::default();
     let globals = Globals::new();
-    let loader = Loader { cm: cm.clone() };
-    let resolver = Resolver::new(node_modules.to_vec(), aliases.to_vec());
+    let loader = Loader { cm: cm.clone(), fs: fs.clone() };
+    let resolver = Resolver::with_fs(fs, node_modules.to_vec(), aliases.to_vec());
     let config = Config { module: ModuleType::Iife, ..Default::default() };
     let mut bundler = Bundler::new(&globals, cm.clone(), loader, resolver, config, Box::new(NoImportMeta));
 
@@ -229,6 +257,7 @@ impl Hook for NoImportMeta {
 /// Reads, parses and pre-transforms one module.
 struct Loader {
     cm: Lrc<SourceMap>,
+    fs: Arc<dyn FileSystem>,
 }
 
 impl Loader {
@@ -274,7 +303,7 @@ impl Load for Loader {
             anyhow::bail!("cannot load non-file module {file}");
         };
         let mut source =
-            std::fs::read_to_string(path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
+            self.fs.read_to_string(path).map_err(|source| BundleError::Read { path: path.clone(), source })?;
         if path.extension().is_some_and(|e| e == "ts" || e == "mts") {
             source = self.strip_types(file, path, source)?;
         }

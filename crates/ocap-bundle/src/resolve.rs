@@ -3,12 +3,14 @@
 //! `import`, `node`, `default`), then `module`, `main`, `index.js`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 use swc_common::FileName;
 use swc_ecma_loader::resolve::{Resolution, Resolve};
 
+use crate::fs::{Disk, FileSystem};
 use crate::BundleError;
 
 /// Conditions matched in `package.json` `exports`, whatever their order
@@ -21,6 +23,7 @@ const EXTENSIONS: &[&str] = &["js", "mjs", "ts", "mts"];
 pub struct Resolver {
     node_modules: Vec<PathBuf>,
     aliases: Vec<(String, PathBuf)>,
+    fs: Arc<dyn FileSystem>,
 }
 
 #[derive(Deserialize)]
@@ -43,8 +46,19 @@ struct PackageJson {
 }
 
 impl Resolver {
+    /// A resolver over the real disk.
     pub fn new(node_modules: Vec<PathBuf>, aliases: Vec<(String, PathBuf)>) -> Resolver {
-        Resolver { node_modules, aliases }
+        Resolver::with_fs(Arc::new(Disk), node_modules, aliases)
+    }
+
+    /// A resolver that looks at files only through `fs` (for example an [`crate::EmbeddedFs`],
+    /// whose virtual paths may appear in `node_modules` and `aliases`).
+    pub fn with_fs(fs: Arc<dyn FileSystem>, node_modules: Vec<PathBuf>, aliases: Vec<(String, PathBuf)>) -> Resolver {
+        Resolver { node_modules, aliases, fs }
+    }
+
+    fn canonical(&self, path: &Path) -> PathBuf {
+        self.fs.canonical(path)
     }
 
     /// Resolve `specifier` imported by the file `importer`.
@@ -55,8 +69,8 @@ impl Resolver {
             reason,
         };
         if let Some((_, target)) = self.aliases.iter().find(|(name, _)| name == specifier) {
-            return if target.is_file() {
-                Ok(canonical(target))
+            return if self.fs.is_file(target) {
+                Ok(self.canonical(target))
             } else {
                 Err(unresolved(format!("alias target {} not found", target.display())))
             };
@@ -77,7 +91,7 @@ impl Resolver {
         dirs.extend(self.node_modules.iter().cloned());
         for dir in dirs {
             let package_dir = dir.join(package);
-            if !package_dir.is_dir() {
+            if !self.fs.is_dir(&package_dir) {
                 continue;
             }
             return self
@@ -93,8 +107,10 @@ impl Resolver {
     /// `subpath` is `.` or `./x/y`.
     fn in_package(&self, package_dir: &Path, subpath: &str) -> Result<Option<PathBuf>, BundleError> {
         let manifest_path = package_dir.join("package.json");
-        let manifest = if manifest_path.is_file() {
-            let text = std::fs::read_to_string(&manifest_path)
+        let manifest = if self.fs.is_file(&manifest_path) {
+            let text = self
+                .fs
+                .read_to_string(&manifest_path)
                 .map_err(|source| BundleError::Read { path: manifest_path.clone(), source })?;
             let manifest: PackageJson = serde_json::from_str(&text)
                 .map_err(|e| BundleError::PackageJson { path: manifest_path.clone(), reason: e.to_string() })?;
@@ -107,7 +123,7 @@ impl Resolver {
                 return Ok(None);
             };
             let path = package_dir.join(target.trim_start_matches("./"));
-            return Ok(path.is_file().then(|| canonical(&path)));
+            return Ok(self.fs.is_file(&path).then(|| self.canonical(&path)));
         }
         if subpath == "." {
             if let Some(manifest) = &manifest {
@@ -123,45 +139,43 @@ impl Resolver {
     }
 
     fn file_or_directory(&self, path: &Path) -> Result<Option<PathBuf>, BundleError> {
-        if path.is_file() {
-            return Ok(Some(canonical(path)));
+        if self.fs.is_file(path) {
+            return Ok(Some(self.canonical(path)));
         }
         for ext in EXTENSIONS {
             let mut with_ext = path.as_os_str().to_owned();
             with_ext.push(".");
             with_ext.push(ext);
             let with_ext = PathBuf::from(with_ext);
-            if with_ext.is_file() {
-                return Ok(Some(canonical(&with_ext)));
+            if self.fs.is_file(&with_ext) {
+                return Ok(Some(self.canonical(&with_ext)));
             }
         }
-        if path.is_dir() {
+        if self.fs.is_dir(path) {
             let manifest_path = path.join("package.json");
-            if manifest_path.is_file() {
-                let text = std::fs::read_to_string(&manifest_path)
+            if self.fs.is_file(&manifest_path) {
+                let text = self
+                    .fs
+                    .read_to_string(&manifest_path)
                     .map_err(|source| BundleError::Read { path: manifest_path.clone(), source })?;
                 let manifest: PackageJson = serde_json::from_str(&text)
                     .map_err(|e| BundleError::PackageJson { path: manifest_path.clone(), reason: e.to_string() })?;
                 for field in [&manifest.module, &manifest.main].into_iter().flatten() {
                     let candidate = path.join(field);
-                    if candidate.is_file() {
-                        return Ok(Some(canonical(&candidate)));
+                    if self.fs.is_file(&candidate) {
+                        return Ok(Some(self.canonical(&candidate)));
                     }
                 }
             }
             for ext in EXTENSIONS {
                 let index = path.join(format!("index.{ext}"));
-                if index.is_file() {
-                    return Ok(Some(canonical(&index)));
+                if self.fs.is_file(&index) {
+                    return Ok(Some(self.canonical(&index)));
                 }
             }
         }
         Ok(None)
     }
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `@scope/name/sub/path` → (`@scope/name`, `./sub/path`); `name` → (`name`, `.`).

@@ -51,6 +51,9 @@ enum Command {
     Status,
     /// Objects, promises, c-lists and queues, from the kernel database.
     Inspect(commands::inspect::InspectArgs),
+    /// Check a kernel database for inconsistencies (refcounts, c-lists, promises); exit 1
+    /// if any.
+    Check(commands::check::CheckArgs),
     /// Bundle vat sources into .bundle files (the JS kernel's format).
     Bundle(commands::bundle::BundleArgs),
 }
@@ -65,6 +68,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Send(args) => commands::send::send(&home()?, args, cli.json).await,
         Command::Status => commands::status::status(&home()?, cli.json).await,
         Command::Inspect(args) => commands::inspect::inspect(&home()?, args, cli.json),
+        Command::Check(args) => commands::check::check(home, args, cli.json).await,
         Command::Bundle(args) => commands::bundle::bundle(args, cli.json),
     }
 }

@@ -665,7 +665,8 @@ fn vite_bundles_have_the_js_kernel_shape() {
         let path = entry.expect("entry").path();
         let bundle: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let keys: Vec<&str> = bundle.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["code", "exports", "external", "moduleFormat"], "{}", path.display());
+        // In the order the JS kernel's bundleVat writes them.
+        assert_eq!(keys, ["moduleFormat", "code", "exports", "external"], "{}", path.display());
         assert_eq!(bundle["moduleFormat"], "iife");
         assert_eq!(bundle["exports"], json!(["buildRootObject"]), "{}", path.display());
         assert_eq!(bundle["external"], json!([]));

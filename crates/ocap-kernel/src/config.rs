@@ -44,6 +44,10 @@ pub const ALLOWED_GLOBAL_NAMES: [&str; 20] = [
     "AbortSignal",
 ];
 
+/// The largest per-vat delivery budget a config may ask for (10 minutes): while a delivery
+/// runs, no other vat's does, so a budget is also how long every other vat may have to wait.
+pub const MAX_DELIVERY_BUDGET_MS: u64 = 600_000;
+
 /// A config that failed validation; `path` names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid cluster config at {path}: {message}")]
@@ -211,7 +215,22 @@ impl VatConfig {
                 ));
             }
         }
+        if let Some(b) = self.creation_options.as_ref().and_then(|c| c.get("deliveryBudgetMs")) {
+            if !b.as_u64().is_some_and(|ms| (1..=MAX_DELIVERY_BUDGET_MS).contains(&ms)) {
+                return Err(cfg_err(
+                    format!("{path}.creationOptions.deliveryBudgetMs"),
+                    format!("must be an integer number of milliseconds from 1 to {MAX_DELIVERY_BUDGET_MS}"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// `creationOptions.deliveryBudgetMs`, if set: how long one delivery to this vat may run
+    /// before the vat is terminated (ours; the JS kernel has no metering). Overrides the
+    /// kernel-wide budget, up or down.
+    pub fn delivery_budget_ms(&self) -> Option<u64> {
+        self.creation_options.as_ref()?.get("deliveryBudgetMs")?.as_u64()
     }
 
     /// `creationOptions.reapInterval`, if set; `"never"` is 0 (no automatic reaping).
@@ -527,5 +546,19 @@ mod tests {
         assert_eq!(e.path, "(root)");
         let e = err(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"a.js","parameters":{"x":1,"x":2}}}}"#);
         assert_eq!(e.path, "vats.a.parameters");
+    }
+
+    #[test]
+    fn delivery_budget_is_a_positive_bounded_integer() {
+        let cfg = |b: &str| {
+            format!(
+                r#"{{"bootstrap":"a","vats":{{"a":{{"sourceSpec":"a.js","creationOptions":{{"deliveryBudgetMs":{b}}}}}}}}}"#
+            )
+        };
+        let c = ClusterConfig::from_json(&cfg("250")).unwrap();
+        assert_eq!(c.vats["a"].delivery_budget_ms(), Some(250));
+        for bad in ["0", "-5", "1.5", "\"fast\"", "600001"] {
+            assert_eq!(err(&cfg(bad)).path, "vats.a.creationOptions.deliveryBudgetMs", "{bad}");
+        }
     }
 }

@@ -32,6 +32,18 @@ struct PromRow {
     host_watch: bool,
 }
 
+/// Checks a store another process may be writing (`ocap check --db`): the same checks, on
+/// one consistent snapshot (a read transaction), so a crank committed half-way through the
+/// check cannot show up as a violation.
+pub fn check_snapshot(store: &Store) -> Result<(), Vec<String>> {
+    if let Err(e) = store.connection().execute_batch("BEGIN DEFERRED") {
+        return Err(vec![format!("could not start a read transaction: {e}")]);
+    }
+    let result = check(store);
+    let _ = store.connection().execute_batch("COMMIT");
+    result
+}
+
 /// Checks the store; returns every violation found.
 pub fn check(store: &Store) -> Result<(), Vec<String>> {
     match check_inner(store) {

@@ -114,10 +114,26 @@ pub struct Kernel {
     /// IO channels (`<subcluster>.<name>`) that could not be re-created at start-up, with why.
     pub io_failures: Arc<Vec<(String, String)>>,
     state: Arc<AtomicU8>,
+    /// Reads and bundles vat code off the run loop before a launch or restart.
+    code_loader: Option<Arc<dyn crate::VatCodeLoader>>,
 }
 
 fn stopped() -> KernelError {
     KernelError::Internal("the kernel has stopped".into())
+}
+
+/// Runs `loader.preload(vats)` on a thread of its own and waits for it without blocking the
+/// caller's executor (any executor: a plain thread and a oneshot, not `spawn_blocking`).
+async fn preload_off_loop(loader: &Option<Arc<dyn crate::VatCodeLoader>>, vats: Vec<crate::config::VatConfig>) {
+    let Some(loader) = loader.clone() else { return };
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new().name("ocap-code-loader".into()).spawn(move || {
+        loader.preload(&vats);
+        let _ = tx.send(());
+    });
+    if spawned.is_ok() {
+        let _ = rx.await;
+    }
 }
 
 impl Kernel {
@@ -166,6 +182,7 @@ impl Kernel {
         // IO channels come back before the vats that use them (seed 002).
         let io_failures = Arc::new(core.restore_io_channels()?);
         let mut launcher = make_launcher(sink);
+        let code_loader = launcher.code_loader();
         let failures = core.resume_vats(launcher.as_mut())?;
         let resume_failures = Arc::new(failures.into_iter().map(|(v, e)| (v, e.to_string())).collect());
         // New system subclusters: their vats start now; bootstrap runs on the loop. A
@@ -213,6 +230,7 @@ impl Kernel {
             system_report: Arc::new(system_report),
             io_failures,
             state: kernel_state,
+            code_loader,
         })
     }
 
@@ -263,6 +281,8 @@ impl Kernel {
     }
 
     async fn launch(&self, config: ClusterConfig, system_name: Option<String>) -> Result<LaunchResult, KernelError> {
+        let vats: Vec<_> = config.vats.keys().filter_map(|name| config.resolved_vat(name)).collect();
+        preload_off_loop(&self.code_loader, vats).await;
         let (otx, orx) = oneshot::channel();
         let tx = self.tx.clone();
         let launch = self
@@ -312,6 +332,12 @@ impl Kernel {
 
     /// A new worker for the vat from its persisted state; `bootstrap` is not re-run.
     pub async fn restart_vat(&self, vat: VatId) -> Result<(), KernelError> {
+        if self.code_loader.is_some() {
+            let config = self
+                .call(move |st| Ok(st.core.store().vat(vat)?.and_then(|r| serde_json::from_str(&r.config).ok())))
+                .await?;
+            preload_off_loop(&self.code_loader, config.into_iter().collect()).await;
+        }
         self.call(move |st| {
             let LoopState { core, launcher } = st;
             core.relaunch_vat(vat, launcher.as_mut())

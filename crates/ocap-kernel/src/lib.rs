@@ -20,7 +20,7 @@ pub mod vat;
 
 pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
-    VatLauncher, VatSpec,
+    VatCodeLoader, VatLauncher, VatSpec,
 };
 pub use crate::core::{IncarnationReport, LaunchRequest};
 pub use crate::core::{SystemBootReport, SystemSubclusterConfig};

@@ -4,23 +4,37 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use ocap_bundle::EmbeddedFs;
 
 use crate::VatWorkerError;
 
-/// Read the bundle named by a `bundleSpec`: a plain path or a `file:` URL.
-pub(crate) fn read_bundle_spec(vat_id: &str, spec: &str) -> Result<String, VatWorkerError> {
+/// The largest bundle file read (the default of `LauncherOptions::max_bundle_bytes`).
+pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Read the bundle named by a `bundleSpec`: a plain path or a `file:` URL; a regular file
+/// of at most `max_bytes` (`ocap_bundle::read_regular_file`: never a FIFO or a device).
+pub(crate) fn read_bundle_spec(vat_id: &str, spec: &str, max_bytes: u64) -> Result<String, VatWorkerError> {
     let path = spec_to_path(spec)
         .ok_or_else(|| VatWorkerError::UnsupportedBundleSpec { vat_id: vat_id.to_string(), spec: spec.to_string() })?;
-    std::fs::read_to_string(&path).map_err(|source| {
+    read_bundle_file(&path, max_bytes)
+}
+
+/// Reads a bundle file (see `read_bundle_spec`).
+pub(crate) fn read_bundle_file(path: &Path, max_bytes: u64) -> Result<String, VatWorkerError> {
+    ocap_bundle::read_regular_file(path, max_bytes).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            VatWorkerError::BundleNotFound { path }
+            VatWorkerError::BundleNotFound { path: path.to_path_buf() }
         } else {
-            VatWorkerError::BundleRead { path, source }
+            VatWorkerError::BundleRead { path: path.to_path_buf(), source }
         }
     })
 }
 
-fn spec_to_path(spec: &str) -> Option<PathBuf> {
+/// The path a `bundleSpec` or `sourceSpec` names, or `None` for a URL of another scheme than
+/// `file:` (`http:`, `https:`, `data:`, ...), which ocap does not load.
+pub fn spec_to_path(spec: &str) -> Option<PathBuf> {
     if let Some(rest) = spec.strip_prefix("file://") {
         // file:///abs/path or file://localhost/abs/path
         let rest = rest.strip_prefix("localhost").unwrap_or(rest);
@@ -74,24 +88,67 @@ pub(crate) fn parse_bundle(text: &str) -> Result<String, VatWorkerError> {
     }
 }
 
-/// Where this crate's build installed the vat packages (`ses`, `@endo/*`, `@agoric/*`, ...):
-/// `sourceSpec` imports resolve from here.
+/// Where this crate's build installed the vat packages (`ses`, `@endo/*`, `@agoric/*`, ...),
+/// in the cargo build directory. For tests and dev tooling only: [`bundle_vat`] does not use
+/// it (it uses the copy embedded in the binary, [`embedded_packages`]).
 pub fn vat_node_modules() -> &'static Path {
     Path::new(env!("OCAP_VAT_NODE_MODULES"))
 }
 
-/// Import aliases every vat source gets: `@metamask/kernel-utils/exo` (`makeDefaultExo`), which
-/// no npm release of `@metamask/kernel-utils` ships, maps to our compat module.
+/// Import aliases for bundling against [`vat_node_modules`] (tests and dev tooling):
+/// `@metamask/kernel-utils/exo` (`makeDefaultExo`), which no npm release of
+/// `@metamask/kernel-utils` ships, maps to our compat module in the source tree.
 pub fn vat_aliases() -> Vec<(String, PathBuf)> {
     let compat = Path::new(env!("CARGO_MANIFEST_DIR")).join("js/src/compat/kernel-utils-exo.js");
-    vec![("@metamask/kernel-utils/exo".to_string(), compat)]
+    vec![(KERNEL_UTILS_EXO.to_string(), compat)]
+}
+
+const KERNEL_UTILS_EXO: &str = "@metamask/kernel-utils/exo";
+
+/// Where the embedded packages are mounted: a virtual path that only the bundler's file
+/// system knows (nothing at or under it is ever looked up on disk). It shows in error
+/// messages about imports from embedded packages, hence a name that cannot be mistaken for a
+/// real directory.
+pub(crate) const EMBEDDED_PACKAGES_ROOT: &str = "/<ocap-embedded>";
+
+/// The packages vat sources may import, packed by `build.rs` (see `pack_vat_packages` there
+/// and the crate README, "Embedded vat packages"): tar + gzip, about 1.6 MB.
+static EMBEDDED_PACKAGES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vat-packages.tar.gz"));
+
+/// The embedded packages, mounted in memory at [`EMBEDDED_PACKAGES_ROOT`] over the real disk.
+///
+/// Decompressed on first use and kept for the life of the process: a binary that never
+/// bundles a `sourceSpec` never pays for it, and one that bundles many pays once (~7 MB
+/// of memory). Read in memory rather than extracted to a cache directory: the bundler reads
+/// every file through `ocap_bundle::FileSystem`, so nothing needs to exist on disk, and there
+/// is no cache to race on, verify or clean up.
+pub(crate) fn embedded_packages() -> Result<Arc<EmbeddedFs>, VatWorkerError> {
+    static MOUNTED: OnceLock<Result<Arc<EmbeddedFs>, String>> = OnceLock::new();
+    MOUNTED
+        .get_or_init(|| {
+            EmbeddedFs::from_tar_gz(EMBEDDED_PACKAGES_ROOT, EMBEDDED_PACKAGES).map(Arc::new).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|reason| VatWorkerError::Bundler {
+            path: PathBuf::from(EMBEDDED_PACKAGES_ROOT),
+            reason: format!("the embedded vat packages are unreadable: {reason}"),
+        })
 }
 
 /// Bundles a vat source file (`sourceSpec`) into the JS kernel's bundle format with the
 /// Rust-native bundler (`ocap-bundle`, swc): no node at run time.
 /// TypeScript sources (`.ts`, `.mts`) have their types stripped.
+///
+/// Bare imports resolve Node-style from the `node_modules` directories above the source
+/// (so a vat's own packages win), then from the packages embedded in this binary
+/// ([`embedded_packages`]); `@metamask/kernel-utils/exo` is the embedded compat module. The
+/// build directory is never consulted, so a copied or installed binary bundles the same.
 pub fn bundle_vat(source: &Path) -> Result<String, VatWorkerError> {
-    ocap_bundle::bundle_vat(source, &[vat_node_modules().to_path_buf()], &vat_aliases())
+    let fs = embedded_packages()?;
+    let root = Path::new(EMBEDDED_PACKAGES_ROOT);
+    let node_modules = [root.join("node_modules")];
+    let aliases = [(KERNEL_UTILS_EXO.to_string(), root.join("compat/kernel-utils-exo.js"))];
+    ocap_bundle::bundle_vat_with_fs(fs, source, &node_modules, &aliases)
         .map_err(|e| VatWorkerError::Bundler { path: source.to_path_buf(), reason: e.to_string() })
 }
 
@@ -156,5 +213,42 @@ mod tests {
         assert_eq!(err(r#"{"moduleFormat":"iife"}"#), "invalid bundle: missing code");
         assert_eq!(err(r#"{"moduleFormat":"iife","code":3}"#), "invalid bundle: code must be a string");
         assert_eq!(parse_bundle(r#"{"moduleFormat":"iife","code":"var x"}"#).unwrap(), "var x");
+    }
+
+    /// The embedded packages are the installed ones: every test vat bundles to the same text
+    /// from the archive (in memory) as from the build directory, where a missing file would
+    /// make the first fail or differ.
+    #[test]
+    fn embedded_packages_bundle_like_the_build_directory() {
+        let vats = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats");
+        let mut compared = 0;
+        for name in ["ping-vat.js", "alice-vat.js", "bob-vat.js", "web-vat.js"] {
+            let source = vats.join(name);
+            let embedded = bundle_vat(&source).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let on_disk = ocap_bundle::bundle_vat(&source, &[vat_node_modules().to_path_buf()], &vat_aliases())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(embedded == on_disk, "{name}: the embedded packages bundle differently");
+            compared += 1;
+        }
+        assert_eq!(compared, 4);
+        let fs = embedded_packages().unwrap();
+        assert_eq!(fs.root(), Path::new(EMBEDDED_PACKAGES_ROOT));
+        use ocap_bundle::FileSystem;
+        let root = Path::new(EMBEDDED_PACKAGES_ROOT);
+        assert!(fs.is_file(&root.join("node_modules/@agoric/swingset-liveslots/package.json")));
+        assert!(fs.is_file(&root.join("compat/kernel-utils-exo.js")));
+        // Prelude-only packages and build tools are left out.
+        for absent in ["core-js-pure", "abort-controller", "esbuild", "patch-package"] {
+            assert!(!fs.is_dir(&root.join("node_modules").join(absent)), "{absent} is embedded");
+        }
+    }
+
+    #[test]
+    fn a_missing_embedded_import_names_the_embedded_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("v.js");
+        std::fs::write(&source, "import { x } from 'no-such-package-anywhere';\nexport const y = x;\n").unwrap();
+        let err = bundle_vat(&source).unwrap_err().to_string();
+        assert!(err.contains("no-such-package-anywhere") && err.contains(EMBEDDED_PACKAGES_ROOT), "{err}");
     }
 }

@@ -20,7 +20,7 @@ pub enum VatWorkerError {
     #[error("Unknown bundle format: {0}")]
     UnknownBundleFormat(String),
     /// `bundleSpec` is neither a path nor a `file:` URL.
-    #[error("vat {vat_id}: unsupported bundleSpec {spec:?}: only file paths and file: URLs are read by the vat worker (the kernel must resolve other specs and pass the bundle text)")]
+    #[error("vat {vat_id}: bundleSpec {spec:?} is not supported: bundles are loaded from file paths and file: URLs only (not http:, https: or data:)")]
     UnsupportedBundleSpec { vat_id: String, spec: String },
     /// The vat config is malformed.
     #[error("VatSupervisor received initVat with bad config parameter (vat {vat_id}): {reason}")]

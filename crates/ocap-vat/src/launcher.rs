@@ -1,19 +1,21 @@
 //! `JsVatLauncher`: starts JS vats for the kernel (`ocap_kernel::VatLauncher`).
 //!
-//! It resolves a vat's code (a `bundleSpec` path or `file:` URL, or a `sourceSpec` JS file
-//! bundled on the fly), starts a `JsVat` on the persisted vatstore, and routes the worker's
-//! events: asynchronous syscalls and death go to the kernel's run loop through the
-//! `VatEventSink`; log records go to `tracing`, tagged with the vat ID and name.
+//! It resolves a vat's code through its `CodeCache` (`code.rs`: a `bundleSpec` path or `file:` URL, or a `sourceSpec` JS file
+//! bundled on the fly by [`crate::bundle_vat`], against the vat's own `node_modules` and then the
+//! packages embedded in the binary, never the build directory), starts a `JsVat` on the
+//! persisted vatstore, and routes the worker's events: asynchronous syscalls and death go to
+//! the kernel's run loop through the `VatEventSink`; log records go to `tracing`, tagged with
+//! the vat ID and name.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use ocap_kernel::config::VatConfig;
-use ocap_kernel::{LaunchRequest, LaunchedVat, VatEvent, VatEventSink, VatId, VatLauncher};
+use ocap_kernel::{LaunchRequest, LaunchedVat, VatCodeLoader, VatEvent, VatEventSink, VatId, VatLauncher};
 
+use crate::code::CodeCache;
 use crate::endpoint::{parse_syscalls, JsVat};
-use crate::{bundle_vat, WorkerEvent, WorkerOptions};
+use crate::{WorkerEvent, WorkerOptions};
 
 /// Limits and locations for the vats a launcher starts.
 #[derive(Debug, Clone, Default)]
@@ -26,40 +28,24 @@ pub struct LauncherOptions {
     pub memory_limit_bytes: Option<usize>,
     /// Per-delivery time budget; `None` uses the worker default.
     pub delivery_timeout_ms: Option<u64>,
+    /// Largest bundle file read; `None` uses `DEFAULT_MAX_BUNDLE_BYTES` (64 MiB).
+    pub max_bundle_bytes: Option<u64>,
 }
 
 /// Starts JS vats.
 pub struct JsVatLauncher {
     sink: VatEventSink,
     opts: LauncherOptions,
-    /// Bundles made from `sourceSpec` files, by path and modification time.
-    bundles: HashMap<PathBuf, (Option<SystemTime>, String)>,
+    /// Vat code, read and bundled safely and cached (`code.rs`); shared with the kernel as
+    /// its `VatCodeLoader`.
+    code: Arc<CodeCache>,
 }
 
 impl JsVatLauncher {
     pub fn new(sink: VatEventSink, opts: LauncherOptions) -> JsVatLauncher {
-        JsVatLauncher { sink, opts, bundles: HashMap::new() }
-    }
-
-    fn resolve(&self, spec: &str) -> PathBuf {
-        let p = Path::new(spec);
-        match &self.opts.base_dir {
-            Some(base) if p.is_relative() && !spec.starts_with("file:") => base.join(p),
-            _ => p.to_path_buf(),
-        }
-    }
-
-    fn source_bundle(&mut self, spec: &str) -> Result<String, String> {
-        let path = self.resolve(spec.strip_prefix("file://").unwrap_or(spec));
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        if let Some((t, text)) = self.bundles.get(&path) {
-            if *t == mtime && mtime.is_some() {
-                return Ok(text.clone());
-            }
-        }
-        let text = bundle_vat(&path).map_err(|e| e.to_string())?;
-        self.bundles.insert(path, (mtime, text.clone()));
-        Ok(text)
+        let max = opts.max_bundle_bytes.unwrap_or(crate::bundle::DEFAULT_MAX_BUNDLE_BYTES);
+        let code = Arc::new(CodeCache::new(opts.base_dir.clone(), max));
+        JsVatLauncher { sink, opts, code }
     }
 }
 
@@ -82,21 +68,10 @@ impl JsVatLauncher {
         vatstore: Vec<(String, String)>,
     ) -> Result<Prepared, String> {
         let mut config = config.clone();
-        let bundle_text = match (&config.source_spec, &config.bundle_spec) {
-            (Some(src), _) => {
-                let text = self.source_bundle(src)?;
-                config.bundle_spec = Some(format!("{src}.bundle"));
-                config.source_spec = None;
-                Some(text)
-            }
-            (None, Some(b)) => {
-                if !b.starts_with("file:") {
-                    config.bundle_spec = Some(self.resolve(b).to_string_lossy().into_owned());
-                }
-                None
-            }
-            _ => return Err("a vat needs sourceSpec or bundleSpec".into()),
-        };
+        let code = self.code.code_for(&config)?;
+        config.bundle_spec = Some(code.bundle_spec);
+        config.source_spec = None;
+        let bundle_text = Some(String::clone(&code.text));
         let vat_config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
         let mut options = WorkerOptions::new(vat.to_string(), name);
         options.allowed_globals = self.opts.allowed_globals.clone();
@@ -104,6 +79,10 @@ impl JsVatLauncher {
             options.memory_limit_bytes = m;
         }
         if let Some(t) = self.opts.delivery_timeout_ms {
+            options.delivery_timeout_ms = t;
+        }
+        // The vat's own budget, up or down from the kernel's (`creationOptions.deliveryBudgetMs`).
+        if let Some(t) = config.delivery_budget_ms() {
             options.delivery_timeout_ms = t;
         }
         let sink = self.sink.clone();
@@ -149,6 +128,10 @@ impl JsVatLauncher {
 }
 
 impl VatLauncher for JsVatLauncher {
+    fn code_loader(&self) -> Option<Arc<dyn VatCodeLoader>> {
+        Some(self.code.clone())
+    }
+
     fn launch(
         &mut self,
         vat: VatId,

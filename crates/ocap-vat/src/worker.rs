@@ -573,7 +573,7 @@ impl Runner {
                         "for now, only bundleSpec is supported in vatConfig specifications (or pass the bundle text)",
                     )),
                 };
-                bundle::read_bundle_spec(&vat_id, spec)?
+                bundle::read_bundle_spec(&vat_id, spec, bundle::DEFAULT_MAX_BUNDLE_BYTES)?
             }
         };
         let code = bundle::parse_bundle(&text)?;

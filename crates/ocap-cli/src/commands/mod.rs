@@ -1,6 +1,7 @@
-//! The friendly commands: `launch`, `send`, `status`, `inspect`, `bundle`.
+//! The friendly commands: `launch`, `send`, `status`, `inspect`, `check`, `bundle`.
 
 pub mod bundle;
+pub mod check;
 pub mod inspect;
 pub mod launch;
 pub mod send;
@@ -25,7 +26,7 @@ pub async fn daemon_client(home: &Home, timeout_secs: Option<u64>) -> Result<Cli
 
 /// Makes the relative paths of a cluster config absolute against `base`, so the daemon,
 /// whose directory is elsewhere, finds them: `sourceSpec` and `bundleSpec` (in `vats` and
-/// `bundles`; URLs, `scheme://...`, are left alone) and IO channels' `path`.
+/// `bundles`; URLs, `scheme:...`, are left alone) and IO channels' `path`.
 pub fn resolve_specs(config: &mut Json, base: &Path) {
     if let Some(channels) = config.get_mut("io").and_then(Json::as_object_mut) {
         for channel in channels.values_mut() {
@@ -41,7 +42,10 @@ pub fn resolve_specs(config: &mut Json, base: &Path) {
         for vat in vats.values_mut() {
             for key in ["sourceSpec", "bundleSpec"] {
                 if let Some(Json::String(spec)) = vat.get_mut(key) {
-                    if !spec.contains("://") && Path::new(spec.as_str()).is_relative() {
+                    // A URL of any scheme (`file:`, `http:`, `data:`) is left as it is: the
+                    // launcher reads `file:` URLs and says the others are not supported.
+                    let plain_path = !spec.starts_with("file:") && ocap_vat::spec_to_path(spec).is_some();
+                    if plain_path && Path::new(spec.as_str()).is_relative() {
                         *spec = base.join(spec.as_str()).display().to_string();
                     }
                 }
@@ -58,7 +62,7 @@ mod tests {
     fn relative_specs_become_absolute() {
         let mut c = serde_json::json!({
             "bootstrap": "a",
-            "vats": {"a": {"sourceSpec": "a.js"}, "b": {"bundleSpec": "/abs/b.bundle"}, "c": {"bundleSpec": "http://x/c"}},
+            "vats": {"a": {"sourceSpec": "a.js"}, "b": {"bundleSpec": "/abs/b.bundle"}, "c": {"bundleSpec": "http://x/c"}, "e": {"bundleSpec": "data:application/json,{}"}},
             "bundles": {"d": {"bundleSpec": "d.bundle"}},
             "io": {"repl": {"type": "socket", "path": "repl.sock"}},
         });
@@ -66,6 +70,7 @@ mod tests {
         assert_eq!(c["vats"]["a"]["sourceSpec"], "/base/a.js");
         assert_eq!(c["vats"]["b"]["bundleSpec"], "/abs/b.bundle");
         assert_eq!(c["vats"]["c"]["bundleSpec"], "http://x/c");
+        assert_eq!(c["vats"]["e"]["bundleSpec"], "data:application/json,{}");
         assert_eq!(c["bundles"]["d"]["bundleSpec"], "/base/d.bundle");
         assert_eq!(c["io"]["repl"]["path"], "/base/repl.sock");
     }

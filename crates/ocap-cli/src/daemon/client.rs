@@ -166,7 +166,7 @@ fn log_tail(home: &Home) -> String {
     }
 }
 
-fn spawn(home: &Home) -> Result<Child, LifecycleError> {
+fn spawn(home: &Home, serve_args: &[&str]) -> Result<Child, LifecycleError> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(LifecycleError::Spawn)?;
     // Early failures (before logging is set up) and panics land in the log too.
@@ -179,6 +179,7 @@ fn spawn(home: &Home) -> Result<Child, LifecycleError> {
         .arg("--home")
         .arg(&home.dir)
         .args(["daemon", "serve"])
+        .args(serve_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
@@ -195,13 +196,13 @@ async fn sleep_poll() {
 /// Starts the home's daemon unless it is running, and waits until it answers. Concurrent
 /// calls end with one daemon: each spawned process races for the lock, the losers exit with
 /// `EXIT_ALREADY_RUNNING`, and every caller waits for the winner.
-pub async fn start(home: &Home, polls: u32) -> Result<Started, LifecycleError> {
+pub async fn start(home: &Home, polls: u32, serve_args: &[&str]) -> Result<Started, LifecycleError> {
     let client = Client::new(home, None);
     if client.ping().await {
         return Ok(Started::Already(lock::read_pid(&home.lock())));
     }
     home.ensure()?;
-    let mut child = if lock::is_held(&home.lock())? { None } else { Some(spawn(home)?) };
+    let mut child = if lock::is_held(&home.lock())? { None } else { Some(spawn(home, serve_args)?) };
     let mut spawned: Vec<u32> = child.iter().map(Child::id).collect();
     for _ in 0..polls {
         if client.ping().await {
@@ -223,7 +224,7 @@ pub async fn start(home: &Home, polls: u32) -> Result<Started, LifecycleError> {
             }
         } else if spawned.len() < MAX_SPAWNS as usize && !lock::is_held(&home.lock())? && !client.ping().await {
             // Whoever had the lock is gone without a daemon (it lost a race or died): try again.
-            let c = spawn(home)?;
+            let c = spawn(home, serve_args)?;
             spawned.push(c.id());
             child = Some(c);
         }

@@ -26,9 +26,13 @@ pub struct DaemonConfig {
     /// Per-vat heap limit (default: the worker's).
     #[serde(default)]
     pub memory_limit_bytes: Option<usize>,
-    /// Per-delivery time budget (default: the worker's).
+    /// Per-delivery time budget in milliseconds (default: the worker's, 3 s); a vat's
+    /// `creationOptions.deliveryBudgetMs` overrides it for that vat.
     #[serde(default)]
     pub delivery_timeout_ms: Option<u64>,
+    /// Largest bundle file a config may name (default 64 MiB).
+    #[serde(default)]
+    pub max_bundle_bytes: Option<u64>,
     /// Which built-in host services (`crate::services`) vats may be given; default: all.
     #[serde(default)]
     pub services: Option<Vec<String>>,
@@ -39,6 +43,10 @@ pub struct DaemonConfig {
     /// (default `query::MAX_QUERY_BYTES`).
     #[serde(default)]
     pub max_query_bytes: Option<usize>,
+    /// Run the kernel's invariant checker after every crank (slow; for debugging). Also
+    /// `ocap daemon start --check-invariants`.
+    #[serde(default)]
+    pub check_invariants: bool,
     /// System subclusters, `[{"name": ..., "config": ClusterConfig}]`: launched at the
     /// daemon's first start, restored afterwards, deleted when removed from this list. They
     /// may ask for the `kernelFacet` service. Relative paths resolve against the home.
@@ -97,7 +105,9 @@ impl DaemonConfig {
             sys.config.validate().map_err(|e| invalid(format!("systemSubclusters[{i}] ({}): {e}", sys.name)))?;
             system_subclusters.push(sys);
         }
-        Ok(KernelConfig { services, system_subclusters, ..Default::default() })
+        let options =
+            ocap_kernel::KernelOptions { check_invariants_every_crank: self.check_invariants, ..Default::default() };
+        Ok(KernelConfig { options, services, system_subclusters })
     }
 
     /// How to start vats. Relative specs sent over raw RPC resolve against the home (the
@@ -108,6 +118,7 @@ impl DaemonConfig {
             allowed_globals: self.allowed_globals.clone(),
             memory_limit_bytes: self.memory_limit_bytes,
             delivery_timeout_ms: self.delivery_timeout_ms,
+            max_bundle_bytes: self.max_bundle_bytes,
         }
     }
 }

@@ -1,8 +1,6 @@
 //! The kernel-control methods (host-surface.md §7.2), plus the daemon's own `ping` and
 //! `shutdown`. Params are checked strictly: a wrong shape is `INVALID_PARAMS`.
 
-use std::collections::BTreeMap;
-
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::kernel_extra::StatusDetails;
 use ocap_kernel::{CapData, KRef, KernelError, VatId};
@@ -180,6 +178,15 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
                 .await
                 .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, format!("query task failed: {e}")))?
         }
+        // Ours (the JS kernel has none): the invariant checker, run between cranks.
+        // `{"ok": true}` or `{"ok": false, "violations": [...]}`.
+        "checkInvariants" => {
+            no_params(&params)?;
+            match state.kernel().await.check_invariants().await.map_err(kernel_error)? {
+                Ok(()) => Ok(json!({"ok": true})),
+                Err(violations) => Ok(json!({"ok": false, "violations": violations})),
+            }
+        }
         _ => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("Method not found: {method}"))),
     }
 }
@@ -230,7 +237,9 @@ pub fn status_json(d: &StatusDetails, resume_failures: &[(VatId, String)]) -> Js
         .subclusters
         .iter()
         .map(|s| {
-            let members: BTreeMap<&str, String> = s.vats.iter().map(|(n, v)| (n.as_str(), v.to_string())).collect();
+            // In launch order (vat ID order), as the JS kernel's record is built.
+            let members: serde_json::Map<String, Json> =
+                s.vats.iter().map(|(n, v)| (n.clone(), json!(v.to_string()))).collect();
             let mut j = json!({"id": s.record.id, "config": parse(&s.record.config), "vats": members});
             if let (Some(name), Some(obj)) = (&s.record.system_name, j.as_object_mut()) {
                 obj.insert("systemName".into(), json!(name));
@@ -245,7 +254,8 @@ pub fn status_json(d: &StatusDetails, resume_failures: &[(VatId, String)]) -> Js
         .collect();
     let not_running: Vec<String> =
         d.vats.iter().filter(|v| !d.attached.contains(&v.id)).map(|v| v.id.to_string()).collect();
-    let roots: BTreeMap<String, String> = d.roots.iter().map(|(v, k)| (v.to_string(), k.to_string())).collect();
+    let roots: serde_json::Map<String, Json> =
+        d.roots.iter().map(|(v, k)| (v.to_string(), json!(k.to_string()))).collect();
     let failures: Vec<Json> =
         resume_failures.iter().map(|(v, why)| json!({"vat": v.to_string(), "error": why})).collect();
     json!({

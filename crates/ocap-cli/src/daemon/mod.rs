@@ -52,7 +52,27 @@ pub enum DaemonCommand {
     /// Call a control RPC method and print its result (starts the daemon if needed).
     Exec(ExecArgs),
     /// Run the daemon in the foreground (what `start` spawns); logs go to <home>/daemon.log.
-    Serve,
+    Serve(ServeArgs),
+}
+
+/// Options of the daemon process itself, which `start` passes on to `serve`.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct ServeArgs {
+    /// Run the invariant checker after every crank (slow; for debugging a suspected
+    /// inconsistency): the first crank that breaks one is logged with what is wrong.
+    #[arg(long)]
+    pub check_invariants: bool,
+}
+
+impl ServeArgs {
+    /// The command-line form, for the spawned `daemon serve`.
+    pub fn to_args(self) -> Vec<&'static str> {
+        if self.check_invariants {
+            vec!["--check-invariants"]
+        } else {
+            vec![]
+        }
+    }
 }
 
 #[derive(Args)]
@@ -60,13 +80,15 @@ pub struct StartArgs {
     /// Seconds to wait for the daemon to answer (restarting many vats can take a while).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Args)]
 pub struct ExecArgs {
     /// The method (default getStatus): one of ping, shutdown, getStatus, launchSubcluster,
     /// terminateSubcluster, queueMessage, pingVat, restartVat, terminateVat, terminateAllVats,
-    /// collectGarbage, clearState, reapVats, revoke, isRevoked, executeDBQuery.
+    /// collectGarbage, clearState, reapVats, revoke, isRevoked, executeDBQuery, checkInvariants.
     pub method: Option<String>,
     /// The params, as JSON (default []). For launchSubcluster, relative sourceSpec and
     /// bundleSpec paths in params.config resolve against the current directory.
@@ -109,12 +131,12 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError
 
 pub async fn run(command: DaemonCommand, home: &Home, json: bool) -> Result<(), CliError> {
     match command {
-        DaemonCommand::Start(args) => start(home, args.timeout, json).await,
+        DaemonCommand::Start(args) => start(home, args.timeout, args.serve, json).await,
         DaemonCommand::Stop => stop(home, json).await,
         DaemonCommand::Status => status(home, json).await,
         DaemonCommand::Purge { force } => purge(home, force, json).await,
         DaemonCommand::Exec(args) => exec(home, args, json).await,
-        DaemonCommand::Serve => serve(home).await.map_err(|e| match e {
+        DaemonCommand::Serve(args) => serve(home, args).await.map_err(|e| match e {
             DaemonError::Lock(LockError::Held { pid }) => {
                 eprintln!("ocap: {}", LockError::Held { pid });
                 CliError::Exit(EXIT_ALREADY_RUNNING)
@@ -136,20 +158,27 @@ fn describe(home: &Home, running: bool, pid: Option<u32>) -> Json {
 
 /// Starts the daemon if needed (with a spinner), for the commands that talk to it.
 pub async fn ensure_running(home: &Home, timeout_secs: u64) -> Result<Started, CliError> {
+    start_with(home, timeout_secs, ServeArgs::default()).await
+}
+
+async fn start_with(home: &Home, timeout_secs: u64, serve: ServeArgs) -> Result<Started, CliError> {
     home.check_socket_path()?;
     let spinner = Spinner::new("Starting the daemon…");
     let polls = u32::try_from(timeout_secs.saturating_mul(1000) / POLL_INTERVAL_MS).unwrap_or(u32::MAX);
-    let started = client::start(home, polls).await.map_err(DaemonError::from);
+    let started = client::start(home, polls, &serve.to_args()).await.map_err(DaemonError::from);
     drop(spinner);
     Ok(started?)
 }
 
-async fn start(home: &Home, timeout_secs: u64, json: bool) -> Result<(), CliError> {
-    let started = ensure_running(home, timeout_secs).await?;
+async fn start(home: &Home, timeout_secs: u64, serve: ServeArgs, json: bool) -> Result<(), CliError> {
+    let started = start_with(home, timeout_secs, serve).await?;
     let (pid, now) = match started {
         Started::Already(pid) => (pid, false),
         Started::Now(pid) => (pid, true),
     };
+    if !now && serve.check_invariants {
+        eprintln!("ocap: the daemon was already running, without --check-invariants; stop it and start it again");
+    }
     if json {
         let mut out = describe(home, true, pid);
         out["started"] = json!(now);
@@ -305,7 +334,7 @@ fn bind(home: &Home) -> Result<UnixListener, DaemonError> {
 
 /// The daemon itself: lock, log, kernel, socket, serve until asked to stop, then stop the
 /// kernel, finish open connections, remove the socket and release the lock.
-pub async fn serve(home: &Home) -> Result<(), DaemonError> {
+pub async fn serve(home: &Home, args: ServeArgs) -> Result<(), DaemonError> {
     // Everything the daemon creates (database, log, socket) is private to the user.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     home.ensure()?;
@@ -313,7 +342,8 @@ pub async fn serve(home: &Home) -> Result<(), DaemonError> {
     // The lock comes first: a second daemon never opens the database (G12).
     let mut lock = acquire_lock(home).await?;
     lock.write_pid()?;
-    let config = DaemonConfig::load(&home.config())?;
+    let mut config = DaemonConfig::load(&home.config())?;
+    config.check_invariants |= args.check_invariants;
     init_logging(home, &config)?;
     tracing::info!(pid = std::process::id(), home = %home.dir.display(), "daemon starting");
     let (h, c) = (home.clone(), config.clone());

@@ -115,6 +115,12 @@ impl KernelCore {
             }
         }
         self.after_crank()?;
+        if self.opts.check_invariants_every_crank {
+            if let Err(violations) = crate::invariants::check(&self.store) {
+                tracing::error!(crank = self.crank_count, "invariants violated: {}", violations.join("; "));
+                return Err(KernelError::Invariants { crank: self.crank_count, violations });
+            }
+        }
         Ok(true)
     }
 

@@ -15,7 +15,7 @@ mod subclusters;
 mod system;
 pub use incarnation::IncarnationReport;
 pub use services::Waker;
-pub use subclusters::{LaunchRequest, LaunchedVat, SubclusterLaunch, VatLauncher};
+pub use subclusters::{LaunchRequest, LaunchedVat, SubclusterLaunch, VatCodeLoader, VatLauncher};
 pub use system::{SystemBootReport, SystemSubclusterConfig};
 mod syscalls;
 mod terminate;
@@ -49,6 +49,10 @@ pub struct KernelOptions {
     pub max_run_queue_items: u64,
     pub max_vatstore_key_bytes: usize,
     pub max_vatstore_value_bytes: usize,
+    /// Run the invariant checker (`invariants.rs`) after every crank, for debugging: the
+    /// first crank that leaves the store inconsistent is reported (`KernelError::Invariants`,
+    /// logged by the run loop) with what is wrong. Slow: it reads the whole store each time.
+    pub check_invariants_every_crank: bool,
 }
 
 impl Default for KernelOptions {
@@ -61,6 +65,7 @@ impl Default for KernelOptions {
             max_run_queue_items: 1_000_000,
             max_vatstore_key_bytes: 4 * 1024,
             max_vatstore_value_bytes: 16 * 1024 * 1024,
+            check_invariants_every_crank: false,
         }
     }
 }
@@ -75,6 +80,8 @@ pub enum KernelError {
     BadRef(#[from] crate::refs::RefParseError),
     #[error("unknown kref {0}")]
     UnknownKref(KRef),
+    #[error("the store is inconsistent after crank {crank}: {}", violations.join("; "))]
+    Invariants { crank: u64, violations: Vec<String> },
     #[error("{0} is a promise; {1} needs an object")]
     NotAnObject(KRef, &'static str),
     #[error("vat {0} does not exist")]

@@ -29,7 +29,22 @@ pub struct LaunchRequest {
 }
 
 /// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
+/// Work a launcher can do for a launch before it reaches the run loop: reading and bundling
+/// vat code can be slow (a large bundle, a slow disk, swc on a big source), and while the run
+/// loop waits, every vat waits (issue 11 item 1: nothing a config names is read on the run
+/// loop). `Kernel` calls `preload` on a thread of its own; the launch then finds the code
+/// ready. Errors are not returned here: the launch meets them again, cheaply, and reports them
+/// against the vat that caused them.
+pub trait VatCodeLoader: Send + Sync {
+    fn preload(&self, vats: &[VatConfig]);
+}
+
 pub trait VatLauncher {
+    /// The launcher's code loader, if it has one (see `VatCodeLoader`).
+    fn code_loader(&self) -> Option<std::sync::Arc<dyn VatCodeLoader>> {
+        None
+    }
+
     /// Starts several vats; a launcher may start them in parallel. The answers are in the
     /// order of the requests.
     fn launch_many(&mut self, requests: Vec<LaunchRequest>) -> Vec<Result<LaunchedVat, String>> {

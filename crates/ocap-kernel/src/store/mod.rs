@@ -81,6 +81,24 @@ impl Store {
         Self::init(conn, durability)
     }
 
+    /// Opens an existing kernel database read-only, for inspection (`ocap check`): nothing is
+    /// created or changed, and a file that is not an ocap kernel database is an error.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .ctx("open database read-only")?;
+        let version: Option<i64> = conn
+            .query_row("SELECT value FROM counters WHERE name = 'schemaVersion'", [], |r| r.get(0))
+            .optional()
+            .map_err(|e| StoreError::Corrupt(format!("not an ocap kernel database: {e}")))?;
+        match version {
+            Some(v) if v == SCHEMA_VERSION => Ok(Store { conn, in_outer: false, in_unit: false }),
+            Some(v) => Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}"))),
+            None => Err(StoreError::Corrupt("not an ocap kernel database: no schema version".into())),
+        }
+    }
+
     /// An in-memory store, for unit tests of a single module only.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory().ctx("open in-memory database")?;
