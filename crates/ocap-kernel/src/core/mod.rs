@@ -186,6 +186,13 @@ impl KernelCore {
                 k.store.set_host_watch(kpid, false)?;
                 k.decref(kpid)?;
             }
+            // A kernel service call in flight when the previous process stopped can never be
+            // answered: its reply channel died with that process. Reject its promise, or
+            // whoever holds it would wait forever (tests/simulation.rs, seed 30).
+            let lost = smallcaps::kernel_error("DELIVERY_FAILED", "the kernel restarted before the service answered");
+            for kpid in k.store.promises_decided_by(EndpointId::Kernel)? {
+                k.resolve_promise(kpid, true, lost.clone())?;
+            }
             Ok(())
         })?;
         core.commit()?;

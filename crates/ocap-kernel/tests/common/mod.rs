@@ -81,6 +81,18 @@ impl TestKernel {
     }
 }
 
+impl TestKernel {
+    /// Kills the kernel as `kill -9` would (no commit, no shutdown: whatever was not committed
+    /// is lost) and reopens it on the same database. Vats must be attached again.
+    pub fn crash(self) -> TestKernel {
+        let TestKernel { core, path, _dir } = self;
+        drop(core);
+        let store = Store::open(&path, Durability::Process).expect("reopen store");
+        let core = KernelCore::new(store, KernelOptions::default()).expect("kernel");
+        TestKernel { core, path, _dir }
+    }
+}
+
 pub fn ok_value(r: Option<HostResult>) -> Value {
     match r {
         Some(Ok(data)) => smallcaps::kunser(&data).expect("decode result"),
