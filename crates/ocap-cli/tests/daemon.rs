@@ -302,7 +302,14 @@ fn clear_state_terminate_and_exec() {
 
     let r = home.ok_json(&["daemon", "exec", "terminateVat", r#"{"id":"v2"}"#]);
     assert_eq!(r, Json::Null);
-    home.ok_json(&["daemon", "exec", "collectGarbage"]);
+    assert_eq!(home.ok_json(&["daemon", "exec", "collectGarbage"]), Json::Null);
+    // The terminated vat is cleaned up: no record, no c-list entries left.
+    for sql in
+        ["SELECT count(*) AS n FROM vats WHERE id = 'v2'", "SELECT count(*) AS n FROM clist WHERE endpoint = 'v2'"]
+    {
+        assert_eq!(home.rpc("executeDBQuery", json!({"sql": sql}))["result"], json!([{"n": "0"}]), "{sql}");
+    }
+    assert_eq!(home.rpc("checkInvariants", json!([]))["result"], json!({"ok": true}));
     let status = home.ok_json(&["status"]);
     let ids: Vec<&str> = status["vats"].as_array().unwrap().iter().filter_map(|v| v["id"].as_str()).collect();
     assert_eq!(ids, vec!["v1", "v3"]);
@@ -322,6 +329,46 @@ fn clear_state_terminate_and_exec() {
     assert_eq!(launched["subclusterId"], "s1");
     home.ok_json(&["daemon", "exec", "terminateAllVats"]);
     assert!(home.ok_json(&["status"])["vats"].as_array().unwrap().is_empty());
+}
+
+/// `restartVat`, `reapVats` and `terminateSubcluster` over the RPC, each with its effect.
+#[test]
+fn restart_vat_reap_vats_and_terminate_subcluster_over_rpc() {
+    let home = Home::new();
+    home.ok_json(&["launch", demo().to_str().unwrap()]);
+    let status = home.ok_json(&["status"]);
+    let counter = status["vatRoots"]["v3"].as_str().unwrap().to_owned();
+    assert_eq!(home.ok(&["send", &counter, "increment"]).trim(), "4");
+    // The counter's inner object is a heap exo of this incarnation.
+    let inner = home.ok_json(&["send", &counter, "getCounter"])["kref"].as_str().unwrap().to_owned();
+    assert_eq!(home.ok(&["send", &inner, "read"]).trim(), "4");
+
+    // restartVat: a new incarnation from the persisted state. The count (in baggage) goes
+    // on; the previous incarnation's heap export is gone.
+    assert_eq!(home.rpc("restartVat", json!({"id": "v3"}))["result"], Json::Null);
+    assert_eq!(home.ok(&["send", &counter, "increment"]).trim(), "5");
+    assert_eq!(home.rpc("pingVat", json!({"id": "v3"}))["result"], "pong");
+    let r = home.rpc("queueMessage", json!([inner, "read", []]));
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("OBJECT_DELETED")), "{r}");
+    let r = home.rpc("restartVat", json!({"id": "v99"}));
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+
+    // reapVats: one vat, then all; the vats go on.
+    assert_eq!(home.rpc("reapVats", json!({"ids": ["v3"]}))["result"], Json::Null);
+    assert_eq!(home.rpc("reapVats", json!({}))["result"], Json::Null);
+    assert_eq!(home.ok(&["send", &counter, "increment"]).trim(), "6");
+    assert_eq!(home.rpc("checkInvariants", json!([]))["result"], json!({"ok": true}));
+
+    // terminateSubcluster: its vats go, and its roots stop answering.
+    assert_eq!(home.rpc("terminateSubcluster", json!({"id": "s1"}))["result"], Json::Null);
+    let status = home.ok_json(&["status"]);
+    assert!(status["vats"].as_array().unwrap().is_empty(), "{status}");
+    assert!(status["subclusters"].as_array().unwrap().is_empty(), "{status}");
+    let r = home.rpc("queueMessage", json!([counter, "increment", []]));
+    assert!(r.get("error").is_some(), "{r}");
+    let r = home.rpc("terminateSubcluster", json!({"id": "s1"}));
+    assert_eq!(r["error"]["code"], -32001, "{r}");
+    assert_eq!(home.rpc("checkInvariants", json!([]))["result"], json!({"ok": true}));
 }
 
 #[test]

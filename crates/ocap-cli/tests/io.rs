@@ -36,7 +36,7 @@ fn echo_cluster(sock: &Path, direction: &str) -> ClusterConfig {
 
 fn connect(sock: &Path) -> (UnixStream, BufReader<UnixStream>) {
     let c = UnixStream::connect(sock).expect("connect to the channel");
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c.set_read_timeout(Some(HANG_GUARD)).unwrap();
     let r = BufReader::new(c.try_clone().unwrap());
     (c, r)
 }
@@ -47,16 +47,32 @@ fn line(r: &mut BufReader<UnixStream>) -> String {
     s.trim_end_matches('\n').to_string()
 }
 
-/// Channels are destroyed once the kernel is idle; a status call is a round trip after it.
-/// Waits (boundedly) for the socket file to go.
-async fn wait_until_gone(k: &Kernel, sock: &Path) {
-    for _ in 0..100 {
-        if !sock.exists() {
-            break;
+/// Only guards against a hang: the waits it bounds end on an event long before.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Waits for the channel at `sock` to be destroyed (once the kernel is idle after its
+/// subcluster ended): destroying it disconnects `client` first, on the run loop, and removes
+/// the socket file in the same step, so a kernel call answered after the disconnect comes
+/// after the removal.
+async fn wait_until_closed(k: &Kernel, sock: &Path, client: UnixStream) {
+    let disconnected = tokio::task::spawn_blocking(move || {
+        let mut client = client;
+        client.set_read_timeout(Some(HANG_GUARD)).unwrap();
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(&mut client, &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return Err(e)
+                }
+                Err(_) => return Ok(()), // reset: disconnected too
+            }
         }
-        k.get_status().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    });
+    disconnected.await.unwrap().expect("the channel disconnects its client (hang guard)");
+    k.get_status().await.unwrap();
+    assert!(!sock.exists(), "the socket file goes with the channel");
 }
 
 async fn value(k: &Kernel, target: KRef, method: &str, args: Vec<Value>) -> Result<Value, String> {
@@ -155,10 +171,11 @@ async fn a_failed_launch_leaves_no_socket_file_and_no_service() {
     let left = k
         .with_store(|s| {
             let c = s.connection();
-            Ok(c.query_row("SELECT COUNT(*) FROM kv WHERE key LIKE 'io.%'", [], |r| r.get::<_, i64>(0)).unwrap_or(-1))
+            Ok(c.query_row("SELECT COUNT(*) FROM kv WHERE key LIKE 'io.%'", [], |r| r.get::<_, i64>(0)))
         })
         .await
-        .unwrap();
+        .unwrap()
+        .expect("count query");
     assert_eq!(left, 0);
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
@@ -171,9 +188,9 @@ async fn terminate_subcluster_removes_the_socket_file() {
     let k = make(&dir.path().join("k.sqlite"));
     let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
     assert!(sock.exists());
+    let client = UnixStream::connect(&sock).unwrap();
     k.terminate_subcluster(&r.subcluster_id).await.unwrap();
-    wait_until_gone(&k, &sock).await;
-    assert!(!sock.exists());
+    wait_until_closed(&k, &sock, client).await;
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
@@ -371,9 +388,9 @@ async fn reset_terminates_everything_and_closes_channels() {
     let sock = dir.path().join("repl.sock");
     let k = make(&dir.path().join("k.sqlite"));
     k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    let client = UnixStream::connect(&sock).unwrap();
     k.reset().await.unwrap();
-    wait_until_gone(&k, &sock).await;
-    assert!(!sock.exists());
+    wait_until_closed(&k, &sock, client).await;
     let status = k.get_status().await.unwrap();
     assert!(status.subclusters.is_empty() && status.vats.is_empty());
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
@@ -396,6 +413,112 @@ async fn a_channel_that_fails_to_come_back_rejects_calls_cleanly() {
     assert_eq!(k.io_failures.len(), 1, "{:?}", k.io_failures);
     let err = value(&k, r.root_kref, "read", vec![]).await.unwrap_err();
     assert!(err.contains("IO channel \"repl\" is unavailable") && err.contains("live process"), "{err}");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// One client at a time (§6.4): a second connection is closed at once, and the first goes
+/// on as if nothing happened; once the first has gone, a new client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_client_is_refused_while_one_is_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(echo_cluster(&sock, "inout")).await.unwrap();
+    let (mut first, mut first_reader) = connect(&sock);
+    // The first client is attached once a line from it arrives.
+    first.write_all(b"one\n").unwrap();
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("one")));
+    let (mut second, mut second_reader) = connect(&sock);
+    let mut rest = String::new();
+    let refused = std::io::Read::read_to_string(&mut second_reader, &mut rest);
+    assert!(matches!(refused, Ok(0)) || refused.is_err(), "the second client is disconnected: {refused:?} {rest:?}");
+    let _ = second.write_all(b"from the second\n");
+    // The first is still the client: its line comes next, and writes go to it.
+    first.write_all(b"two\n").unwrap();
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("two")));
+    assert_eq!(value(&k, r.root_kref, "write", vec![Value::str("to the first")]).await, Ok(Value::Undefined));
+    assert_eq!(line(&mut first_reader), "to the first");
+    // The first goes; a third client is served.
+    drop(first);
+    drop(first_reader);
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::Null), "the first client's EOF");
+    let (mut third, mut third_reader) = connect(&sock);
+    third.write_all(b"three\n").unwrap();
+    assert_eq!(value(&k, r.root_kref, "read", vec![]).await, Ok(Value::str("three")));
+    assert_eq!(value(&k, r.root_kref, "write", vec![Value::str("to the third")]).await, Ok(Value::Undefined));
+    assert_eq!(line(&mut third_reader), "to the third");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}
+
+/// The tests' IO vat (bulk reads, and the channel handed out), with a socket channel.
+fn reader_cluster(sock: &Path) -> ClusterConfig {
+    ClusterConfig::from_json(&format!(
+        r#"{{"bootstrap":"r","io":{{"repl":{{"type":"socket","path":{:?}}}}},
+            "vats":{{"r":{{"sourceSpec":"../../crates/ocap-cli/tests/vats/io-reader.js"}}}}}}"#,
+        sock.to_string_lossy()
+    ))
+    .unwrap()
+}
+
+/// Back-pressure (§6.4 "a fast client is slowed down rather than eating memory"): a client
+/// writing far more than `MAX_BUFFERED_LINES` before the vat reads anything loses nothing:
+/// every line arrives, in order, and the client's writes complete once the vat has read.
+/// (That the client is held back meanwhile is a matter of blocking, which a test cannot
+/// observe without timing; the bound itself is what `deliver` in `io/socket.rs` enforces.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_far_ahead_of_the_vat_loses_nothing() {
+    use ocap_kernel::io::socket::MAX_BUFFERED_LINES;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(reader_cluster(&sock)).await.unwrap();
+    let (client, _reader) = connect(&sock);
+    // More than the channel buffers, plus more bytes than the socket itself can hold.
+    let total = MAX_BUFFERED_LINES + 4_000;
+    let pad = "p".repeat(1_000);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut client = client;
+        for i in 0..total {
+            client.write_all(format!("{i} {pad}\n").as_bytes()).unwrap();
+        }
+        done_tx.send(()).unwrap();
+        client
+    });
+    let all = value(&k, r.root_kref, "readMany", vec![Value::Number(0.0), Value::Number(total as f64)]).await;
+    assert_eq!(all, Ok(Value::Number(total as f64)), "every line, in order");
+    done_rx.recv_timeout(HANG_GUARD).expect("the writer finished once the lines were read");
+    drop(writer.join().unwrap());
+    k.stop().await.unwrap();
+}
+
+/// A channel handed out by its vat, called after its subcluster ended and it was closed:
+/// the calls are rejected, and the kernel goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_closed_channel_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("repl.sock");
+    let k = make(&dir.path().join("k.sqlite"));
+    let r = k.launch_subcluster(reader_cluster(&sock)).await.unwrap();
+    let channel = match value(&k, r.root_kref, "channel", vec![]).await.unwrap() {
+        Value::Remotable { slot, .. } => slot,
+        other => panic!("not a reference: {other:?}"),
+    };
+    // The host can use it like the vat can (the client is attached once its line is read).
+    let (mut client, mut reader) = connect(&sock);
+    client.write_all(b"hello\n").unwrap();
+    assert_eq!(value(&k, channel, "read", vec![]).await, Ok(Value::str("hello")));
+    assert_eq!(value(&k, channel, "write", vec![Value::str("hi")]).await, Ok(Value::Undefined));
+    assert_eq!(line(&mut reader), "hi");
+    drop(reader);
+    k.terminate_subcluster(&r.subcluster_id).await.unwrap();
+    wait_until_closed(&k, &sock, client).await;
+    for (method, args) in [("write", vec![Value::str("late")]), ("read", vec![])] {
+        let err = value(&k, channel, method, args).await.unwrap_err();
+        assert!(err.contains("[KERNEL:"), "{method}: {err}");
+    }
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }

@@ -148,6 +148,7 @@ fn dispatch(
                 None => Vec::new(),
                 _ => return Err("args must be an array".into()),
             };
+            core.require_exists(target).map_err(e)?;
             let reply = reply.take().ok_or("internal: reply already used")?;
             core.queue_message(
                 target,

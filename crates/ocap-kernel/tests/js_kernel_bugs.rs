@@ -27,22 +27,33 @@ fn bug_1_2_awaiting_a_terminated_vat_gives_vat_terminated_rejection() {
     let (bob, _) = passive();
     let (bob_id, bob_root) = k.add("bob", bob);
     let (alice, a_log, a_plan) = ScriptedVat::planned();
-    let (_, alice_root) = k.add("alice", alice);
+    let (alice_id, alice_root) = k.add("alice", alice);
     a_plan.push(vec![
         send("o-1", "work", &[], "p+1"),
         VatSyscall::Subscribe("p+1".into()),
         resolve("p-1", false, "#null", &[]),
     ]);
-    k.call(alice_root, "go", vec![Value::presence(bob_root, None)]);
+    assert_eq!(ok_value(k.call(alice_root, "go", vec![Value::presence(bob_root, None)])), Value::Null);
     k.core.terminate_vat(bob_id, "bob was stopped").unwrap();
     k.run();
     let n = notifies(&a_log);
     assert_eq!(n.len(), 1, "{n:?}");
     assert_eq!(n[0].0, "p+1");
     assert!(n[0].1 && n[0].2.contains("[KERNEL:VAT_TERMINATED] bob was stopped"), "{n:?}");
-    // Alice can still use what she holds: a send to the settled promise is routed, not fatal.
-    a_plan.push(vec![send("o-1", "again", &[], "p+2"), resolve("p-2", false, "#null", &[])]);
-    k.call(alice_root, "poke", vec![]);
+    // Alice can still use what she holds: a send to bob's root, whose vat is gone, is
+    // routed and rejected, and is not fatal to alice.
+    a_plan.push(vec![
+        send("o-1", "again", &[], "p+2"),
+        VatSyscall::Subscribe("p+2".into()),
+        resolve("p-2", false, "#\"poked\"", &[]),
+    ]);
+    assert_eq!(ok_value(k.call(alice_root, "poke", vec![])), Value::str("poked"));
+    k.run();
+    assert!(k.core.is_vat_attached(alice_id), "alice lives on");
+    let n = notifies(&a_log);
+    assert_eq!(n.len(), 2, "{n:?}");
+    assert_eq!(n[1].0, "p+2");
+    assert!(n[1].1 && n[1].2.contains("[KERNEL:OBJECT_DELETED]"), "the send to the dead vat's root is rejected: {n:?}");
     k.check();
 }
 
@@ -312,29 +323,46 @@ fn bug_12_second_importer_drop_sends_drop_exports_only_after_both() {
 }
 
 /// §13.13: notify, GC and BOYD work for a vat that has gone away do not stop the kernel.
+/// All three are pending for the subscriber when it is terminated; none reaches it, the
+/// kernel goes on, and nothing is left queued.
 #[test]
 fn bug_13_work_for_a_terminated_vat_is_dropped_not_fatal() {
     let mut k = kernel();
     let (exp, _, e_plan) = ScriptedVat::planned();
     let (e_id, e_root) = k.add("exporter", exp);
-    let (sub, _, s_plan) = ScriptedVat::planned();
+    let (sub, s_log, s_plan) = ScriptedVat::planned();
     let (s_id, s_root) = k.add("subscriber", sub);
-    // The subscriber awaits the exporter; then both a notify and a BOYD are pending for it
-    // when it is terminated.
+    // The subscriber awaits the exporter (its p+1 is the exporter's p-1), and gives the host
+    // an object it exports.
     s_plan.push(vec![
         send("o-1", "work", &[], "p+1"),
         VatSyscall::Subscribe("p+1".into()),
         resolve("p-1", false, "#null", &[]),
     ]);
-    k.call(s_root, "go", vec![Value::presence(e_root, None)]);
-    e_plan.push(vec![resolve("p-1", false, "#1", &[])]);
-    k.core.reap_vats(Some(&[s_id])).unwrap();
+    assert_eq!(ok_value(k.call(s_root, "go", vec![Value::presence(e_root, None)])), Value::Null);
+    s_plan.push(vec![resolve("p-2", false, "#\"$0.Alleged: thing\"", &["o+1"])]);
+    let thing = remotable(ok_value(k.call(s_root, "make", vec![])));
+    // The exporter answers the work (a notify for the subscriber) and its own message.
+    e_plan.push(vec![resolve("p-1", false, "#1", &[]), resolve("p-2", false, "#\"finished\"", &[])]);
     let rx = k.send(e_root, "finish", vec![]);
-    k.core.step().unwrap(); // the reap for the subscriber runs first
+    assert!(k.core.step().unwrap(), "the finish delivery");
+    assert_eq!(k.count("SELECT COUNT(*) FROM run_queue"), 1, "the notify for the subscriber is queued");
+    // The host lets go of the thing: GC actions for its exporter, the subscriber.
+    k.core.unpin(thing).unwrap();
+    assert!(k.count(&format!("SELECT COUNT(*) FROM gc_actions WHERE endpoint = '{s_id}'")) > 0);
+    k.core.reap_vats(Some(&[s_id])).unwrap();
+    assert_eq!(k.count(&format!("SELECT COUNT(*) FROM reap_queue WHERE vat = '{s_id}'")), 1);
+    let delivered = s_log.len();
     k.core.terminate_vat(s_id, "bye").unwrap();
     k.run();
-    drop(rx);
+    assert_eq!(s_log.len(), delivered, "nothing reached the terminated vat: {:?}", &s_log.all()[delivered..]);
+    assert_eq!(ok_value(rx.try_recv().ok()), Value::str("finished"));
     assert!(k.core.is_vat_attached(e_id));
+    e_plan.push(vec![resolve("p-3", false, "#\"still here\"", &[])]);
+    assert_eq!(ok_value(k.call(e_root, "again", vec![])), Value::str("still here"));
+    for table in ["run_queue", "gc_actions", "reap_queue"] {
+        assert_eq!(k.count(&format!("SELECT COUNT(*) FROM {table}")), 0, "{table} is empty");
+    }
     k.check();
 }
 

@@ -17,11 +17,17 @@ use ocap_kernel::{
 };
 
 type Sinks = Arc<Mutex<Vec<(VatId, VatEventSink)>>>;
+/// Each message a "plain" vat is delivered, as (vat, method).
+type Delivered = tokio::sync::mpsc::UnboundedReceiver<(VatId, String)>;
+
+/// Only guards against a hang: every wait below ends on an event long before.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Launches scripted vats; `sourceSpec` picks the behaviour.
 struct Launcher {
     sink: VatEventSink,
     sinks: Sinks,
+    delivered: tokio::sync::mpsc::UnboundedSender<(VatId, String)>,
 }
 
 impl VatLauncher for Launcher {
@@ -55,21 +61,36 @@ impl VatLauncher for Launcher {
                     .0,
                 )
             }
-            _ => Box::new(ScriptedVat::new(answer(|m, _| Ok(Value::str(format!("{m} done"))))).0),
+            _ => {
+                let delivered = self.delivered.clone();
+                Box::new(
+                    ScriptedVat::new(answer(move |m, _| {
+                        let _ = delivered.send((vat, m.to_string()));
+                        Ok(Value::str(format!("{m} done")))
+                    }))
+                    .0,
+                )
+            }
         };
         Ok(LaunchedVat { endpoint, vatstore_sets: vec![], vatstore_deletes: vec![] })
     }
 }
 
-fn make(path: &std::path::Path, services: Vec<ServiceRegistration>) -> (Kernel, Sinks) {
+fn make(path: &std::path::Path, services: Vec<ServiceRegistration>) -> (Kernel, Sinks, Delivered) {
     let sinks = Arc::new(Mutex::new(Vec::new()));
     let s2 = sinks.clone();
+    let (delivered, rx) = tokio::sync::mpsc::unbounded_channel();
     let store = Store::open(path, Durability::Process).unwrap();
     let k = Kernel::make(store, KernelConfig { services, ..Default::default() }, move |sink| {
-        Box::new(Launcher { sink, sinks: s2 })
+        Box::new(Launcher { sink, sinks: s2, delivered })
     })
     .unwrap();
-    (k, sinks)
+    (k, sinks, rx)
+}
+
+/// The next message a plain vat was delivered.
+async fn next_delivery(rx: &mut Delivered) -> (VatId, String) {
+    tokio::time::timeout(HANG_GUARD, rx.recv()).await.expect("a delivery (hang guard)").expect("the launcher is alive")
 }
 
 fn cluster(json: &str) -> ClusterConfig {
@@ -80,7 +101,7 @@ fn cluster(json: &str) -> ClusterConfig {
 async fn launch_send_stop_and_make_again_on_the_same_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.sqlite");
-    let (k, _) = make(&db, vec![]);
+    let (k, _, _) = make(&db, vec![]);
     let r =
         k.launch_subcluster(cluster(r#"{"bootstrap":"main","vats":{"main":{"sourceSpec":"plain"}}}"#)).await.unwrap();
     assert_eq!(r.subcluster_id, "s1");
@@ -93,7 +114,7 @@ async fn launch_send_stop_and_make_again_on_the_same_database() {
     k.stop().await.unwrap();
     assert!(k.get_status().await.is_err(), "a stopped kernel refuses calls");
 
-    let (k, _) = make(&db, vec![]);
+    let (k, _, _) = make(&db, vec![]);
     assert!(k.resume_failures.is_empty());
     let answer = k.queue_message(r.root_kref, "again", vec![]).await.unwrap().unwrap();
     assert_eq!(kunser(&answer).unwrap(), Value::str("again done"));
@@ -104,7 +125,7 @@ async fn launch_send_stop_and_make_again_on_the_same_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_that_throws_fails_the_launch_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (k, _) = make(&dir.path().join("k.sqlite"), vec![]);
+    let (k, _, _) = make(&dir.path().join("k.sqlite"), vec![]);
     let err = k
         .launch_subcluster(cluster(r#"{"bootstrap":"b","vats":{"b":{"sourceSpec":"throwing-bootstrap"}}}"#))
         .await
@@ -123,26 +144,33 @@ async fn a_service_can_call_back_into_the_kernel_without_deadlock() {
     struct Helper {
         kernel: Arc<OnceLock<(Kernel, ocap_kernel::KRef)>>,
         rt: tokio::runtime::Handle,
-        seen: Arc<Mutex<Vec<String>>>,
+        seen: tokio::sync::mpsc::UnboundedSender<String>,
     }
     impl KernelService for Helper {
         fn invoke(&self, method: &str, _args: Vec<Value>, reply: ServiceReply) {
             let kernel = self.kernel.clone();
             let seen = self.seen.clone();
-            seen.lock().unwrap().push(method.to_string());
+            let _ = seen.send(method.to_string());
             self.rt.spawn(async move {
                 let (k, other) = kernel.get().cloned().expect("kernel set");
                 let r = k.queue_message(other, "fromService", vec![]).await;
-                seen.lock().unwrap().push(format!("{:?}", r.map(|r| r.is_ok())));
+                let answer = match r {
+                    Ok(Ok(data)) => match kunser(&data) {
+                        Ok(Value::String(s)) => s,
+                        other => format!("not a string: {other:?}"),
+                    },
+                    other => format!("failed: {other:?}"),
+                };
+                let _ = seen.send(answer);
                 reply.resolve(Value::str("helped"));
             });
         }
     }
     let dir = tempfile::tempdir().unwrap();
     let cell = Arc::new(OnceLock::new());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let helper = Helper { kernel: cell.clone(), rt: tokio::runtime::Handle::current(), seen: seen.clone() };
-    let (k, _) = make(
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let helper = Helper { kernel: cell.clone(), rt: tokio::runtime::Handle::current(), seen: seen_tx };
+    let (k, _, _) = make(
         &dir.path().join("k.sqlite"),
         vec![ServiceRegistration { name: "helper".into(), service: Arc::new(helper), system_only: false }],
     );
@@ -153,13 +181,10 @@ async fn a_service_can_call_back_into_the_kernel_without_deadlock() {
         .await
         .unwrap();
     assert_eq!(kunser(&r.bootstrap_result).unwrap(), Value::str("started"));
-    for _ in 0..200 {
-        if seen.lock().unwrap().len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    for expected in ["help", "fromService done"] {
+        let got = tokio::time::timeout(HANG_GUARD, seen.recv()).await.expect("hang guard").unwrap();
+        assert_eq!(got, expected);
     }
-    assert_eq!(*seen.lock().unwrap(), vec!["help".to_string(), "Ok(true)".to_string()]);
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
@@ -167,19 +192,30 @@ async fn a_service_can_call_back_into_the_kernel_without_deadlock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vat_events_run_as_their_own_work_and_a_dead_worker_terminates_its_vat() {
     let dir = tempfile::tempdir().unwrap();
-    let (k, sinks) = make(&dir.path().join("k.sqlite"), vec![]);
+    let (k, sinks, mut delivered) = make(&dir.path().join("k.sqlite"), vec![]);
     let a = k.launch_subcluster(cluster(r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"plain"}}}"#)).await.unwrap();
     let b = k.launch_subcluster(cluster(r#"{"bootstrap":"b","vats":{"b":{"sourceSpec":"plain"}}}"#)).await.unwrap();
-    let _ = b;
     let (vat_a, sink) = sinks.lock().unwrap()[0].clone();
-    // A "timer" in vat a fires and it sends to its own root: legal, runs as its own unit.
+    let vat_b = sinks.lock().unwrap()[1].0;
+    assert_eq!(next_delivery(&mut delivered).await, (vat_a, "bootstrap".to_string()));
+    assert_eq!(next_delivery(&mut delivered).await, (vat_b, "bootstrap".to_string()));
+    // A "timer" in vat a fires and it sends to its own root: legal, and delivered to it
+    // without any host call.
     sink(vat_a, VatEvent::AsyncSyscalls(vec![common::send("o+0", "tick", &[], "p+70")]));
-    // Then vat a's worker dies.
+    assert_eq!(next_delivery(&mut delivered).await, (vat_a, "tick".to_string()));
+    // Then vat a's worker dies: the vat is terminated, and its root with it.
     sink(vat_a, VatEvent::Died("out of memory".into()));
     let r = k.queue_message(a.root_kref, "anyone", vec![]).await.unwrap();
-    assert!(r.is_err(), "the dead vat's root rejects");
+    let Err(reason) = r else { panic!("the dead vat's root answered: {r:?}") };
+    let reason = format!("{:?}", kunser(&reason).unwrap());
+    assert!(reason.contains("[KERNEL:OBJECT_DELETED]"), "{reason}");
     let status = k.get_status().await.unwrap();
-    assert_eq!(status.vats.len(), 1);
+    assert_eq!(status.vats.iter().map(|v| v.id).collect::<Vec<_>>(), vec![vat_b], "only a is gone");
+    // The other vat goes on.
+    let answer = k.queue_message(b.root_kref, "still", vec![]).await.unwrap().unwrap();
+    assert_eq!(kunser(&answer).unwrap(), Value::str("still done"));
+    assert_eq!(next_delivery(&mut delivered).await, (vat_b, "still".to_string()));
+    assert!(delivered.try_recv().is_err(), "a got nothing after it died");
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
@@ -187,7 +223,7 @@ async fn vat_events_run_as_their_own_work_and_a_dead_worker_terminates_its_vat()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subclusters_and_vats_can_be_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let (k, _) = make(&dir.path().join("k.sqlite"), vec![]);
+    let (k, _, _) = make(&dir.path().join("k.sqlite"), vec![]);
     let r = k
         .launch_subcluster(cluster(
             r#"{"bootstrap":"a","vats":{"a":{"sourceSpec":"plain"},"b":{"sourceSpec":"plain"}}}"#,

@@ -26,9 +26,11 @@ fn run_illegal(call: VatSyscall) -> String {
     plan.push(vec![]);
     k.run();
     plan.push(vec![call]);
-    let _ = k.send(root, "bad", vec![]);
+    let bad = k.send(root, "bad", vec![]);
     k.run();
     assert!(!k.core.is_vat_attached(v_id), "the vat is terminated");
+    let bad = rejection(bad.try_recv().ok());
+    assert!(bad.contains("[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL]"), "the delivery's own result: {bad}");
     // The kernel goes on.
     let (fine, _) = ScriptedVat::new(answer(|_, _| Ok(Value::Null)));
     let (_, f_root) = k.add("fine", fine);
@@ -94,11 +96,13 @@ fn using_a_dropped_import_is_illegal() {
     let (vat, _, plan) = ScriptedVat::planned();
     let (v_id, root) = k.add("vat", vat);
     plan.push(vec![resolve("p-1", false, "#null", &[])]);
-    k.call(root, "setup", vec![Value::presence(o_root, None)]);
+    assert_eq!(ok_value(k.call(root, "setup", vec![Value::presence(o_root, None)])), Value::Null);
     plan.push(vec![VatSyscall::DropImports(vec!["o-1".into()]), send("o-1", "m", &[], "p+1")]);
-    k.send(root, "bad", vec![]);
+    let bad = k.send(root, "bad", vec![]);
     k.run();
     assert!(!k.core.is_vat_attached(v_id));
+    let reason = rejection(bad.try_recv().ok());
+    assert!(reason.contains("[KERNEL:VAT_FATAL:ILLEGAL_SYSCALL]") && reason.contains("o-1"), "{reason}");
     k.check();
 }
 

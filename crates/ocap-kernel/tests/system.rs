@@ -17,6 +17,24 @@ use ocap_kernel::{Kernel, KernelConfig, LaunchedVat, SystemSubclusterConfig, Vat
 struct Seen {
     bootstraps: usize,
     notifies: Vec<String>,
+    /// Notified whenever the above changes.
+    changed: Arc<tokio::sync::Notify>,
+}
+
+/// Only guards against a hang: every wait below ends on an event long before.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until what the vats saw satisfies `done`.
+async fn wait_for(seen: &Arc<Mutex<Seen>>, what: &str, done: impl Fn(&Seen) -> bool) {
+    let changed = seen.lock().unwrap().changed.clone();
+    loop {
+        if done(&seen.lock().unwrap()) {
+            return;
+        }
+        tokio::time::timeout(HANG_GUARD, changed.notified())
+            .await
+            .unwrap_or_else(|_| panic!("still waiting for {what} after {HANG_GUARD:?}"));
+    }
 }
 
 struct Launcher {
@@ -53,7 +71,10 @@ impl VatLauncher for Launcher {
                     };
                     match method.as_str() {
                         "bootstrap" => {
-                            seen.lock().unwrap().bootstraps += 1;
+                            let mut s = seen.lock().unwrap();
+                            s.bootstraps += 1;
+                            s.changed.notify_one();
+                            drop(s);
                             if kind == "boss" {
                                 facet = methargs.slots.last().cloned();
                             }
@@ -80,9 +101,11 @@ impl VatLauncher for Launcher {
                     }
                 }
                 VatDelivery::Notify(rs) => {
+                    let mut s = seen.lock().unwrap();
                     for r in rs {
-                        seen.lock().unwrap().notifies.push(r.data.body.clone());
+                        s.notifies.push(r.data.body.clone());
                     }
+                    s.changed.notify_one();
                 }
                 _ => {}
             }
@@ -115,24 +138,6 @@ fn make(db: &std::path::Path, seen: &Arc<Mutex<Seen>>, system: Vec<SystemSubclus
     .unwrap()
 }
 
-async fn settle(k: &Kernel) {
-    // A round trip through the run loop after the kernel has gone idle.
-    for _ in 0..50 {
-        let _ = k.get_status().await;
-        tokio::task::yield_now().await;
-    }
-}
-
-async fn until(k: &Kernel, mut done: impl FnMut(&ocap_kernel::KernelStatus) -> bool) -> bool {
-    for _ in 0..500 {
-        if done(&k.get_status().await.unwrap()) {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_subcluster_launches_and_terminates_another_through_the_facet() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,12 +145,15 @@ async fn a_system_subcluster_launches_and_terminates_another_through_the_facet()
     let k = make(&dir.path().join("k.sqlite"), &seen, vec![sys("admin", "boss")]);
     let root = k.get_system_subcluster_root("admin").await.unwrap();
     k.queue_message(root, "launch", vec![]).await.unwrap().unwrap();
-    assert!(until(&k, |s| s.subclusters.len() == 2).await, "the facet launched a subcluster");
-    assert!(until(&k, |_| !seen.lock().unwrap().notifies.is_empty()).await);
+    wait_for(&seen, "the launch's answer", |s| !s.notifies.is_empty()).await;
     let launched = seen.lock().unwrap().notifies[0].clone();
     assert!(launched.contains("\"subclusterId\":\"s2\""), "{launched}");
+    assert_eq!(k.get_status().await.unwrap().subclusters.len(), 2, "the facet launched a subcluster");
     k.queue_message(root, "terminate", vec![Value::str("s2")]).await.unwrap().unwrap();
-    assert!(until(&k, |s| s.subclusters.len() == 1).await, "the facet terminated it");
+    wait_for(&seen, "the termination's answer", |s| s.notifies.len() == 2).await;
+    let terminated = seen.lock().unwrap().notifies[1].clone();
+    assert_eq!(terminated, "#\"#undefined\"", "{terminated}");
+    assert_eq!(k.get_status().await.unwrap().subclusters.len(), 1, "the facet terminated it");
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
@@ -165,8 +173,7 @@ async fn a_regular_subcluster_cannot_get_or_use_the_kernel_facet() {
     let r = k.launch_subcluster(plain).await.unwrap();
     let facet = k.with_store(|s| Ok(s.get_kv("service.kernelFacet")?)).await.unwrap().unwrap().parse().unwrap();
     k.queue_message(r.root_kref, "useFacet", vec![Value::presence(facet, None)]).await.unwrap().unwrap();
-    settle(&k).await;
-    assert!(until(&k, |_| !seen.lock().unwrap().notifies.is_empty()).await);
+    wait_for(&seen, "the refusal", |s| !s.notifies.is_empty()).await;
     let answer = seen.lock().unwrap().notifies[0].clone();
     assert!(answer.contains("DELIVERY_FAILED") && answer.contains("no registered kernel service"), "{answer}");
     k.stop().await.unwrap();
@@ -179,7 +186,7 @@ async fn system_subclusters_survive_restarts_without_rebootstrap_and_go_when_und
     let seen = Arc::new(Mutex::new(Seen::default()));
     let k = make(&db, &seen, vec![sys("admin", "boss"), sys("extra", "boss")]);
     let root = k.get_system_subcluster_root("admin").await.unwrap();
-    assert!(until(&k, |_| seen.lock().unwrap().bootstraps == 2).await, "both system subclusters bootstrapped");
+    wait_for(&seen, "both system subclusters' bootstraps", |s| s.bootstraps == 2).await;
     k.stop().await.unwrap();
     assert_eq!(seen.lock().unwrap().bootstraps, 2);
     for _ in 0..3 {
@@ -193,7 +200,8 @@ async fn system_subclusters_survive_restarts_without_rebootstrap_and_go_when_und
     let k = make(&db, &seen, vec![sys("admin", "boss")]);
     assert_eq!(k.system_report.removed, vec!["extra".to_string()]);
     assert!(k.get_system_subcluster_root("extra").await.is_err());
-    assert!(until(&k, |s| s.subclusters.len() == 1 && s.vats.len() == 1).await);
+    let status = k.get_status().await.unwrap();
+    assert!(status.subclusters.len() == 1 && status.vats.len() == 1, "{status:?}");
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
     // A changed declaration under the same name is reported, not silently ignored (G8).

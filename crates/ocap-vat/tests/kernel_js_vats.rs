@@ -509,6 +509,10 @@ fn dropped_presence_is_collected_across_vats() {
             .unwrap()
     };
     assert_eq!(rows(&h), 2, "exported by bob, imported by alice");
+    let kref: KRef = thing.parse().expect("a kref");
+    let before = h.core.store().object(kref).expect("object query").expect("the object exists");
+    assert_eq!(before.owner.map(|o| o.to_string()), Some(ep.clone()), "{before:?}");
+    assert_eq!(before.reachable, 1, "alice's import: {before:?}");
     log.lock().unwrap().clear();
 
     assert_eq!(h.ok(alice, "release", vec![]), s("released"));
@@ -519,13 +523,8 @@ fn dropped_presence_is_collected_across_vats() {
     assert!(deliveries.contains(&VatDelivery::DropExports(vec!["o+10".into()])), "{deliveries:?}");
     assert!(deliveries.contains(&VatDelivery::RetireExports(vec!["o+10".into()])), "{deliveries:?}");
     assert_eq!(rows(&h), 0);
-    let objects: i64 = h
-        .core
-        .store()
-        .connection()
-        .query_row("SELECT COUNT(*) FROM objects WHERE kref = ?1", [&thing], |r| r.get(0))
-        .unwrap_or(0);
-    assert_eq!(objects, 0, "the object row is gone");
+    let row = h.core.store().object(kref).expect("object query");
+    assert!(row.is_none(), "the object row of {kref} is gone: {row:?}");
     // Both vats still work.
     assert_eq!(h.ok(alice, "ping", vec![]), s("pong"));
     assert_eq!(h.ok(bob, "ping", vec![]), s("pong"));
