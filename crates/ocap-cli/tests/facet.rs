@@ -90,6 +90,7 @@ async fn a_system_vat_uses_every_kernel_facet_method() {
     // Every error path rejects with DELIVERY_FAILED and says what was wrong.
     for name in [
         "launch",
+        "launchMissing",
         "getSubcluster",
         "systemRoot",
         "presence",
@@ -105,6 +106,8 @@ async fn a_system_vat_uses_every_kernel_facet_method() {
         assert!(e.starts_with("[KERNEL:DELIVERY_FAILED] "), "{name}: {e}");
     }
     assert!(error(&r, "launch").contains("bootstrap"), "{r}");
+    // A launch that fails after its config was accepted keeps its reason.
+    assert!(error(&r, "launchMissing").contains("/nonexistent/a.js not found"), "{r}");
     assert!(error(&r, "getSubcluster").contains("id must be a string"), "{r}");
     assert!(error(&r, "systemRoot").contains("nope"), "{r}");
     assert!(error(&r, "presence").contains("ko999"), "{r}");

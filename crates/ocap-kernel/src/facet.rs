@@ -112,29 +112,39 @@ fn dispatch(
         "launchSubcluster" => {
             let json = to_json(args.first().ok_or("launchSubcluster needs a config")?);
             let config = ClusterConfig::from_value(json).map_err(|x| x.to_string())?;
-            let reply = reply.take().ok_or("internal: reply already used")?;
+            // The reply goes to the bootstrap waiter, but comes back here if the launch fails
+            // at once, so the caller gets the launch's error rather than "dropped the call".
+            let shared_reply =
+                std::sync::Arc::new(Mutex::new(Some(reply.take().ok_or("internal: reply already used")?)));
+            let waiter_reply = shared_reply.clone();
             let launch_root = std::sync::Arc::new(Mutex::new(None::<(String, KRef)>));
             let lr = launch_root.clone();
-            let launch = core
-                .start_subcluster(
-                    &config,
-                    st.launcher.as_mut(),
-                    None,
-                    Some(Box::new(move |r| {
-                        let (sid, root) =
-                            lr.lock().ok().and_then(|g| g.clone()).unwrap_or((String::new(), KRef::Object(0)));
-                        match r {
-                            Ok(v) => reply.resolve(record(vec![
-                                ("subclusterId", Value::str(sid)),
-                                ("rootKref", Value::str(root.to_string())),
-                                ("root", Value::presence(root, Some("vatRoot"))),
-                                ("bootstrapResult", capdata_record(&v)),
-                            ])),
-                            Err(reason) => reply.reject(crate::smallcaps::kunser(&reason).unwrap_or(Value::Undefined)),
-                        }
-                    })),
-                )
-                .map_err(e)?;
+            let launched = core.start_subcluster(
+                &config,
+                st.launcher.as_mut(),
+                None,
+                Some(Box::new(move |r| {
+                    let Some(reply) = waiter_reply.lock().ok().and_then(|mut g| g.take()) else { return };
+                    let (sid, root) =
+                        lr.lock().ok().and_then(|g| g.clone()).unwrap_or((String::new(), KRef::Object(0)));
+                    match r {
+                        Ok(v) => reply.resolve(record(vec![
+                            ("subclusterId", Value::str(sid)),
+                            ("rootKref", Value::str(root.to_string())),
+                            ("root", Value::presence(root, Some("vatRoot"))),
+                            ("bootstrapResult", capdata_record(&v)),
+                        ])),
+                        Err(reason) => reply.reject(crate::smallcaps::kunser(&reason).unwrap_or(Value::Undefined)),
+                    }
+                })),
+            );
+            let launch = match launched {
+                Ok(launch) => launch,
+                Err(err) => {
+                    *reply = shared_reply.lock().ok().and_then(|mut g| g.take());
+                    return Err(e(err));
+                }
+            };
             if let Ok(mut g) = launch_root.lock() {
                 *g = Some((launch.subcluster_id, launch.root));
             }

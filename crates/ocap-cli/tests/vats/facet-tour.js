@@ -47,6 +47,9 @@ export function buildRootObject(vatPowers, parameters, baggage) {
       report.afterTermination = (await E(f).getSubclusters()).map((s) => s.id);
       report.errors = {
         launch: await attempt(() => E(f).launchSubcluster({ vats: {} })),
+        launchMissing: await attempt(() =>
+          E(f).launchSubcluster({ bootstrap: 'a', vats: { a: { sourceSpec: '/nonexistent/a.js' } } }),
+        ),
         getSubcluster: await attempt(() => E(f).getSubcluster(7)),
         systemRoot: await attempt(() => E(f).getSystemSubclusterRoot('nope')),
         presence: await attempt(() => E(f).getPresence('ko999')),
