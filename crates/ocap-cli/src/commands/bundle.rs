@@ -39,8 +39,12 @@ pub fn bundle_path(source: &Path) -> PathBuf {
     source.with_extension("bundle")
 }
 
+/// Bundles every source; one that fails does not stop the others (each failure is reported
+/// on stderr, or as `{"source", "error"}` with `--json`), and the exit status is 1 if any
+/// failed.
 pub fn bundle(args: BundleArgs, json: bool) -> Result<(), CliError> {
-    let mut written = Vec::new();
+    let mut report = Vec::new();
+    let mut failed = 0usize;
     for target in &args.targets {
         let files = sources(target)?;
         if files.is_empty() {
@@ -50,18 +54,36 @@ pub fn bundle(args: BundleArgs, json: bool) -> Result<(), CliError> {
             let spinner = Spinner::new(format!("Bundling {}…", source.display()));
             let text = ocap_vat::bundle_vat(&source);
             drop(spinner);
-            let text = text.map_err(|e| CliError::Other(e.to_string()))?;
             let out = bundle_path(&source);
-            std::fs::write(&out, &text)
-                .map_err(|source| CliError::Io { what: format!("writing {}", out.display()), source })?;
-            if !json {
-                println!("Wrote {}: {} bytes", out.display(), text.len());
+            let written = text.map_err(|e| e.to_string()).and_then(|text| {
+                std::fs::write(&out, &text).map_err(|e| format!("writing {}: {e}", out.display()))?;
+                Ok(text.len())
+            });
+            match written {
+                Ok(bytes) => {
+                    if !json {
+                        println!("Wrote {}: {bytes} bytes", out.display());
+                    }
+                    report.push(json!({"source": source.display().to_string(), "bundle": out.display().to_string(), "bytes": bytes}));
+                }
+                Err(error) => {
+                    failed += 1;
+                    if !json {
+                        eprintln!("ocap: {}: {error}", source.display());
+                    }
+                    report.push(json!({"source": source.display().to_string(), "error": error}));
+                }
             }
-            written.push(json!({"source": source.display().to_string(), "bundle": out.display().to_string(), "bytes": text.len()}));
         }
     }
     if json {
-        print_json(&serde_json::Value::Array(written), true);
+        print_json(&serde_json::Value::Array(report), true);
+    }
+    if failed > 0 {
+        if !json {
+            eprintln!("ocap: {failed} source(s) could not be bundled");
+        }
+        return Err(CliError::Exit(1));
     }
     Ok(())
 }
