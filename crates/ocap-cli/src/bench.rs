@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::CliError;
 
-pub const WORKLOADS: [&str; 9] = [
+pub const WORKLOADS: [&str; 10] = [
     "launch-1",
     "launch-10",
     "launch-100",
@@ -28,7 +28,12 @@ pub const WORKLOADS: [&str; 9] = [
     "durable-counter",
     "restart-10",
     "gc-churn",
+    "restart-vat",
 ];
+
+/// `restart-vat` restarts the vat `n / RESTART_VAT_DIVISOR` times (200 at the default
+/// `--n 1000`, 4 in the CI smoke run).
+const RESTART_VAT_DIVISOR: usize = 5;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -103,6 +108,24 @@ fn memory_mib() -> (f64, f64) {
             .unwrap_or(0.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resident memory in MiB after handing freed memory back to the OS, so that a figure
+/// taken after many vat starts and stops shows what is still in use, not what glibc's
+/// malloc keeps in its arenas for reuse (each vat thread gets its own arena).
+fn trimmed_rss_mib() -> f64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only releases free memory; it takes no pointers and
+        // may be called from any thread at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+    memory_mib().0
 }
 
 fn ms(d: Duration) -> f64 {
@@ -262,6 +285,52 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
             extra.insert("object_rows_left".into(), json!(objects));
             s.kernel.stop().await?;
             (elapsed, "ms", n)
+        }
+        "restart-vat" => {
+            // A leak check as much as a timing: each restart stops the vat's worker (thread,
+            // QuickJS runtime) and starts a new one on the persisted vatstore. After a
+            // warm-up (caches, the prelude bytecode, SQLite's page cache), resident memory
+            // should not grow with the number of restarts.
+            let restarts = (n / RESTART_VAT_DIVISOR).max(2);
+            let warmup = (restarts / 10).max(1);
+            let s = setup(1).await?;
+            let vat = s
+                .kernel
+                .get_vats()
+                .await?
+                .first()
+                .map(|v| v.id)
+                .ok_or_else(|| CliError::Other("restart-vat: the bench subcluster has no vat".into()))?;
+            let restart = |i: usize| {
+                let k = s.kernel.clone();
+                let root = s.roots[0];
+                async move {
+                    k.restart_vat(vat).await?;
+                    call(&k, root, "ping", vec![Value::Number(i as f64)]).await
+                }
+            };
+            for i in 0..warmup {
+                restart(i).await?;
+            }
+            let (rss_before_raw, _) = memory_mib();
+            let rss_before = trimmed_rss_mib();
+            let t0 = Instant::now();
+            for i in 0..restarts {
+                restart(i).await?;
+            }
+            let elapsed = ms(t0.elapsed());
+            let (rss_after_raw, _) = memory_mib();
+            let rss_after = trimmed_rss_mib();
+            let per_restart_kib = |before: f64, after: f64| (after - before) * 1024.0 / restarts as f64;
+            extra.insert("ms_per_restart".into(), json!(elapsed / restarts as f64));
+            extra.insert("rss_before_mib".into(), json!(rss_before));
+            extra.insert("rss_after_mib".into(), json!(rss_after));
+            extra.insert(
+                "untrimmed_growth_kib_per_restart".into(),
+                json!(per_restart_kib(rss_before_raw, rss_after_raw)),
+            );
+            s.kernel.stop().await?;
+            (per_restart_kib(rss_before, rss_after), "KiB/restart", restarts)
         }
         other => return Err(CliError::Other(format!("unknown workload {other:?}; known: {}", WORKLOADS.join(", ")))),
     };

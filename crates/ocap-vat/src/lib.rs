@@ -63,6 +63,7 @@ pub use bundle::{bundle_vat, bundle_vat_source, spec_to_path, vat_aliases, vat_n
 pub use endpoint::{delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVatError, VatStart};
 pub use error::VatWorkerError;
 pub use launcher::{JsVatLauncher, LauncherOptions};
+pub use memory::runtime_bytes_leaked;
 pub use worker::VatWorker;
 
 /// The 20 optional globals a vat may request in `vatConfig.globals` (spec vat-side §5.3);

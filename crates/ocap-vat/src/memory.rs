@@ -10,6 +10,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rquickjs::allocator::{Allocator, RustAllocator};
 
@@ -99,5 +100,28 @@ unsafe impl Allocator for LimitedAllocator {
         // SAFETY: the caller guarantees ptr came from this allocator, i.e.
         // from RustAllocator.
         unsafe { RustAllocator::usable_size(ptr) }
+    }
+}
+
+/// Bytes QuickJS runtimes still held when they were freed, summed over the process.
+static LEAKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// How many bytes the QuickJS runtimes freed so far in this process still had allocated
+/// when they were freed: memory that stays with the process for good. It must stay 0. A
+/// JS value held from Rust in a way the collector cannot see (a `Persistent` owned by a
+/// closure that a JS function owns) keeps its context, and so the vat's whole heap, alive
+/// past the runtime; this is how such a leak shows (`tests/teardown.rs`).
+pub fn runtime_bytes_leaked() -> usize {
+    LEAKED_BYTES.load(Ordering::Relaxed)
+}
+
+impl Drop for LimitedAllocator {
+    /// Runs after `JS_FreeRuntime` (rquickjs drops the allocator last), so whatever is
+    /// still counted was never freed.
+    fn drop(&mut self) {
+        if self.used_bytes > 0 {
+            LEAKED_BYTES.fetch_add(self.used_bytes, Ordering::Relaxed);
+            tracing::warn!(bytes = self.used_bytes, "a vat's QuickJS runtime was freed with memory still allocated");
+        }
     }
 }

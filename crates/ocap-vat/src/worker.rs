@@ -321,6 +321,13 @@ struct HostState {
     /// While the prelude runs, log records (SES's lockdown chatter about
     /// QuickJS-only intrinsics it removes) go to tracing, not to the kernel.
     starting: Cell<bool>,
+    /// What the native `harden` needs (JS values held from Rust). It lives
+    /// here, not in the `harden` closure, because a closure owned by a JS
+    /// function that holds `Persistent`s is a cycle QuickJS's collector
+    /// cannot see: the function, the kit and (through each value's context
+    /// reference) the whole realm were never freed, ~400 KB per vat start.
+    /// [`Runner`]'s `Drop` takes it before the context goes.
+    harden_kit: RefCell<Option<Rc<crate::harden::HardenKit>>>,
 }
 
 /// Why a vat cannot go on.
@@ -385,6 +392,7 @@ impl Runner {
             fetch_threads: Arc::new(AtomicUsize::new(0)),
             commands_tx,
             starting: Cell::new(true),
+            harden_kit: RefCell::new(None),
         });
         deadline.set(Some(Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS)));
         let supervisor = ctx
@@ -405,7 +413,11 @@ impl Runner {
                 globals.remove("__ocapSupervisor").map_err(|e| describe_error(&ctx, e))?;
                 Ok(Persistent::save(&ctx, supervisor))
             })
-            .map_err(|e| spawn_err(format!("evaluating the prelude: {e}")))?;
+            .map_err(|e| {
+                // No runner will exist to release what the prelude's harden holds.
+                drop(state.harden_kit.borrow_mut().take());
+                spawn_err(format!("evaluating the prelude: {e}"))
+            })?;
         deadline.set(None);
         state.starting.set(false);
         limit.set(opts.memory_limit_bytes);
@@ -775,6 +787,9 @@ impl Drop for Runner {
         for (_, abort) in self.state.fetches.borrow_mut().drain() {
             abort.store(true, Ordering::SeqCst);
         }
+        // Release the JS values held from Rust while the runtime is alive, so that
+        // freeing the context can collect everything (see `HostState::harden_kit`).
+        drop(self.state.harden_kit.borrow_mut().take());
     }
 }
 
@@ -890,28 +905,39 @@ fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::Result<Obje
     let s = state.clone();
     host.set("requestGC", Function::new(ctx.clone(), move || s.gc_requested.set(true))?)?;
 
-    add_web_host_functions(ctx, &host, state)?;
+    add_web_host_functions(ctx, &host, state.clone())?;
 
     // The native `harden` (src/harden.rs), built by js/src/prelude/harden.js
     // before SES loads.
+    let s = state;
     host.set(
         "makeNativeHarden",
         Function::new(
             ctx.clone(),
-            |ctx: Ctx<'js>,
-             hardened: Object<'js>,
-             has: Function<'js>,
-             add: Function<'js>,
-             freeze_typed_array: Function<'js>|
-             -> rquickjs::Result<Function<'js>> {
+            move |ctx: Ctx<'js>,
+                  hardened: Object<'js>,
+                  has: Function<'js>,
+                  add: Function<'js>,
+                  freeze_typed_array: Function<'js>|
+                  -> rquickjs::Result<Function<'js>> {
                 let kit = crate::harden::HardenKit {
                     hardened: Persistent::save(&ctx, hardened),
                     has: Persistent::save(&ctx, has),
                     add: Persistent::save(&ctx, add),
                     freeze_typed_array: Persistent::save(&ctx, freeze_typed_array),
                 };
+                s.harden_kit.replace(Some(Rc::new(kit)));
+                // The closure holds only the host state, never JS values (see
+                // `HostState::harden_kit`).
+                let s = s.clone();
                 let harden = Function::new(ctx.clone(), move |ctx: Ctx<'js>, root: Value<'js>| {
-                    crate::harden::harden(&ctx, &kit, root)
+                    // Cloned out so no borrow is held while harden runs JS (a proxy
+                    // trap may harden again).
+                    let kit = s.harden_kit.borrow().clone();
+                    match kit {
+                        Some(kit) => crate::harden::harden(&ctx, &kit, root),
+                        None => Err(throw(&ctx, "harden: the vat is being torn down")),
+                    }
                 })?;
                 harden.set_name("harden")?;
                 Ok(harden)

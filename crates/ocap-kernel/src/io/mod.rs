@@ -126,9 +126,21 @@ impl KernelCore {
             self.services.remove(&kref);
             self.unit(|k| {
                 k.store.delete_kv(&kv_key(sid, &name))?;
+                // The channel's object is orphaned, not left to the kernel: the kernel never
+                // frees an object it owns (a registered service lives as long as the kernel),
+                // so an unpinned channel kept its row with refcount 0 forever, one per IO
+                // subcluster ever launched or tried. Orphaned, it is deleted at the end of
+                // this unit, or, if a vat of another subcluster was handed it, once that vat
+                // drops it; a send to it meanwhile is rejected as to any orphan.
+                if k.store.object(kref)?.is_some() {
+                    k.store.set_object_owner(kref, None)?;
+                }
                 if k.store.object(kref)?.is_some_and(|o| o.pins > 0) {
                     k.store.adjust_pins(kref, -1)?;
                     k.decref(kref)?;
+                } else {
+                    // Nothing to release, but it must still be examined by GC.
+                    k.maybe_free.insert(kref);
                 }
                 Ok(())
             })?;
