@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::CliError;
 
-pub const WORKLOADS: [&str; 10] = [
+pub const WORKLOADS: [&str; 11] = [
     "launch-1",
     "launch-10",
     "launch-100",
@@ -29,7 +29,11 @@ pub const WORKLOADS: [&str; 10] = [
     "restart-10",
     "gc-churn",
     "restart-vat",
+    "runaway",
 ];
+
+/// The `runaway` workload's per-vat delivery budget (`creationOptions.deliveryBudgetMs`).
+const RUNAWAY_BUDGET_MS: u64 = 200;
 
 /// `restart-vat` restarts the vat `n / RESTART_VAT_DIVISOR` times (200 at the default
 /// `--n 1000`, 4 in the CI smoke run).
@@ -157,10 +161,14 @@ struct Setup {
 }
 
 async fn setup(vats: usize) -> Result<Setup, CliError> {
+    setup_with(cluster(vats)).await
+}
+
+async fn setup_with(config: ClusterConfig) -> Result<Setup, CliError> {
     let dir = tempfile::tempdir().map_err(|e| CliError::Other(e.to_string()))?;
     let db = dir.path().join("bench.sqlite");
     let kernel = make(&db)?;
-    let launched = kernel.launch_subcluster(cluster(vats)).await?;
+    let launched = kernel.launch_subcluster(config).await?;
     let roots = kernel
         .with_store(move |s| {
             let mut roots = Vec::new();
@@ -331,6 +339,49 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
             );
             s.kernel.stop().await?;
             (per_restart_kib(rss_before, rss_after), "KiB/restart", restarts)
+        }
+        "runaway" => {
+            // Issue 11 item 5: a vat that loops is stopped at its delivery budget, and while
+            // it runs no other delivery does. Measured: how long past the budget the looping
+            // delivery's result is rejected, and the worst round trip a bystander vat saw
+            // while pinged continuously meanwhile.
+            let spec = bench_bundle();
+            let key = if spec.ends_with(".bundle") { "bundleSpec" } else { "sourceSpec" };
+            let config = ClusterConfig::from_value(json!({
+                "bootstrap": "bystander",
+                "vats": {
+                    "bystander": {key: spec},
+                    "spinner": {key: spec, "creationOptions": {"deliveryBudgetMs": RUNAWAY_BUDGET_MS}},
+                }
+            }))
+            .map_err(|e| CliError::Other(format!("runaway cluster: {e}")))?;
+            let s = setup_with(config).await?;
+            let (bystander, spinner) = (s.roots[0], s.roots[1]);
+            let k = s.kernel.clone();
+            let t0 = Instant::now();
+            let spin = tokio::spawn(async move {
+                let r = k.queue_message(spinner, "spin", vec![]).await;
+                (r, t0.elapsed())
+            });
+            let mut worst = 0f64;
+            let mut pings = 0usize;
+            while !spin.is_finished() {
+                let t = Instant::now();
+                call(&s.kernel, bystander, "ping", vec![Value::Number(pings as f64)]).await?;
+                worst = worst.max(ms(t.elapsed()));
+                pings += 1;
+            }
+            let (result, elapsed) = spin.await.map_err(|e| CliError::Other(format!("runaway: {e}")))?;
+            if !matches!(result, Ok(Err(_))) {
+                return Err(CliError::Other(format!("runaway: the looping delivery was not rejected: {result:?}")));
+            }
+            let termination = ms(elapsed);
+            extra.insert("budget_ms".into(), json!(RUNAWAY_BUDGET_MS));
+            extra.insert("termination_ms".into(), json!(termination));
+            extra.insert("bystander_worst_ms".into(), json!(worst));
+            extra.insert("bystander_pings".into(), json!(pings));
+            s.kernel.stop().await?;
+            (termination - RUNAWAY_BUDGET_MS as f64, "ms past budget", 1)
         }
         other => return Err(CliError::Other(format!("unknown workload {other:?}; known: {}", WORKLOADS.join(", ")))),
     };

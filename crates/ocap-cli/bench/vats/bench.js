@@ -17,6 +17,12 @@ export function buildRootObject(vatPowers, parameters, baggage) {
     ping(i) {
       return i;
     },
+    /** The `runaway` workload: loops until the kernel's delivery budget stops it. */
+    spin() {
+      for (;;) {
+        // Nothing: only the delivery budget ends this.
+      }
+    },
     increment() {
       const next = baggage.get('count') + 1;
       baggage.set('count', next);
