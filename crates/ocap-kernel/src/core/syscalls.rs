@@ -84,6 +84,13 @@ impl SyscallCtx<'_> {
                 if p.state != PromiseState::Unresolved || p.decider != Some(EndpointId::Vat(vat)) {
                     return illegal(format!("result {result} is not an unresolved promise decided by {vat}"));
                 }
+                // While the message is queued the kernel holds the decision (SwingSet's rule);
+                // delivery hands it to the receiver. The sender gave it up by sending: it may
+                // not resolve the promise any more, and a restart of the sender (which rejects
+                // what it decides, `incarnation.rs`) leaves a message still on its way alone,
+                // so its receiver, not a dead incarnation, settles it (found by the torture
+                // test: a queued IO `read` answered into a promise already rejected).
+                k.store.set_decider(result, None)?;
                 k.enqueue_send(target, Message { methargs, result: Some(result), sender: Some(vat) })?;
                 Ok(SyscallResult::Ok)
             }
