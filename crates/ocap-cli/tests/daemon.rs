@@ -4,112 +4,18 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use serde_json::{json, Value as Json};
+
+mod common;
+use common::Home;
 
 /// Polls (100 ms apart) while waiting for a process to go away.
 const MAX_POLLS: u32 = 100;
 
 fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/cluster.json")
-}
-
-/// A temporary home whose daemon is stopped (or killed) on drop.
-struct Home {
-    _tmp: tempfile::TempDir,
-    /// Inside the temporary directory, created by the first command that needs it.
-    dir: PathBuf,
-}
-
-impl Home {
-    fn new() -> Home {
-        // Short paths: a Unix socket path must fit in 107 bytes.
-        let tmp = tempfile::Builder::new().prefix("ocap-t").tempdir_in("/tmp").expect("temp dir");
-        let dir = tmp.path().join("home");
-        Home { _tmp: tmp, dir }
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ocap"));
-        c.arg("--home").arg(self.path()).env_remove("RUST_LOG").env_remove("OCAP_HOME");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run ocap")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ocap {args:?} failed ({}):\nstdout: {}\nstderr: {}\nlog: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.path().join("daemon.log")).unwrap_or_default()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn ok_json(&self, args: &[&str]) -> Json {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let text = self.ok(&all);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("ocap {args:?} printed non-JSON ({e}): {text}"))
-    }
-
-    fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.path().join("daemon.lock")).ok()?.trim().parse().ok()
-    }
-
-    /// Sends raw bytes on the socket and returns the parsed reply.
-    fn raw(&self, bytes: &[u8]) -> Json {
-        let mut s = UnixStream::connect(self.path().join("daemon.sock")).expect("connect");
-        s.write_all(bytes).expect("write request");
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).expect("read reply");
-        serde_json::from_str(reply.trim()).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {reply:?}"))
-    }
-
-    fn rpc(&self, method: &str, params: Json) -> Json {
-        let req = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
-        self.raw(format!("{req}\n").as_bytes())
-    }
-
-    /// `ocap daemon serve` processes for this home that are alive (zombies have no cmdline).
-    fn daemon_processes(&self) -> Vec<u32> {
-        let home = self.path().to_string_lossy().into_owned();
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-            let args: Vec<String> =
-                cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-            if args.iter().any(|a| a == &home) && args.iter().any(|a| a == "serve") {
-                out.push(pid);
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = self.cmd().args(["daemon", "stop"]).output();
-        // Whatever is left (a stop that failed): kill it.
-        for pid in self.daemon_processes() {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
-    }
 }
 
 fn alive(pid: u32) -> bool {

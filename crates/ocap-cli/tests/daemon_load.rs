@@ -5,53 +5,18 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::{json, Value as Json};
+
+mod common;
+use common::Home;
 
 const IDLE: usize = 200;
 const BUSY_CLIENTS: usize = 20;
 const REQUESTS_EACH: usize = 25;
 /// `ocap_cli`'s `MAX_CONNECTIONS` (the binary is the unit under test, not the library).
 const MAX_CONNECTIONS: usize = 512;
-
-struct Daemon {
-    _tmp: tempfile::TempDir,
-    home: PathBuf,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        // Short paths: a Unix socket path must fit in 107 bytes.
-        let tmp = tempfile::Builder::new().prefix("ocap-l").tempdir_in("/tmp").expect("temp dir");
-        let home = tmp.path().join("home");
-        let d = Daemon { _tmp: tmp, home };
-        let out = d.ocap(&["daemon", "start"]);
-        assert!(out.status.success(), "daemon start: {}", String::from_utf8_lossy(&out.stderr));
-        d
-    }
-
-    fn ocap(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_ocap"))
-            .arg("--home")
-            .arg(&self.home)
-            .args(args)
-            .env_remove("OCAP_HOME")
-            .output()
-            .expect("run ocap")
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.home.join("daemon.sock")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.ocap(&["daemon", "stop"]);
-    }
-}
 
 /// Sends one request on an open connection and reads the one-line reply.
 fn request(stream: &mut UnixStream, method: &str) -> Json {
@@ -69,7 +34,7 @@ fn ping(socket: &Path) -> Json {
 
 #[test]
 fn idle_connections_do_not_hold_up_busy_clients() {
-    let d = Daemon::start();
+    let d = Home::started_with(None);
     let socket = d.socket();
     // Connections that say nothing (yet): before, 64 of them blocked everyone for 30 s.
     let mut idle: Vec<UnixStream> = (0..IDLE).map(|_| UnixStream::connect(&socket).expect("idle connect")).collect();
@@ -90,7 +55,7 @@ fn idle_connections_do_not_hold_up_busy_clients() {
 
 #[test]
 fn past_the_connection_cap_a_client_is_told_at_once() {
-    let d = Daemon::start();
+    let d = Home::started_with(None);
     let socket = d.socket();
     // Idle connections hold every slot (each takes one when accepted, in order) ...
     let held: Vec<UnixStream> = (0..MAX_CONNECTIONS).map(|_| UnixStream::connect(&socket).expect("connect")).collect();
