@@ -145,3 +145,53 @@ async fn restart_vat_rejects_the_promises_the_vat_decided() {
     assert_eq!(k.check_invariants().await.expect("check"), Ok(()));
     k.stop().await.expect("stop");
 }
+
+/// The imports of a restarted vat: those its durable state holds (baggage, durable objects:
+/// liveslots' `vom.rc.` keys) stay usable; those it held in memory only are dropped by the
+/// kernel, so their exporters can collect them (found by the torture test: objects grew
+/// without bound across daemon restarts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_vat_keeps_the_imports_its_durable_state_holds_and_drops_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let k = make(&dir.path().join("k.sqlite"));
+    k.launch_subcluster(cluster()).await.expect("launch");
+    let ((user_id, user), (keeper_id, _)) = vats(&k).await;
+    assert_eq!(value(send(&k, user, "keepCounter").await), Value::str("kept"));
+    let exports = |vat: VatId| {
+        let k = k.clone();
+        async move {
+            k.with_store(move |s| {
+                let mut stmt = s
+                    .connection()
+                    .prepare("SELECT kref, eref FROM clist WHERE endpoint = ?1 AND eref LIKE 'o%'")
+                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
+                let rows = stmt
+                    .query_map([vat.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))
+            })
+            .await
+            .expect("c-list")
+        }
+    };
+    // The keeper's heap exo, which the user holds in memory only.
+    let ephemeral = exports(keeper_id)
+        .await
+        .into_iter()
+        .find(|(_, eref)| eref.starts_with("o+") && eref != "o+0" && !eref.starts_with("o+d"))
+        .map(|(kref, _)| kref)
+        .expect("the keeper exports its heap exo");
+    let imports_before = exports(user_id).await.into_iter().filter(|(_, e)| e.starts_with("o-")).count();
+    assert!(imports_before >= 3, "keeper root, counter, heap exo");
+
+    k.restart_vat(user_id).await.expect("restart user");
+    k.collect_garbage().await.expect("gc");
+    let imports_after: Vec<(String, String)> =
+        exports(user_id).await.into_iter().filter(|(_, e)| e.starts_with("o-")).collect();
+    assert_eq!(imports_after.len(), 1, "only the counter, held in baggage: {imports_after:?}");
+    assert_eq!(value(send(&k, user, "useKeptCounter").await), Value::Number(1.0));
+    let gone = k.with_store(move |s| Ok(s.object(ephemeral.parse()?)?.is_none())).await.expect("object lookup");
+    assert!(gone, "the heap exo nobody can reach any more was collected");
+    assert_eq!(k.check_invariants().await.expect("check"), Ok(()));
+    k.stop().await.expect("stop");
+}

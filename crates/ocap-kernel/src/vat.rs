@@ -92,4 +92,14 @@ pub trait VatEndpoint: Send {
     fn ping(&mut self) -> Result<(), String> {
         Ok(())
     }
+
+    /// Whether the vat records in its vatstore every import its durable state holds, as
+    /// liveslots does (`vom.rc.<vref>` for a reachable reference, `vom.ir.<vref>|<store>` for a
+    /// weak key). If so, when the vat starts a new incarnation the kernel drops the imports no
+    /// such key names: the previous incarnation held them in memory only, the new one cannot
+    /// reach them, and nobody else would ever drop them (`core/incarnation.rs`). Default false:
+    /// the kernel then keeps every import.
+    fn records_durable_imports(&self) -> bool {
+        false
+    }
 }

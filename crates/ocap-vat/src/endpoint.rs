@@ -136,6 +136,11 @@ impl JsVat {
 }
 
 impl VatEndpoint for JsVat {
+    /// Liveslots keeps `vom.rc.`/`vom.ir.` vatstore keys for imports held by durable state.
+    fn records_durable_imports(&self) -> bool {
+        true
+    }
+
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
         let Some(worker) = self.worker.as_ref() else {
             return Err(format!("vat {} has no running worker", self.vat_id));

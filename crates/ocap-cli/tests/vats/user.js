@@ -5,7 +5,7 @@ import { makeDefaultExo } from '@metamask/kernel-utils/exo';
  * U: the bootstrap vat of the restart tests. It takes K's durable counter and heap exo
  * and keeps both (in RAM: U itself is not restarted in these tests).
  */
-export function buildRootObject() {
+export function buildRootObject(vatPowers, parameters, baggage) {
   let keeper;
   let counter;
   let ephemeral;
@@ -21,6 +21,14 @@ export function buildRootObject() {
     },
     useEphemeral() {
       return E(ephemeral).hello();
+    },
+    /** Keeps the counter in baggage: durable state that survives U's own restart. */
+    keepCounter() {
+      baggage.init('counter', counter);
+      return 'kept';
+    },
+    useKeptCounter() {
+      return E(baggage.get('counter')).increment();
     },
     /** Waits on a promise K decides; K answers it only when told to. */
     waitForKeeper() {

@@ -17,7 +17,13 @@
 //! - **Every promise c-list entry is dropped**, with its subscriptions: promises cannot be
 //!   stored in durable state, so the new incarnation knows none of the old vpids.
 //!
-//! Imports (`o-N`) are kept: durable state may hold them.
+//! Imports (`o-N`) are kept while durable state may hold them. For a vat that records which
+//! imports its durable state holds (`VatEndpoint::records_durable_imports`: liveslots'
+//! `vom.rc.`/`vom.ir.` vatstore keys), the others are dropped once the new worker has started
+//! (`drop_forgotten_imports`): held in memory by the previous incarnation only, they are
+//! unreachable for the new one, which would never drop them (the torture test saw objects
+//! grow without bound across daemon restarts). An import only a weak key still names is
+//! dropped but stays recognizable.
 
 use super::{KernelCore, KernelError};
 use crate::refs::{EndpointId, VatId, ROOT_OBJECT_VREF};
@@ -38,7 +44,50 @@ fn export_survives_restart(vref: &str) -> bool {
     vref == ROOT_OBJECT_VREF || vref.starts_with("o+d")
 }
 
+/// What a liveslots vatstore says of an import after a restart.
+fn durable_hold(store: &crate::store::Store, vat: VatId, vref: &str) -> Result<(bool, bool), KernelError> {
+    let reachable = store.vatstore_get(vat, &format!("vom.rc.{vref}"))?.is_some_and(|n| n != "0");
+    let prefix = format!("vom.ir.{vref}|");
+    let recognizable = store.vatstore_next_key(vat, &prefix)?.is_some_and(|k| k.starts_with(&prefix))
+        || store.vatstore_get(vat, &prefix)?.is_some();
+    Ok((reachable, recognizable))
+}
+
 impl KernelCore {
+    /// Drops the imports of `vat`'s previous incarnation that its durable state does not hold
+    /// (see the module doc), inside the open unit. Returns how many it dropped.
+    pub(crate) fn drop_forgotten_imports(&mut self, vat: VatId) -> Result<usize, KernelError> {
+        let ep = EndpointId::Vat(vat);
+        let mut dropped = 0;
+        for (kref, eref, reachable) in self.store.clist_entries(ep, usize::MAX)? {
+            if kref.is_promise() || eref_is_export(&eref) {
+                continue;
+            }
+            match durable_hold(&self.store, vat, &eref)? {
+                (true, _) => {}
+                (false, true) => {
+                    if reachable {
+                        self.store.set_clist_reachable(ep, kref, false)?;
+                        if let Some((r, _)) = self.store.adjust_object(kref, -1, 0)? {
+                            if r == 0 {
+                                self.maybe_free.insert(kref);
+                            }
+                        }
+                        dropped += 1;
+                    }
+                }
+                (false, false) => {
+                    self.forget_clist_entry(vat, kref)?;
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped > 0 {
+            tracing::info!(%vat, dropped, "dropped imports the vat's new incarnation cannot reach");
+        }
+        Ok(dropped)
+    }
+
     /// Applies the rules above to `vat` inside the open unit. Called before a new worker is
     /// attached to a persisted vat.
     pub(crate) fn begin_incarnation(&mut self, vat: VatId) -> Result<IncarnationReport, KernelError> {

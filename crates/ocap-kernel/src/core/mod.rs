@@ -311,7 +311,14 @@ impl KernelCore {
                 if let Some(mut old) = self.vats.remove(&vat) {
                     old.shutdown();
                 }
-                let report = self.unit(|k| k.begin_incarnation(vat))?;
+                let prune_imports = endpoint.records_durable_imports();
+                let report = self.unit(|k| {
+                    let report = k.begin_incarnation(vat)?;
+                    if prune_imports {
+                        k.drop_forgotten_imports(vat)?;
+                    }
+                    Ok(report)
+                })?;
                 self.vats.insert(vat, endpoint);
                 self.commit()?;
                 Ok(report)

@@ -292,12 +292,17 @@ impl KernelCore {
         for ((vat, name), result) in names.into_iter().zip(results) {
             match result {
                 Ok(launched) => {
+                    let prune_imports = launched.endpoint.records_durable_imports();
                     self.unit(|k| {
                         for (key, value) in &launched.vatstore_sets {
                             k.store.vatstore_set(vat, key, value)?;
                         }
                         for key in &launched.vatstore_deletes {
                             k.store.vatstore_delete(vat, key)?;
+                        }
+                        // With its vatstore as the new incarnation left it (`incarnation.rs`).
+                        if prune_imports {
+                            k.drop_forgotten_imports(vat)?;
                         }
                         Ok(())
                     })?;
