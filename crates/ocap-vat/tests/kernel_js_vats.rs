@@ -4,30 +4,18 @@
 //! invariant checker.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use ocap_kernel::smallcaps::{kunser, Value};
 use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::vat::{SyscallHandler, VatDelivery, VatEndpoint};
 use ocap_kernel::{HostResult, KRef, KernelCore, KernelOptions, VatId, VatSpec};
-use ocap_vat::{bundle_vat_source, parse_syscalls, JsVat, WorkerEvent, WorkerOptions};
+use ocap_vat::{parse_syscalls, JsVat, WorkerEvent, WorkerOptions};
 use serde_json::{json, Value as Json};
 
-/// Bundle `tests/vats/<name>.js` once per test process.
-fn bundle(name: &str) -> String {
-    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap();
-    cache
-        .entry(name.to_string())
-        .or_insert_with(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats").join(format!("{name}.js"));
-            bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
-        })
-        .clone()
-}
+mod common;
+use common::bundle;
 
 /// A vat endpoint that records what it is delivered (for the GC test).
 struct Recording {

@@ -10,15 +10,11 @@
 //!
 //! This file is its own test binary, so nothing else changes the process-wide count.
 
-use std::path::Path;
-
-use ocap_vat::{bundle_vat_source, runtime_bytes_leaked, VatWorker, VatWorkerError, WorkerOptions};
+use ocap_vat::{runtime_bytes_leaked, VatWorker, VatWorkerError, WorkerOptions};
 use serde_json::json;
 
-fn bundle(name: &str) -> String {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats").join(format!("{name}.js"));
-    bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
-}
+mod common;
+use common::bundle;
 
 fn message(method: &str, args: serde_json::Value, result: &str) -> serde_json::Value {
     let body = format!("#{}", json!([method, args]));

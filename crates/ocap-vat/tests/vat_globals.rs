@@ -16,14 +16,16 @@
 //! the vats run, and check that a real vat has every one of them except the
 //! few the QuickJS engine itself lacks.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, OnceLock};
 
-use ocap_vat::{bundle_vat_source, vat_node_modules, VatWorker, WorkerEvent, WorkerOptions, ALLOWED_GLOBAL_NAMES};
+use ocap_vat::{vat_node_modules, VatWorker, WorkerEvent, WorkerOptions, ALLOWED_GLOBAL_NAMES};
 use serde_json::{json, Value};
+
+mod common;
+use common::bundle;
 
 /// The permitted compartment globals that QuickJS-ng (as vendored by
 /// rquickjs 0.14) does not have, so no vat has them. Keep in sync with the
@@ -88,20 +90,6 @@ fn missing_from_bare_engine(names: &BTreeSet<String>) -> BTreeSet<String> {
     let json: String = ctx
         .with(|ctx| ctx.eval(format!("JSON.stringify({list}.filter(name => !(name in globalThis)))")).expect("eval"));
     serde_json::from_str::<Vec<String>>(&json).unwrap().into_iter().collect()
-}
-
-/// Bundle `tests/vats/<name>.js` once per test process.
-fn bundle(name: &str) -> String {
-    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap();
-    cache
-        .entry(name.to_string())
-        .or_insert_with(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats").join(format!("{name}.js"));
-            bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
-        })
-        .clone()
 }
 
 /// A started `tests/vats/<name>.js`.

@@ -1,31 +1,19 @@
 //! The vat worker running real JS vats: SES, liveslots and bundles built
 //! from `tests/vats/*.js` with esbuild from the crate's pinned node_modules.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Only guards against a hang: the waits it bounds end on an event long before.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
-use ocap_vat::{bundle_vat_source, DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
+use ocap_vat::{DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
 use serde_json::{json, Value};
 
-/// Bundle `tests/vats/<name>.js` once per test process.
-fn bundle(name: &str) -> String {
-    static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap();
-    cache
-        .entry(name.to_string())
-        .or_insert_with(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats").join(format!("{name}.js"));
-            bundle_vat_source(&source).unwrap_or_else(|e| panic!("bundling {name}: {e}"))
-        })
-        .clone()
-}
+mod common;
+use common::bundle;
 
 struct TestVat {
     worker: VatWorker,
