@@ -1,24 +1,16 @@
 //! `Kernel`'s host calls on vat roots and GC with real JS vats: `pin_vat_root` /
 //! `unpin_vat_root`, and `reap_vats` making liveslots give up what a vat dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
-use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{KRef, Kernel, KernelConfig, VatId};
-use ocap_vat::{JsVatLauncher, LauncherOptions};
 
-fn vats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
-}
+mod common;
 
 fn make(db: &Path) -> Kernel {
-    let store = Store::open(db, Durability::Process).unwrap();
-    Kernel::make(store, KernelConfig::default(), |sink| {
-        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
-    })
-    .unwrap()
+    common::js_kernel(db, KernelConfig::default(), common::test_vats())
 }
 
 /// Launches `source` alone in a subcluster: (vat, root).

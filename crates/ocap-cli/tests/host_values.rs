@@ -8,20 +8,12 @@ use std::process::{Command, Output};
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{drop_deep, kunser, SmallcapsError, Value, MAX_DEPTH};
-use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{KRef, Kernel, KernelConfig, KernelError};
-use ocap_vat::{JsVatLauncher, LauncherOptions};
 
-fn vats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
-}
+mod common;
 
 fn make(db: &Path) -> Kernel {
-    let store = Store::open(db, Durability::Process).unwrap();
-    Kernel::make(store, KernelConfig::default(), |sink| {
-        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
-    })
-    .unwrap()
+    common::js_kernel(db, KernelConfig::default(), common::test_vats())
 }
 
 /// `n` arrays around "leaf", as JSON text (what `deep.js`'s `makeDeep(n)` returns).
@@ -106,7 +98,7 @@ fn stdout_of(out: &Output, what: &str) -> String {
 /// A cluster file running `deep.js` (a single vat: bootstrap returns numbers).
 fn deep_cluster(dir: &Path) -> PathBuf {
     let path = dir.join("deep.json");
-    let spec = vats_dir().join("deep.js");
+    let spec = common::test_vats().join("deep.js");
     std::fs::write(&path, format!(r#"{{"bootstrap":"deep","vats":{{"deep":{{"sourceSpec":{spec:?}}}}}}}"#)).unwrap();
     path
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
-use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{KRef, Kernel, KernelConfig};
-use ocap_vat::{JsVatLauncher, LauncherOptions};
+
+mod common;
 
 /// The vats: the io-echo example's, and the tests' own counter.
 fn vats_dir() -> PathBuf {
@@ -18,11 +18,7 @@ fn vats_dir() -> PathBuf {
 }
 
 fn make(db: &Path) -> Kernel {
-    let store = Store::open(db, Durability::Process).unwrap();
-    Kernel::make(store, KernelConfig::default(), |sink| {
-        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
-    })
-    .unwrap()
+    common::js_kernel(db, KernelConfig::default(), vats_dir())
 }
 
 fn echo_cluster(sock: &Path, direction: &str) -> ClusterConfig {

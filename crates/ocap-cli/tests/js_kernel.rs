@@ -10,25 +10,17 @@ use std::time::{Duration, Instant};
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
-use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{Kernel, KernelConfig, SystemSubclusterConfig};
-use ocap_vat::{JsVatLauncher, LauncherOptions};
 use serde_json::{json, Value as Json};
 
-fn vats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
-}
+mod common;
 
 fn counter_cluster() -> ClusterConfig {
     ClusterConfig::from_json(r#"{"bootstrap":"counter","vats":{"counter":{"sourceSpec":"counter.js"}}}"#).unwrap()
 }
 
 fn make(db: &Path, system: Vec<SystemSubclusterConfig>) -> Kernel {
-    let store = Store::open(db, Durability::Process).unwrap();
-    Kernel::make(store, KernelConfig { system_subclusters: system, ..Default::default() }, |sink| {
-        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
-    })
-    .unwrap()
+    common::js_kernel(db, KernelConfig { system_subclusters: system, ..Default::default() }, common::test_vats())
 }
 
 async fn number(k: &Kernel, target: ocap_kernel::KRef, method: &str) -> f64 {
@@ -171,7 +163,7 @@ fn killed_with_sigkill_mid_stream_the_kernel_loses_nothing_acknowledged() {
     home.ocap(&["daemon", "start"]);
     let pid = home.pid().expect("the lock file holds the daemon's pid");
     let cluster = home._tmp.path().join("counter.json");
-    let counter = vats_dir().join("counter.js");
+    let counter = common::test_vats().join("counter.js");
     let config = json!({"bootstrap": "counter", "vats": {"counter": {"sourceSpec": counter}}});
     std::fs::write(&cluster, config.to_string()).unwrap();
     let launched = home.ocap(&["launch", cluster.to_str().unwrap()]);

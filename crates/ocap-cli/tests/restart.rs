@@ -5,24 +5,16 @@
 //! running with its durable objects and baggage, and every promise it decided and had not
 //! settled is rejected with `[KERNEL:VAT_RESTARTED]`. Real JS vats through the host API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
-use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::{HostResult, KRef, Kernel, KernelConfig, VatId};
-use ocap_vat::{JsVatLauncher, LauncherOptions};
 
-fn vats_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
-}
+mod common;
 
 fn make(db: &Path) -> Kernel {
-    let store = Store::open(db, Durability::Process).expect("open store");
-    Kernel::make(store, KernelConfig::default(), |sink| {
-        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats_dir()), ..Default::default() }))
-    })
-    .expect("make kernel")
+    common::js_kernel(db, KernelConfig::default(), common::test_vats())
 }
 
 fn cluster() -> ClusterConfig {

@@ -7,7 +7,24 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::{Kernel, KernelConfig};
+use ocap_vat::{JsVatLauncher, LauncherOptions};
 use serde_json::{json, Value as Json};
+
+/// `crates/ocap-cli/tests/vats`, where the tests' vat sources are.
+pub fn test_vats() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
+}
+
+/// A kernel on the file `db` with real JS vats, relative specs resolving against `vats`.
+pub fn js_kernel(db: &Path, config: KernelConfig, vats: PathBuf) -> Kernel {
+    let store = Store::open(db, Durability::Process).expect("open store");
+    Kernel::make(store, config, |sink| {
+        Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(vats), ..Default::default() }))
+    })
+    .expect("make kernel")
+}
 
 /// A temporary home whose daemon is stopped (or killed) on drop.
 pub struct Home {

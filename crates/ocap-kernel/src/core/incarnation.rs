@@ -67,12 +67,7 @@ impl KernelCore {
                 (true, _) => {}
                 (false, true) => {
                     if reachable {
-                        self.store.set_clist_reachable(ep, kref, false)?;
-                        if let Some((r, _)) = self.store.adjust_object(kref, -1, 0)? {
-                            if r == 0 {
-                                self.maybe_free.insert(kref);
-                            }
-                        }
+                        self.drop_import_entry(vat, kref)?;
                         dropped += 1;
                     }
                 }
@@ -106,11 +101,7 @@ impl KernelCore {
             if kref.is_promise() {
                 self.forget_clist_entry(vat, kref)?;
             } else if eref_is_export(&eref) && !export_survives_restart(&eref) {
-                self.store.delete_clist(ep, kref)?;
-                if self.store.object(kref)?.is_some_and(|o| o.owner == Some(ep)) {
-                    self.store.set_object_owner(kref, None)?;
-                }
-                self.maybe_free.insert(kref);
+                self.abandon_export(ep, kref)?;
                 report.abandoned_exports += 1;
             }
         }

@@ -10,7 +10,8 @@ impl KernelCore {
     /// Settles `kpid`. Authority (who may resolve) is checked by the caller. In order:
     /// the value's references are counted; every subscriber gets a notify; the messages
     /// parked on the promise are re-queued at the head of the run queue, still targeting it,
-    /// so the router re-routes them through the new state before any later send to it; the host, if it was waiting, is told after the commit.
+    /// so the router re-routes them through the new state before any later send to it; the
+    /// host, if it was waiting, is told after the commit.
     pub(crate) fn resolve_promise(
         &mut self,
         kpid: KRef,

@@ -28,7 +28,6 @@ pub struct LaunchRequest {
     pub vatstore: Vec<(String, String)>,
 }
 
-/// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
 /// Work a launcher can do for a launch before it reaches the run loop: reading and bundling
 /// vat code can be slow (a large bundle, a slow disk, swc on a big source), and while the run
 /// loop waits, every vat waits (issue 11 item 1: nothing a config names is read on the run
@@ -39,6 +38,7 @@ pub trait VatCodeLoader: Send + Sync {
     fn preload(&self, vats: &[VatConfig]);
 }
 
+/// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
 pub trait VatLauncher {
     /// The launcher's code loader, if it has one (see `VatCodeLoader`).
     fn code_loader(&self) -> Option<std::sync::Arc<dyn VatCodeLoader>> {

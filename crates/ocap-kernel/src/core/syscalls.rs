@@ -148,10 +148,7 @@ impl SyscallCtx<'_> {
                     if !k.store.clist_by_kref(ep, kref)?.is_some_and(|e| e.reachable) {
                         return illegal(format!("dropImports of {vref}, which is already dropped"));
                     }
-                    k.store.set_clist_reachable(ep, kref, false)?;
-                    if let Some((0, _)) = k.store.adjust_object(kref, -1, 0)? {
-                        k.maybe_free.insert(kref);
-                    }
+                    k.drop_import_entry(vat, kref)?;
                 }
                 Ok(SyscallResult::Ok)
             }

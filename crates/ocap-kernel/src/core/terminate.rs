@@ -61,11 +61,7 @@ impl KernelCore {
         let entries = self.store.clist_entries(ep, budget)?;
         for (kref, eref, _) in &entries {
             if !kref.is_promise() && crate::store::eref_is_export(eref) {
-                self.store.delete_clist(ep, *kref)?;
-                if self.store.object(*kref)?.is_some_and(|o| o.owner == Some(ep)) {
-                    self.store.set_object_owner(*kref, None)?;
-                }
-                self.maybe_free.insert(*kref);
+                self.abandon_export(ep, *kref)?;
             } else {
                 self.forget_clist_entry(vat, *kref)?;
             }

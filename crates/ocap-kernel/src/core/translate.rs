@@ -144,4 +144,26 @@ impl KernelCore {
         }
         Ok(())
     }
+
+    /// The vat stops holding its import `kref` reachably (it stays recognizable): the
+    /// c-list flag is cleared and the object's reachable count released.
+    pub(crate) fn drop_import_entry(&mut self, vat: VatId, kref: KRef) -> Result<(), KernelError> {
+        self.store.set_clist_reachable(EndpointId::Vat(vat), kref, false)?;
+        if let Some((0, _)) = self.store.adjust_object(kref, -1, 0)? {
+            self.maybe_free.insert(kref);
+        }
+        Ok(())
+    }
+
+    /// Orphans an export of `ep`: its c-list entry goes and the object loses its owner, so a
+    /// send to it is rejected with `OBJECT_DELETED` and GC deletes it once importers let go
+    /// (a terminated vat's exports, a restarted vat's non-durable ones).
+    pub(crate) fn abandon_export(&mut self, ep: EndpointId, kref: KRef) -> Result<(), KernelError> {
+        self.store.delete_clist(ep, kref)?;
+        if self.store.object(kref)?.is_some_and(|o| o.owner == Some(ep)) {
+            self.store.set_object_owner(kref, None)?;
+        }
+        self.maybe_free.insert(kref);
+        Ok(())
+    }
 }
