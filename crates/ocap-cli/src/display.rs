@@ -27,15 +27,6 @@ pub fn display(v: &Value) -> String {
     }
 }
 
-/// The message of a rejection: an error's message, a string as is, anything else displayed.
-pub fn rejection_message(reason: &CapData<KRef>) -> String {
-    match kunser(reason) {
-        Ok(Value::Error { message, .. }) => message,
-        Ok(v) => display(&v),
-        Err(_) => reason.body.clone(),
-    }
-}
-
 /// Decodes CapData received as JSON (`{body, slots}`).
 pub fn decode_capdata(j: &Json) -> Result<Value, CliError> {
     let data: CapData<KRef> =

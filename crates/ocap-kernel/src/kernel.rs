@@ -311,11 +311,7 @@ impl Kernel {
                 });
                 tx.send(Command::Run(job)).map_err(|_| stopped())?;
                 let _ = drx.await;
-                let message = match crate::smallcaps::kunser(&reason) {
-                    Ok(Value::Error { message, .. }) => message,
-                    _ => reason.body,
-                };
-                Err(KernelError::BootstrapFailed(message))
+                Err(KernelError::BootstrapFailed(crate::smallcaps::reason_text(&reason)))
             }
         }
     }

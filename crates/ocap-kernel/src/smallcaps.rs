@@ -487,6 +487,24 @@ pub fn methargs(method: &str, args: Vec<Value<KRef>>) -> CapData<KRef> {
     kser(&Value::Array(vec![Value::str(method), Value::Array(args)]))
 }
 
+/// The text of a rejection reason or termination info, for people and logs: an error's
+/// message, a string as it is, any other value as compact JSON, undecodable data as its body.
+/// The one place a reason becomes text (the kernel's logs and errors, the CLI).
+pub fn reason_text(reason: &CapData<KRef>) -> String {
+    match kunser(reason) {
+        Ok(Value::Error { message, .. }) => message,
+        Ok(Value::String(s)) => s,
+        Ok(v) => {
+            let j = crate::json::to_json(&v);
+            let text = crate::json::to_string(&j);
+            crate::json::drop_deep(j);
+            drop_deep(v);
+            text
+        }
+        Err(_) => reason.body.clone(),
+    }
+}
+
 /// The kernel's own error values: `kser(Error("[KERNEL:<CODE>] <detail>"))`.
 pub fn kernel_error(code: &str, detail: &str) -> CapData<KRef> {
     kser(&Value::error(format!("[KERNEL:{code}] {detail}")))

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::capdata::CapData;
 use crate::smallcaps::{self, Value};
-use crate::vat::{SyscallHandler, SyscallResult, VatDelivery, VatEndpoint, VatResolution, VatSyscall};
+use crate::vat::{Endpoint, SyscallHandler, SyscallResult, VatDelivery, VatResolution, VatSyscall};
 
 /// What a scripted vat does with a delivery.
 pub type Script = Box<dyn FnMut(&VatDelivery, &mut dyn SyscallHandler) -> Result<(), String> + Send>;
@@ -133,7 +133,7 @@ impl SyscallHandler for Recording<'_> {
     }
 }
 
-impl VatEndpoint for ScriptedVat {
+impl Endpoint for ScriptedVat {
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
         self.log.0.lock().unwrap_or_else(|e| e.into_inner()).push(delivery.clone());
         let mut rec = Recording { inner: syscalls, results: Vec::new() };

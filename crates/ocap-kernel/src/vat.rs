@@ -1,4 +1,4 @@
-//! The kernel's view of a vat: a `VatEndpoint` that takes deliveries and makes syscalls.
+//! The kernel's view of a vat: a `Endpoint` that takes deliveries and makes syscalls.
 //!
 //! The kernel knows this trait, not QuickJS: JS vats (the `ocap-vat` crate) implement it
 //! through an adapter, and tests implement it with scripted vats (`crate::testing`).
@@ -82,7 +82,7 @@ pub trait SyscallHandler {
 /// `syscalls`, in order, before returning. `Err` is a liveslots-level delivery error (not a
 /// user exception, which liveslots turns into a rejection): the kernel aborts the crank and
 /// terminates the vat.
-pub trait VatEndpoint: Send {
+pub trait Endpoint: Send {
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String>;
 
     /// Called when the vat is terminated or the kernel stops; releases the worker.

@@ -40,7 +40,7 @@ impl VatLauncher for Launcher {
     ) -> Result<LaunchedVat, String> {
         self.sinks.lock().unwrap().push((vat, self.sink.clone()));
         let spec = config.source_spec.clone().unwrap_or_default();
-        let endpoint: Box<dyn ocap_kernel::vat::VatEndpoint> = match spec.as_str() {
+        let endpoint: Box<dyn ocap_kernel::vat::Endpoint> = match spec.as_str() {
             "throwing-bootstrap" => Box::new(ScriptedVat::new(answer(|_, _| Err(Value::error("from bootstrap")))).0),
             "caller" => {
                 // bootstrap(vats, services): call services.helper.help() and answer with its result later.

@@ -45,7 +45,7 @@ use ocap_kernel::smallcaps::{self, Value};
 use ocap_kernel::store::promises::PromiseState;
 use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::testing::{decode_methargs, vat_methargs, vat_value, ScriptedVat};
-use ocap_kernel::vat::{SyscallHandler, SyscallResult, VatDelivery, VatEndpoint, VatResolution, VatSyscall};
+use ocap_kernel::vat::{Endpoint, SyscallHandler, SyscallResult, VatDelivery, VatResolution, VatSyscall};
 use ocap_kernel::{
     HostResult, KRef, KernelCore, KernelOptions, KernelService, LaunchedVat, ServiceReply, VatId, VatLauncher,
 };
@@ -362,7 +362,7 @@ struct SimVat {
     shared: Shared,
 }
 
-impl VatEndpoint for SimVat {
+impl Endpoint for SimVat {
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
         self.inner.deliver(delivery, syscalls)
     }

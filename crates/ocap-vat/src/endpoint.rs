@@ -1,5 +1,5 @@
 //! `JsVat`: a [`VatWorker`] seen by the kernel as an
-//! [`ocap_kernel::vat::VatEndpoint`].
+//! [`ocap_kernel::vat::Endpoint`].
 //!
 //! The adapter is a translation layer and nothing else:
 //!
@@ -27,7 +27,7 @@
 //! owned by its run loop.
 
 use ocap_kernel::capdata::CapData;
-use ocap_kernel::vat::{SyscallHandler, VatDelivery, VatEndpoint, VatResolution, VatSyscall};
+use ocap_kernel::vat::{Endpoint, SyscallHandler, VatDelivery, VatResolution, VatSyscall};
 use serde_json::{json, Map, Value as Json};
 
 use crate::{DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
@@ -135,7 +135,7 @@ impl JsVat {
     }
 }
 
-impl VatEndpoint for JsVat {
+impl Endpoint for JsVat {
     /// Liveslots keeps `vom.rc.`/`vom.ir.` vatstore keys for imports held by durable state.
     fn records_durable_imports(&self) -> bool {
         true

@@ -20,7 +20,7 @@
 //! [`VatWorker`]'s API is JSON-level: deliveries and syscalls are the JS
 //! kernel's `VatDeliveryObject` / `VatSyscallObject` tuples in vat space
 //! (vrefs only, never krefs). [`JsVat`] adapts it to the kernel's
-//! `ocap_kernel::vat::VatEndpoint` (see `endpoint.rs`).
+//! `ocap_kernel::vat::Endpoint` (see `endpoint.rs`).
 //!
 //! ```no_run
 //! use ocap_vat::{VatWorker, WorkerOptions};

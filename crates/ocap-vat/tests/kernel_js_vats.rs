@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ocap_kernel::smallcaps::{kunser, Value};
 use ocap_kernel::store::{Durability, Store};
-use ocap_kernel::vat::{SyscallHandler, VatDelivery, VatEndpoint};
+use ocap_kernel::vat::{Endpoint, SyscallHandler, VatDelivery};
 use ocap_kernel::{HostResult, KRef, KernelCore, KernelOptions, VatId, VatSpec};
 use ocap_vat::{parse_syscalls, JsVat, WorkerEvent, WorkerOptions};
 use serde_json::{json, Value as Json};
@@ -23,7 +23,7 @@ struct Recording {
     log: Arc<Mutex<Vec<VatDelivery>>>,
 }
 
-impl VatEndpoint for Recording {
+impl Endpoint for Recording {
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
         self.log.lock().unwrap().push(delivery.clone());
         self.inner.deliver(delivery, syscalls)
@@ -97,7 +97,7 @@ impl Harness {
         source: &'static str,
         parameters: Json,
         opts: impl FnOnce(&mut WorkerOptions),
-        wrap: impl FnOnce(JsVat) -> Box<dyn VatEndpoint>,
+        wrap: impl FnOnce(JsVat) -> Box<dyn Endpoint>,
     ) -> (VatId, KRef) {
         let globals: &[&str] = if source == "timer-vat" { &["setTimeout", "clearTimeout"] } else { &[] };
         let expected = self.core.reserve_vat_id().unwrap();

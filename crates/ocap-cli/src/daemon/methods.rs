@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
 use super::server::DaemonState;
-use crate::display::rejection_message;
 use crate::rpc::{codes, RpcError};
 
 #[derive(Deserialize)]
@@ -217,7 +216,7 @@ async fn queue_message(state: &DaemonState, params: Json) -> Result<Json, RpcErr
         Ok(result) => Ok(capdata_json(&result)),
         Err(reason) => Err(RpcError {
             code: codes::REJECTED,
-            message: rejection_message(&reason),
+            message: ocap_kernel::smallcaps::reason_text(&reason),
             data: Some(capdata_json(&reason)),
         }),
     }

@@ -97,10 +97,7 @@ impl KernelCore {
                     // the sender also learns why the vat died.
                     if let Work::Run(RunQueueItem::Send { .. }) = &work {
                         if let Some(RunQueueItem::Send { target, message }) = k.store.pop_run()? {
-                            let why = match smallcaps::kunser(&info) {
-                                Ok(smallcaps::Value::Error { message, .. }) => message,
-                                _ => info.body.clone(),
-                            };
+                            let why = smallcaps::reason_text(&info);
                             let detail = format!("Target object's vat {vat} was terminated: {why}");
                             k.splat(target, &message, smallcaps::kernel_error("OBJECT_DELETED", &detail))?;
                         }

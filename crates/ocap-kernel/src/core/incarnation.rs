@@ -18,7 +18,7 @@
 //!   stored in durable state, so the new incarnation knows none of the old vpids.
 //!
 //! Imports (`o-N`) are kept while durable state may hold them. For a vat that records which
-//! imports its durable state holds (`VatEndpoint::records_durable_imports`: liveslots'
+//! imports its durable state holds (`Endpoint::records_durable_imports`: liveslots'
 //! `vom.rc.`/`vom.ir.` vatstore keys), the others are dropped once the new worker has started
 //! (`drop_forgotten_imports`): held in memory by the previous incarnation only, they are
 //! unreachable for the new one, which would never drop them (the torture test saw objects

@@ -32,7 +32,7 @@ use crate::refs::{EndpointId, KRef, VatId, ROOT_OBJECT_VREF};
 use crate::smallcaps::{self, Value};
 use crate::store::PromiseRecord;
 use crate::store::{RunQueueItem, Store, StoreError, VatRecord, VatState};
-use crate::vat::VatEndpoint;
+use crate::vat::Endpoint;
 
 /// Limits and policies. Every bound has its unit in its name.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ pub struct VatSpec {
 pub struct KernelCore {
     pub(crate) store: Store,
     pub(crate) opts: KernelOptions,
-    pub(crate) vats: HashMap<VatId, Box<dyn VatEndpoint>>,
+    pub(crate) vats: HashMap<VatId, Box<dyn Endpoint>>,
     pub(crate) services: HashMap<KRef, Arc<dyn KernelService>>,
     pub(crate) system_only: std::collections::HashSet<KRef>,
     /// Live IO channels by subcluster (`crate::io`).
@@ -262,7 +262,7 @@ impl KernelCore {
 
     /// Adds a new vat whose worker has already started: allocates its ID, exports its root
     /// object `o+0` (pinned while the vat lives) and records its config and vatstore.
-    pub fn add_vat(&mut self, spec: VatSpec, endpoint: Box<dyn VatEndpoint>) -> Result<(VatId, KRef), KernelError> {
+    pub fn add_vat(&mut self, spec: VatSpec, endpoint: Box<dyn Endpoint>) -> Result<(VatId, KRef), KernelError> {
         let vat = self.reserve_vat_id()?;
         self.add_vat_with_id(vat, spec, endpoint)
     }
@@ -272,7 +272,7 @@ impl KernelCore {
         &mut self,
         vat: VatId,
         spec: VatSpec,
-        endpoint: Box<dyn VatEndpoint>,
+        endpoint: Box<dyn Endpoint>,
     ) -> Result<(VatId, KRef), KernelError> {
         let root = self.unit(|k| {
             k.store.create_vat(&VatRecord {
@@ -305,7 +305,7 @@ impl KernelCore {
     /// Re-attaches a worker for a persisted vat (after a kernel restart or `restartVat`): the
     /// worker is the vat's new incarnation, so its non-durable exports are abandoned and the
     /// promises it decided are rejected first (`core/incarnation.rs`).
-    pub fn attach_vat(&mut self, vat: VatId, endpoint: Box<dyn VatEndpoint>) -> Result<IncarnationReport, KernelError> {
+    pub fn attach_vat(&mut self, vat: VatId, endpoint: Box<dyn Endpoint>) -> Result<IncarnationReport, KernelError> {
         match self.store.vat(vat)? {
             Some(rec) if rec.state == VatState::Active => {
                 if let Some(mut old) = self.vats.remove(&vat) {

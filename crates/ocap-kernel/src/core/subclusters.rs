@@ -11,11 +11,11 @@ use super::{HostWaiter, KernelCore, KernelError, VatSpec};
 use crate::config::{ClusterConfig, VatConfig};
 use crate::refs::{KRef, VatId};
 use crate::smallcaps::Value;
-use crate::vat::VatEndpoint;
+use crate::vat::Endpoint;
 
 /// A worker started for a vat, and what its start-up wrote to the vatstore.
 pub struct LaunchedVat {
-    pub endpoint: Box<dyn VatEndpoint>,
+    pub endpoint: Box<dyn Endpoint>,
     pub vatstore_sets: Vec<(String, String)>,
     pub vatstore_deletes: Vec<String>,
 }
@@ -26,6 +26,10 @@ pub struct LaunchRequest {
     pub name: String,
     pub config: VatConfig,
     pub vatstore: Vec<(String, String)>,
+    /// The kernel's `KernelOptions::max_syscalls_per_delivery`: the worker stops a delivery
+    /// that makes more (the kernel would refuse them anyway; the worker must not buffer an
+    /// unbounded number first).
+    pub max_syscalls_per_delivery: usize,
 }
 
 /// Work a launcher can do for a launch before it reaches the run loop: reading and bundling
@@ -129,6 +133,7 @@ impl KernelCore {
                 name: name.clone(),
                 config: vat_config,
                 vatstore: vec![],
+                max_syscalls_per_delivery: self.opts.max_syscalls_per_delivery,
             });
         }
         let specs: Vec<(VatId, String, VatConfig)> =
@@ -285,7 +290,13 @@ impl KernelCore {
             }
             // The worker about to start is a new incarnation (`core/incarnation.rs`).
             self.unit(|k| k.begin_incarnation(vat))?;
-            requests.push(LaunchRequest { vat, name: rec.name, config, vatstore: self.store.vatstore_all(vat)? });
+            requests.push(LaunchRequest {
+                vat,
+                name: rec.name,
+                config,
+                vatstore: self.store.vatstore_all(vat)?,
+                max_syscalls_per_delivery: self.opts.max_syscalls_per_delivery,
+            });
         }
         let names: Vec<(VatId, String)> = requests.iter().map(|r| (r.vat, r.name.clone())).collect();
         let results = launcher.launch_many(requests);

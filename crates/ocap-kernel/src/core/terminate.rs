@@ -10,7 +10,7 @@
 use super::{KernelCore, KernelError};
 use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, VatId, ROOT_OBJECT_VREF};
-use crate::smallcaps::{self, kernel_error, Value};
+use crate::smallcaps::{self, kernel_error};
 use crate::store::VatState;
 
 impl KernelCore {
@@ -18,11 +18,7 @@ impl KernelCore {
         if !matches!(self.store.vat(vat)?, Some(r) if r.state == VatState::Active) {
             return Ok(());
         }
-        let reason = match smallcaps::kunser(info) {
-            Ok(Value::Error { message, .. }) => message,
-            Ok(Value::String(s)) => s,
-            _ => info.body.clone(),
-        };
+        let reason = smallcaps::reason_text(info);
         tracing::info!(%vat, "terminating vat: {reason}");
         self.store.set_vat_terminated(vat)?;
         if let Some(mut endpoint) = self.vats.remove(&vat) {

@@ -9,7 +9,7 @@ use ocap_kernel::capdata::CapData;
 use ocap_kernel::smallcaps::{self, Value};
 use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::testing::ScriptedVat;
-use ocap_kernel::vat::{VatEndpoint, VatResolution, VatSyscall};
+use ocap_kernel::vat::{Endpoint, VatResolution, VatSyscall};
 use ocap_kernel::{HostResult, KRef, KernelCore, KernelOptions, VatId, VatSpec};
 
 pub struct TestKernel {
@@ -31,11 +31,11 @@ pub fn kernel_with(opts: KernelOptions) -> TestKernel {
 }
 
 impl TestKernel {
-    pub fn add(&mut self, name: &str, vat: impl VatEndpoint + 'static) -> (VatId, KRef) {
+    pub fn add(&mut self, name: &str, vat: impl Endpoint + 'static) -> (VatId, KRef) {
         self.add_spec(VatSpec { name: name.into(), config: "{}".into(), ..Default::default() }, vat)
     }
 
-    pub fn add_spec(&mut self, spec: VatSpec, vat: impl VatEndpoint + 'static) -> (VatId, KRef) {
+    pub fn add_spec(&mut self, spec: VatSpec, vat: impl Endpoint + 'static) -> (VatId, KRef) {
         self.core.add_vat(spec, Box::new(vat)).expect("add vat")
     }
 
