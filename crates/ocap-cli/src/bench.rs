@@ -173,13 +173,8 @@ async fn setup_with(config: ClusterConfig) -> Result<Setup, CliError> {
         .with_store(move |s| {
             let mut roots = Vec::new();
             for (vat, _) in s.subcluster_vats(&launched.subcluster_id)? {
-                let root = s
-                    .connection()
-                    .query_row("SELECT kref FROM clist WHERE endpoint = ?1 AND eref = 'o+0'", [vat.to_string()], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-                roots.push(root.parse()?);
+                let root = s.vat_root_kref(vat)?;
+                roots.push(root.ok_or_else(|| ocap_kernel::KernelError::Internal(format!("{vat} has no root")))?);
             }
             Ok(roots)
         })
@@ -273,20 +268,21 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
                 call(&s.kernel, s.roots[0], "ping", vec![Value::Number(0.0)]).await?;
             }
             let elapsed = ms(t0.elapsed());
+            // What is left besides the roots: c-list entries of objects, and objects not the
+            // kernel's (-1 if they could not be read).
             let roots: Vec<String> = s.roots.iter().map(|r| r.to_string()).collect();
             let (clist, objects) = s
                 .kernel
                 .with_store(move |st| {
-                    let c = st.connection();
-                    let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap_or(-1);
-                    let not_roots = format!("kref NOT IN ('{}')", roots.join("','"));
-                    Ok((
-                        q(&format!("SELECT COUNT(*) FROM clist WHERE kref LIKE 'ko%' AND {not_roots}")),
-                        q(&format!(
-                            "SELECT COUNT(*) FROM objects WHERE owner IS NOT 'kernel' AND 'ko' || id NOT IN ('{}')",
-                            roots.join("','")
-                        )),
-                    ))
+                    let left = |kref: &str| !roots.iter().any(|r| r == kref);
+                    let count = |n: Result<usize, _>| n.map_or(-1, |n| n as i64);
+                    let clist = st
+                        .clist_rows(None, None)
+                        .map(|rows| rows.iter().filter(|c| c.kref.starts_with("ko") && left(&c.kref)).count());
+                    let objects = st.object_rows(None).map(|rows| {
+                        rows.iter().filter(|o| o.owner.as_deref() != Some("kernel") && left(&o.kref)).count()
+                    });
+                    Ok((count(clist), count(objects)))
                 })
                 .await?;
             extra.insert("clist_rows_left".into(), json!(clist));

@@ -1,12 +1,8 @@
 //! Turning kernel values into text for people (`display`) and JSON for scripts (`to_json`).
 
-use ocap_kernel::smallcaps::{js_number_to_string, kunser, Value};
-use ocap_kernel::{CapData, KRef};
-use serde_json::Value as Json;
+use ocap_kernel::smallcaps::{js_number_to_string, Value};
 
 pub use ocap_kernel::json::to_json;
-
-use crate::error::CliError;
 
 /// A value for people: strings bare, everything else as compact JSON-like text.
 pub fn display(v: &Value) -> String {
@@ -25,11 +21,4 @@ pub fn display(v: &Value) -> String {
             text
         }
     }
-}
-
-/// Decodes CapData received as JSON (`{body, slots}`).
-pub fn decode_capdata(j: &Json) -> Result<Value, CliError> {
-    let data: CapData<KRef> =
-        serde_json::from_value(j.clone()).map_err(|e| CliError::Other(format!("bad CapData from the daemon: {e}")))?;
-    kunser(&data).map_err(|e| CliError::Other(format!("undecodable result: {e}")))
 }

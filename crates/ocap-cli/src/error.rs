@@ -1,8 +1,11 @@
-//! The CLI's error type.
+//! The CLI's error type: what a command failed with, for `main` to print. It wraps the
+//! errors of every module below the commands, and none of those modules uses it.
 
-use crate::daemon::client::ClientError;
+use crate::client::lifecycle::LifecycleError;
+use crate::client::ClientError;
 use crate::daemon::DaemonError;
 use crate::home::HomeError;
+use crate::lock::LockError;
 
 /// Errors of the CLI, with what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,10 @@ pub enum CliError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     Home(#[from] HomeError),
     #[error("{0}")]

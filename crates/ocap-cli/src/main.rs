@@ -3,15 +3,18 @@
 //! bundle vat sources.
 
 mod bench;
+mod client;
 mod commands;
 mod daemon;
 mod display;
 mod error;
 mod home;
+mod lock;
 mod output;
 mod rpc;
 mod run;
 mod services;
+mod specs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,7 +45,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Start, stop, query or purge the home's daemon, or call its control RPC.
     #[command(subcommand)]
-    Daemon(daemon::DaemonCommand),
+    Daemon(commands::daemon::DaemonCommand),
     /// Launch a subcluster in the daemon; prints {subclusterId, rootKref, bootstrapResult}.
     Launch(commands::launch::LaunchArgs),
     /// Send a message to an object in the daemon and print the result.
@@ -63,7 +66,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.json).await,
         Command::Bench(args) => bench::bench(args, cli.json).await,
-        Command::Daemon(cmd) => daemon::run(cmd, &home()?, cli.json).await,
+        Command::Daemon(cmd) => commands::daemon::run(cmd, &home()?, cli.json).await,
         Command::Launch(args) => commands::launch::launch(&home()?, args, cli.json).await,
         Command::Send(args) => commands::send::send(&home()?, args, cli.json).await,
         Command::Status => commands::status::status(&home()?, cli.json).await,

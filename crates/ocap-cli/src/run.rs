@@ -34,7 +34,7 @@ pub async fn run(args: RunArgs, json: bool) -> Result<(), CliError> {
     // Relative code and IO paths resolve against the cluster file's directory.
     let mut raw: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Other(format!("{} is not JSON: {e}", args.cluster.display())))?;
-    crate::commands::resolve_specs(&mut raw, base_dir.as_deref().unwrap_or(Path::new(".")));
+    crate::specs::resolve_specs(&mut raw, base_dir.as_deref().unwrap_or(Path::new(".")));
     let config = ClusterConfig::from_value(raw)?;
     let temp = tempfile::tempdir().map_err(|e| CliError::Other(format!("cannot make a temporary directory: {e}")))?;
     let db = args.db.clone().unwrap_or_else(|| temp.path().join("kernel.sqlite"));

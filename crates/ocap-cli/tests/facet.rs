@@ -83,7 +83,7 @@ async fn a_system_vat_uses_every_kernel_facet_method() {
     assert_eq!(r["terminated"], Json::Null, "{r}");
     assert_eq!(r["afterTermination"], json!(["s1"]), "{r}");
     let status = k.get_status().await.unwrap();
-    assert_eq!(status.subclusters.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["s1"]);
+    assert_eq!(status.subclusters.iter().map(|s| s.record.id.as_str()).collect::<Vec<_>>(), vec!["s1"]);
     let gone = k.queue_message(root_kref.parse().unwrap(), "read", vec![]).await.unwrap();
     assert!(gone.is_err(), "the terminated counter's root answered");
 

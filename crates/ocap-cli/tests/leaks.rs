@@ -90,22 +90,13 @@ fn admin_system() -> SystemSubclusterConfig {
 /// Row counts of [`TABLES`], plus the `kv` keys.
 async fn tables(k: &Kernel) -> BTreeMap<String, String> {
     k.with_store(|s| {
-        let c = s.connection();
+        let counts = s.row_counts()?;
         let mut out = BTreeMap::new();
         for table in TABLES {
-            let n: i64 = c
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-            out.insert(table.to_string(), n.to_string());
+            let n = counts.iter().find(|(t, _)| t == table).map(|(_, n)| *n);
+            out.insert(table.to_string(), n.unwrap_or_else(|| panic!("no table {table}")).to_string());
         }
-        let mut stmt = c
-            .prepare("SELECT key FROM kv ORDER BY key")
-            .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-        let keys: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-        out.insert("kv keys".to_string(), keys.join(" "));
+        out.insert("kv keys".to_string(), s.kv_keys()?.join(" "));
         Ok(out)
     })
     .await

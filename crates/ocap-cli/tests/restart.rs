@@ -50,7 +50,7 @@ async fn vats(k: &Kernel) -> ((VatId, KRef), (VatId, KRef)) {
     let all = k.get_vats().await.expect("vats");
     let find = |name: &str| all.iter().find(|v| v.name == name).map(|v| v.id).expect("vat by name");
     let (user, keeper) = (find("user"), find("keeper"));
-    let details = k.status_details().await.expect("status");
+    let details = k.get_status().await.expect("status");
     let root = |vat: VatId| details.roots.iter().find(|(v, _)| *v == vat).map(|(_, r)| *r).expect("root of vat");
     ((user, root(user)), (keeper, root(keeper)))
 }
@@ -153,14 +153,8 @@ async fn a_restarted_vat_keeps_the_imports_its_durable_state_holds_and_drops_the
         let k = k.clone();
         async move {
             k.with_store(move |s| {
-                let mut stmt = s
-                    .connection()
-                    .prepare("SELECT kref, eref FROM clist WHERE endpoint = ?1 AND eref LIKE 'o%'")
-                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-                let rows = stmt
-                    .query_map([vat.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(|e| ocap_kernel::KernelError::Internal(e.to_string()))
+                let rows = s.clist_rows(Some(&vat.to_string()), None)?;
+                Ok(rows.into_iter().filter(|c| c.eref.starts_with('o')).map(|c| (c.kref, c.eref)).collect::<Vec<_>>())
             })
             .await
             .expect("c-list")

@@ -3,31 +3,29 @@
 //!
 //! Start with `ARCHITECTURE.md` at the repository root for the map.
 
-pub mod capdata;
-pub mod config;
 pub mod core;
-mod facet;
-pub mod invariants;
-pub mod io;
 pub mod json;
 pub mod kernel;
-pub mod kernel_extra;
-pub mod refs;
 pub mod smallcaps;
 pub mod store;
 pub mod testing;
-pub mod vat;
 
+// The vat/kernel boundary lives in `ocap-abi` (so the vat side need not depend on the
+// kernel); its modules keep their paths here (`crate::refs`, `ocap_kernel::config`, …).
+pub use ocap_abi::{capdata, config, json_text, refs, vat};
+
+pub use crate::core::io;
 pub use crate::core::{
-    HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceReply, SubclusterLaunch,
-    VatCodeLoader, VatLauncher, VatSpec,
+    HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceInfo, ServiceReply,
+    SubclusterLaunch, VatCodeLoader, VatLauncher, VatSpec,
 };
 pub use crate::core::{IncarnationReport, LaunchRequest};
 pub use crate::core::{SystemBootReport, SystemSubclusterConfig};
 pub use crate::kernel::KernelState;
 pub use crate::kernel::{
-    Kernel, KernelConfig, KernelStatus, LaunchResult, ServiceRegistration, VatEvent, VatEventSink,
+    Kernel, KernelConfig, KernelStatus, LaunchResult, ServiceRegistration, SubclusterDetails, VatEvent, VatEventSink,
 };
+pub use crate::store::invariants;
 pub use capdata::CapData;
-pub use refs::{ERef, EndpointId, KRef, VatId};
+pub use refs::{ERef, EndpointId, KRef, RemoteId, VatId};
 pub use smallcaps::Value;

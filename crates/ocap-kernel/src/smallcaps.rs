@@ -81,7 +81,7 @@ pub enum SmallcapsError {
 /// stack size exceeded"). 3000 is a round number below both, so every value a host can
 /// send, a vat can receive, and the values vats exchange (1000 deep and more) reach hosts.
 /// Beyond it, encoding and decoding fail with `TooDeep`.
-pub const MAX_DEPTH: usize = 3000;
+pub const MAX_DEPTH: usize = crate::json_text::MAX_DEPTH;
 
 const BANG: u32 = '!' as u32;
 const DASH: u32 = '-' as u32;
@@ -175,7 +175,7 @@ impl<S: Clone + Eq + Hash> Encoder<S> {
     /// past `MAX_DEPTH`), on a stack grown as needed, so deep values are safe on any thread.
     fn nested(&mut self, v: &Value<S>) -> Result<(), SmallcapsError> {
         self.depth += 1;
-        let r = crate::json::deeper(|| self.value(v));
+        let r = crate::json_text::deeper(|| self.value(v));
         self.depth -= 1;
         r
     }
@@ -324,12 +324,12 @@ pub fn js_number_to_string(x: f64) -> String {
 /// Decodes smallcaps CapData into a value whose references carry the slot entries.
 pub fn decode<S: Clone>(data: &CapData<S>) -> Result<Value<S>, SmallcapsError> {
     let json = data.body.strip_prefix('#').ok_or_else(|| SmallcapsError::NotSmallcaps(truncate(&data.body)))?;
-    let parsed = crate::json::parse(json).map_err(|e| match e {
-        crate::json::JsonTextError::TooDeep(limit) => SmallcapsError::TooDeep(limit),
-        crate::json::JsonTextError::Syntax(e) => SmallcapsError::BadJson(e.to_string()),
+    let parsed = crate::json_text::parse(json).map_err(|e| match e {
+        crate::json_text::JsonTextError::TooDeep(limit) => SmallcapsError::TooDeep(limit),
+        crate::json_text::JsonTextError::Syntax(e) => SmallcapsError::BadJson(e.to_string()),
     })?;
     let value = decode_json(&parsed, &data.slots, 0);
-    crate::json::drop_deep(parsed);
+    crate::json_text::drop_deep(parsed);
     value
 }
 
@@ -398,7 +398,7 @@ fn decode_json<S: Clone>(j: &serde_json::Value, slots: &[S], depth: usize) -> Re
         return Err(SmallcapsError::TooDeep(MAX_DEPTH));
     }
     // One level per call: grow the stack as needed, so deep bodies are safe on any thread.
-    crate::json::deeper(|| decode_level(j, slots, depth))
+    crate::json_text::deeper(|| decode_level(j, slots, depth))
 }
 
 fn decode_level<S: Clone>(j: &serde_json::Value, slots: &[S], depth: usize) -> Result<Value<S>, SmallcapsError> {
@@ -488,18 +488,16 @@ pub fn methargs(method: &str, args: Vec<Value<KRef>>) -> CapData<KRef> {
 }
 
 /// The text of a rejection reason or termination info, for people and logs: an error's
-/// message, a string as it is, any other value as compact JSON, undecodable data as its body.
+/// message, a string as it is, any other value as its smallcaps JSON, undecodable data as its body.
 /// The one place a reason becomes text (the kernel's logs and errors, the CLI).
 pub fn reason_text(reason: &CapData<KRef>) -> String {
     match kunser(reason) {
         Ok(Value::Error { message, .. }) => message,
         Ok(Value::String(s)) => s,
         Ok(v) => {
-            let j = crate::json::to_json(&v);
-            let text = crate::json::to_string(&j);
-            crate::json::drop_deep(j);
             drop_deep(v);
-            text
+            // The body is `#` and the value's JSON encoding: for plain data, its JSON text.
+            reason.body.strip_prefix('#').unwrap_or(&reason.body).to_owned()
         }
         Err(_) => reason.body.clone(),
     }

@@ -31,13 +31,8 @@ struct Launcher {
 }
 
 impl VatLauncher for Launcher {
-    fn launch(
-        &mut self,
-        vat: VatId,
-        _name: &str,
-        config: &VatConfig,
-        _state: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
+    fn launch(&mut self, request: ocap_kernel::LaunchRequest) -> Result<LaunchedVat, String> {
+        let (vat, config): (VatId, &VatConfig) = (request.vat, &request.config);
         self.sinks.lock().unwrap().push((vat, self.sink.clone()));
         let spec = config.source_spec.clone().unwrap_or_default();
         let endpoint: Box<dyn ocap_kernel::vat::Endpoint> = match spec.as_str() {

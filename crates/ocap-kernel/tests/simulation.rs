@@ -381,13 +381,8 @@ struct Launcher {
 }
 
 impl VatLauncher for Launcher {
-    fn launch(
-        &mut self,
-        _vat: VatId,
-        _name: &str,
-        config: &VatConfig,
-        _vatstore: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
+    fn launch(&mut self, request: ocap_kernel::LaunchRequest) -> Result<LaunchedVat, String> {
+        let config: &VatConfig = &request.config;
         let script = match config.source_spec.as_deref().unwrap_or("") {
             "counter" => counter_vat(self.shared.clone()),
             "sender0" => sender_vat(0),

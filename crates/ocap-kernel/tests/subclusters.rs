@@ -20,13 +20,9 @@ struct Launcher {
 }
 
 impl VatLauncher for Launcher {
-    fn launch(
-        &mut self,
-        vat: VatId,
-        name: &str,
-        config: &VatConfig,
-        vatstore: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
+    fn launch(&mut self, request: ocap_kernel::LaunchRequest) -> Result<LaunchedVat, String> {
+        let (vat, name, config, vatstore): (VatId, &str, &VatConfig, _) =
+            (request.vat, &request.name, &request.config, &request.vatstore);
         let spec = config.source_spec.clone().unwrap_or_default();
         if spec.starts_with("fail:") {
             return Err(format!("cannot load {spec}"));

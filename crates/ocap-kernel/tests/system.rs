@@ -10,7 +10,7 @@ use ocap_kernel::smallcaps::Value;
 use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::testing::ScriptedVat;
 use ocap_kernel::vat::{VatDelivery, VatSyscall};
-use ocap_kernel::{Kernel, KernelConfig, LaunchedVat, SystemSubclusterConfig, VatId, VatLauncher};
+use ocap_kernel::{Kernel, KernelConfig, LaunchedVat, SystemSubclusterConfig, VatLauncher};
 
 /// What the scripted "boss" vats saw, shared across kernel incarnations.
 #[derive(Default)]
@@ -42,13 +42,8 @@ struct Launcher {
 }
 
 impl VatLauncher for Launcher {
-    fn launch(
-        &mut self,
-        _vat: VatId,
-        _name: &str,
-        config: &VatConfig,
-        _state: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
+    fn launch(&mut self, request: ocap_kernel::LaunchRequest) -> Result<LaunchedVat, String> {
+        let config: &VatConfig = &request.config;
         let seen = self.seen.clone();
         let kind = config.source_spec.clone().unwrap_or_default();
         // The boss keeps the facet's vref from bootstrap and uses it on command.

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use ocap_kernel::config::VatConfig;
-use ocap_kernel::VatCodeLoader;
+use ocap_abi::config::VatConfig;
+use ocap_abi::launch::VatCodeLoader;
 
 use crate::bundle::{self, bundle_vat};
 

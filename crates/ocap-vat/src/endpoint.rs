@@ -1,5 +1,5 @@
 //! `JsVat`: a [`VatWorker`] seen by the kernel as an
-//! [`ocap_kernel::vat::Endpoint`].
+//! [`ocap_abi::vat::Endpoint`].
 //!
 //! The adapter is a translation layer and nothing else:
 //!
@@ -26,8 +26,8 @@
 //! itself: the event callback runs on the worker thread, and the kernel is
 //! owned by its run loop.
 
-use ocap_kernel::capdata::CapData;
-use ocap_kernel::vat::{Endpoint, SyscallHandler, VatDelivery, VatResolution, VatSyscall};
+use ocap_abi::capdata::CapData;
+use ocap_abi::vat::{Endpoint, SyscallHandler, VatDelivery, VatResolution, VatSyscall};
 use serde_json::{json, Map, Value as Json};
 
 use crate::{DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
@@ -196,36 +196,32 @@ fn replay(reply: DeliveryReply, syscalls: &mut dyn SyscallHandler) -> Result<(),
 
 // ------------------------------------------------------------------ deliveries
 
-fn capdata_json(data: &CapData<String>) -> Json {
-    let mut m = Map::with_capacity(2);
-    m.insert("body".into(), Json::String(data.body.clone()));
-    m.insert("slots".into(), Json::Array(data.slots.iter().cloned().map(Json::String).collect()));
-    Json::Object(m)
-}
-
-fn strings(list: &[String]) -> Json {
-    Json::Array(list.iter().cloned().map(Json::String).collect())
-}
-
 /// The liveslots `VatDeliveryObject` tuple of a kernel delivery.
+///
+/// `CapData` (`{body, slots}`) and vref lists are written by their serde `Serialize`: the
+/// kernel's type owns its JSON shape. The tuples of the frequent deliveries (`message`,
+/// `notify`) are assembled as `Json` values directly: `json!` would serialize an already
+/// built `Json` argument again, a deep copy per delivery.
 pub fn delivery_to_json(delivery: &VatDelivery) -> Json {
     match delivery {
         VatDelivery::Message { target, methargs, result } => {
             let mut msg = Map::with_capacity(2);
-            msg.insert("methargs".into(), capdata_json(methargs));
+            msg.insert("methargs".into(), json!(methargs));
             if let Some(result) = result {
                 msg.insert("result".into(), Json::String(result.clone()));
             }
-            json!(["message", target, Json::Object(msg)])
+            Json::Array(vec!["message".into(), Json::String(target.clone()), Json::Object(msg)])
         }
         VatDelivery::Notify(resolutions) => {
-            let list: Vec<Json> =
-                resolutions.iter().map(|r| json!([r.vpid, r.rejected, capdata_json(&r.data)])).collect();
-            json!(["notify", list])
+            let list = resolutions
+                .iter()
+                .map(|r| Json::Array(vec![Json::String(r.vpid.clone()), Json::Bool(r.rejected), json!(r.data)]))
+                .collect();
+            Json::Array(vec!["notify".into(), Json::Array(list)])
         }
-        VatDelivery::DropExports(vrefs) => json!(["dropExports", strings(vrefs)]),
-        VatDelivery::RetireExports(vrefs) => json!(["retireExports", strings(vrefs)]),
-        VatDelivery::RetireImports(vrefs) => json!(["retireImports", strings(vrefs)]),
+        VatDelivery::DropExports(vrefs) => json!(["dropExports", vrefs]),
+        VatDelivery::RetireExports(vrefs) => json!(["retireExports", vrefs]),
+        VatDelivery::RetireImports(vrefs) => json!(["retireImports", vrefs]),
         VatDelivery::BringOutYourDead => json!(["bringOutYourDead"]),
     }
 }

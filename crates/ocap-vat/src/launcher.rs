@@ -1,4 +1,4 @@
-//! `JsVatLauncher`: starts JS vats for the kernel (`ocap_kernel::VatLauncher`).
+//! `JsVatLauncher`: starts JS vats for the kernel (`ocap_abi::launch::VatLauncher`).
 //!
 //! It resolves a vat's code through its `CodeCache` (`code.rs`: a `bundleSpec` path or `file:` URL, or a `sourceSpec` JS file
 //! bundled on the fly by [`crate::bundle_vat`], against the vat's own `node_modules` and then the
@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ocap_kernel::config::VatConfig;
-use ocap_kernel::{LaunchRequest, LaunchedVat, VatCodeLoader, VatEvent, VatEventSink, VatId, VatLauncher};
+use ocap_abi::launch::{LaunchRequest, LaunchedVat, VatCodeLoader, VatEvent, VatEventSink, VatLauncher};
+use ocap_abi::refs::VatId;
 
 use crate::code::CodeCache;
 use crate::endpoint::{parse_syscalls, JsVat};
@@ -60,21 +60,17 @@ struct Prepared {
 }
 
 impl JsVatLauncher {
-    fn prepare(
-        &mut self,
-        vat: VatId,
-        name: &str,
-        config: &VatConfig,
-        vatstore: Vec<(String, String)>,
-    ) -> Result<Prepared, String> {
-        let mut config = config.clone();
+    fn prepare(&mut self, request: LaunchRequest) -> Result<Prepared, String> {
+        let LaunchRequest { vat, name: vat_name, mut config, vatstore, max_syscalls_per_delivery } = request;
         let code = self.code.code_for(&config)?;
         config.bundle_spec = Some(code.bundle_spec);
         config.source_spec = None;
         let bundle_text = Some(String::clone(&code.text));
         let vat_config = serde_json::to_value(&config).map_err(|e| e.to_string())?;
-        let mut options = WorkerOptions::new(vat.to_string(), name);
+        let mut options = WorkerOptions::new(vat.to_string(), vat_name.as_str());
         options.allowed_globals = self.opts.allowed_globals.clone();
+        // The kernel's limit: the worker stops a delivery where the kernel would refuse it.
+        options.max_syscalls_per_delivery = max_syscalls_per_delivery;
         if let Some(m) = self.opts.memory_limit_bytes {
             options.memory_limit_bytes = m;
         }
@@ -86,7 +82,6 @@ impl JsVatLauncher {
             options.delivery_timeout_ms = t;
         }
         let sink = self.sink.clone();
-        let vat_name = name.to_owned();
         let events = Box::new(move |event: WorkerEvent| match event {
             WorkerEvent::AsyncSyscalls { syscalls } => sink(vat, VatEvent::AsyncSyscalls(parse_syscalls(&syscalls))),
             WorkerEvent::Died { reason } => sink(vat, VatEvent::Died(reason)),
@@ -132,22 +127,15 @@ impl VatLauncher for JsVatLauncher {
         Some(self.code.clone())
     }
 
-    fn launch(
-        &mut self,
-        vat: VatId,
-        name: &str,
-        config: &VatConfig,
-        vatstore: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String> {
-        let p = self.prepare(vat, name, config, vatstore)?;
+    fn launch(&mut self, request: LaunchRequest) -> Result<LaunchedVat, String> {
+        let p = self.prepare(request)?;
         Self::start(&self.sink, p)
     }
 
     /// Starts the workers on as many threads as the machine has cores: a worker's start is
     /// CPU-bound (evaluating the bundle, liveslots' startVat), and workers share nothing.
     fn launch_many(&mut self, requests: Vec<LaunchRequest>) -> Vec<Result<LaunchedVat, String>> {
-        let prepared: Vec<Result<Prepared, String>> =
-            requests.into_iter().map(|r| self.prepare(r.vat, &r.name, &r.config, r.vatstore)).collect();
+        let prepared: Vec<Result<Prepared, String>> = requests.into_iter().map(|r| self.prepare(r)).collect();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).max(1);
         let sink = &self.sink;
         let slots: Vec<std::sync::Mutex<Option<Result<Prepared, String>>>> =
@@ -174,5 +162,33 @@ impl VatLauncher for JsVatLauncher {
             .into_iter()
             .map(|m| m.into_inner().ok().flatten().unwrap_or_else(|| Err("vat start was lost".into())))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ocap_abi::config::VatConfig;
+
+    use super::*;
+
+    /// The worker's syscall limit is the one the kernel puts in the request, not a copy.
+    #[test]
+    fn a_worker_gets_the_syscall_limit_of_its_launch_request() {
+        let sink: VatEventSink = Arc::new(|_, _| {});
+        let base_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats");
+        let mut launcher =
+            JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(base_dir), ..LauncherOptions::default() });
+        let config = VatConfig { source_spec: Some("empty-vat.js".into()), ..VatConfig::default() };
+        let request = LaunchRequest {
+            vat: VatId(1),
+            name: "empty".into(),
+            config,
+            vatstore: vec![],
+            max_syscalls_per_delivery: 7,
+        };
+        let prepared = launcher.prepare(request).unwrap_or_else(|e| panic!("preparing empty-vat.js: {e}"));
+        assert_eq!(prepared.options.max_syscalls_per_delivery, 7);
+        assert_eq!(prepared.options.vat_id, "v1");
+        assert_eq!(prepared.options.name, "empty");
     }
 }

@@ -20,7 +20,7 @@
 //! [`VatWorker`]'s API is JSON-level: deliveries and syscalls are the JS
 //! kernel's `VatDeliveryObject` / `VatSyscallObject` tuples in vat space
 //! (vrefs only, never krefs). [`JsVat`] adapts it to the kernel's
-//! `ocap_kernel::vat::Endpoint` (see `endpoint.rs`).
+//! `ocap_abi::vat::Endpoint` (see `endpoint.rs`).
 //!
 //! ```no_run
 //! use ocap_vat::{VatWorker, WorkerOptions};
@@ -68,7 +68,7 @@ pub use worker::VatWorker;
 
 /// The 20 optional globals a vat may request in `vatConfig.globals` (spec vat-side §5.3);
 /// the kernel's config validation uses the same list.
-pub use ocap_kernel::config::ALLOWED_GLOBAL_NAMES;
+pub use ocap_abi::config::ALLOWED_GLOBAL_NAMES;
 
 /// The optional globals this worker implements: all of them.
 pub const IMPLEMENTED_GLOBAL_NAMES: [&str; 20] = ALLOWED_GLOBAL_NAMES;
@@ -82,8 +82,6 @@ pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 256 * 1024 * 1024;
 /// JavaScript and the vat is terminated. Raise it per kernel (`LauncherOptions`, the
 /// daemon's `deliveryTimeoutMs`) or per vat (`creationOptions.deliveryBudgetMs`).
 pub const DEFAULT_DELIVERY_TIMEOUT_MS: u64 = 3_000;
-/// Upper bound on the syscalls one delivery may make.
-pub const MAX_SYSCALLS_PER_DELIVERY: usize = 100_000;
 /// Upper bound on the live timers of one vat.
 pub const MAX_TIMERS_PER_VAT: usize = 10_000;
 /// Upper bound on the fetches one vat may have in flight.
@@ -103,10 +101,15 @@ pub struct WorkerOptions {
     pub delivery_timeout_ms: u64,
     /// Kernel-wide allowlist of optional globals; `None` allows all 20.
     pub allowed_globals: Option<Vec<String>>,
+    /// The most syscalls one delivery (or timer or fetch turn) may make; the next one throws
+    /// in the vat. A kernel passes its own `KernelOptions::max_syscalls_per_delivery` (the
+    /// `LaunchRequest` carries it), so the worker stops buffering where the kernel would
+    /// refuse anyway.
+    pub max_syscalls_per_delivery: usize,
 }
 
 impl WorkerOptions {
-    /// Options with the default limits.
+    /// Options with the default limits (the syscall limit is the kernel's default).
     pub fn new(vat_id: impl Into<String>, name: impl Into<String>) -> Self {
         WorkerOptions {
             vat_id: vat_id.into(),
@@ -114,6 +117,7 @@ impl WorkerOptions {
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             delivery_timeout_ms: DEFAULT_DELIVERY_TIMEOUT_MS,
             allowed_globals: None,
+            max_syscalls_per_delivery: ocap_abi::launch::DEFAULT_MAX_SYSCALLS_PER_DELIVERY,
         }
     }
 }

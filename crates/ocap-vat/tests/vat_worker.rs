@@ -331,6 +331,24 @@ fn an_infinite_loop_is_interrupted_and_the_worker_dies() {
 }
 
 #[test]
+fn a_delivery_past_its_syscall_limit_gets_no_more_syscalls() {
+    // `callFoo` makes two syscalls (send, subscribe); with a limit of one the second throws
+    // in the vat and is not buffered.
+    let mut opts = WorkerOptions::new("v9", "limited");
+    opts.max_syscalls_per_delivery = 1;
+    let (vat, reply) = TestVat::start_with(opts, "ping-vat", json!({}), vec![]);
+    assert_eq!(reply.error, None);
+    let reply = vat.worker.deliver(json!(["message", "o+0", {
+        "methargs": {"body": "#[\"callFoo\",[\"$0.Alleged: other\"]]", "slots": ["o-1"]},
+        "result": "p-1",
+    }]));
+    let text = format!("{reply:?}");
+    let reply = reply.expect("deliver");
+    assert_eq!(reply.syscalls.len(), 1, "{text}");
+    assert_eq!(reply.syscalls[0][0], json!("send"));
+}
+
+#[test]
 fn a_vat_over_its_memory_limit_dies() {
     let mut opts = WorkerOptions::new("v8", "hog");
     opts.memory_limit_bytes = 64 * 1024 * 1024;

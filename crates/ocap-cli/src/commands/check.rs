@@ -11,7 +11,7 @@ use clap::Args;
 use ocap_kernel::store::Store;
 use serde_json::{json, Value as Json};
 
-use crate::daemon::client::Client;
+use crate::client::Client;
 use crate::error::CliError;
 use crate::home::{Home, HomeError};
 use crate::output::print_json;

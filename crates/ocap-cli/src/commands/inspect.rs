@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ocap_kernel::smallcaps::kunser;
+use ocap_kernel::store::{Store, StoreError};
 use ocap_kernel::{CapData, KRef};
-use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Map, Value as Json};
 
 use crate::error::CliError;
@@ -31,73 +30,86 @@ pub struct InspectArgs {
     pub limit: u32,
 }
 
+/// One section of the report: `key` in the JSON, `title` over the table, `total` rows in
+/// the table, of which `rows` are shown, as cells under `columns` (the JSON keys and the
+/// table's headers).
 struct Section {
     key: &'static str,
     title: &'static str,
-    count_sql: &'static str,
-    sql: String,
+    total: u64,
+    columns: &'static [&'static str],
+    rows: Vec<Vec<Json>>,
 }
 
-fn sections(endpoint: Option<&str>) -> Vec<Section> {
-    let clist_where = if endpoint.is_some() { "WHERE endpoint = ?2" } else { "" };
-    vec![
+/// The sections, read through the store's inspection views (`ocap_kernel::store::inspect`).
+fn sections(store: &Store, endpoint: Option<&str>, limit: u32) -> Result<Vec<Section>, StoreError> {
+    let counts = store.row_counts()?;
+    let total = |table: &str| counts.iter().find(|(t, _)| t == table).map_or(0, |(_, n)| *n);
+    let limit = Some(limit);
+    let or_dash = |s: &Option<String>| json!(s.as_deref().unwrap_or("-"));
+    let objects = store.object_rows(limit)?.into_iter().map(|o| {
+        let revoked = u8::from(o.revoked);
+        vec![json!(o.kref), or_dash(&o.owner), json!(o.reachable), json!(o.recognizable), json!(revoked), json!(o.pins)]
+    });
+    let promises = store.promise_rows(limit)?.into_iter().map(|p| {
+        vec![
+            json!(p.kpid),
+            json!(p.state),
+            or_dash(&p.decider),
+            json!(p.refcount),
+            json!(u8::from(p.host_watch)),
+            json!(p.subscribers.join(",")),
+            json!(p.queued),
+            json!(p.value),
+        ]
+    });
+    let clist = store
+        .clist_rows(endpoint, limit)?
+        .into_iter()
+        .map(|c| vec![json!(c.endpoint), json!(c.kref), json!(c.eref), json!(u8::from(c.reachable))]);
+    let run_queue = store.run_queue_rows(limit)?.into_iter().map(|r| vec![json!(r.seq), json!(r.item)]);
+    let gc_actions =
+        store.gc_action_rows(limit)?.into_iter().map(|g| vec![json!(g.endpoint), json!(g.kind.name()), json!(g.kref)]);
+    Ok(vec![
         Section {
             key: "objects",
             title: "Objects",
-            count_sql: "SELECT count(*) FROM objects",
-            sql: "SELECT 'ko' || id AS kref, coalesce(owner, '-') AS owner, reachable, recognizable, revoked, pins \
-                  FROM objects ORDER BY id LIMIT ?1"
-                .into(),
+            total: total("objects"),
+            columns: &["kref", "owner", "reachable", "recognizable", "revoked", "pins"],
+            rows: objects.collect(),
         },
         Section {
             key: "promises",
             title: "Promises",
-            count_sql: "SELECT count(*) FROM promises",
-            sql: "SELECT 'kp' || p.id AS kpid, p.state, coalesce(p.decider, '-') AS decider, p.refcount, \
-                  p.host_watch AS hostWatch, \
-                  coalesce((SELECT group_concat(vat, ',') FROM promise_subscribers s WHERE s.kpid = p.id), '') \
-                    AS subscribers, \
-                  (SELECT count(*) FROM promise_queue q WHERE q.kpid = p.id) AS queued, p.value \
-                  FROM promises p ORDER BY p.id LIMIT ?1"
-                .into(),
+            total: total("promises"),
+            columns: &["kpid", "state", "decider", "refcount", "hostWatch", "subscribers", "queued", "value"],
+            rows: promises.collect(),
         },
         Section {
             key: "clist",
             title: "C-lists",
-            count_sql: "SELECT count(*) FROM clist",
-            sql: format!(
-                "SELECT endpoint, kref, eref, reachable FROM clist {clist_where} \
-                 ORDER BY endpoint, length(kref), kref LIMIT ?1"
-            ),
+            total: total("clist"),
+            columns: &["endpoint", "kref", "eref", "reachable"],
+            rows: clist.collect(),
         },
         Section {
             key: "runQueue",
             title: "Run queue",
-            count_sql: "SELECT count(*) FROM run_queue",
-            sql: "SELECT seq, item FROM run_queue ORDER BY seq LIMIT ?1".into(),
+            total: total("run_queue"),
+            columns: &["seq", "item"],
+            rows: run_queue.collect(),
         },
         Section {
             key: "gcActions",
             title: "GC actions",
-            count_sql: "SELECT count(*) FROM gc_actions",
-            sql: "SELECT endpoint, CASE kind WHEN 0 THEN 'dropExport' WHEN 1 THEN 'retireExport' \
-                  ELSE 'retireImport' END AS kind, kref FROM gc_actions ORDER BY endpoint, kref LIMIT ?1"
-                .into(),
+            total: total("gc_actions"),
+            columns: &["endpoint", "kind", "kref"],
+            rows: gc_actions.collect(),
         },
-    ]
+    ])
 }
 
-fn cell(v: ValueRef<'_>) -> Json {
-    match v {
-        ValueRef::Null => Json::Null,
-        ValueRef::Integer(n) => json!(n),
-        ValueRef::Real(x) => json!(x),
-        ValueRef::Text(t) => Json::String(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
-    }
-}
-
-fn db_err(e: rusqlite::Error) -> CliError {
+fn db_err(e: StoreError) -> CliError {
     CliError::Other(format!("reading the database: {e}"))
 }
 
@@ -134,34 +146,22 @@ pub fn inspect(home: &Home, args: InspectArgs, json: bool) -> Result<(), CliErro
     if !db.is_file() {
         return Err(CliError::Usage(format!("no database at {} (has the daemon run?)", db.display())));
     }
-    let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(db_err)?;
-    conn.pragma_update(None, "query_only", true).map_err(db_err)?;
+    let store = Store::open_read_only(&db).map_err(db_err)?;
     let mut out = Map::new();
     let mut text = String::new();
-    for section in sections(args.endpoint.as_deref()) {
-        let total: i64 = conn.query_row(section.count_sql, [], |r| r.get(0)).map_err(db_err)?;
-        let mut stmt = conn.prepare(&section.sql).map_err(db_err)?;
-        let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-        let mut rows = match &args.endpoint {
-            Some(ep) if section.key == "clist" => stmt.query(rusqlite::params![args.limit, ep]),
-            _ => stmt.query(rusqlite::params![args.limit]),
-        }
-        .map_err(db_err)?;
-        let mut records = Vec::new();
-        while let Some(row) = rows.next().map_err(db_err)? {
-            let mut rec = Map::new();
-            for (i, c) in columns.iter().enumerate() {
-                rec.insert(c.clone(), cell(row.get_ref(i).map_err(db_err)?));
-            }
-            records.push(Json::Object(rec));
-        }
+    for section in sections(&store, args.endpoint.as_deref(), args.limit).map_err(db_err)? {
+        let (columns, total) = (section.columns, section.total);
+        let records: Vec<Json> = section
+            .rows
+            .into_iter()
+            .map(|cells| Json::Object(columns.iter().map(|c| c.to_string()).zip(cells).collect()))
+            .collect();
         let human: Vec<Vec<String>> = records
             .iter()
             .map(|r| {
                 columns
                     .iter()
-                    .map(|c| match (&r[c], c.as_str()) {
+                    .map(|c| match (&r[c], *c) {
                         (Json::String(s), "item") => describe_item(s),
                         (Json::String(s), _) => truncate(s, MAX_CELL_CHARS),
                         (Json::Null, _) => "-".into(),
@@ -171,8 +171,7 @@ pub fn inspect(home: &Home, args: InspectArgs, json: bool) -> Result<(), CliErro
             })
             .collect();
         let shown = records.len();
-        let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
-        text.push_str(&format!("{} ({shown} of {total})\n{}\n\n", section.title, table(&headers, &human)));
+        text.push_str(&format!("{} ({shown} of {total})\n{}\n\n", section.title, table(columns, &human)));
         out.insert(section.key.into(), json!({"total": total, "rows": records}));
     }
     if json {

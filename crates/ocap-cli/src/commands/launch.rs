@@ -7,7 +7,8 @@ use clap::Args;
 use ocap_kernel::config::ClusterConfig;
 use serde_json::json;
 
-use crate::display::{decode_capdata, to_json};
+use super::decode_capdata;
+use crate::display::to_json;
 use crate::error::CliError;
 use crate::home::Home;
 use crate::output::{print_json, Spinner};
@@ -30,7 +31,7 @@ pub async fn launch(home: &Home, args: LaunchArgs, json: bool) -> Result<(), Cli
     let file = std::path::absolute(&args.cluster)
         .map_err(|source| CliError::Io { what: format!("resolving {}", args.cluster.display()), source })?;
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    super::resolve_specs(&mut value, &base);
+    crate::specs::resolve_specs(&mut value, &base);
     let client = super::daemon_client(home, args.timeout).await?;
     let spinner = Spinner::new(format!("Launching {}…", args.cluster.display()));
     let launched = client.call("launchSubcluster", json!({"config": value})).await;

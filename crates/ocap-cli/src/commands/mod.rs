@@ -1,19 +1,23 @@
-//! The friendly commands: `launch`, `send`, `status`, `inspect`, `check`, `bundle`.
+//! The commands that are not `run` or `bench`: `daemon …` (managing the daemon), the friendly
+//! ones that talk to it (`launch`, `send`, `status`), and those that read a database or files
+//! (`inspect`, `check`, `bundle`). Below, what the daemon's clients among them share.
 
 pub mod bundle;
 pub mod check;
+pub mod daemon;
 pub mod inspect;
 pub mod launch;
 pub mod send;
 pub mod status;
 
-use std::path::Path;
 use std::time::Duration;
 
+use ocap_kernel::smallcaps::{kunser, Value};
+use ocap_kernel::{CapData, KRef};
 use serde_json::Value as Json;
 
-use crate::daemon::client::Client;
-use crate::daemon::{ensure_running, StartArgs};
+use self::daemon::{ensure_running, StartArgs};
+use crate::client::Client;
 use crate::error::CliError;
 use crate::home::Home;
 
@@ -24,54 +28,9 @@ pub async fn daemon_client(home: &Home, timeout_secs: Option<u64>) -> Result<Cli
     Ok(Client::new(home, timeout_secs.map(Duration::from_secs)))
 }
 
-/// Makes the relative paths of a cluster config absolute against `base`, so the daemon,
-/// whose directory is elsewhere, finds them: `sourceSpec` and `bundleSpec` (in `vats` and
-/// `bundles`; URLs, `scheme:...`, are left alone) and IO channels' `path`.
-pub fn resolve_specs(config: &mut Json, base: &Path) {
-    if let Some(channels) = config.get_mut("io").and_then(Json::as_object_mut) {
-        for channel in channels.values_mut() {
-            if let Some(Json::String(path)) = channel.get_mut("path") {
-                if Path::new(path.as_str()).is_relative() {
-                    *path = base.join(path.as_str()).display().to_string();
-                }
-            }
-        }
-    }
-    for section in ["vats", "bundles"] {
-        let Some(vats) = config.get_mut(section).and_then(Json::as_object_mut) else { continue };
-        for vat in vats.values_mut() {
-            for key in ["sourceSpec", "bundleSpec"] {
-                if let Some(Json::String(spec)) = vat.get_mut(key) {
-                    // A URL of any scheme (`file:`, `http:`, `data:`) is left as it is: the
-                    // launcher reads `file:` URLs and says the others are not supported.
-                    let plain_path = !spec.starts_with("file:") && ocap_vat::spec_to_path(spec).is_some();
-                    if plain_path && Path::new(spec.as_str()).is_relative() {
-                        *spec = base.join(spec.as_str()).display().to_string();
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_specs_become_absolute() {
-        let mut c = serde_json::json!({
-            "bootstrap": "a",
-            "vats": {"a": {"sourceSpec": "a.js"}, "b": {"bundleSpec": "/abs/b.bundle"}, "c": {"bundleSpec": "http://x/c"}, "e": {"bundleSpec": "data:application/json,{}"}},
-            "bundles": {"d": {"bundleSpec": "d.bundle"}},
-            "io": {"repl": {"type": "socket", "path": "repl.sock"}},
-        });
-        resolve_specs(&mut c, Path::new("/base"));
-        assert_eq!(c["vats"]["a"]["sourceSpec"], "/base/a.js");
-        assert_eq!(c["vats"]["b"]["bundleSpec"], "/abs/b.bundle");
-        assert_eq!(c["vats"]["c"]["bundleSpec"], "http://x/c");
-        assert_eq!(c["vats"]["e"]["bundleSpec"], "data:application/json,{}");
-        assert_eq!(c["bundles"]["d"]["bundleSpec"], "/base/d.bundle");
-        assert_eq!(c["io"]["repl"]["path"], "/base/repl.sock");
-    }
+/// Decodes CapData the daemon answered with, as JSON (`{body, slots}`).
+pub fn decode_capdata(j: &Json) -> Result<Value, CliError> {
+    let data: CapData<KRef> =
+        serde_json::from_value(j.clone()).map_err(|e| CliError::Other(format!("bad CapData from the daemon: {e}")))?;
+    kunser(&data).map_err(|e| CliError::Other(format!("undecodable result: {e}")))
 }

@@ -5,8 +5,9 @@ use clap::Args;
 use ocap_kernel::KRef;
 use serde_json::{json, Value as Json};
 
-use crate::daemon::client::ClientError;
-use crate::display::{decode_capdata, display, to_json};
+use super::decode_capdata;
+use crate::client::ClientError;
+use crate::display::{display, to_json};
 use crate::error::CliError;
 use crate::home::Home;
 use crate::output::{print_json, Spinner};

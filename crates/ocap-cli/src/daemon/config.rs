@@ -98,7 +98,7 @@ impl DaemonConfig {
         for (i, raw) in self.system_subclusters.iter().enumerate() {
             let mut raw = raw.clone();
             if let Some(config) = raw.get_mut("config") {
-                crate::commands::resolve_specs(config, home);
+                crate::specs::resolve_specs(config, home);
             }
             let sys: SystemSubclusterConfig =
                 serde_json::from_value(raw).map_err(|e| invalid(format!("systemSubclusters[{i}]: {e}")))?;

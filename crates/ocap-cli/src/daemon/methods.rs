@@ -1,75 +1,14 @@
 //! The kernel-control methods (host-surface.md §7.2), plus the daemon's own `ping` and
-//! `shutdown`. Params are checked strictly: a wrong shape is `INVALID_PARAMS`.
+//! `shutdown`. Params are checked strictly (`params`): a wrong shape is `INVALID_PARAMS`.
 
 use ocap_kernel::config::ClusterConfig;
-use ocap_kernel::kernel_extra::StatusDetails;
-use ocap_kernel::{CapData, KRef, KernelError, VatId};
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use ocap_kernel::KernelError;
 use serde_json::{json, Value as Json};
 
-use super::server::DaemonState;
+use super::params::{kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, ReapParams, SqlParams};
+use super::state::DaemonState;
+use super::status::status_json;
 use crate::rpc::{codes, RpcError};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdParams {
-    id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KrefParams {
-    kref: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SqlParams {
-    sql: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LaunchParams {
-    config: Json,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReapParams {
-    #[serde(default)]
-    ids: Option<Vec<String>>,
-}
-
-/// Named params (`{"id": "v1"}`), as the JS kernel's methods take them. Positional params
-/// (`["v1"]`) are refused with a message saying so: serde would otherwise read an array into
-/// the fields in declaration order, an undocumented form that silently changes meaning when
-/// a field is added. (`queueMessage` is the one positional method, `[target, method, args]`.)
-fn parse<T: DeserializeOwned>(params: Json) -> Result<T, RpcError> {
-    if params.is_array() {
-        return Err(RpcError::invalid_params("this method takes named params (a JSON object), not an array"));
-    }
-    serde_json::from_value(params).map_err(|e| RpcError::invalid_params(e.to_string()))
-}
-
-/// "Empty" params: `[]` (the JS kernel's form), `{}` or none.
-fn no_params(params: &Json) -> Result<(), RpcError> {
-    match params {
-        Json::Null => Ok(()),
-        Json::Array(a) if a.is_empty() => Ok(()),
-        Json::Object(o) if o.is_empty() => Ok(()),
-        _ => Err(RpcError::invalid_params("this method takes no params ([])")),
-    }
-}
-
-fn vat_id(s: &str) -> Result<VatId, RpcError> {
-    s.parse().map_err(|e| RpcError::invalid_params(format!("{e}")))
-}
-
-fn kref(s: &str) -> Result<KRef, RpcError> {
-    s.parse().map_err(|e| RpcError::invalid_params(format!("{e}")))
-}
 
 /// A kernel error as an RPC error: bad input is `INVALID_PARAMS`, a missing thing
 /// `NOT_FOUND`, anything else `INTERNAL_ERROR`.
@@ -88,10 +27,6 @@ pub fn kernel_error(e: KernelError) -> RpcError {
     RpcError::new(code, e.to_string())
 }
 
-pub fn capdata_json(c: &CapData<KRef>) -> Json {
-    json!({"body": c.body, "slots": c.slots.iter().map(|s| s.to_string()).collect::<Vec<_>>()})
-}
-
 /// Runs one method. `shutdown` only answers; the server shuts down after replying.
 pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Json, RpcError> {
     match method {
@@ -100,7 +35,7 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
         "getStatus" => {
             no_params(&params)?;
             let kernel = state.kernel().await;
-            let details = kernel.status_details().await.map_err(kernel_error)?;
+            let details = kernel.get_status().await.map_err(kernel_error)?;
             Ok(status_json(&details, &kernel.resume_failures))
         }
         "launchSubcluster" => {
@@ -110,7 +45,7 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
             Ok(json!({
                 "subclusterId": r.subcluster_id,
                 "rootKref": r.root_kref.to_string(),
-                "bootstrapResult": capdata_json(&r.bootstrap_result),
+                "bootstrapResult": r.bootstrap_result,
             }))
         }
         "terminateSubcluster" => {
@@ -213,60 +148,11 @@ async fn queue_message(state: &DaemonState, params: Json) -> Result<Json, RpcErr
     // Args may be deep: dropped without recursion on this (2 MiB) worker thread.
     ocap_kernel::json::drop_deep(Json::Array(items));
     match state.kernel().await.queue_message(target, &method, args).await.map_err(kernel_error)? {
-        Ok(result) => Ok(capdata_json(&result)),
+        Ok(result) => Ok(json!(result)),
         Err(reason) => Err(RpcError {
             code: codes::REJECTED,
             message: ocap_kernel::smallcaps::reason_text(&reason),
-            data: Some(capdata_json(&reason)),
+            data: Some(json!(reason)),
         }),
     }
-}
-
-/// The JS kernel's `KernelStatus` (`vats`, `subclusters`, `remoteComms`), plus `services`,
-/// queue lengths, each vat's root kref, vats without a running worker, and vats that failed
-/// to come back at start.
-pub fn status_json(d: &StatusDetails, resume_failures: &[(VatId, String)]) -> Json {
-    let parse = |s: &str| serde_json::from_str::<Json>(s).unwrap_or_else(|_| Json::String(s.to_owned()));
-    let vats: Vec<Json> = d
-        .vats
-        .iter()
-        .map(|v| json!({"id": v.id.to_string(), "config": parse(&v.config), "subclusterId": v.subcluster}))
-        .collect();
-    let subclusters: Vec<Json> = d
-        .subclusters
-        .iter()
-        .map(|s| {
-            // In launch order (vat ID order), as the JS kernel's record is built.
-            let members: serde_json::Map<String, Json> =
-                s.vats.iter().map(|(n, v)| (n.clone(), json!(v.to_string()))).collect();
-            let mut j = json!({"id": s.record.id, "config": parse(&s.record.config), "vats": members});
-            if let (Some(name), Some(obj)) = (&s.record.system_name, j.as_object_mut()) {
-                obj.insert("systemName".into(), json!(name));
-            }
-            j
-        })
-        .collect();
-    let services: Vec<Json> = d
-        .services
-        .iter()
-        .map(|s| json!({"name": s.name, "kref": s.kref.to_string(), "systemOnly": s.system_only, "registered": s.registered}))
-        .collect();
-    let not_running: Vec<String> =
-        d.vats.iter().filter(|v| !d.attached.contains(&v.id)).map(|v| v.id.to_string()).collect();
-    let roots: serde_json::Map<String, Json> =
-        d.roots.iter().map(|(v, k)| (v.to_string(), json!(k.to_string()))).collect();
-    let failures: Vec<Json> =
-        resume_failures.iter().map(|(v, why)| json!({"vat": v.to_string(), "error": why})).collect();
-    json!({
-        "vats": vats,
-        "subclusters": subclusters,
-        "remoteComms": {"state": "disconnected"},
-        "services": services,
-        "runQueueLength": d.run_queue_length,
-        "gcActionsPending": d.gc_actions_pending,
-        "crankCount": d.crank_count,
-        "vatRoots": roots,
-        "notRunning": not_running,
-        "resumeFailures": failures,
-    })
 }

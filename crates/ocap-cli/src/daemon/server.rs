@@ -5,18 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ocap_kernel::store::{Durability, Store};
-use ocap_kernel::Kernel;
-use ocap_vat::JsVatLauncher;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, RwLock, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::config::DaemonConfig;
-use super::{methods, DaemonError};
-use crate::home::Home;
+use super::methods;
+use super::state::DaemonState;
 use crate::rpc::{codes, failure, read_frame, success, Frame, RpcError, MAX_REQUEST_BYTES};
 
 /// Connections served at once. Each is its own task, so an idle or slow client holds one
@@ -30,82 +26,6 @@ pub const REQUEST_READ_TIMEOUT_SECS: u64 = 30;
 /// writing) can read the refusal, and for how long.
 pub const DRAIN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 pub const DRAIN_TIMEOUT_SECS: u64 = 5;
-
-/// What the handlers share.
-pub struct DaemonState {
-    pub home: Home,
-    pub config: DaemonConfig,
-    /// Replaced by `clearState`; handlers clone it (cheap) and release the lock at once.
-    kernel: RwLock<Kernel>,
-    shutdown: watch::Sender<bool>,
-}
-
-/// Opens the home's database and makes the kernel; persisted vats are restarted.
-pub fn open_kernel(home: &Home, config: &DaemonConfig) -> Result<Kernel, DaemonError> {
-    let store = Store::open(&home.db(), Durability::Process)?;
-    let opts = config.launcher_options(&home.dir);
-    let kernel =
-        Kernel::make(store, config.kernel_config(&home.dir)?, move |sink| Box::new(JsVatLauncher::new(sink, opts)))?;
-    for (vat, why) in kernel.resume_failures.iter() {
-        tracing::warn!(%vat, "vat did not come back: {why}");
-    }
-    Ok(kernel)
-}
-
-impl DaemonState {
-    pub fn new(home: Home, config: DaemonConfig, kernel: Kernel) -> Arc<DaemonState> {
-        let (shutdown, _) = watch::channel(false);
-        Arc::new(DaemonState { home, config, kernel: RwLock::new(kernel), shutdown })
-    }
-
-    pub async fn kernel(&self) -> Kernel {
-        self.kernel.read().await.clone()
-    }
-
-    pub fn request_shutdown(&self, why: &str) {
-        if !*self.shutdown.borrow() {
-            tracing::info!("shutting down: {why}");
-        }
-        self.shutdown.send_replace(true);
-    }
-
-    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    /// `clearState`: stops the kernel, deletes the database, and starts a fresh kernel (the
-    /// JS kernel's `reset()`, without stale in-memory state, G11). Calls in flight on the old
-    /// kernel fail with "the kernel has stopped".
-    pub async fn clear_state(&self) -> Result<(), RpcError> {
-        let mut kernel = self.kernel.write().await;
-        if let Err(e) = kernel.stop().await {
-            tracing::error!("stopping the kernel for clearState: {e}");
-        }
-        for f in self.home.db_files() {
-            match std::fs::remove_file(&f) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::error!("clearState: removing {}: {e}", f.display()),
-            }
-        }
-        let (home, config) = (self.home.clone(), self.config.clone());
-        match tokio::task::spawn_blocking(move || open_kernel(&home, &config)).await {
-            Ok(Ok(fresh)) => {
-                *kernel = fresh;
-                tracing::info!("state cleared");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                self.request_shutdown(&format!("no kernel after clearState: {e}"));
-                Err(RpcError::new(codes::INTERNAL_ERROR, format!("cannot start a fresh kernel: {e}")))
-            }
-            Err(e) => {
-                self.request_shutdown(&format!("no kernel after clearState: {e}"));
-                Err(RpcError::new(codes::INTERNAL_ERROR, format!("cannot start a fresh kernel: {e}")))
-            }
-        }
-    }
-}
 
 /// Accepts connections until shutdown is requested; returns the connections still open.
 pub async fn accept_loop(state: Arc<DaemonState>, listener: UnixListener) -> JoinSet<()> {

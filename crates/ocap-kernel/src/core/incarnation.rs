@@ -67,12 +67,12 @@ impl KernelCore {
                 (true, _) => {}
                 (false, true) => {
                     if reachable {
-                        self.drop_import_entry(vat, kref)?;
+                        self.drop_import_entry(ep, kref)?;
                         dropped += 1;
                     }
                 }
                 (false, false) => {
-                    self.forget_clist_entry(vat, kref)?;
+                    self.forget_clist_entry(ep, kref)?;
                     dropped += 1;
                 }
             }
@@ -88,7 +88,7 @@ impl KernelCore {
     pub(crate) fn begin_incarnation(&mut self, vat: VatId) -> Result<IncarnationReport, KernelError> {
         let ep = EndpointId::Vat(vat);
         let mut report = IncarnationReport::default();
-        self.store.remove_subscriptions_of(vat)?;
+        self.store.remove_subscriptions_of(ep)?;
         let reason = kernel_error(
             "VAT_RESTARTED",
             &format!("vat {vat} restarted before settling this promise; its previous incarnation's promises are gone"),
@@ -99,7 +99,7 @@ impl KernelCore {
         }
         for (kref, eref, _) in self.store.clist_entries(ep, usize::MAX)? {
             if kref.is_promise() {
-                self.forget_clist_entry(vat, kref)?;
+                self.forget_clist_entry(ep, kref)?;
             } else if eref_is_export(&eref) && !export_survives_restart(&eref) {
                 self.abandon_export(ep, kref)?;
                 report.abandoned_exports += 1;

@@ -30,9 +30,9 @@ impl KernelCore {
         let parked = self.store.take_parked(kpid)?;
         // Also clears the host's watch; its count is released below.
         let subscribers = self.store.settle_promise(kpid, rejected, &value)?;
-        for vat in subscribers {
+        for endpoint_id in subscribers {
             self.incref(kpid)?;
-            self.store.push_run(&RunQueueItem::Notify { endpoint_id: vat, kpid })?;
+            self.store.push_run(&RunQueueItem::Notify { endpoint_id, kpid })?;
         }
         // The parked messages go to the head of the run queue, in their order: anything
         // already queued for this promise was sent after them (E-order, issue 10 item 4).

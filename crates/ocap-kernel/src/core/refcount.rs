@@ -10,7 +10,7 @@
 use super::{KernelCore, KernelError};
 use crate::refs::{EndpointId, KRef};
 use crate::store::promises::PromiseState;
-use crate::store::{GcActionKind, VatState};
+use crate::store::{GcActionKind, Message};
 
 impl KernelCore {
     /// One more reference (reachable and recognizable for objects).
@@ -45,6 +45,42 @@ impl KernelCore {
         Ok(())
     }
 
+    /// Counts the references a queued message holds: its target (on the run queue; a message
+    /// parked on a promise does not count the promise it waits on), its result and its slots.
+    /// Paired with `release_message`.
+    pub(crate) fn retain_message(&mut self, target: Option<KRef>, msg: &Message) -> Result<(), KernelError> {
+        if let Some(t) = target {
+            self.incref(t)?;
+        }
+        if let Some(r) = msg.result {
+            self.incref(r)?;
+        }
+        for s in &msg.methargs.slots {
+            self.incref(*s)?;
+        }
+        Ok(())
+    }
+
+    /// Releases what `retain_message` counted. `release_result` is false when the result's
+    /// reference was handed on instead (to the receiver's new c-list entry, `import_result`).
+    pub(crate) fn release_message(
+        &mut self,
+        target: Option<KRef>,
+        msg: &Message,
+        release_result: bool,
+    ) -> Result<(), KernelError> {
+        if let Some(t) = target {
+            self.decref(t)?;
+        }
+        if let (Some(r), true) = (msg.result, release_result) {
+            self.decref(r)?;
+        }
+        for s in &msg.methargs.slots {
+            self.decref(*s)?;
+        }
+        Ok(())
+    }
+
     /// Examines every candidate: deletes unreferenced promises (releasing their values),
     /// schedules dropExport/retireExport for unreachable exports, retires or deletes orphans.
     pub(crate) fn process_refcounts(&mut self) -> Result<(), KernelError> {
@@ -67,12 +103,7 @@ impl KernelCore {
         if p.state == PromiseState::Unresolved {
             // Nobody can resolve or observe it any more: release what its parked messages hold.
             for msg in self.store.take_parked(kpid)? {
-                if let Some(r) = msg.result {
-                    self.decref(r)?;
-                }
-                for s in &msg.methargs.slots {
-                    self.decref(*s)?;
-                }
+                self.release_message(None, &msg, true)?;
             }
             self.store.delete_promise(kpid)?;
         } else {
@@ -96,13 +127,11 @@ impl KernelCore {
             return Ok(());
         }
         match rec.owner {
-            Some(EndpointId::Vat(owner)) => {
-                let active = matches!(self.store.vat(owner)?, Some(v) if v.state == VatState::Active);
-                if !active {
-                    // The terminated-vat cleanup orphans it and looks again.
+            Some(ep @ (EndpointId::Vat(_) | EndpointId::Remote(_))) => {
+                if !self.store.endpoint_is_active(ep)? {
+                    // The terminated endpoint's cleanup orphans it and looks again.
                     return Ok(());
                 }
-                let ep = EndpointId::Vat(owner);
                 if let Some(entry) = self.store.clist_by_kref(ep, kref)? {
                     if entry.reachable {
                         self.store.add_gc_action(ep, GcActionKind::DropExport, kref)?;

@@ -1,26 +1,29 @@
-//! Routing and delivery: sends, notifies, GC actions and bring-out-your-dead.
+//! Routing: where a send goes. A promise target is followed to what it settled to (or the
+//! message parks on it); an object target goes to its owner: an endpoint (`delivery.rs`), a
+//! kernel service, or nowhere (the message is rejected).
 //!
-//! Refcounts move with references: a run-queue item holds its target, result and slots; on
-//! delivery those references become c-list entries of the receiver (counted there) and the
-//! item's own are released. A message parked on a promise keeps its result and slots but
-//! not its target (bugs §13.4 and §13.5 not copied).
+//! Refcounts move with references: a run-queue item holds its target, result and slots
+//! (`retain_message`); on delivery those references become c-list entries of the receiver
+//! (counted there) and the item's own are released (`release_message`). A message parked on
+//! a promise keeps its result and slots but not its target (bugs §13.4 and §13.5 not copied).
 
-use super::crank::{vat_fatal, Outcome};
-use super::syscalls::SyscallCtx;
+use super::unit::Outcome;
 use super::{Effect, KernelCore, KernelError};
 use crate::capdata::CapData;
-use crate::refs::{EndpointId, KRef, VatId};
+use crate::refs::{EndpointId, KRef};
 use crate::smallcaps::{self, kernel_error, Value};
 use crate::store::promises::PromiseState;
-use crate::store::{GcAction, GcActionKind, Message};
-use crate::vat::{VatDelivery, VatResolution};
+use crate::store::{Message, RunQueueItem};
 
 /// How many promise-to-promise forwards a send follows before giving up.
 const MAX_FORWARDS: usize = 1000;
 
 impl KernelCore {
-    fn vat_is_active(&self, vat: VatId) -> Result<bool, KernelError> {
-        Ok(self.store.vat_is_active(vat)?)
+    /// Puts a send on the run queue, counting the references it holds.
+    pub(crate) fn enqueue_send(&mut self, target: KRef, message: Message) -> Result<(), KernelError> {
+        self.retain_message(Some(target), &message)?;
+        self.store.push_run(&RunQueueItem::Send { target, message })?;
+        Ok(())
     }
 
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's
@@ -30,13 +33,8 @@ impl KernelCore {
             if self.store.promise_is_unresolved(r)? {
                 self.resolve_promise(r, true, error)?;
             }
-            self.decref(r)?;
         }
-        self.decref(item_target)?;
-        for s in &msg.methargs.slots {
-            self.decref(*s)?;
-        }
-        Ok(())
+        self.release_message(Some(item_target), msg, true)
     }
 
     pub(crate) fn route_send(&mut self, item_target: KRef, msg: Message) -> Result<Outcome, KernelError> {
@@ -94,70 +92,16 @@ impl KernelCore {
                 self.send_to_service(obj, item_target, msg)?;
                 Ok(Outcome::Commit)
             }
-            Some(EndpointId::Vat(vat)) => {
-                if !self.vat_is_active(vat)? {
-                    self.splat(item_target, &msg, deleted())?;
-                    return Ok(Outcome::Commit);
-                }
-                if !self.is_vat_attached(vat) {
-                    let err = kernel_error("ENDPOINT_UNREACHABLE", &format!("vat {vat} is not running"));
-                    self.splat(item_target, &msg, err)?;
-                    return Ok(Outcome::Commit);
-                }
-                let Some(entry) = self.store.clist_by_kref(EndpointId::Vat(vat), obj)? else {
-                    self.splat(item_target, &msg, deleted())?;
-                    return Ok(Outcome::Commit);
-                };
-                // The decider is handed off at delivery.
-                let result = match msg.result {
-                    Some(r) if self.store.promise_is_unresolved(r)? => {
-                        self.store.set_decider(r, Some(EndpointId::Vat(vat)))?;
-                        Some(r)
-                    }
-                    _ => None,
-                };
-                let methargs = self.capdata_to_vat(vat, &msg.methargs)?;
-                let (result_vref, result_moved) = match result {
-                    Some(r) => {
-                        let (vref, moved) = self.import_result(vat, r)?;
-                        (Some(vref), moved)
-                    }
-                    None => (None, false),
-                };
-                self.release_item_but(item_target, &msg, result_moved)?;
-                self.deliver_to_vat(
-                    vat,
-                    VatDelivery::Message { target: entry.eref, methargs, result: result_vref },
-                    true,
-                )
-            }
+            Some(ep) => self.deliver_message(ep, obj, item_target, msg),
         }
-    }
-
-    fn release_item(&mut self, item_target: KRef, msg: &Message) -> Result<(), KernelError> {
-        self.release_item_but(item_target, msg, false)
-    }
-
-    /// `release_item`, except the result's reference when `result_moved`: it was handed to
-    /// the receiver's new c-list entry instead (`import_result`).
-    fn release_item_but(&mut self, item_target: KRef, msg: &Message, result_moved: bool) -> Result<(), KernelError> {
-        self.decref(item_target)?;
-        if let Some(r) = msg.result {
-            if !result_moved {
-                self.decref(r)?;
-            }
-        }
-        for s in &msg.methargs.slots {
-            self.decref(*s)?;
-        }
-        Ok(())
     }
 
     fn send_to_service(&mut self, service: KRef, item_target: KRef, msg: Message) -> Result<(), KernelError> {
         if self.system_only.contains(&service) {
             let allowed = match msg.sender {
                 None => true,
-                Some(vat) => self.is_system_vat(vat)?,
+                Some(EndpointId::Vat(vat)) => self.is_system_vat(vat)?,
+                Some(_) => false,
             };
             if !allowed {
                 // The same answer as for a service that does not exist (host-surface §4.5).
@@ -181,148 +125,6 @@ impl KernelCore {
         };
         let args = smallcaps::kser(&Value::Array(args));
         self.effects.push(Effect::InvokeService { service, method, args, result });
-        self.release_item(item_target, &msg)
-    }
-
-    /// Delivers to an attached vat and turns what happened into the crank's outcome.
-    pub(crate) fn deliver_to_vat(
-        &mut self,
-        vat: VatId,
-        delivery: VatDelivery,
-        counts_for_reap: bool,
-    ) -> Result<Outcome, KernelError> {
-        let Some(mut endpoint) = self.vats.remove(&vat) else {
-            return Err(KernelError::VatNotRunning(vat));
-        };
-        let (result, illegal, internal, exit) = {
-            let mut ctx = SyscallCtx::new(self, vat);
-            // A panicking endpoint is a broken vat, not a broken kernel.
-            let call = std::panic::AssertUnwindSafe(|| endpoint.deliver(delivery, &mut ctx));
-            let result = std::panic::catch_unwind(call).unwrap_or_else(|_| Err(format!("vat {vat} worker panicked")));
-            (result, ctx.illegal, ctx.internal, ctx.exit)
-        };
-        self.vats.insert(vat, endpoint);
-        if let Some(e) = internal {
-            return Err(e);
-        }
-        if let Some(why) = illegal {
-            return Ok(Outcome::Abort { vat, info: vat_fatal("ILLEGAL_SYSCALL", &why) });
-        }
-        if let Err(e) = result {
-            tracing::warn!(%vat, "delivery error: {e}");
-            return Ok(Outcome::Abort { vat, info: vat_fatal("INTERNAL_ERROR", &e) });
-        }
-        if counts_for_reap && self.store.tick_reap(vat)? {
-            self.store.schedule_reap(vat)?;
-        }
-        Ok(match exit {
-            Some((true, info)) => Outcome::Abort { vat, info },
-            Some((false, info)) => Outcome::CommitThenTerminate { vat, info },
-            None => Outcome::Commit,
-        })
-    }
-
-    pub(crate) fn deliver_notify(&mut self, vat: VatId, kpid: KRef) -> Result<Outcome, KernelError> {
-        let ep = EndpointId::Vat(vat);
-        let entry = if self.vat_is_active(vat)? && self.is_vat_attached(vat) {
-            self.store.clist_by_kref(ep, kpid)?
-        } else {
-            None
-        };
-        let Some(entry) = entry else {
-            self.decref(kpid)?;
-            return Ok(Outcome::Commit);
-        };
-        // kpid plus every settled promise reachable through the values (spec §4.3).
-        let mut batch: Vec<(KRef, bool, CapData<KRef>)> = Vec::new();
-        let mut queue = vec![kpid];
-        let mut seen = std::collections::HashSet::from([kpid]);
-        while let Some(kp) = queue.pop() {
-            let p = self.store.promise(kp)?.ok_or(KernelError::UnknownKref(kp))?;
-            let Some(value) = p.value else {
-                if kp == kpid {
-                    return Err(KernelError::Internal(format!("notify for unresolved {kpid}")));
-                }
-                continue;
-            };
-            for s in &value.slots {
-                if s.is_promise() && seen.insert(*s) {
-                    queue.push(*s);
-                }
-            }
-            batch.push((kp, p.state == PromiseState::Rejected, value));
-        }
-        let mut resolutions = Vec::with_capacity(batch.len());
-        for (kp, rejected, value) in &batch {
-            // The notified promise's entry was just read; a promise entry has no reachable
-            // flag to restore, so `kref_to_vref` would only read it again.
-            let vpid = if *kp == kpid { entry.eref.clone() } else { self.kref_to_vref(vat, *kp)? };
-            let data = self.capdata_to_vat(vat, value)?;
-            resolutions.push(VatResolution { vpid, rejected: *rejected, data });
-        }
-        self.decref(kpid)?;
-        let outcome = self.deliver_to_vat(vat, VatDelivery::Notify(resolutions), true)?;
-        if !matches!(outcome, Outcome::Abort { .. }) {
-            // Liveslots retires every vpid of a notify batch; so does the kernel.
-            for (kp, _, _) in &batch {
-                self.forget_clist_entry(vat, *kp)?;
-            }
-        }
-        Ok(outcome)
-    }
-
-    pub(crate) fn deliver_gc(&mut self, action: &GcAction) -> Result<Outcome, KernelError> {
-        let EndpointId::Vat(vat) = action.endpoint else {
-            return Ok(Outcome::Commit);
-        };
-        if !self.vat_is_active(vat)? || !self.is_vat_attached(vat) {
-            return Ok(Outcome::Commit);
-        }
-        let ep = action.endpoint;
-        let mut vrefs = Vec::new();
-        for &kref in &action.krefs {
-            let Some(entry) = self.store.clist_by_kref(ep, kref)? else {
-                continue;
-            };
-            let rec = self.store.object(kref)?;
-            let valid = match action.kind {
-                GcActionKind::DropExport => {
-                    matches!(&rec, Some(o) if o.reachable == 0 && o.owner == Some(ep)) && entry.reachable
-                }
-                GcActionKind::RetireExport => {
-                    matches!(&rec, Some(o) if o.reachable == 0 && o.recognizable == 0 && o.owner == Some(ep))
-                }
-                GcActionKind::RetireImport => !crate::store::eref_is_export(&entry.eref),
-            };
-            if !valid {
-                continue;
-            }
-            // The kernel side of each action (SwingSet's model; bugs §13.6 and §13.7 not copied).
-            match action.kind {
-                GcActionKind::DropExport => self.store.set_clist_reachable(ep, kref, false)?,
-                GcActionKind::RetireExport => {
-                    self.store.delete_clist(ep, kref)?;
-                    self.store.delete_object(kref)?;
-                }
-                GcActionKind::RetireImport => self.forget_clist_entry(vat, kref)?,
-            }
-            vrefs.push(entry.eref);
-        }
-        if vrefs.is_empty() {
-            return Ok(Outcome::Commit);
-        }
-        let delivery = match action.kind {
-            GcActionKind::DropExport => VatDelivery::DropExports(vrefs),
-            GcActionKind::RetireExport => VatDelivery::RetireExports(vrefs),
-            GcActionKind::RetireImport => VatDelivery::RetireImports(vrefs),
-        };
-        self.deliver_to_vat(vat, delivery, false)
-    }
-
-    pub(crate) fn deliver_reap(&mut self, vat: VatId) -> Result<Outcome, KernelError> {
-        if !self.vat_is_active(vat)? || !self.is_vat_attached(vat) {
-            return Ok(Outcome::Commit);
-        }
-        self.deliver_to_vat(vat, VatDelivery::BringOutYourDead, false)
+        self.release_message(Some(item_target), &msg, true)
     }
 }

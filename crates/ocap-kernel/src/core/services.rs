@@ -21,6 +21,18 @@ pub trait KernelService: Send + Sync {
     fn invoke(&self, method: &str, args: Vec<Value>, reply: ServiceReply);
 }
 
+/// A kernel service as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub kref: KRef,
+    /// Only system subclusters may be given it.
+    pub system_only: bool,
+    /// Registered in this process (a service registered by an earlier process and not
+    /// registered again keeps its kref, but calls to it are rejected).
+    pub registered: bool,
+}
+
 /// Wakes a sleeping run loop when a reply arrives from another thread.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
@@ -70,28 +82,45 @@ impl KernelCore {
     /// Registers a service under a name. The kref is persisted, so the same name gets the
     /// same kref after a restart.
     pub fn register_service(&mut self, name: &str, service: Arc<dyn KernelService>) -> Result<KRef, KernelError> {
-        let existing = self.store.get_kv(&format!("service.{name}"))?;
-        let kref = match existing.and_then(|s| s.parse::<KRef>().ok()) {
-            Some(kref) => {
-                if self.services.contains_key(&kref) {
-                    return Err(KernelError::DuplicateService(name.to_owned()));
-                }
-                kref
-            }
-            None => {
-                let kref = self.unit(|k| {
-                    let kref = k.store.create_object(EndpointId::Kernel)?;
-                    k.store.adjust_pins(kref, 1)?;
-                    k.incref(kref)?;
-                    k.store.set_kv(&format!("service.{name}"), &kref.to_string())?;
-                    Ok(kref)
-                })?;
-                self.commit()?;
-                kref
-            }
-        };
+        let kref = self.pinned_kernel_object(&format!("service.{name}"))?;
+        if self.services.contains_key(&kref) {
+            return Err(KernelError::DuplicateService(name.to_owned()));
+        }
         self.services.insert(kref, service);
         Ok(kref)
+    }
+
+    /// The kernel-owned object recorded under `key` in `kv`, made (owned by the kernel,
+    /// pinned, recorded) in a committed unit if there is none: how services and IO channels
+    /// keep one kref across restarts.
+    pub(crate) fn pinned_kernel_object(&mut self, key: &str) -> Result<KRef, KernelError> {
+        if let Some(kref) = self.store.get_kv(key)?.and_then(|s| s.parse::<KRef>().ok()) {
+            return Ok(kref);
+        }
+        let kref = self.unit(|k| {
+            let kref = k.store.create_object(EndpointId::Kernel)?;
+            k.store.adjust_pins(kref, 1)?;
+            k.incref(kref)?;
+            k.store.set_kv(key, &kref.to_string())?;
+            Ok(kref)
+        })?;
+        self.commit()?;
+        Ok(kref)
+    }
+
+    /// Every service ever registered on this store, by name.
+    pub fn services_info(&self) -> Result<Vec<ServiceInfo>, KernelError> {
+        let mut out = Vec::new();
+        for (key, kref) in self.store.kv_with_prefix("service.")? {
+            let Ok(kref) = kref.parse::<KRef>() else { continue };
+            out.push(ServiceInfo {
+                name: key.trim_start_matches("service.").to_owned(),
+                kref,
+                system_only: self.system_only.contains(&kref),
+                registered: self.services.contains_key(&kref),
+            });
+        }
+        Ok(out)
     }
 
     /// Registers a service that only system subclusters may be given (the kernel facet).

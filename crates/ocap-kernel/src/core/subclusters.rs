@@ -2,8 +2,9 @@
 //! bringing persisted vats back after a restart (host-surface.md §3).
 //!
 //! The kernel does not know how to start a worker: a `VatLauncher` does (for JS vats,
-//! `ocap_vat::JsVatLauncher`). A launch that fails part-way is fully rolled back: vats
-//! already started are terminated and their state deleted (gap G2 of the JS kernel fixed).
+//! `ocap_vat::JsVatLauncher`; the launcher traits are in `ocap_abi::launch`). A launch that
+//! fails part-way is fully rolled back: vats already started are terminated and their state
+//! deleted (gap G2 of the JS kernel fixed).
 
 use indexmap::IndexMap;
 
@@ -11,58 +12,7 @@ use super::{HostWaiter, KernelCore, KernelError, VatSpec};
 use crate::config::{ClusterConfig, VatConfig};
 use crate::refs::{KRef, VatId};
 use crate::smallcaps::Value;
-use crate::vat::Endpoint;
-
-/// A worker started for a vat, and what its start-up wrote to the vatstore.
-pub struct LaunchedVat {
-    pub endpoint: Box<dyn Endpoint>,
-    pub vatstore_sets: Vec<(String, String)>,
-    pub vatstore_deletes: Vec<String>,
-}
-
-/// One vat to start: its ID, name, effective config and persisted vatstore.
-pub struct LaunchRequest {
-    pub vat: VatId,
-    pub name: String,
-    pub config: VatConfig,
-    pub vatstore: Vec<(String, String)>,
-    /// The kernel's `KernelOptions::max_syscalls_per_delivery`: the worker stops a delivery
-    /// that makes more (the kernel would refuse them anyway; the worker must not buffer an
-    /// unbounded number first).
-    pub max_syscalls_per_delivery: usize,
-}
-
-/// Work a launcher can do for a launch before it reaches the run loop: reading and bundling
-/// vat code can be slow (a large bundle, a slow disk, swc on a big source), and while the run
-/// loop waits, every vat waits (issue 11 item 1: nothing a config names is read on the run
-/// loop). `Kernel` calls `preload` on a thread of its own; the launch then finds the code
-/// ready. Errors are not returned here: the launch meets them again, cheaply, and reports them
-/// against the vat that caused them.
-pub trait VatCodeLoader: Send + Sync {
-    fn preload(&self, vats: &[VatConfig]);
-}
-
-/// Starts vat workers. `vatstore` is the vat's persisted state (empty for a new vat).
-pub trait VatLauncher {
-    /// The launcher's code loader, if it has one (see `VatCodeLoader`).
-    fn code_loader(&self) -> Option<std::sync::Arc<dyn VatCodeLoader>> {
-        None
-    }
-
-    /// Starts several vats; a launcher may start them in parallel. The answers are in the
-    /// order of the requests.
-    fn launch_many(&mut self, requests: Vec<LaunchRequest>) -> Vec<Result<LaunchedVat, String>> {
-        requests.into_iter().map(|r| self.launch(r.vat, &r.name, &r.config, r.vatstore)).collect()
-    }
-
-    fn launch(
-        &mut self,
-        vat: VatId,
-        name: &str,
-        config: &VatConfig,
-        vatstore: Vec<(String, String)>,
-    ) -> Result<LaunchedVat, String>;
-}
+use ocap_abi::launch::{LaunchRequest, LaunchedVat, VatLauncher};
 
 /// A subcluster whose vats are running and whose bootstrap message is queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,20 +162,19 @@ impl KernelCore {
         Ok(self.add_vat_with_id(vat, spec, launched.endpoint)?.1)
     }
 
+    /// Undoes a launch that failed part-way: its vats are terminated (their state is cleaned
+    /// by the crank loop, which takes cleanup before any delivery), its record and IO
+    /// channels deleted.
     fn roll_back_launch(&mut self, sid: &str, started: &[(String, VatId, KRef)]) -> Result<(), KernelError> {
         let info = crate::smallcaps::kser(&Value::error("launch of its subcluster failed"));
         self.unit(|k| {
             for (_, vat, _) in started.iter().rev() {
-                k.terminate_in_unit(*vat, &info)?;
+                k.terminate_in_unit((*vat).into(), &info)?;
             }
             k.store.delete_subcluster(sid)?;
             Ok(())
         })?;
         self.destroy_io_channels(sid)?;
-        // Clean the terminated vats' state now, so nothing of the launch is left behind.
-        while self.store.next_terminated_vat()?.is_some() {
-            self.step()?;
-        }
         self.commit()
     }
 
@@ -238,7 +187,7 @@ impl KernelCore {
         let info = crate::smallcaps::kser(&Value::error(format!("subcluster {sid} was terminated")));
         self.unit(|k| {
             for (vat, _) in vats.iter().rev() {
-                k.terminate_in_unit(*vat, &info)?;
+                k.terminate_in_unit((*vat).into(), &info)?;
             }
             k.store.delete_subcluster(sid)?;
             Ok(())
@@ -246,10 +195,22 @@ impl KernelCore {
         self.commit()
     }
 
+    /// Terminates every subcluster, then every vat left outside one (`reset`, for the host and
+    /// the kernel facet alike). IO channels go with their subclusters.
+    pub fn reset(&mut self) -> Result<(), KernelError> {
+        for s in self.store.subclusters()? {
+            self.terminate_subcluster(&s.id)?;
+        }
+        for v in self.active_vats()? {
+            self.terminate_vat(v.id, "kernel reset")?;
+        }
+        Ok(())
+    }
+
     /// Starts a new worker for an existing vat from its persisted config and vatstore
     /// (`restartVat`). `bootstrap` is not re-run.
-    pub fn relaunch_vat(&mut self, vat: VatId, launcher: &mut dyn VatLauncher) -> Result<(), KernelError> {
-        let mut failures = self.relaunch_vats(&[vat], launcher)?;
+    pub fn restart_vat(&mut self, vat: VatId, launcher: &mut dyn VatLauncher) -> Result<(), KernelError> {
+        let mut failures = self.restart_vats(&[vat], launcher)?;
         match failures.pop() {
             Some((_, e)) => Err(e),
             None => Ok(()),
@@ -262,10 +223,10 @@ impl KernelCore {
     pub fn resume_vats(&mut self, launcher: &mut dyn VatLauncher) -> Result<Vec<(VatId, KernelError)>, KernelError> {
         let missing: Vec<VatId> =
             self.active_vats()?.into_iter().map(|r| r.id).filter(|v| !self.is_vat_attached(*v)).collect();
-        self.relaunch_vats(&missing, launcher)
+        self.restart_vats(&missing, launcher)
     }
 
-    fn relaunch_vats(
+    fn restart_vats(
         &mut self,
         vats: &[VatId],
         launcher: &mut dyn VatLauncher,
@@ -285,7 +246,7 @@ impl KernelCore {
                     continue;
                 }
             };
-            if let Some(mut old) = self.vats.remove(&vat) {
+            if let Some(mut old) = self.endpoints.remove(&vat.into()) {
                 old.shutdown();
             }
             // The worker about to start is a new incarnation (`core/incarnation.rs`).
@@ -317,7 +278,7 @@ impl KernelCore {
                         }
                         Ok(())
                     })?;
-                    self.vats.insert(vat, launched.endpoint);
+                    self.endpoints.insert(vat.into(), launched.endpoint);
                 }
                 Err(cause) => {
                     let e = KernelError::LaunchFailed { vat, name, cause };

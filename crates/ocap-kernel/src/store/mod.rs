@@ -12,9 +12,13 @@
 //! stale state behind.
 
 mod clist;
+mod endpoints;
+pub mod inspect;
+pub mod invariants;
 mod objects;
 pub mod promises;
 mod queues;
+mod remotes;
 mod subclusters;
 mod vats;
 
@@ -24,6 +28,7 @@ pub use objects::ObjectRecord;
 pub use promises::{PromiseRecord, PromiseState};
 pub(crate) use queues::PendingWork;
 pub use queues::{GcAction, GcActionKind, Message, RunQueueItem};
+pub use remotes::{RemoteRecord, RemoteState};
 pub use subclusters::SubclusterRecord;
 pub use vats::{VatRecord, VatState};
 
@@ -220,6 +225,17 @@ impl Store {
             .execute(params![key, value])
             .ctx("kv set")?;
         Ok(())
+    }
+
+    /// Every `kv` entry whose key starts with `prefix`, in key order.
+    pub fn kv_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // Keys are compared as text; `prefix || char(0x10FFFF)` bounds every key with the prefix.
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM kv WHERE key >= ?1 AND key < ?1 || char(1114111) ORDER BY key")
+            .ctx("prepare kv prefix")?;
+        let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?))).ctx("kv prefix")?;
+        rows.map(|r| r.ctx("kv prefix row")).collect()
     }
 
     pub fn delete_kv(&self, key: &str) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use super::objects::parse_endpoint;
 use super::queues::Message;
 use super::{Ctx, Store, StoreError};
 use crate::capdata::CapData;
-use crate::refs::{EndpointId, KRef, VatId};
+use crate::refs::{EndpointId, KRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromiseState {
@@ -164,13 +164,13 @@ impl Store {
     }
 
     /// Records the settlement: clears the decider and the host's watch (the caller releases
-    /// the watch's count), removes the subscribers and returns them, in vat order.
+    /// the watch's count), removes the subscribers and returns them, in endpoint-ID text order.
     pub(crate) fn settle_promise(
         &self,
         kpid: KRef,
         rejected: bool,
         value: &CapData<KRef>,
-    ) -> Result<Vec<VatId>, StoreError> {
+    ) -> Result<Vec<EndpointId>, StoreError> {
         let state = if rejected { PromiseState::Rejected } else { PromiseState::Fulfilled };
         let json = serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
@@ -186,7 +186,7 @@ impl Store {
         let mut vats = rows
             .map(|r| {
                 let s = r.ctx("subscriber row")?;
-                s.parse::<VatId>().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
+                s.parse::<EndpointId>().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         // The same order as `subscribers` (the primary key's), whatever order RETURNING used.
@@ -220,20 +220,20 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn add_subscriber(&self, kpid: KRef, vat: VatId) -> Result<(), StoreError> {
+    pub(crate) fn add_subscriber(&self, kpid: KRef, ep: EndpointId) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("INSERT OR IGNORE INTO promise_subscribers(kpid, vat) VALUES (?1, ?2)")
             .ctx("prepare subscribe")?
-            .execute(params![kpid.id() as i64, vat.to_string()])
+            .execute(params![kpid.id() as i64, ep.to_string()])
             .ctx("subscribe")?;
         Ok(())
     }
 
-    pub(crate) fn remove_subscriptions_of(&self, vat: VatId) -> Result<(), StoreError> {
+    pub(crate) fn remove_subscriptions_of(&self, ep: EndpointId) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("DELETE FROM promise_subscribers WHERE vat = ?1")
             .ctx("prepare unsubscribe")?
-            .execute([vat.to_string()])
+            .execute([ep.to_string()])
             .ctx("unsubscribe")?;
         Ok(())
     }

@@ -13,10 +13,10 @@ pub struct Message {
     pub methargs: CapData<KRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<KRef>,
-    /// The vat that sent it (`None` for the host), so that a system-only service can refuse
-    /// callers outside system subclusters at every invocation.
+    /// The endpoint that sent it (`None` for the host), so that a system-only service can
+    /// refuse callers outside system subclusters at every invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sender: Option<VatId>,
+    pub sender: Option<EndpointId>,
 }
 
 /// A run-queue item, in the JS kernel's JSON shape (kernel-core.md §3.1).
@@ -29,7 +29,7 @@ pub enum RunQueueItem {
     },
     Notify {
         #[serde(rename = "endpointId")]
-        endpoint_id: VatId,
+        endpoint_id: EndpointId,
         kpid: KRef,
     },
 }
@@ -64,7 +64,7 @@ impl GcActionKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct PendingWork {
     pub gc: bool,
-    /// A terminated vat awaits cleanup.
+    /// A terminated endpoint awaits cleanup.
     pub cleanup: bool,
     pub reap: bool,
     pub run: bool,
@@ -146,7 +146,8 @@ impl Store {
         self.conn
             .prepare_cached(
                 "SELECT EXISTS(SELECT 1 FROM gc_actions),
-                        EXISTS(SELECT 1 FROM vats WHERE state = 'terminated'),
+                        EXISTS(SELECT 1 FROM vats WHERE state = 'terminated')
+                          OR EXISTS(SELECT 1 FROM remotes WHERE state = 'terminated'),
                         EXISTS(SELECT 1 FROM reap_queue),
                         EXISTS(SELECT 1 FROM run_queue)",
             )

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS promises (
 );
 CREATE INDEX IF NOT EXISTS promises_by_decider ON promises(decider) WHERE decider IS NOT NULL;
 
+-- Endpoints to notify when a promise settles. vat: the endpoint ID ('vN' or 'rN'; the column
+-- keeps its first name so existing stores open unchanged).
 CREATE TABLE IF NOT EXISTS promise_subscribers (
   kpid INTEGER NOT NULL, vat TEXT NOT NULL, PRIMARY KEY (kpid, vat)
 ) WITHOUT ROWID;
@@ -77,6 +79,16 @@ CREATE TABLE IF NOT EXISTS vats (
 ) WITHOUT ROWID;
 -- The crank loop looks for terminated vats before every crank; this keeps that a lookup.
 CREATE INDEX IF NOT EXISTS vats_terminated ON vats(id) WHERE state = 'terminated';
+
+-- Remote kernels as endpoints ('rN', remote-comms.md §2): state as for vats, and the counters of
+-- the import rrefs the kernel allocates (ro-N, rp-N).
+CREATE TABLE IF NOT EXISTS remotes (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  state TEXT NOT NULL,
+  next_object INTEGER NOT NULL DEFAULT 1,
+  next_promise INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
 
 -- Each vat's private key/value store, ordered by key (liveslots' vatstore).
 CREATE TABLE IF NOT EXISTS vatstore (

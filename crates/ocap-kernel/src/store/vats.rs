@@ -71,19 +71,6 @@ impl Store {
         .transpose()
     }
 
-    /// Whether the vat exists and is active, without reading the rest of its record (its
-    /// config can be large, and routing asks this at every delivery).
-    pub(crate) fn vat_is_active(&self, id: VatId) -> Result<bool, StoreError> {
-        let active: Option<bool> = self
-            .conn
-            .prepare_cached("SELECT state = 'active' FROM vats WHERE id = ?1")
-            .ctx("prepare vat active")?
-            .query_row([id.to_string()], |r| r.get(0))
-            .optional()
-            .ctx("vat active")?;
-        Ok(active == Some(true))
-    }
-
     pub fn vat_ids(&self) -> Result<Vec<VatId>, StoreError> {
         let mut stmt = self.conn.prepare_cached("SELECT id FROM vats").ctx("prepare vat ids")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).ctx("vat ids")?;
@@ -92,15 +79,6 @@ impl Store {
             .collect::<Result<Vec<VatId>, _>>()?;
         ids.sort();
         Ok(ids)
-    }
-
-    pub(crate) fn set_vat_terminated(&self, id: VatId) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE vats SET state = 'terminated' WHERE id = ?1")
-            .ctx("prepare terminate vat")?
-            .execute([id.to_string()])
-            .ctx("terminate vat")?;
-        Ok(())
     }
 
     pub(crate) fn delete_vat(&self, id: VatId) -> Result<(), StoreError> {
@@ -112,34 +90,6 @@ impl Store {
             self.conn.prepare_cached(sql).ctx("prepare delete vat")?.execute([id.to_string()]).ctx("delete vat")?;
         }
         Ok(())
-    }
-
-    /// The first terminated vat still awaiting cleanup.
-    pub(crate) fn next_terminated_vat(&self) -> Result<Option<VatId>, StoreError> {
-        let row: Option<String> = self
-            .conn
-            .prepare_cached("SELECT id FROM vats WHERE state = 'terminated' ORDER BY id LIMIT 1")
-            .ctx("prepare next terminated")?
-            .query_row([], |r| r.get(0))
-            .optional()
-            .ctx("next terminated")?;
-        row.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("vat id: {e}")))).transpose()
-    }
-
-    /// Allocates the next import eref number for a vat (`o-N` or `p-N`).
-    pub(crate) fn next_import_index(&self, id: VatId, promise: bool) -> Result<u64, StoreError> {
-        let sql = if promise {
-            "UPDATE vats SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
-        } else {
-            "UPDATE vats SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
-        };
-        let v: i64 = self
-            .conn
-            .prepare_cached(sql)
-            .ctx("prepare import index")?
-            .query_row([id.to_string()], |r| r.get(0))
-            .ctx("import index")?;
-        Ok(v as u64)
     }
 
     /// Counts one delivery against the vat's reap interval; true when a reap is due.

@@ -6,26 +6,31 @@
 //! that runs between cranks, so the facet can do anything a host call can without
 //! deadlocking the crank that invoked it. Errors reach the caller as rejections.
 
-use std::collections::BTreeMap;
-use std::sync::{mpsc, Mutex};
+use std::sync::{Arc, Mutex};
 
+use super::launch::BootstrapSlot;
+use super::run_loop::{LoopHandle, LoopState};
+use crate::capdata::CapData;
 use crate::config::ClusterConfig;
 use crate::core::{KernelService, ServiceReply};
 use crate::json::{from_json, to_json};
-use crate::kernel::{Command, LoopState};
 use crate::refs::{KRef, VatId};
 use crate::smallcaps::Value;
-use crate::CapData;
 
+/// The facet's only way into the kernel: jobs posted to the run loop.
 pub(crate) struct KernelFacet {
-    pub(crate) tx: mpsc::Sender<Command>,
+    run_loop: LoopHandle,
 }
 
+impl KernelFacet {
+    pub(crate) fn new(run_loop: LoopHandle) -> Self {
+        KernelFacet { run_loop }
+    }
+}
+
+/// `{body, slots}` as a record value (the JS kernel's CapData as vats see it).
 fn capdata_record(c: &CapData<KRef>) -> Value {
-    let mut m = BTreeMap::new();
-    m.insert("body".to_string(), Value::str(c.body.clone()));
-    m.insert("slots".to_string(), Value::Array(c.slots.iter().map(|s| Value::str(s.to_string())).collect()));
-    Value::Record(m)
+    from_json(&serde_json::to_value(c).unwrap_or_default()).unwrap_or(Value::Undefined)
 }
 
 fn kref_arg(v: Option<&Value>) -> Result<KRef, String> {
@@ -114,41 +119,31 @@ fn dispatch(
             let config = ClusterConfig::from_value(json).map_err(|x| x.to_string())?;
             // The reply goes to the bootstrap waiter, but comes back here if the launch fails
             // at once, so the caller gets the launch's error rather than "dropped the call".
-            let shared_reply =
-                std::sync::Arc::new(Mutex::new(Some(reply.take().ok_or("internal: reply already used")?)));
+            let shared_reply = Arc::new(Mutex::new(Some(reply.take().ok_or("internal: reply already used")?)));
             let waiter_reply = shared_reply.clone();
-            let launch_root = std::sync::Arc::new(Mutex::new(None::<(String, KRef)>));
-            let lr = launch_root.clone();
-            let launched = core.start_subcluster(
-                &config,
-                st.launcher.as_mut(),
-                None,
-                Some(Box::new(move |r| {
-                    let Some(reply) = waiter_reply.lock().ok().and_then(|mut g| g.take()) else { return };
-                    let (sid, root) =
-                        lr.lock().ok().and_then(|g| g.clone()).unwrap_or((String::new(), KRef::Object(0)));
-                    match r {
-                        Ok(v) => reply.resolve(record(vec![
-                            ("subclusterId", Value::str(sid)),
-                            ("rootKref", Value::str(root.to_string())),
-                            ("root", Value::presence(root, Some("vatRoot"))),
-                            ("bootstrapResult", capdata_record(&v)),
-                        ])),
-                        Err(reason) => reply.reject(crate::smallcaps::kunser(&reason).unwrap_or(Value::Undefined)),
-                    }
-                })),
-            );
-            let launch = match launched {
-                Ok(launch) => launch,
+            let (slot, waiter) = BootstrapSlot::waiter(move |launched, r| {
+                let Some(reply) = waiter_reply.lock().ok().and_then(|mut g| g.take()) else { return };
+                let (sid, root) = launched.unwrap_or((String::new(), KRef::Object(0)));
+                match r {
+                    Ok(v) => reply.resolve(record(vec![
+                        ("subclusterId", Value::str(sid)),
+                        ("rootKref", Value::str(root.to_string())),
+                        ("root", Value::presence(root, Some("vatRoot"))),
+                        ("bootstrapResult", capdata_record(&v)),
+                    ])),
+                    Err(reason) => reply.reject(crate::smallcaps::kunser(&reason).unwrap_or(Value::Undefined)),
+                }
+            });
+            match core.start_subcluster(&config, st.launcher.as_mut(), None, Some(waiter)) {
+                Ok(launch) => {
+                    slot.fill(&launch);
+                    Ok(None)
+                }
                 Err(err) => {
                     *reply = shared_reply.lock().ok().and_then(|mut g| g.take());
-                    return Err(e(err));
+                    Err(e(err))
                 }
-            };
-            if let Ok(mut g) = launch_root.lock() {
-                *g = Some((launch.subcluster_id, launch.root));
             }
-            Ok(None)
         }
         "queueMessage" => {
             let target = kref_arg(args.first())?;
@@ -173,9 +168,7 @@ fn dispatch(
             Ok(None)
         }
         "reset" => {
-            for s in core.store().subclusters().map_err(|x| x.to_string())? {
-                core.terminate_subcluster(&s.id).map_err(e)?;
-            }
+            core.reset().map_err(e)?;
             Ok(Some(Value::Undefined))
         }
         other => Err(format!("kernelFacet has no method {other:?}")),
@@ -185,7 +178,7 @@ fn dispatch(
 impl KernelService for KernelFacet {
     fn invoke(&self, method: &str, args: Vec<Value>, reply: ServiceReply) {
         let method = method.to_owned();
-        let job: crate::kernel::Job = Box::new(move |st: &mut LoopState| {
+        self.run_loop.post(move |st: &mut LoopState| {
             let mut reply = Some(reply);
             match dispatch(st, &method, &args, &mut reply) {
                 Ok(Some(v)) => {
@@ -201,6 +194,5 @@ impl KernelService for KernelFacet {
                 }
             }
         });
-        let _ = self.tx.send(Command::Run(job));
     }
 }

@@ -15,9 +15,9 @@ pub mod socket;
 
 use std::sync::Arc;
 
+use super::{KernelCore, KernelError, KernelService, ServiceReply};
 use crate::config::{ClusterConfig, IoConfig, IoDirection};
-use crate::core::{KernelCore, KernelError, KernelService, ServiceReply};
-use crate::refs::{EndpointId, KRef};
+use crate::refs::KRef;
 use crate::smallcaps::Value;
 use socket::SocketChannel;
 
@@ -64,21 +64,7 @@ fn kv_key(sid: &str, name: &str) -> String {
 
 impl KernelCore {
     fn register_io_service(&mut self, sid: &str, name: &str, service: IoService) -> Result<KRef, KernelError> {
-        let key = kv_key(sid, name);
-        let kref = match self.store.get_kv(&key)?.and_then(|s| s.parse::<KRef>().ok()) {
-            Some(k) => k,
-            None => {
-                let kref = self.unit(|k| {
-                    let kref = k.store.create_object(EndpointId::Kernel)?;
-                    k.store.adjust_pins(kref, 1)?;
-                    k.incref(kref)?;
-                    k.store.set_kv(&key, &kref.to_string())?;
-                    Ok(kref)
-                })?;
-                self.commit()?;
-                kref
-            }
-        };
+        let kref = self.pinned_kernel_object(&kv_key(sid, name))?;
         self.services.insert(kref, Arc::new(service));
         Ok(kref)
     }

@@ -70,19 +70,6 @@ impl FromStr for KRef {
     }
 }
 
-impl serde::Serialize for KRef {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for KRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// Whether a reference names an object or a promise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RefType {
@@ -198,31 +185,82 @@ impl FromStr for VatId {
     }
 }
 
-impl serde::Serialize for VatId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+/// A remote kernel (a peer) as an endpoint of this kernel: `rN` (remote-comms.md §2). Local to
+/// this kernel; it never appears on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteId(pub u64);
+
+impl fmt::Display for RemoteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "r{}", self.0)
     }
 }
 
-impl<'de> serde::Deserialize<'de> for VatId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+impl FromStr for RemoteId {
+    type Err = RefParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix('r').and_then(parse_index).map(RemoteId).ok_or_else(|| err("remote id", s, "expected rN"))
     }
 }
 
-/// Who owns a kernel object or decides a kernel promise: a vat, or the kernel itself
-/// (kernel services, and promises the kernel resolves on a service's behalf).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Who owns a kernel object, decides a kernel promise or holds a c-list: a vat, a remote
+/// kernel, or the kernel itself (kernel services, and promises the kernel resolves on a
+/// service's behalf). Vats and remotes are the endpoints the kernel delivers to
+/// (`core/endpoints.rs`); the kernel has no c-list.
+///
+/// Text form (store columns, run-queue JSON): `vN`, `rN`, `kernel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EndpointId {
     Vat(VatId),
+    Remote(RemoteId),
     Kernel,
+}
+
+impl EndpointId {
+    /// Parses a reference this endpoint uses: a vref for a vat, an rref for a remote. The
+    /// kernel, having no c-list, uses none.
+    pub fn parse_eref(self, s: &str) -> Result<ERef, RefParseError> {
+        match self {
+            EndpointId::Vat(_) => ERef::parse_vref(s),
+            EndpointId::Remote(_) => ERef::parse_rref(s),
+            EndpointId::Kernel => Err(err("eref", s, "the kernel has no c-list")),
+        }
+    }
+
+    /// The eref the kernel allocates when it imports a kref into this endpoint: `o-N`/`p-N`
+    /// for a vat, `ro-N`/`rp-N` for a remote (always `-`: kernel to endpoint, §2.1).
+    pub fn import_eref(self, index: u64, promise: bool) -> String {
+        let prefix = if matches!(self, EndpointId::Remote(_)) { "r" } else { "" };
+        let ty = if promise { 'p' } else { 'o' };
+        format!("{prefix}{ty}-{index}")
+    }
+
+    /// The vat, if this endpoint is one.
+    pub fn vat(self) -> Option<VatId> {
+        match self {
+            EndpointId::Vat(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl From<VatId> for EndpointId {
+    fn from(v: VatId) -> Self {
+        EndpointId::Vat(v)
+    }
+}
+
+impl From<RemoteId> for EndpointId {
+    fn from(r: RemoteId) -> Self {
+        EndpointId::Remote(r)
+    }
 }
 
 impl fmt::Display for EndpointId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EndpointId::Vat(v) => v.fmt(f),
+            EndpointId::Remote(r) => r.fmt(f),
             EndpointId::Kernel => f.write_str("kernel"),
         }
     }
@@ -233,11 +271,34 @@ impl FromStr for EndpointId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "kernel" {
             Ok(EndpointId::Kernel)
+        } else if s.starts_with('r') {
+            s.parse().map(EndpointId::Remote)
         } else {
-            s.parse().map(EndpointId::Vat)
+            s.parse().map(EndpointId::Vat).map_err(|_| err("endpoint id", s, "expected vN, rN or kernel"))
         }
     }
 }
+
+/// Serializes a type as its `Display` text and deserializes it through `FromStr`, so the
+/// JSON forms (run-queue items, RPC) are the same strings as the store's columns.
+macro_rules! serde_as_text {
+    ($($ty:ty),*) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_text!(KRef, VatId, RemoteId, EndpointId);
 
 #[cfg(test)]
 mod tests {
@@ -278,6 +339,12 @@ mod tests {
     fn endpoint_ids_parse() {
         assert_eq!("v3".parse::<EndpointId>().unwrap(), EndpointId::Vat(VatId(3)));
         assert_eq!("kernel".parse::<EndpointId>().unwrap(), EndpointId::Kernel);
+        assert_eq!("r2".parse::<EndpointId>().unwrap(), EndpointId::Remote(RemoteId(2)));
+        assert_eq!(EndpointId::Remote(RemoteId(2)).to_string(), "r2");
         assert!("x3".parse::<EndpointId>().is_err());
+        assert!("r".parse::<EndpointId>().is_err());
+        assert_eq!(EndpointId::Remote(RemoteId(1)).import_eref(4, true), "rp-4");
+        assert_eq!(EndpointId::Vat(VatId(1)).import_eref(4, false), "o-4");
+        assert!(EndpointId::Remote(RemoteId(1)).parse_eref("o+1").is_err());
     }
 }

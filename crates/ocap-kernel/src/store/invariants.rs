@@ -2,13 +2,16 @@
 //!
 //! Every refcount must equal what the c-lists, queue entries, promise values, pins and host
 //! watches imply (SwingSet's model); no c-list entry may point nowhere; every decider and
-//! subscriber must exist and hold the promise. Tests call this at the end, and the
-//! randomised test after every crank. It is read-only and may be run on any store.
+//! subscriber must exist and hold the promise. Written for endpoints: vats and remotes are
+//! checked alike (each eref against its endpoint's grammar). Tests call this at the end, and
+//! the randomised test after every crank. It is read-only and may be run on any store.
+//!
+//! It lives in `store/` because it reads the tables directly: the schema stays here.
 
 use std::collections::HashMap;
 
 use crate::capdata::CapData;
-use crate::refs::{ERef, EndpointId, KRef};
+use crate::refs::{EndpointId, KRef};
 use crate::store::{eref_is_export, Message, RunQueueItem, Store};
 
 #[derive(Default)]
@@ -90,11 +93,12 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         let (id, p) = row?;
         promises.insert(id, p);
     }
-    let mut vats: HashMap<String, String> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT id, state FROM vats")?;
+    // Every endpoint (vats and remotes), by ID text, with its state.
+    let mut endpoints: HashMap<String, String> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT id, state FROM vats UNION ALL SELECT id, state FROM remotes")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
         let (id, state) = row?;
-        vats.insert(id, state);
+        endpoints.insert(id, state);
     }
 
     let mut obj_expected: HashMap<u64, Expected> = HashMap::new();
@@ -128,10 +132,14 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
             errs.push(format!("c-list {ep}: bad kref {kref_text:?}"));
             continue;
         };
-        if !vats.contains_key(&ep) {
-            errs.push(format!("c-list entry {ep} {kref} -> {eref} belongs to no vat"));
+        if !endpoints.contains_key(&ep) {
+            errs.push(format!("c-list entry {ep} {kref} -> {eref} belongs to no endpoint"));
         }
-        match ERef::parse_vref(&eref) {
+        let parsed = match ep.parse::<EndpointId>() {
+            Ok(id) => id.parse_eref(&eref),
+            Err(e) => Err(e),
+        };
+        match parsed {
             Ok(e) if e.is_promise() != kref.is_promise() => {
                 errs.push(format!("c-list {ep}: {eref} and {kref} disagree on object/promise"))
             }
@@ -220,16 +228,16 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
     // Subscribers.
     let mut stmt = conn.prepare("SELECT kpid, vat FROM promise_subscribers")?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))? {
-        let (kpid, vat) = row?;
+        let (kpid, ep) = row?;
         match promises.get(&kpid) {
             Some(p) if p.state == "unresolved" => {}
-            Some(_) => errs.push(format!("settled kp{kpid} still lists subscriber {vat}")),
-            None => errs.push(format!("subscriber {vat} of missing kp{kpid}")),
+            Some(_) => errs.push(format!("settled kp{kpid} still lists subscriber {ep}")),
+            None => errs.push(format!("subscriber {ep} of missing kp{kpid}")),
         }
-        if vats.get(&vat).map(String::as_str) != Some("active") {
-            errs.push(format!("kp{kpid} has subscriber {vat}, which is not an active vat"));
-        } else if !clist.contains_key(&(vat.clone(), KRef::Promise(kpid))) {
-            errs.push(format!("subscriber {vat} of kp{kpid} has no c-list entry for it"));
+        if endpoints.get(&ep).map(String::as_str) != Some("active") {
+            errs.push(format!("kp{kpid} has subscriber {ep}, which is not an active endpoint"));
+        } else if !clist.contains_key(&(ep.clone(), KRef::Promise(kpid))) {
+            errs.push(format!("subscriber {ep} of kp{kpid} has no c-list entry for it"));
         }
     }
 
@@ -247,11 +255,11 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
                 if let Some(d) = &p.decider {
                     match d.parse::<EndpointId>() {
                         Ok(EndpointId::Kernel) => {}
-                        Ok(EndpointId::Vat(v)) => {
-                            if vats.get(&v.to_string()).map(String::as_str) != Some("active") {
-                                errs.push(format!("{kpid} is decided by {v}, which is not an active vat"));
-                            } else if !clist.contains_key(&(v.to_string(), kpid)) {
-                                errs.push(format!("decider {v} of {kpid} has no c-list entry for it"));
+                        Ok(ep) => {
+                            if endpoints.get(&ep.to_string()).map(String::as_str) != Some("active") {
+                                errs.push(format!("{kpid} is decided by {ep}, which is not an active endpoint"));
+                            } else if !clist.contains_key(&(ep.to_string(), kpid)) {
+                                errs.push(format!("decider {ep} of {kpid} has no c-list entry for it"));
                             }
                         }
                         Err(e) => errs.push(format!("{kpid} has bad decider: {e}")),
@@ -295,7 +303,7 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         }
         if let Some(owner) = &o.owner {
             if owner != "kernel" {
-                match vats.get(owner).map(String::as_str) {
+                match endpoints.get(owner).map(String::as_str) {
                     None => errs.push(format!("{kref} is owned by {owner}, which does not exist")),
                     Some("active") if !clist.contains_key(&(owner.clone(), kref)) => {
                         errs.push(format!("{kref} is owned by {owner}, which has no c-list entry for it"))

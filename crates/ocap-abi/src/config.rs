@@ -313,7 +313,7 @@ impl ClusterConfig {
         // First the JSON itself: a key given twice (a vat name used twice, say) is an error,
         // not "the last one wins" (issue 11 item 1).
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize::<_, crate::json::StrictJson>(de).map_err(|e| {
+        serde_path_to_error::deserialize::<_, crate::json_text::StrictJson>(de).map_err(|e| {
             let path = e.path().to_string();
             cfg_err(if path == "." { "(root)".into() } else { path }, e.into_inner().to_string())
         })?;

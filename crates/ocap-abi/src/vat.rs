@@ -1,7 +1,7 @@
 //! The kernel's view of a vat: a `Endpoint` that takes deliveries and makes syscalls.
 //!
 //! The kernel knows this trait, not QuickJS: JS vats (the `ocap-vat` crate) implement it
-//! through an adapter, and tests implement it with scripted vats (`crate::testing`).
+//! through an adapter, and tests implement it with scripted vats (`ocap_kernel::testing`).
 //! Everything crossing this boundary is in vat space: vrefs, never krefs.
 
 use crate::capdata::CapData;

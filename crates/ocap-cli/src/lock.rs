@@ -1,3 +1,6 @@
+//! The home's daemon lock, shared by the daemon (which holds it) and its clients (which probe
+//! it to know whether a daemon runs, and take it to purge or to remove a stale socket).
+//!
 //! At most one daemon per home: the daemon holds an exclusive `flock` on `daemon.lock` for
 //! its whole life and writes its PID into it. The kernel releases the lock when the process
 //! exits, however it exits, so a stale lock cannot exist (unlike the JS CLI's PID file,

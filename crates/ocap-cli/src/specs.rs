@@ -1,0 +1,60 @@
+//! Paths in a cluster config made absolute, so that whoever reads the config later (the
+//! daemon, whose working directory is elsewhere; an embedded kernel) finds the same files.
+//! Used by `ocap run`, `ocap launch`, `ocap daemon exec launchSubcluster`, and the daemon's
+//! system subclusters (against the home).
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+/// Makes the relative paths of a cluster config absolute against `base`, so the daemon,
+/// whose directory is elsewhere, finds them: `sourceSpec` and `bundleSpec` (in `vats` and
+/// `bundles`; URLs, `scheme:...`, are left alone) and IO channels' `path`.
+pub fn resolve_specs(config: &mut Json, base: &Path) {
+    if let Some(channels) = config.get_mut("io").and_then(Json::as_object_mut) {
+        for channel in channels.values_mut() {
+            if let Some(Json::String(path)) = channel.get_mut("path") {
+                if Path::new(path.as_str()).is_relative() {
+                    *path = base.join(path.as_str()).display().to_string();
+                }
+            }
+        }
+    }
+    for section in ["vats", "bundles"] {
+        let Some(vats) = config.get_mut(section).and_then(Json::as_object_mut) else { continue };
+        for vat in vats.values_mut() {
+            for key in ["sourceSpec", "bundleSpec"] {
+                if let Some(Json::String(spec)) = vat.get_mut(key) {
+                    // A URL of any scheme (`file:`, `http:`, `data:`) is left as it is: the
+                    // launcher reads `file:` URLs and says the others are not supported.
+                    let plain_path = !spec.starts_with("file:") && ocap_vat::spec_to_path(spec).is_some();
+                    if plain_path && Path::new(spec.as_str()).is_relative() {
+                        *spec = base.join(spec.as_str()).display().to_string();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_specs_become_absolute() {
+        let mut c = serde_json::json!({
+            "bootstrap": "a",
+            "vats": {"a": {"sourceSpec": "a.js"}, "b": {"bundleSpec": "/abs/b.bundle"}, "c": {"bundleSpec": "http://x/c"}, "e": {"bundleSpec": "data:application/json,{}"}},
+            "bundles": {"d": {"bundleSpec": "d.bundle"}},
+            "io": {"repl": {"type": "socket", "path": "repl.sock"}},
+        });
+        resolve_specs(&mut c, Path::new("/base"));
+        assert_eq!(c["vats"]["a"]["sourceSpec"], "/base/a.js");
+        assert_eq!(c["vats"]["b"]["bundleSpec"], "/abs/b.bundle");
+        assert_eq!(c["vats"]["c"]["bundleSpec"], "http://x/c");
+        assert_eq!(c["vats"]["e"]["bundleSpec"], "data:application/json,{}");
+        assert_eq!(c["bundles"]["d"]["bundleSpec"], "/base/d.bundle");
+        assert_eq!(c["io"]["repl"]["path"], "/base/repl.sock");
+    }
+}

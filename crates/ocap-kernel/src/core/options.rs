@@ -1,0 +1,39 @@
+//! `KernelOptions`: the kernel's limits and policies. Every bound has its unit in its name.
+
+/// Limits and policies. Every bound has its unit in its name.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    /// Deliveries between automatic bring-out-your-dead for a vat that does not set its own.
+    pub default_reap_interval_deliveries: u64,
+    /// Cranks that may share one SQLite commit when nothing is waiting on them.
+    pub max_cranks_per_commit: u32,
+    /// C-list entries cleaned per crank for a terminated endpoint.
+    pub cleanup_budget_entries: usize,
+    /// Syscalls one delivery may make before the vat is terminated. The kernel counts them,
+    /// and hands the same limit to every vat worker it launches (`LaunchRequest`), which stops
+    /// a delivery that makes more before buffering them all.
+    pub max_syscalls_per_delivery: usize,
+    /// Run-queue length past which a vat's further sends are refused (illegal syscall).
+    pub max_run_queue_items: u64,
+    pub max_vatstore_key_bytes: usize,
+    pub max_vatstore_value_bytes: usize,
+    /// Run the invariant checker (`store::invariants`) after every crank, for debugging: the
+    /// first crank that leaves the store inconsistent is reported (`KernelError::Invariants`,
+    /// logged by the run loop) with what is wrong. Slow: it reads the whole store each time.
+    pub check_invariants_every_crank: bool,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions {
+            default_reap_interval_deliveries: 200,
+            max_cranks_per_commit: 64,
+            cleanup_budget_entries: 64,
+            max_syscalls_per_delivery: ocap_abi::launch::DEFAULT_MAX_SYSCALLS_PER_DELIVERY,
+            max_run_queue_items: 1_000_000,
+            max_vatstore_key_bytes: 4 * 1024,
+            max_vatstore_value_bytes: 16 * 1024 * 1024,
+            check_invariants_every_crank: false,
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The run loop: the thread that owns the `KernelCore` and runs, in turn, the jobs posted to
+//! it (host calls, workers' events, the kernel facet's calls) and cranks. Jobs run between
+//! cranks, never inside one.
+//!
+//! Everything outside the loop reaches it through a `LoopHandle`: post a job, wake it, stop
+//! it. Nothing outside the loop steps the crank loop: a host call that needs work done (such
+//! as `collectGarbage`) registers a waiter the loop answers when the work is done.
+
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
+
+use crate::core::{KernelCore, KernelError, VatLauncher};
+
+/// A job for the run loop.
+pub(crate) type Job = Box<dyn FnOnce(&mut LoopState) + Send>;
+
+pub(crate) enum Command {
+    Run(Job),
+    Wake,
+    Stop(oneshot::Sender<Result<(), KernelError>>),
+}
+
+/// What the loop owns.
+pub(crate) struct LoopState {
+    pub(crate) core: KernelCore,
+    pub(crate) launcher: Box<dyn VatLauncher + Send>,
+    /// `collectGarbage` callers, with the crank count when they asked; answered with the
+    /// cranks run meanwhile once no cleanup or GC work is left.
+    pub(crate) gc_waiters: Vec<(u64, oneshot::Sender<u64>)>,
+}
+
+/// The run loop's address. Cheap to clone; usable from any thread (`mpsc::Sender` is `Sync`).
+#[derive(Clone)]
+pub(crate) struct LoopHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl LoopHandle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>) -> Self {
+        LoopHandle { tx }
+    }
+
+    /// Posts a job; false if the loop has stopped.
+    pub(crate) fn post(&self, job: impl FnOnce(&mut LoopState) + Send + 'static) -> bool {
+        self.tx.send(Command::Run(Box::new(job))).is_ok()
+    }
+
+    /// Wakes an idle loop (a kernel service answered from another thread).
+    pub(crate) fn wake(&self) {
+        let _ = self.tx.send(Command::Wake);
+    }
+
+    /// Asks the loop to stop after the current crank; false if it has stopped already.
+    pub(crate) fn stop(&self, reply: oneshot::Sender<Result<(), KernelError>>) -> bool {
+        self.tx.send(Command::Stop(reply)).is_ok()
+    }
+}
+
+impl LoopState {
+    /// Answers the `collectGarbage` waiters if no cleanup or GC work is left, after a commit.
+    fn answer_gc_waiters(&mut self) {
+        if self.gc_waiters.is_empty() || !matches!(self.core.has_gc_work(), Ok(false)) {
+            return;
+        }
+        if let Err(e) = self.core.commit() {
+            tracing::error!("run loop: {e}");
+            return;
+        }
+        let now = self.core.crank_count();
+        for (since, tx) in self.gc_waiters.drain(..) {
+            let _ = tx.send(now.saturating_sub(since));
+        }
+    }
+
+    /// Runs one command; false when the loop must end.
+    fn handle(&mut self, command: Result<Command, ()>) -> bool {
+        match command {
+            Ok(Command::Run(job)) => {
+                job(self);
+                true
+            }
+            Ok(Command::Wake) => true,
+            Ok(Command::Stop(reply)) => {
+                let _ = reply.send(self.core.shutdown());
+                false
+            }
+            Err(()) => {
+                let _ = self.core.shutdown();
+                false
+            }
+        }
+    }
+}
+
+pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
+    loop {
+        // Host commands first, between cranks.
+        loop {
+            match rx.try_recv() {
+                Ok(command) => {
+                    if !st.handle(Ok(command)) {
+                        return;
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    st.handle(Err(()));
+                    return;
+                }
+            }
+        }
+        let stepped = st.core.step();
+        st.answer_gc_waiters();
+        match stepped {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::error!("run loop: {e}"),
+        }
+        // Idle: sleep until a command arrives.
+        if !st.handle(rx.recv().map_err(|_| ())) {
+            return;
+        }
+    }
+}

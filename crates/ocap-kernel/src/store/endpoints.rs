@@ -1,0 +1,106 @@
+//! What every endpoint has, whatever its kind: a state (active, or terminated and awaiting
+//! cleanup) and the counters of the import erefs the kernel allocates for it. Vats keep these
+//! in the `vats` table, remotes in `remotes`; the kernel's generic paths (translation, GC,
+//! termination, cleanup) call these and never name a table.
+
+use rusqlite::OptionalExtension;
+
+use super::{Ctx, Store, StoreError};
+use crate::refs::EndpointId;
+
+/// The table holding an endpoint's row; `None` for the kernel, which has none.
+fn table(ep: EndpointId) -> Option<&'static str> {
+    match ep {
+        EndpointId::Vat(_) => Some("vats"),
+        EndpointId::Remote(_) => Some("remotes"),
+        EndpointId::Kernel => None,
+    }
+}
+
+impl Store {
+    /// Whether the endpoint exists and is active. The kernel always is.
+    pub(crate) fn endpoint_is_active(&self, ep: EndpointId) -> Result<bool, StoreError> {
+        let Some(table) = table(ep) else { return Ok(true) };
+        let sql = match table {
+            "vats" => "SELECT state = 'active' FROM vats WHERE id = ?1",
+            _ => "SELECT state = 'active' FROM remotes WHERE id = ?1",
+        };
+        let active: Option<bool> = self
+            .conn
+            .prepare_cached(sql)
+            .ctx("prepare endpoint active")?
+            .query_row([ep.to_string()], |r| r.get(0))
+            .optional()
+            .ctx("endpoint active")?;
+        Ok(active == Some(true))
+    }
+
+    /// Marks an endpoint terminated: it takes no more deliveries and its c-list is cleaned.
+    pub(crate) fn set_endpoint_terminated(&self, ep: EndpointId) -> Result<(), StoreError> {
+        let sql = match table(ep) {
+            Some("vats") => "UPDATE vats SET state = 'terminated' WHERE id = ?1",
+            Some(_) => "UPDATE remotes SET state = 'terminated' WHERE id = ?1",
+            None => return Ok(()),
+        };
+        self.conn.prepare_cached(sql).ctx("prepare terminate endpoint")?.execute([ep.to_string()]).ctx("terminate")?;
+        Ok(())
+    }
+
+    /// The first terminated endpoint still awaiting cleanup (vats first, then remotes).
+    pub(crate) fn next_terminated_endpoint(&self) -> Result<Option<EndpointId>, StoreError> {
+        let row: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM (SELECT id, 0 AS k FROM vats WHERE state = 'terminated'
+                                 UNION ALL SELECT id, 1 AS k FROM remotes WHERE state = 'terminated')
+                 ORDER BY k, id LIMIT 1",
+            )
+            .ctx("prepare next terminated")?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .ctx("next terminated")?;
+        row.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("endpoint id: {e}")))).transpose()
+    }
+
+    /// Deletes a cleaned-up endpoint's row and everything keyed by it.
+    pub(crate) fn delete_endpoint(&self, ep: EndpointId) -> Result<(), StoreError> {
+        match ep {
+            EndpointId::Vat(vat) => self.delete_vat(vat),
+            EndpointId::Remote(_) => {
+                self.conn
+                    .prepare_cached("DELETE FROM remotes WHERE id = ?1")
+                    .ctx("prepare delete remote")?
+                    .execute([ep.to_string()])
+                    .ctx("delete remote")?;
+                Ok(())
+            }
+            EndpointId::Kernel => Ok(()),
+        }
+    }
+
+    /// Allocates the next import eref number for an endpoint (`o-N`/`p-N`, `ro-N`/`rp-N`).
+    pub(crate) fn next_import_index(&self, ep: EndpointId, promise: bool) -> Result<u64, StoreError> {
+        let sql = match (table(ep), promise) {
+            (Some("vats"), true) => {
+                "UPDATE vats SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
+            }
+            (Some("vats"), false) => {
+                "UPDATE vats SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
+            }
+            (Some(_), true) => {
+                "UPDATE remotes SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
+            }
+            (Some(_), false) => {
+                "UPDATE remotes SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
+            }
+            (None, _) => return Err(StoreError::Corrupt("the kernel has no c-list to import into".into())),
+        };
+        let v: i64 = self
+            .conn
+            .prepare_cached(sql)
+            .ctx("prepare import index")?
+            .query_row([ep.to_string()], |r| r.get(0))
+            .ctx("import index")?;
+        Ok(v as u64)
+    }
+}

@@ -1,0 +1,188 @@
+//! [`VatWorker`]: the caller's side of a vat worker (normally the kernel's run loop).
+//!
+//! Every call is a [`Command`] posted to the vat's thread and a wait for its answer, bounded
+//! by the delivery budget plus a grace period: whatever the vat does, the caller never
+//! hangs. Nothing here touches the runtime, which only its own thread may.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+use super::thread::worker_thread;
+use super::{Command, Reply, CALLER_GRACE_MS, STARTUP_TIMEOUT_MS};
+use crate::{DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
+
+/// Stack of the worker thread (QuickJS may use part of it: `runner::JS_STACK_BYTES`).
+const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
+/// How long a caller polls for the worker's answer before it blocks.
+const CALLER_SPIN_US: u64 = 1_000;
+
+/// A running vat worker: a thread owning the vat's QuickJS runtime.
+///
+/// Dropping it (or [`VatWorker::terminate`]) stops the thread, interrupting
+/// any JS still running and cancelling the vat's timers.
+pub struct VatWorker {
+    vat_id: String,
+    delivery_timeout_ms: u64,
+    commands: Option<Sender<Command>>,
+    terminate: Arc<AtomicBool>,
+    death: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for VatWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VatWorker").field("vat_id", &self.vat_id).finish_non_exhaustive()
+    }
+}
+
+impl VatWorker {
+    /// Start the worker thread, build the runtime and evaluate the prelude
+    /// (SES lockdown, liveslots, supervisor). Returns once the vat is ready
+    /// for [`VatWorker::init`].
+    ///
+    /// `events` is called on the worker thread for log records, syscalls made
+    /// outside deliveries, and the worker's death. It must not call back
+    /// into this worker (that would wait on itself).
+    pub fn spawn(opts: WorkerOptions, events: Box<dyn Fn(WorkerEvent) + Send>) -> Result<VatWorker, VatWorkerError> {
+        let vat_id = opts.vat_id.clone();
+        let delivery_timeout_ms = opts.delivery_timeout_ms;
+        let terminate = Arc::new(AtomicBool::new(false));
+        let death = Arc::new(Mutex::new(None));
+        let (commands_tx, commands_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let thread = {
+            let terminate = terminate.clone();
+            let death = death.clone();
+            std::thread::Builder::new()
+                .name(format!("vat-{}", opts.vat_id))
+                .stack_size(THREAD_STACK_BYTES)
+                .spawn({
+                    let commands_tx = commands_tx.clone();
+                    move || worker_thread(opts, events, commands_rx, commands_tx, ready_tx, terminate, death)
+                })
+                .map_err(|e| VatWorkerError::Spawn { vat_id: vat_id.clone(), reason: e.to_string() })?
+        };
+        let mut worker = VatWorker {
+            vat_id: vat_id.clone(),
+            delivery_timeout_ms,
+            commands: Some(commands_tx),
+            terminate,
+            death,
+            thread: Some(thread),
+        };
+        match ready_rx.recv_timeout(Duration::from_millis(STARTUP_TIMEOUT_MS + CALLER_GRACE_MS)) {
+            Ok(Ok(())) => Ok(worker),
+            Ok(Err(e)) => Err(e),
+            Err(RecvTimeoutError::Timeout) => {
+                worker.stop();
+                Err(VatWorkerError::Timeout { vat_id, timeout_ms: STARTUP_TIMEOUT_MS })
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(worker.dead_error()),
+        }
+    }
+
+    /// The kernel's `initVat`: load the vatstore, evaluate the bundle and run
+    /// liveslots' `startVat` (`buildRootObject(vatPowers, parameters,
+    /// baggage)`).
+    ///
+    /// `vat_config` is the JS kernel's VatConfig JSON. The bundle is
+    /// `bundle_text` when given, else read from `bundleSpec` (a path or a
+    /// `file:` URL). Errors before liveslots runs (bad config, unknown
+    /// global, bad bundle) are `Err`; errors inside `startVat` are
+    /// [`DeliveryReply::error`].
+    pub fn init(
+        &self,
+        vat_config: Json,
+        bundle_text: Option<String>,
+        vatstore: Vec<(String, String)>,
+    ) -> Result<DeliveryReply, VatWorkerError> {
+        self.call(|reply| Command::Init { config: vat_config, bundle_text, vatstore, reply })
+    }
+
+    /// The kernel's `deliver`: one VatDeliveryObject tuple in vat space, e.g.
+    /// `["message", "o+0", {"methargs": {"body": "#[\"ping\",[]]", "slots": []}, "result": "p-1"}]`,
+    /// `["notify", [[vpid, rejected, capdata], ...]]`, `["dropExports", [..]]`,
+    /// `["retireExports", [..]]`, `["retireImports", [..]]`,
+    /// `["bringOutYourDead"]`. Returns once the vat is quiescent.
+    pub fn deliver(&self, delivery: Json) -> Result<DeliveryReply, VatWorkerError> {
+        self.call(|reply| Command::Deliver { delivery, reply })
+    }
+
+    /// Check that the worker thread answers.
+    pub fn ping(&self) -> Result<(), VatWorkerError> {
+        self.call(|reply| Command::Ping { reply })
+    }
+
+    /// The vat id this worker runs.
+    pub fn vat_id(&self) -> &str {
+        &self.vat_id
+    }
+
+    /// Why the worker died, if it did.
+    pub fn death_reason(&self) -> Option<String> {
+        self.death.lock().ok().and_then(|d| d.clone())
+    }
+
+    /// Stop the worker: interrupt any running JS, cancel timers, free the
+    /// runtime and join the thread.
+    pub fn terminate(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.terminate.store(true, Ordering::SeqCst);
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.send(Command::Shutdown);
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!(vat_id = %self.vat_id, "vat worker thread panicked");
+            }
+        }
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, VatWorkerError> {
+        let commands = self.commands.as_ref().ok_or_else(|| self.dead_error())?;
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        commands.send(make(reply_tx)).map_err(|_| self.dead_error())?;
+        let wait_ms = self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS);
+        // Most answers come within a millisecond. Parking the caller and
+        // waking it again costs tens of microseconds (a futex round trip
+        // plus an idle CPU's wake-up), so poll first, yielding the CPU
+        // between polls, and only then block.
+        let spin_until = Instant::now() + Duration::from_micros(CALLER_SPIN_US);
+        loop {
+            match reply_rx.try_recv() {
+                Ok(result) => return result,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(self.dead_error()),
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        match reply_rx.recv_timeout(Duration::from_millis(wait_ms)) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                // Backstop: make the interrupt handler stop whatever runs.
+                self.terminate.store(true, Ordering::SeqCst);
+                Err(VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms: wait_ms })
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.dead_error()),
+        }
+    }
+
+    fn dead_error(&self) -> VatWorkerError {
+        let reason = self.death_reason().unwrap_or_else(|| "worker thread exited".to_string());
+        VatWorkerError::Died { vat_id: self.vat_id.clone(), reason }
+    }
+}
+
+impl Drop for VatWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

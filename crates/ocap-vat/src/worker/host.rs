@@ -1,0 +1,117 @@
+//! The host object the prelude takes as `globalThis.__ocapHost`: the only way JS reaches
+//! Rust. The prelude captures it and deletes the global before any vat code runs, so a vat
+//! sees only what the supervisor builds on it.
+//!
+//! This file holds the functions of the worker's own protocol (syscalls, logs, vatstore, GC
+//! requests, the native `harden`); the endowments' host functions are installed from
+//! `timers.rs`, `web.rs` and `fetch.rs`. The state they share with the runner is
+//! `host_state.rs`.
+
+use std::rc::Rc;
+
+use rquickjs::{Ctx, Function, Object, Persistent, Value};
+use serde_json::Value as Json;
+
+use super::host_state::HostState;
+use super::js_error::throw;
+use super::{fetch, timers, web};
+use crate::WorkerEvent;
+
+/// The object the prelude takes as `globalThis.__ocapHost`.
+pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::Result<Object<'js>> {
+    let host = Object::new(ctx.clone())?;
+
+    let s = state.clone();
+    host.set(
+        "syscall",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<()> {
+            let vso: Json = serde_json::from_str(&json).map_err(|e| throw(&ctx, &format!("bad syscall JSON: {e}")))?;
+            let mut syscalls = s.syscalls.borrow_mut();
+            if syscalls.len() >= s.max_syscalls_per_delivery {
+                return Err(throw(
+                    &ctx,
+                    &format!("vat {} exceeded {} syscalls in one delivery", s.vat_id, s.max_syscalls_per_delivery),
+                ));
+            }
+            syscalls.push(vso);
+            Ok(())
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set(
+        "log",
+        Function::new(ctx.clone(), move |level: String, tags: String, message: String, data: String| {
+            let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            let data: Vec<Json> = serde_json::from_str(&data).unwrap_or_default();
+            if s.starting.get() {
+                tracing::debug!(vat_id = %s.vat_id, %level, ?tags, %message, ?data, "vat prelude log");
+                return;
+            }
+            tracing::trace!(vat_id = %s.vat_id, %level, ?tags, %message, "vat log");
+            (s.events)(WorkerEvent::Log { level, tags, message, data });
+        })?,
+    )?;
+
+    let s = state.clone();
+    host.set("vatstoreGet", Function::new(ctx.clone(), move |key: String| s.vatstore.borrow().get(&key))?)?;
+    let s = state.clone();
+    host.set(
+        "vatstoreGetNextKey",
+        Function::new(ctx.clone(), move |key: String| s.vatstore.borrow().get_next_key(&key))?,
+    )?;
+    let s = state.clone();
+    host.set(
+        "vatstoreSet",
+        Function::new(ctx.clone(), move |key: String, value: String| s.vatstore.borrow_mut().set(key, value))?,
+    )?;
+    let s = state.clone();
+    host.set("vatstoreDelete", Function::new(ctx.clone(), move |key: String| s.vatstore.borrow_mut().delete(key))?)?;
+
+    timers::add_host_functions(ctx, &host, state.clone())?;
+
+    let s = state.clone();
+    host.set("requestGC", Function::new(ctx.clone(), move || s.gc_requested.set(true))?)?;
+
+    web::add_host_functions(ctx, &host)?;
+    fetch::add_host_functions(ctx, &host, state.clone())?;
+
+    // The native `harden` (src/harden.rs), built by js/src/prelude/harden.js
+    // before SES loads.
+    let s = state;
+    host.set(
+        "makeNativeHarden",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  hardened: Object<'js>,
+                  has: Function<'js>,
+                  add: Function<'js>,
+                  freeze_typed_array: Function<'js>|
+                  -> rquickjs::Result<Function<'js>> {
+                let kit = crate::harden::HardenKit {
+                    hardened: Persistent::save(&ctx, hardened),
+                    has: Persistent::save(&ctx, has),
+                    add: Persistent::save(&ctx, add),
+                    freeze_typed_array: Persistent::save(&ctx, freeze_typed_array),
+                };
+                s.harden_kit.replace(Some(Rc::new(kit)));
+                // The closure holds only the host state, never JS values (see
+                // `HostState::harden_kit`).
+                let s = s.clone();
+                let harden = Function::new(ctx.clone(), move |ctx: Ctx<'js>, root: Value<'js>| {
+                    // Cloned out so no borrow is held while harden runs JS (a proxy
+                    // trap may harden again).
+                    let kit = s.harden_kit.borrow().clone();
+                    match kit {
+                        Some(kit) => crate::harden::harden(&ctx, &kit, root),
+                        None => Err(throw(&ctx, "harden: the vat is being torn down")),
+                    }
+                })?;
+                harden.set_name("harden")?;
+                Ok(harden)
+            },
+        )?,
+    )?;
+    Ok(host)
+}
