@@ -59,6 +59,9 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// Bundle vat sources into .bundle files (the JS kernel's format).
     Bundle(commands::bundle::BundleArgs),
+    /// Issue, redeem or revoke OCAP URLs in the daemon.
+    #[command(subcommand)]
+    Url(commands::url::UrlCommand),
 }
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
@@ -73,6 +76,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(args) => commands::inspect::inspect(&home()?, args, cli.json),
         Command::Check(args) => commands::check::check(home, args, cli.json).await,
         Command::Bundle(args) => commands::bundle::bundle(args, cli.json),
+        Command::Url(cmd) => commands::url::run(cmd, &home()?, cli.json).await,
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod core;
 pub mod json;
 pub mod kernel;
+pub mod remote;
 pub mod smallcaps;
 pub mod store;
 pub mod testing;

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod launch;
 pub mod send;
 pub mod status;
+pub mod url;
 
 use std::time::Duration;
 

@@ -5,7 +5,9 @@ use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::KernelError;
 use serde_json::{json, Value as Json};
 
-use super::params::{kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, ReapParams, SqlParams};
+use super::params::{
+    kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, ReapParams, SqlParams, UrlParams,
+};
 use super::state::DaemonState;
 use super::status::status_json;
 use crate::rpc::{codes, RpcError};
@@ -14,9 +16,11 @@ use crate::rpc::{codes, RpcError};
 /// `NOT_FOUND`, anything else `INTERNAL_ERROR`.
 pub fn kernel_error(e: KernelError) -> RpcError {
     let code = match &e {
-        KernelError::Config(_) | KernelError::BadRef(_) | KernelError::NotAnObject(..) | KernelError::BadValue(_) => {
-            codes::INVALID_PARAMS
-        }
+        KernelError::Config(_)
+        | KernelError::BadRef(_)
+        | KernelError::NotAnObject(..)
+        | KernelError::BadValue(_)
+        | KernelError::OcapUrl(_) => codes::INVALID_PARAMS,
         KernelError::UnknownKref(_)
         | KernelError::NoSuchVat(_)
         | KernelError::VatNotRunning(_)
@@ -99,6 +103,22 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
             let p: KrefParams = parse(params)?;
             let revoked = state.kernel().await.is_revoked(kref(&p.kref)?).await.map_err(kernel_error)?;
             Ok(json!(revoked))
+        }
+        "issueOcapURL" => {
+            let p: KrefParams = parse(params)?;
+            let url = state.kernel().await.issue_ocap_url(kref(&p.kref)?).await.map_err(kernel_error)?;
+            Ok(json!(url))
+        }
+        "redeemOcapURL" => {
+            let p: UrlParams = parse(params)?;
+            let kref = state.kernel().await.redeem_ocap_url(&p.url).await.map_err(kernel_error)?;
+            Ok(json!(kref.to_string()))
+        }
+        // Ours: the JS kernel's URLs cannot be revoked (and do not keep their object alive).
+        "revokeOcapURL" => {
+            let p: UrlParams = parse(params)?;
+            state.kernel().await.revoke_ocap_url(&p.url).await.map_err(kernel_error)?;
+            Ok(Json::Null)
         }
         "executeDBQuery" => {
             let p: SqlParams = parse(params)?;

@@ -21,6 +21,13 @@ pub struct KrefParams {
     pub kref: String,
 }
 
+/// `{"url": "ocap:…"}` (`redeemOcapURL`, `revokeOcapURL`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlParams {
+    pub url: String,
+}
+
 /// `{"sql": "SELECT …"}` (`executeDBQuery`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

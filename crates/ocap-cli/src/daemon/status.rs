@@ -39,10 +39,15 @@ pub fn status_json(d: &KernelStatus, resume_failures: &[(VatId, String)]) -> Jso
         d.roots.iter().map(|(v, k)| (v.to_string(), json!(k.to_string()))).collect();
     let failures: Vec<Json> =
         resume_failures.iter().map(|(v, why)| json!({"vat": v.to_string(), "error": why})).collect();
+    // The JS kernel's three states (remote-comms.md §1.2); networking is not started here yet.
+    let remote_comms = match &d.peer_id {
+        Some(peer_id) => json!({"state": "identity-only", "peerId": peer_id}),
+        None => json!({"state": "disconnected"}),
+    };
     json!({
         "vats": vats,
         "subclusters": subclusters,
-        "remoteComms": {"state": "disconnected"},
+        "remoteComms": remote_comms,
         "services": services,
         "runQueueLength": d.run_queue_length,
         "gcActionsPending": d.gc_actions_pending,

@@ -27,6 +27,13 @@ pub enum KernelError {
     /// A reference an endpoint does not export, or not in its grammar.
     #[error("bad endpoint reference: {0}")]
     BadEndpointRef(String),
+    /// An OCAP URL that cannot be issued, redeemed or revoked (remote-comms.md §3), with the
+    /// JS kernel's text where it has one.
+    #[error("{0}")]
+    OcapUrl(String),
+    /// The kernel's remote identity could not be made (remote-comms.md §1.2).
+    #[error("{0}")]
+    Identity(String),
     #[error("kernel service {0:?} is already registered")]
     DuplicateService(String),
     #[error("{0}")]

@@ -26,8 +26,10 @@ mod delivery;
 mod endpoints;
 mod error;
 mod host;
+mod identity;
 mod incarnation;
 pub mod io;
+mod ocap_urls;
 mod options;
 mod promises;
 mod refcount;
@@ -81,6 +83,8 @@ pub struct KernelCore {
     /// are rejected (`ENDPOINT_UNREACHABLE`).
     pub(crate) endpoints: HashMap<EndpointId, Box<dyn Endpoint>>,
     pub(crate) services: HashMap<KRef, Arc<dyn KernelService>>,
+    /// Services registered on a subcluster's first request (`offer_service`), by name.
+    pub(crate) offered: HashMap<String, Arc<dyn KernelService>>,
     pub(crate) system_only: HashSet<KRef>,
     /// Live IO channels by subcluster (`io/`).
     pub(crate) io: HashMap<String, io::SubclusterIo>,
@@ -108,6 +112,7 @@ impl KernelCore {
             opts,
             endpoints: HashMap::new(),
             services: HashMap::new(),
+            offered: HashMap::new(),
             system_only: HashSet::new(),
             io: HashMap::new(),
             maybe_free: BTreeSet::new(),

@@ -123,6 +123,18 @@ impl KernelCore {
         Ok(out)
     }
 
+    /// Offers a service that is registered (and gets its kref) only when a subcluster first
+    /// asks for it, or at once if an earlier process registered it: built-in services every
+    /// kernel has (the OCAP URL services) do not shift the krefs of kernels that never use them.
+    pub fn offer_service(&mut self, name: &str, service: Arc<dyn KernelService>) -> Result<(), KernelError> {
+        if self.service_kref(name)?.is_some() {
+            self.register_service(name, service)?;
+        } else {
+            self.offered.insert(name.to_owned(), service);
+        }
+        Ok(())
+    }
+
     /// Registers a service that only system subclusters may be given (the kernel facet).
     pub fn register_system_service(
         &mut self,
@@ -137,7 +149,10 @@ impl KernelCore {
     /// The kref of a service a subcluster asks for. A system-only service is refused to a
     /// non-system subcluster with the same error as a missing one, so its existence is not
     /// revealed.
-    pub(crate) fn service_for_launch(&self, name: &str, is_system: bool) -> Result<KRef, KernelError> {
+    pub(crate) fn service_for_launch(&mut self, name: &str, is_system: bool) -> Result<KRef, KernelError> {
+        if let Some(service) = self.offered.remove(name) {
+            self.register_service(name, service)?;
+        }
         match self.service_kref(name)? {
             Some(k) if self.services.contains_key(&k) && (is_system || !self.system_only.contains(&k)) => Ok(k),
             _ => Err(KernelError::NoSuchService(name.to_owned())),

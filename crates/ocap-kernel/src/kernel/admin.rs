@@ -43,6 +43,7 @@ impl Kernel {
                 run_queue_length: store.run_queue_len()?,
                 gc_actions_pending: store.gc_action_count()?,
                 crank_count: core.crank_count(),
+                peer_id: core.identity()?.map(|i| i.peer_id),
             })
         })
         .await
@@ -148,6 +149,24 @@ impl Kernel {
         })
         .await?;
         rx.await.map_err(|_| stopped())
+    }
+
+    /// Issues an OCAP URL for an object; the object is pinned until the URL is revoked
+    /// (`KernelCore::issue_ocap_url`).
+    pub async fn issue_ocap_url(&self, kref: KRef) -> Result<String, KernelError> {
+        self.call(move |st| st.core.issue_ocap_url(kref)).await
+    }
+
+    /// The object an OCAP URL this kernel issued names.
+    pub async fn redeem_ocap_url(&self, url: &str) -> Result<KRef, KernelError> {
+        let url = url.to_owned();
+        self.call(move |st| st.core.redeem_ocap_url(&url)).await
+    }
+
+    /// Revokes an OCAP URL this kernel issued, releasing its object.
+    pub async fn revoke_ocap_url(&self, url: &str) -> Result<(), KernelError> {
+        let url = url.to_owned();
+        self.call(move |st| st.core.revoke_ocap_url(&url)).await
     }
 
     /// Checks every store invariant (between cranks).

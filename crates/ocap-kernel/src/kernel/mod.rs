@@ -19,6 +19,7 @@ mod admin;
 mod facet;
 mod launch;
 mod run_loop;
+mod url_services;
 
 pub use admin::{ServiceInfo, SubclusterDetails};
 /// How workers report outside a delivery; defined with the launcher traits in `ocap-abi`.
@@ -94,6 +95,9 @@ pub struct KernelStatus {
     pub gc_actions_pending: u64,
     /// Cranks run since this process started the kernel.
     pub crank_count: u64,
+    /// This kernel's peer ID, once it has a remote identity (remote-comms.md §1.2: made on
+    /// first use, by issuing or redeeming an OCAP URL).
+    pub peer_id: Option<String>,
 }
 
 /// A running kernel. Clone it freely; every clone talks to the same run loop.
@@ -147,6 +151,14 @@ impl Kernel {
         core.set_waker(Arc::new(move || waker.wake()));
         // The kernel facet exists from the start: queued messages may target it (§1.1).
         core.register_system_service("kernelFacet", Arc::new(facet::KernelFacet::new(handle.clone())))?;
+        core.offer_service(
+            url_services::OcapUrlIssuer::NAME,
+            Arc::new(url_services::OcapUrlIssuer::new(handle.clone())),
+        )?;
+        core.offer_service(
+            url_services::OcapUrlRedeemer::NAME,
+            Arc::new(url_services::OcapUrlRedeemer::new(handle.clone())),
+        )?;
         for s in &config.services {
             if s.system_only {
                 core.register_system_service(&s.name, s.service.clone())?;

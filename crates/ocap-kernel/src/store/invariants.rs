@@ -291,6 +291,22 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         }
     }
 
+    // Issued OCAP URLs: each unrevoked one pins an existing object.
+    let mut url_pins: HashMap<u64, u64> = HashMap::new();
+    let mut stmt = conn.prepare("SELECT oid, kref FROM ocap_urls WHERE revoked = 0")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (oid, kref) = row?;
+        match kref.parse::<KRef>() {
+            Ok(KRef::Object(id)) if objects.contains_key(&id) => *url_pins.entry(id).or_default() += 1,
+            _ => errs.push(format!("OCAP URL {oid} names {kref}, which is not an existing object")),
+        }
+    }
+    for (id, n) in url_pins {
+        if objects.get(&id).is_some_and(|o| o.pins < n) {
+            errs.push(format!("ko{id} has {} pins but {n} unrevoked OCAP URLs", objects[&id].pins));
+        }
+    }
+
     for (&id, o) in &objects {
         let kref = KRef::Object(id);
         let e = obj_expected.remove(&id).unwrap_or_default();

@@ -90,6 +90,14 @@ CREATE TABLE IF NOT EXISTS remotes (
   next_promise INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 
+-- OCAP URLs this kernel issued, by oid (remote-comms.md §3; the oid is the URL's encrypted
+-- object part, random per issue). An unrevoked URL pins its object (objects.pins), so the
+-- object lives as long as the URL can be redeemed; revoking releases the pin and keeps the
+-- row, so a later redemption says "revoked" rather than "bad object reference".
+CREATE TABLE IF NOT EXISTS ocap_urls (
+  oid TEXT PRIMARY KEY, kref TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
 -- Each vat's private key/value store, ordered by key (liveslots' vatstore).
 CREATE TABLE IF NOT EXISTS vatstore (
   vat TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (vat, key)

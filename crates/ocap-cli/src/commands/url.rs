@@ -1,0 +1,46 @@
+//! `ocap url issue <kref>`, `ocap url redeem <url>`, `ocap url revoke <url>`: OCAP URLs
+//! through the daemon (remote-comms.md §3; control methods `issueOcapURL`, `redeemOcapURL`,
+//! and our `revokeOcapURL`). An issued URL keeps its object alive until it is revoked.
+
+use clap::Subcommand;
+use serde_json::{json, Value as Json};
+
+use crate::error::CliError;
+use crate::home::Home;
+use crate::output::print_json;
+
+#[derive(Subcommand)]
+pub enum UrlCommand {
+    /// Issue an OCAP URL for an object (`ko12`); prints the URL. The object is kept alive
+    /// until the URL is revoked.
+    Issue {
+        /// The object.
+        kref: String,
+    },
+    /// Redeem an OCAP URL this kernel issued; prints the object's kref.
+    Redeem {
+        /// The URL (`ocap:…@<peer ID>`).
+        url: String,
+    },
+    /// Revoke an OCAP URL this kernel issued: it can no longer be redeemed, and its object is
+    /// released.
+    Revoke {
+        /// The URL.
+        url: String,
+    },
+}
+
+pub async fn run(cmd: UrlCommand, home: &Home, json: bool) -> Result<(), CliError> {
+    let client = super::daemon_client(home, None).await?;
+    let answer = match &cmd {
+        UrlCommand::Issue { kref } => client.call("issueOcapURL", json!({ "kref": kref })).await?,
+        UrlCommand::Redeem { url } => client.call("redeemOcapURL", json!({ "url": url })).await?,
+        UrlCommand::Revoke { url } => client.call("revokeOcapURL", json!({ "url": url })).await?,
+    };
+    match (answer, json) {
+        (Json::String(s), false) => println!("{s}"),
+        (Json::Null, false) => println!("revoked"),
+        (answer, _) => print_json(&answer, true),
+    }
+    Ok(())
+}
