@@ -237,3 +237,27 @@ async fn subclusters_and_vats_can_be_listed() {
     assert_eq!(k.ping_vat(vats[0].id).await.unwrap(), "pong");
     k.stop().await.unwrap();
 }
+
+/// A host pin outlives what it pinned a handle for: a vat root pinned by the host stays an
+/// (orphaned) object after its vat is terminated, and only the kref can release it then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_pinned_by_the_host_can_be_unpinned_after_its_vat_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, _, _) = make(&dir.path().join("k.sqlite"), vec![]);
+    let r =
+        k.launch_subcluster(cluster(r#"{"bootstrap":"main","vats":{"main":{"sourceSpec":"plain"}}}"#)).await.unwrap();
+    let vat = k.get_vats().await.unwrap()[0].id;
+    assert_eq!(k.pin_vat_root(vat).await.unwrap(), r.root_kref);
+    k.terminate_subcluster(&r.subcluster_id).await.unwrap();
+    k.collect_garbage().await.unwrap();
+    let root = r.root_kref;
+    let exists = move |k: Kernel| async move { k.with_store(move |s| Ok(s.object(root)?.is_some())).await.unwrap() };
+    assert!(exists(k.clone()).await, "the host's pin keeps the orphaned root");
+    assert!(k.unpin_vat_root(vat).await.is_err(), "the vat is gone");
+    k.unpin(root).await.unwrap();
+    k.collect_garbage().await.unwrap();
+    assert!(!exists(k.clone()).await, "released and collected");
+    assert!(k.unpin(root).await.is_err(), "nothing left to unpin");
+    assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
+    k.stop().await.unwrap();
+}

@@ -77,6 +77,19 @@ impl Kernel {
         self.call(move |st| st.core.is_revoked(kref)).await
     }
 
+    /// Holds an object reachable on the host's behalf (counted per call). Objects in results
+    /// the host receives are pinned once for it; `unpin` them when done.
+    pub async fn pin(&self, kref: KRef) -> Result<(), KernelError> {
+        self.call(move |st| st.core.pin(kref)).await
+    }
+
+    /// Releases one pin; an object with no pins and no other references is collected. Also how
+    /// to release a vat root's pin once the vat is gone (`unpin_vat_root` needs the vat).
+    /// Errors: `NotAnObject`, `UnknownKref`, `Internal` if it is not pinned.
+    pub async fn unpin(&self, kref: KRef) -> Result<(), KernelError> {
+        self.call(move |st| st.core.unpin(kref)).await
+    }
+
     pub async fn pin_vat_root(&self, vat: VatId) -> Result<KRef, KernelError> {
         self.call(move |st| {
             let root = st.core.vat_root(vat)?;
