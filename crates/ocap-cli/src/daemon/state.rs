@@ -65,11 +65,31 @@ impl DaemonState {
         if let Err(e) = kernel.stop().await {
             tracing::error!("stopping the kernel for clearState: {e}");
         }
+        // The identity survives (remote-comms.md §1.4): read it before the files go.
+        let db = self.home.db();
+        let kept: Vec<(&str, String)> = match Store::open_read_only(&db) {
+            Ok(store) => ocap_kernel::remote::identity::KEPT_ON_RESET
+                .iter()
+                .filter_map(|key| store.get_kv(key).ok().flatten().map(|v| (*key, v)))
+                .collect(),
+            Err(e) => {
+                tracing::error!("clearState: reading the identity to keep: {e}");
+                Vec::new()
+            }
+        };
         for f in self.home.db_files() {
             match std::fs::remove_file(&f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => tracing::error!("clearState: removing {}: {e}", f.display()),
+            }
+        }
+        if !kept.is_empty() {
+            let written = Store::open(&db, Durability::Process)
+                .and_then(|store| kept.iter().try_for_each(|(key, value)| store.set_kv(key, value)));
+            if let Err(e) = written {
+                self.request_shutdown(&format!("clearState could not keep the identity: {e}"));
+                return Err(RpcError::new(codes::INTERNAL_ERROR, format!("cannot keep the identity: {e}")));
             }
         }
         let (home, config) = (self.home.clone(), self.config.clone());

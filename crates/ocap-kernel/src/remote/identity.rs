@@ -25,6 +25,10 @@ pub const OCAP_URL_KEY: &str = "ocapURLKey";
 /// `resetStorage` (§1.4).
 pub const INCARNATION_ID: &str = "incarnationId";
 
+/// The keys a state reset keeps (§1.4: `resetStorage` without a mnemonic wipes everything
+/// else, `incarnationId` included, so peers see the state loss while the identity stays).
+pub const KEPT_ON_RESET: [&str; 3] = [KEY_SEED, PEER_ID, OCAP_URL_KEY];
+
 /// Why an identity could not be derived or selected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
