@@ -79,7 +79,11 @@ async fn unpinning_a_root_that_is_not_pinned_is_refused() {
     }
     let err = k.unpin_vat_root(vat).await.unwrap_err().to_string();
     assert!(err.contains("not pinned"), "{err}");
-    assert_eq!(pins(&k, root).await, Some(0));
+    // Nothing went below zero. With its last pin gone, the root may already have been
+    // collected by the run loop (it runs cranks between host calls), so it is 0 pins or gone;
+    // asserting only `Some(0)` raced the loop (CI failed on it once).
+    let left = pins(&k, root).await;
+    assert!(matches!(left, Some(0) | None), "{left:?}");
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }

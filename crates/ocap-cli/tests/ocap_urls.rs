@@ -317,14 +317,19 @@ fn the_host_issues_redeems_and_revokes_urls() {
     invariants_hold(&home);
 }
 
-/// Redeeming (even a URL of another host) makes the identity too (§1.2: made on first use).
+/// Redeeming does not make the identity (only issuing does, §1.2 "made on first use"): a
+/// kernel without one issued nothing, so every URL is another kernel's, and a vat or host
+/// redeeming garbage must not fix the kernel's identity before a mnemonic could be given.
 #[test]
-fn the_first_redemption_makes_the_identity() {
+fn a_redemption_does_not_make_the_identity_an_issue_does() {
     let home = Home::new();
     assert_eq!(remote_comms(&home), json!({"state": "disconnected"}));
     let foreign = format!("ocap:z1111111111111111111111111111111111111111111111111@{OTHER_PEER}");
     let e = fails(&home, &["url", "redeem", &foreign]);
     assert!(e.contains("ocapURL from a host that's not me"), "{e}");
+    assert_eq!(remote_comms(&home), json!({"state": "disconnected"}), "a redemption made no identity");
+    let (issuer_root, _) = launch_issuer(&home);
+    home.ok(&["url", "issue", &issuer_root]);
     let state = remote_comms(&home);
     assert_eq!(state["state"], "identity-only", "{state}");
     let peer = state["peerId"].as_str().unwrap();

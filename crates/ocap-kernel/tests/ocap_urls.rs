@@ -103,3 +103,39 @@ fn urls_and_the_identity_survive_a_restart_1_1() {
     assert_eq!(k.core.redeem_ocap_url(&url).expect("redeem after restart"), obj);
     k.check();
 }
+
+/// The pins URLs hold are theirs: the host cannot unpin them, and a vat's termination does
+/// not take them for the vat's own pin on its root (the host may have released that one).
+#[test]
+fn url_pins_are_released_only_by_revoking() {
+    let mut k = kernel();
+    let (vat, _log) = ScriptedVat::new(answer(|_, _| Ok(Value::str("hi"))));
+    let (v, root) = k.add("a", vat);
+    k.core.unpin(root).expect("the host releases the vat's pin on its root");
+    let url = k.core.issue_ocap_url(root).expect("issue");
+    assert!(k.core.unpin(root).is_err(), "the URL's pin is not the host's to release");
+    k.core.terminate_vat(v, "bye").expect("terminate");
+    k.run();
+    assert!(k.core.store().object(root).unwrap().is_some(), "the URL still holds the orphaned root");
+    assert_eq!(k.core.redeem_ocap_url(&url).expect("still redeemable"), root);
+    k.check();
+    k.core.revoke_ocap_url(&url).expect("revoke");
+    k.run();
+    assert!(k.core.store().object(root).unwrap().is_none(), "collected once revoked");
+    k.check();
+}
+
+/// Redeeming is cheap for what this kernel did not issue, and makes no identity.
+#[test]
+fn redeeming_makes_no_identity_and_long_oids_are_refused_unread() {
+    let (mut k, _log, obj) = kernel_with_object();
+    let relay_peer = "12D3KooWJBDqsyHQF2MWiCdU4kdqx4zTsSTLRdShg7Ui6CRWB4uc";
+    let anything = format!("ocap:z111@{relay_peer}");
+    assert_eq!(url_error(k.core.redeem_ocap_url(&anything)), "ocapURL from a host that's not me");
+    assert!(k.core.identity().unwrap().is_none(), "a redemption made no identity");
+    let url = k.core.issue_ocap_url(obj).expect("issue");
+    let parsed = OcapUrl::parse(&url).unwrap();
+    let long = OcapUrl { oid: format!("z{}", "2".repeat(1_000_000)), ..parsed }.to_string();
+    assert_eq!(url_error(k.core.redeem_ocap_url(&long)), "ocapURL has bad object reference");
+    k.check();
+}

@@ -91,7 +91,8 @@ impl KernelCore {
         }
         self.unit(|k| {
             let rec = k.store.object(kref)?.ok_or(KernelError::UnknownKref(kref))?;
-            if rec.pins == 0 {
+            // Pins held by unrevoked OCAP URLs are released only by revoking them.
+            if rec.pins <= k.store.live_url_count(kref)? {
                 return Err(KernelError::Internal(format!("{kref} is not pinned")));
             }
             k.store.adjust_pins(kref, -1)?;

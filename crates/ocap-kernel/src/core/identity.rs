@@ -35,7 +35,13 @@ impl KernelCore {
         Ok(selection.identity)
     }
 
-    /// This kernel's identity if it has one (`getStatus().remoteComms`), without making it.
+    /// This kernel's peer ID if it has an identity (`getStatus().remoteComms`): read as stored,
+    /// so a damaged identity does not break the status.
+    pub fn peer_id(&self) -> Result<Option<String>, KernelError> {
+        Ok(self.store.get_kv(PEER_ID)?.filter(|p| !p.is_empty()))
+    }
+
+    /// This kernel's identity if it has one, without making it.
     pub fn identity(&self) -> Result<Option<Identity>, KernelError> {
         let stored = stored(&self.store)?;
         if stored.peer_id.as_deref().is_none_or(str::is_empty) {

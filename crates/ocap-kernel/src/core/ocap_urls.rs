@@ -34,22 +34,22 @@ impl KernelCore {
 
     /// The object a URL this kernel issued names (`redeemOcapURL`, local redemption, §3.3).
     /// Errors (`KernelError::OcapUrl`, the JS kernel's texts where it has them): the URL's
-    /// parse errors; `ocapURL from a host that's not me` (a URL of another kernel: redeeming
-    /// it needs remote comms); `ocapURL has bad object reference`; `ocapURL has been revoked`.
+    /// parse errors; `ocapURL from a host that's not me` (a URL of another kernel, or any URL
+    /// before this kernel has an identity: redeeming it needs remote comms); `ocapURL has bad
+    /// object reference`; `ocapURL has been revoked`.
+    ///
+    /// Cheap for anything this kernel did not issue: the oid's length is bounded and it is
+    /// looked up in `ocap_urls` before any decoding or key derivation, so a vat holding the
+    /// redemption service cannot make the run loop spend long on garbage.
     pub fn redeem_ocap_url(&mut self, url: &str) -> Result<KRef, KernelError> {
-        let (oid, kref) = self.own_url(url)?;
-        match self.store.ocap_url(&oid)? {
-            Some(issued) if issued.revoked => Err(KernelError::OcapUrl("ocapURL has been revoked".into())),
-            Some(issued) if issued.kref == kref => Ok(kref),
-            _ => Err(KernelError::OcapUrl("ocapURL has bad object reference".into())),
-        }
+        let (_, kref) = self.own_url(url)?;
+        Ok(kref)
     }
 
     /// Revokes a URL this kernel issued: it can no longer be redeemed, and its pin on the
     /// object is released. Errors as for `redeem_ocap_url`; revoking twice is an error.
     pub fn revoke_ocap_url(&mut self, url: &str) -> Result<(), KernelError> {
         let (oid, kref) = self.own_url(url)?;
-        self.redeem_ocap_url(url)?;
         self.unit(|k| {
             k.store.set_ocap_url_revoked(&oid)?;
             k.store.adjust_pins(kref, -1)?;
@@ -58,16 +58,32 @@ impl KernelCore {
         self.commit()
     }
 
-    /// Parses a URL, checks this kernel issued it, and decrypts its oid: (oid, kref).
+    /// Parses a URL and finds what this kernel issued under it, unrevoked: (oid, kref). The
+    /// oid must also decrypt to that kref under this kernel's key (a consistency check, done
+    /// last because it costs a key derivation).
     fn own_url(&mut self, url: &str) -> Result<(String, KRef), KernelError> {
         let parsed = OcapUrl::parse(url).map_err(|e| KernelError::OcapUrl(e.to_string()))?;
-        let identity = self.provide_identity(None)?;
+        let not_me = || KernelError::OcapUrl("ocapURL from a host that's not me".into());
+        let identity = self.identity()?.ok_or_else(not_me)?;
         if parsed.host != identity.peer_id {
-            return Err(KernelError::OcapUrl("ocapURL from a host that's not me".into()));
+            return Err(not_me());
         }
         let bad = || KernelError::OcapUrl("ocapURL has bad object reference".into());
+        if parsed.oid.len() > MAX_OID_CHARS {
+            return Err(bad());
+        }
+        let issued = self.store.ocap_url(&parsed.oid)?.ok_or_else(bad)?;
+        if issued.revoked {
+            return Err(KernelError::OcapUrl("ocapURL has been revoked".into()));
+        }
         let text = decrypt_oid(&identity.ocap_url_key, &parsed.oid).map_err(|_| bad())?;
-        let kref = text.parse::<KRef>().map_err(|_| bad())?;
-        Ok((parsed.oid, kref))
+        if text.parse::<KRef>().ok() != Some(issued.kref) {
+            return Err(bad());
+        }
+        Ok((parsed.oid, issued.kref))
     }
 }
+
+/// The longest oid worth looking at: an issued one is ~82 characters (`z` + base58 of 16 + 12
+/// + 16 + 16 bytes for a kref of up to 16 characters); longer krefs add a few.
+const MAX_OID_CHARS: usize = 160;

@@ -148,7 +148,10 @@ impl KernelCore {
     pub(crate) fn end_vat_in_unit(&mut self, vat: VatId) -> Result<(), KernelError> {
         self.store.delete_vatstore(vat)?;
         if let Some((root, _)) = self.store.clist_by_eref(EndpointId::Vat(vat), ROOT_OBJECT_VREF)? {
-            if self.store.object(root)?.is_some_and(|o| o.pins > 0) {
+            // The vat's own pin, unless what is left belongs to OCAP URLs (the host may have
+            // released the root's pin itself).
+            let url_pins = self.store.live_url_count(root)?;
+            if self.store.object(root)?.is_some_and(|o| o.pins > url_pins) {
                 self.store.adjust_pins(root, -1)?;
                 self.decref(root)?;
             }

@@ -43,7 +43,7 @@ impl Kernel {
                 run_queue_length: store.run_queue_len()?,
                 gc_actions_pending: store.gc_action_count()?,
                 crank_count: core.crank_count(),
-                peer_id: core.identity()?.map(|i| i.peer_id),
+                peer_id: core.peer_id()?,
             })
         })
         .await
@@ -161,7 +161,7 @@ impl Kernel {
             Ok(())
         })
         .await?;
-        rx.await.map_err(|_| stopped())
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Issues an OCAP URL for an object; the object is pinned until the URL is revoked

@@ -26,8 +26,9 @@ pub(crate) struct LoopState {
     pub(crate) core: KernelCore,
     pub(crate) launcher: Box<dyn VatLauncher + Send>,
     /// `collectGarbage` callers, with the crank count when they asked; answered with the
-    /// cranks run meanwhile once no cleanup or GC work is left.
-    pub(crate) gc_waiters: Vec<(u64, oneshot::Sender<u64>)>,
+    /// cranks run meanwhile once no cleanup or GC work is left, or with the error that stopped
+    /// the loop from doing it.
+    pub(crate) gc_waiters: Vec<(u64, oneshot::Sender<Result<u64, KernelError>>)>,
 }
 
 /// The run loop's address. Cheap to clone; usable from any thread (`mpsc::Sender` is `Sync`).
@@ -69,7 +70,15 @@ impl LoopState {
         }
         let now = self.core.crank_count();
         for (since, tx) in self.gc_waiters.drain(..) {
-            let _ = tx.send(now.saturating_sub(since));
+            let _ = tx.send(Ok(now.saturating_sub(since)));
+        }
+    }
+
+    /// Fails the `collectGarbage` waiters: a crank failed and the loop is going idle, so the
+    /// work they wait for may never be done.
+    fn fail_gc_waiters(&mut self, e: &KernelError) {
+        for (_, tx) in self.gc_waiters.drain(..) {
+            let _ = tx.send(Err(KernelError::Internal(format!("garbage collection stopped: {e}"))));
         }
     }
 
@@ -115,7 +124,10 @@ pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
         match stepped {
             Ok(true) => continue,
             Ok(false) => {}
-            Err(e) => tracing::error!("run loop: {e}"),
+            Err(e) => {
+                tracing::error!("run loop: {e}");
+                st.fail_gc_waiters(&e);
+            }
         }
         // Idle: sleep until a command arrives.
         if !st.handle(rx.recv().map_err(|_| ())) {

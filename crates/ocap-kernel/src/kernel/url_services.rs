@@ -48,6 +48,11 @@ impl KernelService for OcapUrlIssuer {
         let Some(Value::Remotable { slot, .. }) = args.first() else {
             return reply.reject(Value::error("Argument must be a remotable"));
         };
+        // A URL nobody will see would pin its object for good: issue only for a caller
+        // waiting on the answer (not for `E.sendOnly`).
+        if !reply.wants_answer() {
+            return reply.reject(Value::error("issue needs a caller that awaits the URL"));
+        }
         let kref = *slot;
         self.run_loop.post(move |st: &mut LoopState| match st.core.issue_ocap_url(kref) {
             Ok(url) => reply.resolve(Value::str(url)),

@@ -204,8 +204,8 @@ impl std::fmt::Debug for Identity {
 
 /// The identity values found in the kernel KV (§1.1), `None` where a key is absent. An empty
 /// string counts as absent where the JS kernel tests the value's truthiness (`peerId`,
-/// `ocapURLKey`, `incarnationId`), as it does there.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `ocapURLKey`, `incarnationId`), as it does there. Its `Debug` hides the secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct StoredIdentity {
     /// `keySeed`.
     pub key_seed: Option<String>,
@@ -218,7 +218,8 @@ pub struct StoredIdentity {
 }
 
 /// What the kernel was started with (§1.2): `Kernel.make`'s `mnemonic` and `keySeed` options.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Its `Debug` hides the secrets.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdentityOptions<'a> {
     /// A BIP39 recovery phrase (§1.3). Only allowed when no identity is stored. An empty
     /// string counts as none, as in JS.
@@ -226,6 +227,27 @@ pub struct IdentityOptions<'a> {
     /// A key seed, hex text read with [`from_hex`] and stored verbatim. Used when no identity
     /// is stored and no mnemonic is given.
     pub key_seed: Option<&'a str>,
+}
+
+impl std::fmt::Debug for StoredIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |v: &Option<String>| v.as_ref().map(|_| "<secret>");
+        f.debug_struct("StoredIdentity")
+            .field("key_seed", &secret(&self.key_seed))
+            .field("peer_id", &self.peer_id)
+            .field("ocap_url_key", &secret(&self.ocap_url_key))
+            .field("incarnation_id", &self.incarnation_id)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IdentityOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityOptions")
+            .field("mnemonic", &self.mnemonic.map(|_| "<secret>"))
+            .field("key_seed", &self.key_seed.map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 /// The outcome of [`select_identity`]: the identity, and the KV writes that make it persistent.

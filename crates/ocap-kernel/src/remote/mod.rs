@@ -12,8 +12,10 @@
 //!
 //! Both reproduce the JS kernel (`MetaMask/ocap-kernel`, `remotes/kernel/remote-comms.ts`,
 //! `kernel-utils/src/hex.ts`, `utils/bip39.ts`) closely enough that a JS kernel's identity
-//! values load here to the same peer ID and its URLs stay redeemable (§12.1 item 9); the
-//! tests hold vectors produced with the JS libraries.
+//! values load here to the same peer ID and its oids decrypt here (§12.1 item 9); the tests
+//! hold vectors produced with the JS libraries. (Redeeming also needs the URL's record in
+//! `ocap_urls`, which this kernel keeps for the URLs it issued: a JS kernel's old URLs are not
+//! redeemable here, by design, since each URL here holds a pin and can be revoked.)
 
 pub mod identity;
 mod js;

@@ -4,8 +4,7 @@
 //! `parseOcapURL` does (WHATWG URL parsing, then the pathname split on `@` and `,`), and its
 //! `Display` writes one as `issueOcapURL` does. [`encrypt_oid`] / [`decrypt_oid`] turn a kref
 //! into the opaque oid and back, byte-compatibly with the JS kernel's `AES_GCM.create()` from
-//! `@libp2p/crypto` (so URLs a JS kernel issued stay redeemable after migrating its identity,
-//! §12.1 item 9).
+//! `@libp2p/crypto` (oids a JS kernel made decrypt here with its migrated key, §12.1 item 9).
 
 use std::fmt;
 use std::str::FromStr;

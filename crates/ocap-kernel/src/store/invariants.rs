@@ -56,6 +56,12 @@ pub fn check(store: &Store) -> Result<(), Vec<String>> {
     }
 }
 
+fn table_exists(conn: &rusqlite::Connection, name: &str) -> Result<bool, rusqlite::Error> {
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [name], |r| {
+        r.get(0)
+    })
+}
+
 fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
     let conn = store.connection();
     let mut errs = Vec::new();
@@ -95,7 +101,14 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
     }
     // Every endpoint (vats and remotes), by ID text, with its state.
     let mut endpoints: HashMap<String, String> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT id, state FROM vats UNION ALL SELECT id, state FROM remotes")?;
+    // A store last written by an older build may lack the newer tables (`ocap check` opens it
+    // read-only, without creating them): an absent table has no rows to check.
+    let remotes_sql = if table_exists(conn, "remotes")? {
+        "SELECT id, state FROM vats UNION ALL SELECT id, state FROM remotes"
+    } else {
+        "SELECT id, state FROM vats"
+    };
+    let mut stmt = conn.prepare(remotes_sql)?;
     for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
         let (id, state) = row?;
         endpoints.insert(id, state);
@@ -293,12 +306,15 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
 
     // Issued OCAP URLs: each unrevoked one pins an existing object.
     let mut url_pins: HashMap<u64, u64> = HashMap::new();
-    let mut stmt = conn.prepare("SELECT oid, kref FROM ocap_urls WHERE revoked = 0")?;
-    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-        let (oid, kref) = row?;
-        match kref.parse::<KRef>() {
-            Ok(KRef::Object(id)) if objects.contains_key(&id) => *url_pins.entry(id).or_default() += 1,
-            _ => errs.push(format!("OCAP URL {oid} names {kref}, which is not an existing object")),
+    if table_exists(conn, "ocap_urls")? {
+        // The oid is not printed: with the public peer ID it is the bearer URL.
+        let mut stmt = conn.prepare("SELECT kref FROM ocap_urls WHERE revoked = 0")?;
+        for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            let kref = row?;
+            match kref.parse::<KRef>() {
+                Ok(KRef::Object(id)) if objects.contains_key(&id) => *url_pins.entry(id).or_default() += 1,
+                _ => errs.push(format!("an unrevoked OCAP URL names {kref}, which is not an existing object")),
+            }
         }
     }
     for (id, n) in url_pins {

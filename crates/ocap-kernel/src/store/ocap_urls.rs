@@ -47,6 +47,17 @@ impl Store {
         Ok(())
     }
 
+    /// How many unrevoked URLs pin `kref`: those pins are not the host's or the vat's to release.
+    pub fn live_url_count(&self, kref: KRef) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM ocap_urls WHERE kref = ?1 AND revoked = 0")
+            .ctx("prepare live url count")?
+            .query_row([kref.to_string()], |r| r.get(0))
+            .ctx("live url count")?;
+        Ok(n as u64)
+    }
+
     /// How many unrevoked URLs pin each object (the invariant checker counts them as pins).
     pub fn live_ocap_urls(&self) -> Result<Vec<(String, KRef)>, StoreError> {
         let mut stmt = self
