@@ -261,3 +261,28 @@ async fn a_root_pinned_by_the_host_can_be_unpinned_after_its_vat_is_gone() {
     assert_eq!(k.check_invariants().await.unwrap(), Ok(()));
     k.stop().await.unwrap();
 }
+
+/// A host service may take a built-in service's name (`ocapURLIssuerService`): the host's
+/// wins, at the first make and every later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_service_may_take_a_built_in_services_name() {
+    struct Mine;
+    impl KernelService for Mine {
+        fn invoke(&self, _method: &str, _args: Vec<Value>, reply: ServiceReply) {
+            reply.resolve(Value::str("the host's"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.sqlite");
+    let mine = || {
+        vec![ServiceRegistration { name: "ocapURLIssuerService".into(), service: Arc::new(Mine), system_only: false }]
+    };
+    for _ in 0..2 {
+        let (k, _, _) = make(&db, mine());
+        let status = k.get_status().await.unwrap();
+        let kref = status.services.iter().find(|s| s.name == "ocapURLIssuerService").expect("registered").kref;
+        let answer = k.queue_message(kref, "issue", vec![]).await.unwrap().unwrap();
+        assert_eq!(kunser(&answer).unwrap(), Value::str("the host's"));
+        k.stop().await.unwrap();
+    }
+}

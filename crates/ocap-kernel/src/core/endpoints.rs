@@ -55,6 +55,9 @@ impl KernelCore {
         if !self.store.endpoint_is_active(ep)? {
             return Err(KernelError::NoSuchEndpoint(ep));
         }
+        if !ep.parse_eref(rref).is_ok_and(|e| e.is_export()) {
+            return Err(KernelError::BadEndpointRef(format!("{rref} is not an rref {ep} exports")));
+        }
         let rref = rref.to_owned();
         let kref = self.unit(|k| match k.eref_to_kref(ep, &rref) {
             Ok(kref) => Ok(kref),

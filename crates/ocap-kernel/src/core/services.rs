@@ -126,8 +126,15 @@ impl KernelCore {
     /// Offers a service that is registered (and gets its kref) only when a subcluster first
     /// asks for it, or at once if an earlier process registered it: built-in services every
     /// kernel has (the OCAP URL services) do not shift the krefs of kernels that never use them.
+    ///
+    /// A name a host service already took in this process keeps the host's service (offers
+    /// are made after the host's registrations).
     pub fn offer_service(&mut self, name: &str, service: Arc<dyn KernelService>) -> Result<(), KernelError> {
-        if self.service_kref(name)?.is_some() {
+        let existing = self.service_kref(name)?;
+        if existing.is_some_and(|k| self.services.contains_key(&k)) {
+            return Ok(());
+        }
+        if existing.is_some() {
             self.register_service(name, service)?;
         } else {
             self.offered.insert(name.to_owned(), service);

@@ -151,6 +151,14 @@ impl Kernel {
         core.set_waker(Arc::new(move || waker.wake()));
         // The kernel facet exists from the start: queued messages may target it (§1.1).
         core.register_system_service("kernelFacet", Arc::new(facet::KernelFacet::new(handle.clone())))?;
+        for s in &config.services {
+            if s.system_only {
+                core.register_system_service(&s.name, s.service.clone())?;
+            } else {
+                core.register_service(&s.name, s.service.clone())?;
+            }
+        }
+        // Built-in services a subcluster may ask for, after the host's (whose names win).
         core.offer_service(
             url_services::OcapUrlIssuer::NAME,
             Arc::new(url_services::OcapUrlIssuer::new(handle.clone())),
@@ -159,13 +167,6 @@ impl Kernel {
             url_services::OcapUrlRedeemer::NAME,
             Arc::new(url_services::OcapUrlRedeemer::new(handle.clone())),
         )?;
-        for s in &config.services {
-            if s.system_only {
-                core.register_system_service(&s.name, s.service.clone())?;
-            } else {
-                core.register_service(&s.name, s.service.clone())?;
-            }
-        }
         // Reconcile system subclusters before any vat starts, so removed ones never run.
         let mut system_report = core.prepare_system_subclusters(&config.system_subclusters)?;
         // IO channels come back before the vats that use them (seed 002).
