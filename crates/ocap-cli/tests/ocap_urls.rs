@@ -253,8 +253,20 @@ fn the_host_issues_redeems_and_revokes_urls() {
     let redeemed = home.ok(&["url", "redeem", &third]).trim().to_owned();
     assert_eq!(send(&home, &redeemed, "increment", &[]), 1);
 
+    // The unrevoked URLs are listed with their object (text and `--json`), so a lost one can
+    // still be revoked.
+    let mut listed: Vec<String> = home.ok(&["url", "list"]).lines().map(str::to_owned).collect();
+    listed.sort();
+    let mut expected: Vec<String> = [&url, &second, &third].iter().map(|u| format!("{u}  {root}")).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let as_json = rpc_ok(&home, "listOcapURLs", json!([]));
+    assert_eq!(as_json.as_array().map(Vec::len), Some(3), "{as_json}");
+    assert!(as_json.as_array().unwrap().iter().all(|u| u["kref"] == json!(root)), "{as_json}");
+
     // Revoking: that URL is refused by name, the object and the other URLs live on.
     assert_eq!(home.ok(&["url", "revoke", &url]).trim(), "revoked");
+    assert_eq!(home.ok(&["url", "list"]).lines().count(), 2, "a revoked URL is no longer listed");
     let e = fails(&home, &["url", "redeem", &url]);
     assert!(e.contains("ocapURL has been revoked"), "{e}");
     assert_eq!(

@@ -139,3 +139,21 @@ fn redeeming_makes_no_identity_and_long_oids_are_refused_unread() {
     assert_eq!(url_error(k.core.redeem_ocap_url(&long)), "ocapURL has bad object reference");
     k.check();
 }
+
+/// The unrevoked URLs can be listed (with their objects), so a URL whose text was lost, such
+/// as one issued just before a crash, can still be revoked and its object released.
+#[test]
+fn live_urls_are_listed_and_a_listed_url_can_be_revoked() {
+    let (mut k, _log, obj) = kernel_with_object();
+    assert!(k.core.live_ocap_urls().unwrap().is_empty());
+    let first = k.core.issue_ocap_url(obj).expect("issue");
+    let second = k.core.issue_ocap_url(obj).expect("issue");
+    let mut listed = k.core.live_ocap_urls().unwrap();
+    listed.sort();
+    let mut expected = vec![(first.clone(), obj), (second.clone(), obj)];
+    expected.sort();
+    assert_eq!(listed, expected, "the listed URLs are the issued ones, byte for byte");
+    k.core.revoke_ocap_url(&listed[0].0).expect("revoke a listed URL");
+    assert_eq!(k.core.live_ocap_urls().unwrap().len(), 1);
+    k.check();
+}

@@ -1,6 +1,6 @@
-//! `ocap url issue <kref>`, `ocap url redeem <url>`, `ocap url revoke <url>`: OCAP URLs
-//! through the daemon (remote-comms.md §3; control methods `issueOcapURL`, `redeemOcapURL`,
-//! and our `revokeOcapURL`). An issued URL keeps its object alive until it is revoked.
+//! `ocap url issue <kref>`, `ocap url redeem <url>`, `ocap url revoke <url>`, `ocap url list`:
+//! OCAP URLs through the daemon (remote-comms.md §3; control methods `issueOcapURL`,
+//! `redeemOcapURL`, and our `revokeOcapURL`, `listOcapURLs`). An issued URL keeps its object alive until it is revoked.
 
 use clap::Subcommand;
 use serde_json::{json, Value as Json};
@@ -22,6 +22,8 @@ pub enum UrlCommand {
         /// The URL (`ocap:…@<peer ID>`).
         url: String,
     },
+    /// List the unrevoked OCAP URLs this kernel issued, each with its object.
+    List,
     /// Revoke an OCAP URL this kernel issued: it can no longer be redeemed, and its object is
     /// released.
     Revoke {
@@ -36,9 +38,15 @@ pub async fn run(cmd: UrlCommand, home: &Home, json: bool) -> Result<(), CliErro
         UrlCommand::Issue { kref } => client.call("issueOcapURL", json!({ "kref": kref })).await?,
         UrlCommand::Redeem { url } => client.call("redeemOcapURL", json!({ "url": url })).await?,
         UrlCommand::Revoke { url } => client.call("revokeOcapURL", json!({ "url": url })).await?,
+        UrlCommand::List => client.call("listOcapURLs", json!([])).await?,
     };
     match (answer, json) {
         (Json::String(s), false) => println!("{s}"),
+        (Json::Array(urls), false) => {
+            for u in urls {
+                println!("{}  {}", u["url"].as_str().unwrap_or_default(), u["kref"].as_str().unwrap_or_default());
+            }
+        }
         (Json::Null, false) => println!("revoked"),
         (answer, _) => print_json(&answer, true),
     }

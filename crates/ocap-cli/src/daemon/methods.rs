@@ -120,6 +120,12 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
             state.kernel().await.revoke_ocap_url(&p.url).await.map_err(kernel_error)?;
             Ok(Json::Null)
         }
+        // Ours: the unrevoked URLs, so a lost one can still be revoked. `[{url, kref}]`.
+        "listOcapURLs" => {
+            no_params(&params)?;
+            let urls = state.kernel().await.live_ocap_urls().await.map_err(kernel_error)?;
+            Ok(Json::Array(urls.into_iter().map(|(url, kref)| json!({"url": url, "kref": kref.to_string()})).collect()))
+        }
         "executeDBQuery" => {
             let p: SqlParams = parse(params)?;
             let db = state.home.db();

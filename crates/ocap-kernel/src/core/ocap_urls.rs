@@ -58,6 +58,17 @@ impl KernelCore {
         self.commit()
     }
 
+    /// Every unrevoked URL this kernel issued, with its object, in oid order: how a host finds
+    /// (and can revoke) a URL whose text it lost, such as one issued just before a crash.
+    pub fn live_ocap_urls(&self) -> Result<Vec<(String, KRef)>, KernelError> {
+        let Some(peer_id) = self.peer_id()? else { return Ok(Vec::new()) };
+        let urls = self.store.live_ocap_urls()?;
+        Ok(urls
+            .into_iter()
+            .map(|(oid, kref)| (OcapUrl { oid, host: peer_id.clone(), hints: Vec::new() }.to_string(), kref))
+            .collect())
+    }
+
     /// Parses a URL and finds what this kernel issued under it, unrevoked: (oid, kref). The
     /// oid must also decrypt to that kref under this kernel's key (a consistency check, done
     /// last because it costs a key derivation).

@@ -176,6 +176,11 @@ impl Kernel {
         self.call(move |st| st.core.redeem_ocap_url(&url)).await
     }
 
+    /// Every unrevoked OCAP URL this kernel issued, with its object.
+    pub async fn live_ocap_urls(&self) -> Result<Vec<(String, KRef)>, KernelError> {
+        self.call(|st| st.core.live_ocap_urls()).await
+    }
+
     /// Revokes an OCAP URL this kernel issued, releasing its object.
     pub async fn revoke_ocap_url(&self, url: &str) -> Result<(), KernelError> {
         let url = url.to_owned();

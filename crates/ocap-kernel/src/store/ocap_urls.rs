@@ -58,7 +58,7 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// How many unrevoked URLs pin each object (the invariant checker counts them as pins).
+    /// Every unrevoked URL's oid and object, in oid order.
     pub fn live_ocap_urls(&self) -> Result<Vec<(String, KRef)>, StoreError> {
         let mut stmt = self
             .conn
