@@ -109,7 +109,8 @@ impl KernelCore {
         };
         self.endpoints.insert(ep, endpoint);
         let outcome = report.outcome(ep, delivered)?;
-        if let (true, Some(vat), false) = (counts_for_reap, ep.vat(), matches!(outcome, Outcome::Abort { .. })) {
+        // A vat's delivery counts against its reap interval, unless it is rolled back.
+        if let Some(vat) = ep.vat().filter(|_| counts_for_reap && !matches!(outcome, Outcome::Abort { .. })) {
             if self.store.tick_reap(vat)? {
                 self.store.schedule_reap(vat)?;
             }

@@ -3,7 +3,7 @@
 //! what termination does beyond the generic part (`terminate.rs`).
 
 use super::{KernelCore, KernelError};
-use crate::refs::{EndpointId, KRef, VatId, ROOT_OBJECT_VREF};
+use crate::refs::{KRef, VatId, ROOT_OBJECT_VREF};
 use crate::smallcaps::{self, Value};
 use crate::store::{VatRecord, VatState};
 use crate::vat::Endpoint;
@@ -122,7 +122,7 @@ impl KernelCore {
 
     /// The root kref of a vat.
     pub fn vat_root(&self, vat: VatId) -> Result<KRef, KernelError> {
-        self.store.clist_by_eref(vat.into(), ROOT_OBJECT_VREF)?.map(|(k, _)| k).ok_or(KernelError::NoSuchVat(vat))
+        self.store.vat_root_kref(vat)?.ok_or(KernelError::NoSuchVat(vat))
     }
 
     /// Terminates a vat from the host: rejects what it decides and schedules its cleanup.
@@ -147,7 +147,7 @@ impl KernelCore {
     /// deleted.
     pub(crate) fn end_vat_in_unit(&mut self, vat: VatId) -> Result<(), KernelError> {
         self.store.delete_vatstore(vat)?;
-        if let Some((root, _)) = self.store.clist_by_eref(EndpointId::Vat(vat), ROOT_OBJECT_VREF)? {
+        if let Some(root) = self.store.vat_root_kref(vat)? {
             // The vat's own pin, unless what is left belongs to OCAP URLs (the host may have
             // released the root's pin itself).
             let url_pins = self.store.live_url_count(root)?;

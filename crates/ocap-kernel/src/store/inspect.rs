@@ -6,7 +6,7 @@
 //! Rows are shown as stored: references as their text (`ko3`, `v1`), so a damaged database
 //! can still be looked at. A `limit` of `None` means every row.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Row};
 
 use super::{Ctx, GcActionKind, Store, StoreError};
 use crate::refs::{KRef, VatId, ROOT_OBJECT_VREF};
@@ -172,21 +172,12 @@ impl Store {
     /// The keys of `kv` (kernel settings: `service.<name>`, `io.<subcluster>.<name>`, …),
     /// sorted.
     pub fn kv_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.rows("SELECT key FROM kv ORDER BY key", [], "kv keys", |r| r.get(0))
+        Ok(self.kv_with_prefix("")?.into_iter().map(|(key, _)| key).collect())
     }
 
     /// The kref of `vat`'s root object (its export `o+0`), once it has one.
     pub fn vat_root_kref(&self, vat: VatId) -> Result<Option<KRef>, StoreError> {
-        let kref: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT kref FROM clist WHERE endpoint = ?1 AND eref = ?2",
-                params![vat.to_string(), ROOT_OBJECT_VREF],
-                |r| r.get(0),
-            )
-            .optional()
-            .ctx("vat root")?;
-        kref.map(|k| k.parse().map_err(|e| StoreError::Corrupt(format!("bad kref in c-list: {e}")))).transpose()
+        Ok(self.clist_by_eref(vat.into(), ROOT_OBJECT_VREF)?.map(|(kref, _)| kref))
     }
 
     fn rows<T>(
