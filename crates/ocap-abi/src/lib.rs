@@ -1,8 +1,8 @@
 //! The vat/kernel boundary: what the kernel (`ocap-kernel`) and the vat side (`ocap-vat`,
 //! or any other launcher of endpoints) must agree on, and nothing else: references
 //! (`refs`), `CapData` (`capdata`), the endpoint protocol (`vat`), vat and cluster configs
-//! (`config`, with `json_text` for JSON text of any depth), and the launcher traits
-//! (`launch`).
+//! (`config`, with `json_text` for JSON text of any depth), the launcher traits
+//! (`launch`), and the kernel/transport boundary of remote comms (`remote`).
 //!
 //! It is a crate of its own so that the vat side does not depend on the kernel (and its
 //! SQLite store): both depend on this. The kernel re-exports every module here under its old
@@ -13,4 +13,5 @@ pub mod config;
 pub mod json_text;
 pub mod launch;
 pub mod refs;
+pub mod remote;
 pub mod vat;

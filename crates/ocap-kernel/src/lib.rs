@@ -21,10 +21,12 @@ pub use crate::core::{
     SubclusterLaunch, VatCodeLoader, VatLauncher, VatSpec,
 };
 pub use crate::core::{IncarnationReport, LaunchRequest};
+pub use crate::core::{PeerStatus, RedeemReply, RemoteOptions};
 pub use crate::core::{SystemBootReport, SystemSubclusterConfig};
 pub use crate::kernel::KernelState;
 pub use crate::kernel::{
-    Kernel, KernelConfig, KernelStatus, LaunchResult, ServiceRegistration, SubclusterDetails, VatEvent, VatEventSink,
+    Kernel, KernelConfig, KernelStatus, LaunchResult, RemoteCommsStatus, ServiceRegistration, SubclusterDetails,
+    VatEvent, VatEventSink,
 };
 pub use crate::store::invariants;
 pub use capdata::CapData;

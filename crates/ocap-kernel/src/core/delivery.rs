@@ -65,6 +65,13 @@ impl KernelCore {
             self.splat(item_target, &msg, deleted())?;
             return Ok(Outcome::Commit);
         };
+        if let EndpointId::Remote(r) = ep {
+            if self.is_peer(r) && self.peer_backlog_full(r)? {
+                let err = self.backlog_full_error();
+                self.splat(item_target, &msg, err)?;
+                return Ok(Outcome::Commit);
+            }
+        }
         // The decider is handed off at delivery.
         let result = match msg.result {
             Some(r) if self.store.promise_is_unresolved(r)? => {
@@ -93,6 +100,11 @@ impl KernelCore {
         delivery: VatDelivery,
         counts_for_reap: bool,
     ) -> Result<Outcome, KernelError> {
+        if let EndpointId::Remote(r) = ep {
+            if self.is_peer(r) {
+                return self.send_to_peer(r, delivery);
+            }
+        }
         let Some(mut endpoint) = self.endpoints.remove(&ep) else {
             return Err(match ep {
                 EndpointId::Vat(vat) => KernelError::VatNotRunning(vat),

@@ -18,7 +18,11 @@ use crate::vat::Endpoint;
 impl KernelCore {
     /// Whether the endpoint has a worker or connection attached in this process.
     pub fn is_attached(&self, ep: EndpointId) -> bool {
-        self.endpoints.contains_key(&ep)
+        match ep {
+            // A peer always takes deliveries: they wait in its pending log for the network.
+            EndpointId::Remote(r) if self.is_peer(r) => true,
+            _ => self.endpoints.contains_key(&ep),
+        }
     }
 
     /// Adds a remote kernel as a new endpoint `rN`, with an empty c-list. What the remote

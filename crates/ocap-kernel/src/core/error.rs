@@ -52,6 +52,9 @@ pub enum KernelError {
     /// `smallcaps::MAX_DEPTH`, which no vat could receive).
     #[error("cannot send the value: {0}")]
     BadValue(#[from] crate::smallcaps::SmallcapsError),
+    /// A remote kernel sent something this kernel cannot process (remote-comms.md §4.5).
+    #[error("bad message from a peer: {0}")]
+    PeerProtocol(String),
     #[error("internal kernel error: {0}")]
     Internal(String),
 }

@@ -146,6 +146,10 @@ impl KernelCore {
     pub fn shutdown(&mut self) -> Result<(), KernelError> {
         self.commit()?;
         self.close_all_io();
+        // Frames not yet acked stay in the pending logs and go out again after a restart.
+        if let Some(t) = self.detach_transport() {
+            t.stop();
+        }
         for (_, mut ep) in self.endpoints.drain() {
             ep.shutdown();
         }

@@ -19,7 +19,7 @@ fn stored(store: &Store) -> Result<StoredIdentity, KernelError> {
 impl KernelCore {
     /// The kernel's identity, made and persisted (in one committed unit) if it has none yet,
     /// from `mnemonic` if given (§1.2's precedence and errors).
-    pub(crate) fn provide_identity(&mut self, mnemonic: Option<&str>) -> Result<Identity, KernelError> {
+    pub fn provide_identity(&mut self, mnemonic: Option<&str>) -> Result<Identity, KernelError> {
         let stored = stored(&self.store)?;
         let selection = select_identity(&stored, IdentityOptions { mnemonic, key_seed: None })
             .map_err(|e| KernelError::Identity(e.to_string()))?;

@@ -31,6 +31,7 @@ mod incarnation;
 pub mod io;
 mod ocap_urls;
 mod options;
+mod peers;
 mod promises;
 mod refcount;
 mod router;
@@ -47,6 +48,7 @@ pub use error::KernelError;
 pub use incarnation::IncarnationReport;
 pub use ocap_abi::launch::{LaunchRequest, LaunchedVat, VatCodeLoader, VatLauncher};
 pub use options::KernelOptions;
+pub use peers::{PeerStatus, RedeemReply, RemoteOptions};
 pub use services::{KernelService, ServiceInfo, ServiceReply, Waker};
 pub use subclusters::SubclusterLaunch;
 pub use system::{SystemBootReport, SystemSubclusterConfig};
@@ -70,8 +72,21 @@ pub type HostWaiter = Box<dyn FnOnce(HostResult) + Send>;
 
 /// Work that may only happen after the crank that produced it is durable.
 pub(crate) enum Effect {
-    HostResolved { kpid: KRef, result: HostResult },
-    InvokeService { service: KRef, method: String, args: CapData<KRef>, result: Option<KRef> },
+    HostResolved {
+        kpid: KRef,
+        result: HostResult,
+    },
+    InvokeService {
+        service: KRef,
+        method: String,
+        args: CapData<KRef>,
+        result: Option<KRef>,
+    },
+    /// A frame logged for a peer, to hand to the transport (`peers.rs`).
+    RemoteSend {
+        remote: crate::refs::RemoteId,
+        frame: String,
+    },
 }
 
 /// The kernel state machine's sole owner.
@@ -100,6 +115,8 @@ pub struct KernelCore {
     pub(crate) waker: Option<Waker>,
     pub(crate) cranks_since_commit: u32,
     pub(crate) crank_count: u64,
+    /// Remote comms: the transport, the peers' timers, URL redemptions in flight (`peers.rs`).
+    pub(crate) comms: peers::Comms,
 }
 
 impl KernelCore {
@@ -125,6 +142,7 @@ impl KernelCore {
             waker: None,
             cranks_since_commit: 0,
             crank_count: 0,
+            comms: peers::Comms::default(),
         };
         core.unit(|k| {
             for kpid in k.store.host_watched_promises()? {
@@ -141,6 +159,7 @@ impl KernelCore {
             Ok(())
         })?;
         core.commit()?;
+        core.load_peers()?;
         Ok(core)
     }
 

@@ -46,6 +46,18 @@ impl KernelCore {
             let p = self.store.promise(target)?.ok_or(KernelError::UnknownKref(target))?;
             match p.state {
                 PromiseState::Unresolved => {
+                    // Pipelining across kernels: a message to a promise a peer decides goes to
+                    // the peer, which holds it where the answer will be (the JS kernel parks it
+                    // here, §8.1, costing a round trip). Not past messages already parked on
+                    // it (E-order): then it parks too, and all go on at the resolution.
+                    if let Some(EndpointId::Remote(r)) = p.decider {
+                        if self.is_peer(r)
+                            && !self.store.has_parked(target)?
+                            && self.store.clist_by_kref(r.into(), target)?.is_some()
+                        {
+                            return self.deliver_message(r.into(), target, item_target, msg);
+                        }
+                    }
                     self.store.park_message(target, &msg)?;
                     self.decref(item_target)?;
                     return Ok(Outcome::Commit);

@@ -10,7 +10,7 @@ use super::{KernelCore, KernelError};
 use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, RefType, VatId};
 use crate::store::promises::PromiseState;
-use crate::store::{GcActionKind, Message, RunQueueItem, StoreError};
+use crate::store::{GcActionKind, Message, StoreError};
 use crate::vat::{SyscallHandler, SyscallResult, VatResolution, VatSyscall};
 
 /// Why a syscall failed: the endpoint's fault (illegal, it will be terminated) or the kernel's.
@@ -140,14 +140,7 @@ impl SyscallCtx<'_> {
             }
             VatSyscall::Subscribe(vpid) => {
                 let kpid = self.promise_ref(&vpid)?;
-                let k = &mut *self.core;
-                let p = k.store.promise_status(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
-                if p.state == PromiseState::Unresolved {
-                    k.store.add_subscriber(kpid, ep)?;
-                } else {
-                    k.incref(kpid)?;
-                    k.store.push_run(&RunQueueItem::Notify { endpoint_id: ep, kpid })?;
-                }
+                self.core.subscribe_endpoint(ep, kpid)?;
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Resolve(resolutions) => {

@@ -73,7 +73,27 @@ impl KernelCore {
         let eref = ep.import_eref(self.store.next_import_index(ep, kref.is_promise())?, kref.is_promise());
         self.store.add_clist(ep, kref, &eref, true)?;
         self.incref(kref)?;
+        if let EndpointId::Remote(r) = ep {
+            if kref.is_promise() && self.is_peer(r) {
+                // A peer never subscribes (there is no such message): a promise it is given
+                // subscribes it, so its resolution follows (remote-comms.md §8.2; the JS kernel
+                // never notifies such promises).
+                self.subscribe_endpoint(ep, kref)?;
+            }
+        }
         Ok(eref)
+    }
+
+    /// Subscribes `ep` to a promise: it is notified when the promise settles, or now if it has.
+    pub(crate) fn subscribe_endpoint(&mut self, ep: EndpointId, kpid: KRef) -> Result<(), KernelError> {
+        let p = self.store.promise_status(kpid)?.ok_or(KernelError::UnknownKref(kpid))?;
+        if p.state == crate::store::promises::PromiseState::Unresolved {
+            self.store.add_subscriber(kpid, ep)?;
+        } else {
+            self.incref(kpid)?;
+            self.store.push_run(&crate::store::RunQueueItem::Notify { endpoint_id: ep, kpid })?;
+        }
+        Ok(())
     }
 
     /// Maps a message's result promise into the receiving endpoint. When it does not know it

@@ -170,12 +170,6 @@ impl Kernel {
         self.call(move |st| st.core.issue_ocap_url(kref)).await
     }
 
-    /// The object an OCAP URL this kernel issued names.
-    pub async fn redeem_ocap_url(&self, url: &str) -> Result<KRef, KernelError> {
-        let url = url.to_owned();
-        self.call(move |st| st.core.redeem_ocap_url(&url)).await
-    }
-
     /// Every unrevoked OCAP URL this kernel issued, with its object.
     pub async fn live_ocap_urls(&self) -> Result<Vec<(String, KRef)>, KernelError> {
         self.call(|st| st.core.live_ocap_urls()).await

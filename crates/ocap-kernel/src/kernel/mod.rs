@@ -16,12 +16,14 @@
 //! ```
 
 mod admin;
+mod comms;
 mod facet;
 mod launch;
 mod run_loop;
 mod url_services;
 
 pub use admin::{ServiceInfo, SubclusterDetails};
+pub use comms::RemoteCommsStatus;
 /// How workers report outside a delivery; defined with the launcher traits in `ocap-abi`.
 pub use ocap_abi::launch::{VatEvent, VatEventSink};
 
@@ -199,7 +201,7 @@ impl Kernel {
         let state = Arc::new(AtomicU8::new(KernelState::Running as u8));
         let loop_state = state.clone();
         let kernel_state = state;
-        let state = LoopState { core, launcher, gc_waiters: Vec::new() };
+        let state = LoopState { core, launcher, gc_waiters: Vec::new(), ticker_stop: None };
         let thread = std::thread::Builder::new()
             .name("ocap-run-loop".into())
             .spawn(move || {

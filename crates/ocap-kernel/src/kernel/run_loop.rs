@@ -29,6 +29,8 @@ pub(crate) struct LoopState {
     /// cranks run meanwhile once no cleanup or GC work is left, or with the error that stopped
     /// the loop from doing it.
     pub(crate) gc_waiters: Vec<(u64, oneshot::Sender<Result<u64, KernelError>>)>,
+    /// Set to stop the remote-comms ticker thread (`comms.rs`).
+    pub(crate) ticker_stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The run loop's address. Cheap to clone; usable from any thread (`mpsc::Sender` is `Sync`).
@@ -91,6 +93,9 @@ impl LoopState {
             }
             Ok(Command::Wake) => true,
             Ok(Command::Stop(reply)) => {
+                if let Some(stop) = self.ticker_stop.take() {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 let _ = reply.send(self.core.shutdown());
                 false
             }

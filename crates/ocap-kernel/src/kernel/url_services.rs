@@ -70,9 +70,16 @@ impl KernelService for OcapUrlRedeemer {
             return reply.reject(Value::error("redeem expects an OCAP URL string"));
         };
         let url = url.clone();
-        self.run_loop.post(move |st: &mut LoopState| match st.core.redeem_ocap_url(&url) {
-            Ok(kref) => reply.resolve(Value::presence(kref, None)),
-            Err(e) => reply.reject(Value::error(e.to_string())),
+        // A URL of another kernel is answered when its host replies (remote-comms.md §3.5).
+        self.run_loop.post(move |st: &mut LoopState| {
+            st.core.redeem_ocap_url_with(
+                &url,
+                false,
+                Box::new(move |r| match r {
+                    Ok(kref) => reply.resolve(Value::presence(kref, None)),
+                    Err(e) => reply.reject(Value::error(e)),
+                }),
+            )
         });
     }
 }

@@ -17,6 +17,12 @@
 //! `ocap_urls`, which this kernel keeps for the URLs it issued: a JS kernel's old URLs are not
 //! redeemable here, by design, since each URL here holds a pin and can be revoked.)
 
+pub mod envelope;
 pub mod identity;
 mod js;
 pub mod ocap_url;
+
+/// The kernel/transport boundary (`ocap_abi::remote`), under the kernel's remote module.
+pub mod transport {
+    pub use ocap_abi::remote::*;
+}

@@ -66,7 +66,8 @@ impl Store {
     pub(crate) fn delete_endpoint(&self, ep: EndpointId) -> Result<(), StoreError> {
         match ep {
             EndpointId::Vat(vat) => self.delete_vat(vat),
-            EndpointId::Remote(_) => {
+            EndpointId::Remote(r) => {
+                self.delete_peer(r)?;
                 self.conn
                     .prepare_cached("DELETE FROM remotes WHERE id = ?1")
                     .ctx("prepare delete remote")?

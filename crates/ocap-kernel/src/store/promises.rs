@@ -229,6 +229,16 @@ impl Store {
         Ok(())
     }
 
+    /// Takes one endpoint off a promise's subscribers.
+    pub(crate) fn remove_subscriber(&self, kpid: KRef, ep: EndpointId) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1 AND vat = ?2")
+            .ctx("prepare remove subscriber")?
+            .execute(params![kpid.id() as i64, ep.to_string()])
+            .ctx("remove subscriber")?;
+        Ok(())
+    }
+
     pub(crate) fn remove_subscriptions_of(&self, ep: EndpointId) -> Result<(), StoreError> {
         self.conn
             .prepare_cached("DELETE FROM promise_subscribers WHERE vat = ?1")
@@ -259,6 +269,15 @@ impl Store {
             .execute(params![kpid.id() as i64, json])
             .ctx("park message")?;
         Ok(())
+    }
+
+    /// Whether messages are parked on a promise.
+    pub(crate) fn has_parked(&self, kpid: KRef) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM promise_queue WHERE kpid = ?1)")
+            .ctx("prepare has parked")?
+            .query_row([kpid.id() as i64], |r| r.get(0))
+            .ctx("has parked")
     }
 
     /// Removes and returns the parked messages of a promise, in arrival order.

@@ -90,6 +90,26 @@ CREATE TABLE IF NOT EXISTS remotes (
   next_promise INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 
+-- Remote kernels reached over the network (remote-comms.md §5): one row per remote endpoint
+-- that is a peer. peer_id: its libp2p peer ID; hints: JSON list of multiaddrs from the URLs
+-- redeemed from it; next_send_seq: the last seq assigned; highest_received_seq: the last seq
+-- taken from it (committed with the unit that processed it: exactly-once receive);
+-- incarnation: the incarnation ID it last presented (§7).
+CREATE TABLE IF NOT EXISTS remote_peers (
+  remote TEXT PRIMARY KEY,
+  peer_id TEXT NOT NULL UNIQUE,
+  hints TEXT NOT NULL DEFAULT '[]',
+  next_send_seq INTEGER NOT NULL DEFAULT 0,
+  highest_received_seq INTEGER NOT NULL DEFAULT 0,
+  incarnation TEXT
+) WITHOUT ROWID;
+
+-- The sender's log (§5.1): every sequenced frame sent to a peer and not yet acked, exactly as
+-- sent, written in the unit that produced it; deleted when acked or given up.
+CREATE TABLE IF NOT EXISTS remote_pending (
+  remote TEXT NOT NULL, seq INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (remote, seq)
+) WITHOUT ROWID;
+
 -- OCAP URLs this kernel issued, by oid (remote-comms.md §3; the oid is the URL's encrypted
 -- object part, random per issue). An unrevoked URL pins its object (objects.pins), so the
 -- object lives as long as the URL can be redeemed; revoking releases the pin and keeps the

@@ -1,0 +1,836 @@
+//! Remote endpoints that are network peers: the kernel side of the JS kernel's `RemoteHandle`
+//! (remote-comms.md §2, §3.5, §4.3–§8). A peer is a remote endpoint `rN` with a row in
+//! `remote_peers`; deliveries to it become sequenced frames, and its frames arrive as its
+//! syscalls. Reliability is the kernel's, not the transport's:
+//!
+//! - **send** (§5.1): a delivery to a peer is translated as for any endpoint (its c-list, in
+//!   this kernel's frame), turned into the receiver's frame (`invert_rref`), given the next
+//!   seq and the cumulative ack, and written to `remote_pending` **in the crank's unit**; the
+//!   frame goes to the transport only after the commit (`Effect::RemoteSend`). A peer with
+//!   `max_pending` unacked frames refuses new messages (`DELIVERY_FAILED`, the JS text); the
+//!   kernel's own traffic (notifies, GC, URL replies) is never refused, since dropping it would
+//!   leave the two kernels disagreeing.
+//! - **receive** (§4.5): the ack is taken first; a seq at or below the highest received is a
+//!   duplicate, dropped (and re-acked); the next seq is processed as the peer's syscalls and
+//!   `highest_received_seq` is written in the same unit: exactly once. A seq past a gap is
+//!   not taken (nor acked) at first: the JS kernel accepts gaps and so relies on the stream's
+//!   order, but a frame that overtook another would then make the other a "duplicate" and lose
+//!   it. The sender resends everything pending in order each ack timeout, so a missing frame
+//!   that is still pending arrives within one; a gap that lasts `1.5 × ack_timeout` is one the
+//!   sender made on purpose (it gave up on those frames, §6) and is accepted. A frame the
+//!   kernel cannot process (an unknown ref, a resolution it may not make) is rolled back,
+//!   acked, and recorded as the peer's last error; a message it cannot take is answered with a
+//!   rejection of its result, so the sending vat hears why (§14: lenient on receive).
+//! - **timers** (`remote_tick`): a standalone ack `delayed_ack` after receiving when nothing
+//!   carried it; retransmission of every pending frame each `ack_timeout`; after `max_retries`
+//!   retransmissions, give-up (§6).
+//! - **give-up** (§6): the pending log is dropped and every promise the peer decides is
+//!   rejected with `[KERNEL:CONNECTION_LOST]` (the JS kernel's scan finds none, §15.1); a later
+//!   send starts again.
+//! - **incarnations** (§7): a handshake showing a new incarnation ID means the peer lost its
+//!   state: its seqs restart, what it exported is gone (orphaned, so sends to it are rejected
+//!   with `OBJECT_DELETED`), and the promises it decided are rejected with
+//!   `[KERNEL:PEER_RESTARTED]`.
+//!
+//! Fixes of the JS kernel's §15 items: promises passed as arguments are notified (a promise
+//! exported to a peer subscribes it, `translate.rs`; echo suppressed here); GC refs go in the
+//! receiver's frame and either frame is accepted on receipt (§8.4); a late or duplicate notify
+//! or URL reply is acked and ignored (§8.3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocap_abi::remote::{PeerLinkStatus, RemoteTransport, SendError};
+
+use super::syscalls::{SyscallCtx, SyscallError};
+use super::unit::Outcome;
+use super::{Effect, KernelCore, KernelError};
+use crate::capdata::CapData;
+use crate::refs::{EndpointId, KRef, RefType, RemoteId};
+use crate::remote::envelope::{self, invert_rref, Body, Frame};
+use crate::remote::ocap_url::OcapUrl;
+use crate::smallcaps::kernel_error;
+use crate::store::promises::PromiseState;
+use crate::vat::{SyscallHandler, SyscallResult, VatDelivery, VatResolution, VatSyscall};
+
+/// The kernel side's limits (remote-comms.md §5.1, §9.5); defaults are the JS kernel's.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// How long a sent frame waits for its ack before everything pending is sent again (10 s).
+    pub ack_timeout: Duration,
+    /// Retransmissions before giving up on a peer (3: about 40 s in all).
+    pub max_retries: u32,
+    /// How long after receiving a standalone ack is sent, if nothing carried one (50 ms).
+    pub delayed_ack: Duration,
+    /// Unacked frames past which new messages to a peer are refused (200).
+    pub max_pending: u64,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            ack_timeout: Duration::from_secs(10),
+            max_retries: 3,
+            delayed_ack: Duration::from_millis(50),
+            max_pending: 200,
+        }
+    }
+}
+
+impl RemoteOptions {
+    /// How long a URL redemption waits for its reply: `ack_timeout × (max_retries + 1)` (§3.5).
+    pub fn redemption_timeout(&self) -> Duration {
+        self.ack_timeout * (self.max_retries + 1)
+    }
+}
+
+/// Called once with the outcome of a URL redemption: the kref of the object, or why not.
+pub type RedeemReply = Box<dyn FnOnce(Result<KRef, String>) + Send>;
+
+/// What the kernel keeps in memory about a peer (timers; everything durable is in the store).
+#[derive(Debug, Default)]
+struct PeerLink {
+    peer_id: String,
+    /// Retransmissions since the last ack that acknowledged something.
+    retries: u32,
+    /// When pending frames are sent again, while any are pending and a transport is attached.
+    ack_deadline: Option<Instant>,
+    /// When a standalone ack is due.
+    ack_due: Option<Instant>,
+    /// Whether the peer's persisted hints were handed to the transport in this process.
+    hints_pushed: bool,
+    last_error: Option<String>,
+    /// Since when frames past a gap in the peer's seqs have been arriving (see `receive`).
+    gap_since: Option<Instant>,
+}
+
+struct Redemption {
+    remote: RemoteId,
+    deadline: Instant,
+    /// Pin the object for the host (see `redeem_ocap_url_with`).
+    pin: bool,
+    reply: RedeemReply,
+}
+
+/// The kernel's remote-comms state: the transport, the peers' timers, URL redemptions in
+/// flight.
+#[derive(Default)]
+pub(crate) struct Comms {
+    transport: Option<Arc<dyn RemoteTransport>>,
+    opts: RemoteOptions,
+    links: HashMap<RemoteId, PeerLink>,
+    redemptions: HashMap<String, Redemption>,
+    next_reply_key: u64,
+}
+
+/// One peer as `getStatus().remoteComms` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub remote: RemoteId,
+    pub peer_id: String,
+    /// Frames sent and not yet acknowledged.
+    pub backlog: u64,
+    pub next_send_seq: u64,
+    pub highest_received_seq: u64,
+    /// The last problem seen with the peer (a frame it sent that could not be processed, a
+    /// send that failed, a give-up), if any.
+    pub last_error: Option<String>,
+}
+
+/// The peer sent something this kernel cannot process.
+struct PeerFault(String);
+
+impl From<SyscallError> for PeerFault {
+    fn from(e: SyscallError) -> Self {
+        match e {
+            SyscallError::Illegal(why) => PeerFault(why),
+            SyscallError::Internal(e) => PeerFault(format!("kernel error: {e}")),
+        }
+    }
+}
+
+/// `[success, key, value]` to answer a redemption after the commit.
+type Completion = (String, Result<KRef, String>);
+
+impl KernelCore {
+    /// Loads the peers of active remote endpoints (at start-up).
+    pub(crate) fn load_peers(&mut self) -> Result<(), KernelError> {
+        for peer in self.store.peers()? {
+            if self.store.endpoint_is_active(peer.remote.into())? {
+                self.comms.links.insert(peer.remote, PeerLink { peer_id: peer.peer_id, ..Default::default() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `remote` is a network peer (rather than a remote attached by the host).
+    pub(crate) fn is_peer(&self, remote: RemoteId) -> bool {
+        self.comms.links.contains_key(&remote)
+    }
+
+    /// Attaches the network transport: frames waiting in the pending logs are sent now, and
+    /// from here on every committed frame is. Replaces an earlier transport.
+    pub fn attach_transport(
+        &mut self,
+        transport: Arc<dyn RemoteTransport>,
+        opts: RemoteOptions,
+    ) -> Result<(), KernelError> {
+        self.comms.transport = Some(transport);
+        self.comms.opts = opts;
+        let remotes: Vec<RemoteId> = self.comms.links.keys().copied().collect();
+        for remote in remotes {
+            if let Some(link) = self.comms.links.get_mut(&remote) {
+                link.hints_pushed = false;
+            }
+            self.resend_pending(remote, Instant::now())?;
+        }
+        Ok(())
+    }
+
+    /// Detaches the transport (remote comms stopped); frames stay in the pending logs.
+    pub fn detach_transport(&mut self) -> Option<Arc<dyn RemoteTransport>> {
+        for link in self.comms.links.values_mut() {
+            link.ack_deadline = None;
+            link.ack_due = None;
+        }
+        self.comms.transport.take()
+    }
+
+    /// The attached transport, if remote comms are running.
+    pub fn transport(&self) -> Option<Arc<dyn RemoteTransport>> {
+        self.comms.transport.clone()
+    }
+
+    /// The remote endpoint for `peer_id`, made (with its peer row) if this kernel has none;
+    /// `hints` are added to its persisted hints and handed to the transport. Committed.
+    ///
+    /// Errors: `OcapUrl` for a peer ID that is not one, or this kernel's own.
+    pub fn peer_remote(&mut self, peer_id: &str, hints: &[String]) -> Result<RemoteId, KernelError> {
+        if peer_id.parse::<libp2p_identity::PeerId>().is_err() {
+            return Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID")));
+        }
+        if self.peer_id()?.as_deref() == Some(peer_id) {
+            return Err(KernelError::OcapUrl("a kernel cannot be its own peer".into()));
+        }
+        let existing = self.store.remote_of_peer(peer_id)?;
+        let (remote, all_hints) = match existing {
+            Some(r) if self.store.endpoint_is_active(r.into())? => {
+                if hints.is_empty() {
+                    (r, Vec::new())
+                } else {
+                    let all = self.unit(|k| Ok(k.store.add_peer_hints(r, hints)?))?;
+                    self.commit()?;
+                    (r, all)
+                }
+            }
+            stale => {
+                let peer = peer_id.to_owned();
+                let r = self.unit(|k| {
+                    if let Some(old) = stale {
+                        // A terminated remote for this peer, still being cleaned up: the new
+                        // endpoint takes the peer over.
+                        k.store.delete_peer(old)?;
+                    }
+                    let r = k.store.create_remote(&peer)?;
+                    k.store.create_peer(r, &peer, hints)?;
+                    Ok(r)
+                })?;
+                self.commit()?;
+                self.comms.links.insert(r, PeerLink { peer_id: peer_id.to_owned(), ..Default::default() });
+                (r, hints.to_vec())
+            }
+        };
+        if !all_hints.is_empty() {
+            if let Some(t) = &self.comms.transport {
+                t.register_location_hints(peer_id, &all_hints);
+            }
+        }
+        Ok(remote)
+    }
+
+    /// Whether new messages to `remote` must be refused: its backlog is full.
+    pub(crate) fn peer_backlog_full(&self, remote: RemoteId) -> Result<bool, KernelError> {
+        Ok(self.store.pending_count(remote)? >= self.comms.opts.max_pending)
+    }
+
+    /// The error a refused message's result is rejected with (the JS kernel's text, §5.1).
+    pub(crate) fn backlog_full_error(&self) -> CapData<KRef> {
+        kernel_error(
+            "DELIVERY_FAILED",
+            &format!("Message rejected: pending queue at capacity ({})", self.comms.opts.max_pending),
+        )
+    }
+
+    /// Sends a delivery (in `remote`'s c-list frame) to a peer, inside the open unit.
+    pub(crate) fn send_to_peer(&mut self, remote: RemoteId, delivery: VatDelivery) -> Result<Outcome, KernelError> {
+        let wire = match delivery {
+            VatDelivery::Message { target, methargs, result } => VatDelivery::Message {
+                target: invert_rref(&target),
+                methargs: invert_capdata(&methargs),
+                result: result.as_deref().map(invert_rref),
+            },
+            VatDelivery::Notify(rs) => VatDelivery::Notify(
+                rs.iter()
+                    .map(|r| VatResolution {
+                        vpid: invert_rref(&r.vpid),
+                        rejected: r.rejected,
+                        data: invert_capdata(&r.data),
+                    })
+                    .collect(),
+            ),
+            VatDelivery::DropExports(refs) => VatDelivery::DropExports(invert_all(&refs)),
+            VatDelivery::RetireExports(refs) => VatDelivery::RetireExports(invert_all(&refs)),
+            VatDelivery::RetireImports(refs) => VatDelivery::RetireImports(invert_all(&refs)),
+            // Reaping a peer does nothing on this side, and the JS peer's BOYD only echoes.
+            VatDelivery::BringOutYourDead => return Ok(Outcome::Commit),
+        };
+        self.enqueue_frame(remote, &Body::Deliver(wire))?;
+        Ok(Outcome::Commit)
+    }
+
+    /// Gives a frame the next seq and the current ack, logs it, and sends it after the commit.
+    fn enqueue_frame(&mut self, remote: RemoteId, body: &Body) -> Result<(), KernelError> {
+        let (seq, ack) = self.store.next_send_seq(remote)?;
+        let frame = envelope::encode(seq, (ack > 0).then_some(ack), body);
+        self.store.add_pending(remote, seq, &frame)?;
+        self.effects.push(Effect::RemoteSend { remote, frame });
+        Ok(())
+    }
+
+    /// After the commit: hands a logged frame to the transport (`unit.rs`).
+    pub(crate) fn frame_committed(&mut self, remote: RemoteId, frame: String) {
+        let now = Instant::now();
+        let timeout = self.comms.opts.ack_timeout;
+        let Some(t) = self.comms.transport.clone() else { return };
+        let Some(link) = self.comms.links.get_mut(&remote) else { return };
+        // The frame carries the ack.
+        link.ack_due = None;
+        if link.ack_deadline.is_none() {
+            link.ack_deadline = Some(now + timeout);
+        }
+        let peer = link.peer_id.clone();
+        self.push_hints(remote, &*t);
+        t.send(&peer, frame);
+    }
+
+    /// Hands the peer's persisted hints to the transport, once per process and transport
+    /// (the JS kernel registers them lazily on the first send, §5.1 step 1).
+    fn push_hints(&mut self, remote: RemoteId, t: &dyn RemoteTransport) {
+        let Some(link) = self.comms.links.get_mut(&remote) else { return };
+        if link.hints_pushed {
+            return;
+        }
+        link.hints_pushed = true;
+        match self.store.peer(remote) {
+            Ok(Some(p)) if !p.hints.is_empty() => t.register_location_hints(&p.peer_id, &p.hints),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%remote, "reading the peer's hints: {e}"),
+        }
+    }
+
+    /// Sends every pending frame of `remote` again, in seq order, and re-arms its ack timer.
+    fn resend_pending(&mut self, remote: RemoteId, now: Instant) -> Result<(), KernelError> {
+        let Some(t) = self.comms.transport.clone() else { return Ok(()) };
+        let frames = self.store.pending_frames(remote)?;
+        let timeout = self.comms.opts.ack_timeout;
+        self.push_hints(remote, &*t);
+        let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+        link.ack_deadline = if frames.is_empty() { None } else { Some(now + timeout) };
+        for (_, frame) in frames {
+            t.send(&link.peer_id, frame);
+        }
+        Ok(())
+    }
+
+    /// A frame from `peer_id` (`RemoteInbox::deliver`). Never fails for what the peer sent:
+    /// that is logged and recorded as the peer's last error. Errors are the kernel's own.
+    pub fn receive_from_peer(&mut self, peer_id: &str, text: &str) -> Result<(), KernelError> {
+        let frame = match envelope::decode(text) {
+            Ok(f) => f,
+            Err(e) => {
+                // A stray handshake frame after registration is the JS race of §4.2: ignore it.
+                if !text.contains("\"handshake") {
+                    tracing::warn!(peer = peer_id, "unreadable frame from a peer: {e}");
+                    if let Some(r) = self.store.remote_of_peer(peer_id)? {
+                        self.note_peer_error(r, format!("unreadable frame: {e}"));
+                    }
+                }
+                return Ok(());
+            }
+        };
+        let remote = match self.peer_remote(peer_id, &[]) {
+            Ok(r) => r,
+            Err(KernelError::OcapUrl(why)) => {
+                tracing::warn!(peer = peer_id, "frame from an impossible peer: {why}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let (seq, ack, body) = match frame {
+            Frame::Ack(n) => return self.handle_ack(remote, n),
+            Frame::Message { seq, ack, body } => (seq, ack, body),
+        };
+        if let Some(n) = ack {
+            self.handle_ack(remote, n)?;
+        }
+        let delayed_ack = self.comms.opts.delayed_ack;
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.ack_due = Some(Instant::now() + delayed_ack);
+        }
+        let highest = self.store.peer(remote)?.map_or(0, |p| p.highest_received_seq);
+        if seq <= highest {
+            tracing::debug!(%remote, seq, "duplicate frame from a peer, dropped");
+            return Ok(());
+        }
+        if seq > highest + 1 {
+            let now = Instant::now();
+            let tolerance = self.comms.opts.ack_timeout * 3 / 2;
+            let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+            let since = *link.gap_since.get_or_insert(now);
+            if now.duration_since(since) < tolerance {
+                tracing::debug!(%remote, seq, highest, "frame past a gap from a peer, held back");
+                return Ok(());
+            }
+            tracing::info!(%remote, seq, highest, "accepting a gap in the peer's seqs (it gave up on those frames)");
+        }
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.gap_since = None;
+        }
+        let mut completions: Vec<Completion> = Vec::new();
+        let processed = self.unit(|k| {
+            // First, so that frames this one produces (a URL reply) carry its ack.
+            k.store.set_highest_received_seq(remote, seq)?;
+            k.process_body(remote, &body).map_err(|PeerFault(why)| KernelError::PeerProtocol(why))
+        });
+        match processed {
+            Ok(done) => completions.extend(done),
+            Err(KernelError::PeerProtocol(why)) => {
+                let why = format!("{} #{seq}: {why}", body_name(&body));
+                tracing::warn!(%remote, "cannot process a frame from a peer: {why}");
+                self.note_peer_error(remote, why.clone());
+                self.unit(|k| {
+                    k.store.set_highest_received_seq(remote, seq)?;
+                    // Answer a message that was refused, so its sender is not left waiting.
+                    if let Body::Deliver(VatDelivery::Message { result: Some(result), .. }) = &body {
+                        let err = crate::smallcaps::kser(&crate::smallcaps::Value::error(format!(
+                            "[KERNEL:DELIVERY_FAILED] the receiving kernel refused the message: {why}"
+                        )));
+                        let data = CapData::new(err.body, Vec::new());
+                        // In the peer's frame: its own promise.
+                        let rejection = VatResolution { vpid: invert_rref(result), rejected: true, data };
+                        k.enqueue_frame(remote, &Body::Deliver(VatDelivery::Notify(vec![rejection])))?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.commit()?;
+        for (key, result) in completions {
+            if let Some(r) = self.comms.redemptions.remove(&key) {
+                (r.reply)(result);
+            }
+        }
+        Ok(())
+    }
+
+    /// A cumulative ack from the peer: frames up to `n` are delivered.
+    fn handle_ack(&mut self, remote: RemoteId, n: u64) -> Result<(), KernelError> {
+        let before = self.store.pending_count(remote)?;
+        if before == 0 {
+            return Ok(());
+        }
+        self.unit(|k| Ok(k.store.drop_pending(remote, n)?))?;
+        let after = self.store.pending_count(remote)?;
+        let timeout = self.comms.opts.ack_timeout;
+        let attached = self.comms.transport.is_some();
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            if after < before {
+                link.retries = 0;
+                link.ack_deadline = (after > 0 && attached).then(|| Instant::now() + timeout);
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes one received body inside the open unit, as the peer's syscalls. Returns the
+    /// redemptions to answer after the commit.
+    fn process_body(&mut self, remote: RemoteId, body: &Body) -> Result<Vec<Completion>, PeerFault> {
+        let ep = EndpointId::Remote(remote);
+        match body {
+            Body::Deliver(VatDelivery::Message { target, methargs, result }) => {
+                let Some(result) = result else { return Err(PeerFault("message result must be a string".into())) };
+                // The peer does not subscribe: the kernel does it for it, so the result's
+                // resolution goes back (§8.1).
+                self.peer_syscalls(
+                    ep,
+                    vec![
+                        VatSyscall::Send {
+                            target: target.clone(),
+                            methargs: methargs.clone(),
+                            result: Some(result.clone()),
+                        },
+                        VatSyscall::Subscribe(result.clone()),
+                    ],
+                )?;
+            }
+            Body::Deliver(VatDelivery::Notify(resolutions)) => {
+                let mut accepted = Vec::with_capacity(resolutions.len());
+                for r in resolutions {
+                    let known = self.store.clist_by_eref(ep, &r.vpid).map_err(SyscallError::from)?;
+                    let Some((kpid, _)) = known.filter(|(k, _)| k.is_promise()) else {
+                        tracing::debug!(%remote, vpid = %r.vpid, "notify for a promise this kernel does not know, ignored");
+                        continue;
+                    };
+                    let p = self.store.promise_status(kpid).map_err(SyscallError::from)?;
+                    if !p.is_some_and(|p| p.state == PromiseState::Unresolved && p.decider == Some(ep)) {
+                        // A late or repeated notify (§8.3): acked and ignored.
+                        tracing::debug!(%remote, %kpid, "notify for a promise the peer does not decide, ignored");
+                        continue;
+                    }
+                    // The peer resolved it; it needs no notify of its own resolution (§8.2).
+                    self.store.remove_subscriber(kpid, ep).map_err(SyscallError::from)?;
+                    accepted.push(r.clone());
+                }
+                if !accepted.is_empty() {
+                    self.peer_syscalls(ep, vec![VatSyscall::Resolve(accepted)])?;
+                }
+            }
+            // The peer's GC of what it imports from us / we import from it (§8.4), in our frame
+            // whichever frame it used.
+            Body::Deliver(VatDelivery::DropExports(refs)) => {
+                self.peer_syscalls(ep, vec![VatSyscall::DropImports(in_frame(refs, '-'))])?;
+            }
+            Body::Deliver(VatDelivery::RetireExports(refs)) => {
+                self.peer_syscalls(ep, vec![VatSyscall::RetireImports(in_frame(refs, '-'))])?;
+            }
+            Body::Deliver(VatDelivery::RetireImports(refs)) => {
+                self.peer_syscalls(ep, vec![VatSyscall::RetireExports(in_frame(refs, '+'))])?;
+            }
+            // A peer's reap request reaps nothing here (§8.5), and is never echoed.
+            Body::Deliver(VatDelivery::BringOutYourDead) => {}
+            Body::RedeemUrl { url, reply_key } => {
+                let (ok, value) = match self.redeem_for_peer(remote, url) {
+                    Ok(rref) => (true, rref),
+                    Err(e) => (false, e),
+                };
+                let reply = Body::RedeemUrlReply { ok, reply_key: reply_key.clone(), value };
+                self.enqueue_frame(remote, &reply).map_err(|e| PeerFault(format!("kernel error: {e}")))?;
+            }
+            Body::RedeemUrlReply { ok, reply_key, value } => {
+                if self.comms.redemptions.get(reply_key).is_none_or(|r| r.remote != remote) {
+                    // Late (timed out) or never ours: acked and ignored (§3.5 sharp edge).
+                    tracing::debug!(%remote, reply_key, "URL redemption reply nobody waits for, ignored");
+                    return Ok(Vec::new());
+                }
+                if !ok {
+                    return Ok(vec![(reply_key.clone(), Err(value.clone()))]);
+                }
+                let is_export = ep.parse_eref(value).is_ok_and(|e| e.is_export() && e.ref_type() == RefType::Object);
+                if !is_export {
+                    let why = format!("URL redemption answered {value:?}, not an object the peer exports");
+                    return Ok(vec![(reply_key.clone(), Err(why))]);
+                }
+                let kref = self.eref_to_kref(ep, value)?;
+                if self.comms.redemptions.get(reply_key).is_some_and(|r| r.pin) {
+                    self.store.adjust_pins(kref, 1).map_err(SyscallError::from)?;
+                    self.incref(kref).map_err(SyscallError::from)?;
+                }
+                return Ok(vec![(reply_key.clone(), Ok(kref))]);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Runs a peer's syscalls; the first illegal one is the peer's fault.
+    fn peer_syscalls(&mut self, ep: EndpointId, calls: Vec<VatSyscall>) -> Result<(), PeerFault> {
+        let mut ctx = SyscallCtx::new(self, ep);
+        for call in calls {
+            if let SyscallResult::Error(_) = ctx.syscall(call) {
+                break;
+            }
+        }
+        let report = ctx.finish();
+        if let Some(e) = report.internal {
+            return Err(PeerFault(format!("kernel error: {e}")));
+        }
+        if let Some(why) = report.illegal {
+            return Err(PeerFault(why));
+        }
+        Ok(())
+    }
+
+    /// Answers a peer's `redeemURL`: the object's rref in the peer's frame, or why not.
+    fn redeem_for_peer(&mut self, remote: RemoteId, url: &str) -> Result<String, String> {
+        let kref = self.redeem_ocap_url(url).map_err(|e| e.to_string())?;
+        let eref = self.kref_to_eref(remote.into(), kref).map_err(|e| e.to_string())?;
+        Ok(invert_rref(&eref))
+    }
+
+    /// Redeems a URL another kernel issued (§3.5): sends `redeemURL` to its host and answers
+    /// `reply` with the kref of the object (owned by the peer's endpoint) when the reply
+    /// comes, or with why not. A URL this kernel issued is redeemed at once (its URL holds
+    /// it). `pin`: the object from another kernel is pinned for the host, which releases it
+    /// with `unpin` (a host's redemption); a vat's redemption is held by the answer it gets.
+    pub fn redeem_ocap_url_with(&mut self, url: &str, pin: bool, reply: RedeemReply) {
+        let parsed = match OcapUrl::parse(url) {
+            Ok(p) => p,
+            Err(e) => return reply(Err(e.to_string())),
+        };
+        let own = match self.peer_id() {
+            Ok(p) => p,
+            Err(e) => return reply(Err(e.to_string())),
+        };
+        if own.as_deref() == Some(parsed.host.as_str()) || self.comms.transport.is_none() {
+            // Ours, or no network: the local rules (and their errors) apply.
+            return reply(self.redeem_ocap_url(url).map_err(|e| e.to_string()));
+        }
+        let remote = match self.peer_remote(&parsed.host, &parsed.hints) {
+            Ok(r) => r,
+            Err(e) => return reply(Err(e.to_string())),
+        };
+        match self.peer_backlog_full(remote) {
+            Ok(false) => {}
+            Ok(true) => {
+                return reply(Err(format!(
+                    "Message rejected: pending queue at capacity ({})",
+                    self.comms.opts.max_pending
+                )))
+            }
+            Err(e) => return reply(Err(e.to_string())),
+        }
+        // Keys are unique within a process and across restarts (a reply to a request sent
+        // before a restart must not answer a new one).
+        if self.comms.next_reply_key == 0 {
+            self.comms.next_reply_key =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_micros() as u64);
+        }
+        self.comms.next_reply_key += 1;
+        let reply_key = self.comms.next_reply_key.to_string();
+        let body = Body::RedeemUrl { url: url.to_owned(), reply_key: reply_key.clone() };
+        let sent = self.unit(|k| k.enqueue_frame(remote, &body)).and_then(|()| self.commit());
+        if let Err(e) = sent {
+            return reply(Err(e.to_string()));
+        }
+        let deadline = Instant::now() + self.comms.opts.redemption_timeout();
+        self.comms.redemptions.insert(reply_key, Redemption { remote, deadline, pin, reply });
+    }
+
+    /// The transport's verdict on a handshake (`RemoteInbox::incarnation`, §7): true if the
+    /// peer restarted with fresh state, which this kernel has then taken into account.
+    pub fn peer_incarnation(&mut self, peer_id: &str, incarnation: &str) -> Result<bool, KernelError> {
+        let remote = self.peer_remote(peer_id, &[])?;
+        let known = self.store.peer(remote)?.and_then(|p| p.incarnation);
+        match known {
+            Some(k) if k == incarnation => Ok(false),
+            None => {
+                let inc = incarnation.to_owned();
+                self.unit(|k| Ok(k.store.set_peer_incarnation(remote, &inc)?))?;
+                self.commit()?;
+                Ok(false)
+            }
+            Some(_) => {
+                tracing::warn!(%remote, peer = peer_id, "the peer restarted with fresh state");
+                let inc = incarnation.to_owned();
+                let reason = kernel_error("PEER_RESTARTED", "Remote peer restarted (incarnation changed)");
+                self.unit(|k| {
+                    k.store.reset_peer_seqs(remote)?;
+                    k.forget_peer_state(remote, &reason)?;
+                    k.store.set_peer_incarnation(remote, &inc).map_err(KernelError::from)
+                })?;
+                self.commit()?;
+                self.reset_link(remote, "Remote peer restarted");
+                Ok(true)
+            }
+        }
+    }
+
+    /// What a peer that lost its state held is gone: the promises it decides are rejected with
+    /// `reason`, its subscriptions end, its exports are orphaned (sends to them are rejected
+    /// with `OBJECT_DELETED`, and importers are told to retire them once nobody reaches them),
+    /// and its promise entries go. Its imports of our objects stay, so URLs issued to it
+    /// still name the same rrefs.
+    fn forget_peer_state(&mut self, remote: RemoteId, reason: &CapData<KRef>) -> Result<(), KernelError> {
+        let ep = EndpointId::Remote(remote);
+        for kpid in self.store.promises_decided_by(ep)? {
+            self.resolve_promise(kpid, true, reason.clone())?;
+        }
+        self.store.remove_subscriptions_of(ep)?;
+        for (kref, eref, _) in self.store.clist_entries(ep, usize::MAX)? {
+            match kref {
+                KRef::Promise(_) => self.forget_clist_entry(ep, kref)?,
+                KRef::Object(_) if crate::store::eref_is_export(&eref) => self.abandon_export(ep, kref)?,
+                KRef::Object(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the in-memory state of a peer's link and fails its redemptions with `why`.
+    fn reset_link(&mut self, remote: RemoteId, why: &str) {
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.retries = 0;
+            link.ack_deadline = None;
+            link.ack_due = None;
+            link.last_error = Some(why.to_owned());
+        }
+        let keys: Vec<String> =
+            self.comms.redemptions.iter().filter(|(_, r)| r.remote == remote).map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            if let Some(r) = self.comms.redemptions.remove(&k) {
+                (r.reply)(Err(why.to_owned()));
+            }
+        }
+    }
+
+    /// Gives up on a peer (§6): its pending frames are dropped and every promise it decides is
+    /// rejected with `[KERNEL:CONNECTION_LOST] <reason>`. The endpoint and its c-list stay; a
+    /// later send starts again (the peer sees a gap in the seqs, which it accepts).
+    pub fn give_up_peer(&mut self, remote: RemoteId, reason: &str) -> Result<(), KernelError> {
+        if !self.is_peer(remote) {
+            return Ok(());
+        }
+        tracing::warn!(%remote, "giving up on a peer: {reason}");
+        let err = kernel_error("CONNECTION_LOST", reason);
+        self.unit(|k| {
+            k.store.drop_pending(remote, u64::MAX)?;
+            for kpid in k.store.promises_decided_by(remote.into())? {
+                k.resolve_promise(kpid, true, err.clone())?;
+            }
+            Ok(())
+        })?;
+        self.commit()?;
+        self.reset_link(remote, reason);
+        Ok(())
+    }
+
+    /// The transport gave up on `peer_id` (`RemoteInbox::give_up`).
+    pub fn transport_gave_up(&mut self, peer_id: &str) -> Result<(), KernelError> {
+        match self.store.remote_of_peer(peer_id)? {
+            Some(r) => self.give_up_peer(r, &lost_reason(peer_id)),
+            None => Ok(()),
+        }
+    }
+
+    /// A send the transport could not make (`RemoteInbox::send_failed`): a terminal one ends
+    /// the retransmission at once (§5.1); others wait for the ack timer.
+    pub fn send_failed(&mut self, peer_id: &str, error: SendError) -> Result<(), KernelError> {
+        let Some(remote) = self.store.remote_of_peer(peer_id)? else { return Ok(()) };
+        if error.kind.is_terminal() {
+            return self.give_up_peer(remote, &error.message);
+        }
+        self.note_peer_error(remote, error.message);
+        Ok(())
+    }
+
+    fn note_peer_error(&mut self, remote: RemoteId, why: String) {
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.last_error = Some(why);
+        }
+    }
+
+    /// Runs the peers' timers (`now` is the caller's clock): due standalone acks, due
+    /// retransmissions or give-ups, expired URL redemptions.
+    pub fn remote_tick(&mut self, now: Instant) -> Result<(), KernelError> {
+        let Some(t) = self.comms.transport.clone() else { return Ok(()) };
+        let remotes: Vec<RemoteId> = self.comms.links.keys().copied().collect();
+        for remote in remotes {
+            let Some(link) = self.comms.links.get(&remote) else { continue };
+            let ack_due = link.ack_due.is_some_and(|d| d <= now);
+            let retransmit_due = link.ack_deadline.is_some_and(|d| d <= now);
+            let (retries, peer_id) = (link.retries, link.peer_id.clone());
+            if ack_due {
+                // What it acknowledges is committed: `receive_from_peer` commits before it returns.
+                let highest = self.store.peer(remote)?.map_or(0, |p| p.highest_received_seq);
+                if highest > 0 {
+                    t.send(&peer_id, envelope::encode_ack(highest));
+                }
+                if let Some(link) = self.comms.links.get_mut(&remote) {
+                    link.ack_due = None;
+                }
+            }
+            if retransmit_due {
+                if retries >= self.comms.opts.max_retries {
+                    self.give_up_peer(remote, &lost_reason(&peer_id))?;
+                } else {
+                    if let Some(link) = self.comms.links.get_mut(&remote) {
+                        link.retries += 1;
+                    }
+                    self.resend_pending(remote, now)?;
+                }
+            }
+        }
+        let expired: Vec<String> =
+            self.comms.redemptions.iter().filter(|(_, r)| r.deadline <= now).map(|(k, _)| k.clone()).collect();
+        let ms = self.comms.opts.redemption_timeout().as_millis();
+        for k in expired {
+            if let Some(r) = self.comms.redemptions.remove(&k) {
+                (r.reply)(Err(format!("URL redemption timed out after {ms}ms")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether any peer timer or redemption is waiting (so a ticker has work).
+    pub fn remote_timers_armed(&self) -> bool {
+        !self.comms.redemptions.is_empty()
+            || self.comms.links.values().any(|l| l.ack_due.is_some() || l.ack_deadline.is_some())
+    }
+
+    /// Every peer, for `getStatus().remoteComms` and `ocap peers`.
+    pub fn peer_statuses(&self) -> Result<Vec<PeerStatus>, KernelError> {
+        let mut out = Vec::new();
+        for p in self.store.peers()? {
+            let Some(link) = self.comms.links.get(&p.remote) else { continue };
+            out.push(PeerStatus {
+                remote: p.remote,
+                backlog: self.store.pending_count(p.remote)?,
+                peer_id: p.peer_id,
+                next_send_seq: p.next_send_seq,
+                highest_received_seq: p.highest_received_seq,
+                last_error: link.last_error.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The transport's view of its peers, if one is attached.
+    pub fn peer_links(&self) -> Vec<PeerLinkStatus> {
+        self.comms.transport.as_ref().map(|t| t.peers()).unwrap_or_default()
+    }
+}
+
+fn lost_reason(peer_id: &str) -> String {
+    format!("Remote connection lost: {peer_id} (max retries reached or non-retryable error)")
+}
+
+fn body_name(body: &Body) -> &'static str {
+    match body {
+        Body::Deliver(VatDelivery::Message { .. }) => "message",
+        Body::Deliver(VatDelivery::Notify(_)) => "notify",
+        Body::Deliver(VatDelivery::DropExports(_)) => "dropExports",
+        Body::Deliver(VatDelivery::RetireExports(_)) => "retireExports",
+        Body::Deliver(VatDelivery::RetireImports(_)) => "retireImports",
+        Body::Deliver(VatDelivery::BringOutYourDead) => "bringOutYourDead",
+        Body::RedeemUrl { .. } => "redeemURL",
+        Body::RedeemUrlReply { .. } => "redeemURLReply",
+    }
+}
+
+fn invert_all(refs: &[String]) -> Vec<String> {
+    refs.iter().map(|r| invert_rref(r)).collect()
+}
+
+fn invert_capdata(d: &CapData<String>) -> CapData<String> {
+    CapData::new(d.body.clone(), invert_all(&d.slots))
+}
+
+/// GC refs in this kernel's frame: each must have direction `sign` here (`-`: this kernel
+/// allocated it; `+`: the peer did). The JS kernel sends them in its own frame (§8.4, §15.2),
+/// which shows as the other sign; those are turned around.
+fn in_frame(refs: &[String], sign: char) -> Vec<String> {
+    refs.iter()
+        .map(|r| if r.len() > 2 && r.as_bytes()[2] as char != sign { invert_rref(r) } else { r.clone() })
+        .collect()
+}

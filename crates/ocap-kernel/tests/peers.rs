@@ -1,0 +1,626 @@
+//! Two kernels as network peers (remote-comms.md §2–§8), with scripted vats and the frames
+//! carried by the test: each kernel's transport records what it sends, and the test hands it
+//! to the other kernel, as it is or dropped, duplicated and reordered. The libp2p transport
+//! and JS vats are exercised by the CLI's tests; this file pins down the protocol: the wire
+//! format, receiver-frame refs, results and pipelining, promises as arguments, distributed
+//! GC, exactly-once in-order delivery over a lossy link, crashes, give-up and incarnations.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ocap_kernel::remote::envelope::{self, Body, Frame};
+use ocap_kernel::remote::transport::{PeerLinkStatus, RemoteTransport};
+use ocap_kernel::smallcaps::Value;
+use ocap_kernel::testing::{answer, decode_methargs, DeliveryLog, ScriptedVat};
+use ocap_kernel::vat::{VatDelivery, VatResolution, VatSyscall};
+use ocap_kernel::{KRef, RemoteOptions};
+
+/// A transport that records the frames a kernel sends.
+#[derive(Clone, Default)]
+struct Wire(Arc<Mutex<Vec<String>>>);
+
+impl Wire {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl RemoteTransport for Wire {
+    fn send(&self, _peer_id: &str, frame: String) {
+        self.0.lock().unwrap().push(frame);
+    }
+    fn register_location_hints(&self, _peer_id: &str, _hints: &[String]) {}
+    fn close_connection(&self, _peer_id: &str) {}
+    fn reconnect_peer(&self, _peer_id: &str, _hints: &[String]) {}
+    fn listen_addresses(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn peers(&self) -> Vec<PeerLinkStatus> {
+        Vec::new()
+    }
+    fn stop(&self) {}
+}
+
+struct Node {
+    k: TestKernel,
+    peer: String,
+    wire: Wire,
+    /// Every frame this node sent, for the wire-format checks.
+    sent: Vec<String>,
+}
+
+fn options() -> RemoteOptions {
+    RemoteOptions {
+        ack_timeout: Duration::from_secs(1),
+        max_retries: 3,
+        delayed_ack: Duration::from_millis(1),
+        max_pending: 200,
+    }
+}
+
+fn node() -> Node {
+    node_with(options())
+}
+
+fn node_with(opts: RemoteOptions) -> Node {
+    let mut k = kernel();
+    let peer = k.core.provide_identity(None).expect("identity").peer_id;
+    let wire = Wire::default();
+    k.core.attach_transport(Arc::new(wire.clone()), opts).expect("attach");
+    Node { k, peer, wire, sent: Vec::new() }
+}
+
+/// What the network does to a batch of frames.
+type Net<'a> = &'a mut dyn FnMut(Vec<String>) -> Vec<String>;
+
+fn perfect(frames: Vec<String>) -> Vec<String> {
+    frames
+}
+
+/// One round: both kernels run, their frames cross (through `net`). Returns whether any frame
+/// was sent.
+fn round(a: &mut Node, b: &mut Node, net: Net) -> bool {
+    a.k.run();
+    b.k.run();
+    let fa = a.wire.take();
+    let fb = b.wire.take();
+    let any = !fa.is_empty() || !fb.is_empty();
+    a.sent.extend(fa.iter().cloned());
+    b.sent.extend(fb.iter().cloned());
+    for f in net(fa) {
+        b.k.core.receive_from_peer(&a.peer, &f).expect("b receives");
+    }
+    for f in net(fb) {
+        a.k.core.receive_from_peer(&b.peer, &f).expect("a receives");
+    }
+    any
+}
+
+/// Runs rounds until nothing more is sent, delayed acks included.
+fn settle(a: &mut Node, b: &mut Node) {
+    for _ in 0..1000 {
+        if round(a, b, &mut perfect) {
+            continue;
+        }
+        let later = Instant::now() + Duration::from_millis(20);
+        a.k.core.remote_tick(later).expect("tick");
+        b.k.core.remote_tick(later).expect("tick");
+        if !round(a, b, &mut perfect) {
+            return;
+        }
+    }
+    panic!("the kernels never went quiet");
+}
+
+/// A counter vat: `increment()` answers the new count, `make()` a new object `o+N`,
+/// `hello(name)` a greeting.
+fn counter() -> (ScriptedVat, DeliveryLog) {
+    let mut count = 0;
+    let mut made = 0;
+    ScriptedVat::new(answer(move |method, args| match method {
+        "increment" => {
+            count += 1;
+            Ok(Value::Number(count as f64))
+        }
+        "make" => {
+            made += 1;
+            Ok(Value::Remotable { slot: format!("o+{made}"), iface: Some("Alleged: made".into()) })
+        }
+        "hello" => Ok(Value::str(format!(
+            "hello, {}",
+            match args.first() {
+                Some(Value::String(s)) => s.as_str(),
+                _ => "stranger",
+            }
+        ))),
+        other => Err(Value::error(format!("no method {other}"))),
+    }))
+}
+
+/// A's kref for an object of B, through an OCAP URL B issued and A redeemed over the wire.
+fn redeem(a: &mut Node, b: &mut Node, obj: KRef) -> KRef {
+    let url = b.k.core.issue_ocap_url(obj).expect("issue");
+    let (tx, rx) = mpsc::channel();
+    a.k.core.redeem_ocap_url_with(&url, true, Box::new(move |r| drop(tx.send(r))));
+    settle(a, b);
+    rx.try_recv().expect("redemption answered").expect("redeemed")
+}
+
+fn host_call(
+    a: &mut Node,
+    b: &mut Node,
+    target: KRef,
+    method: &str,
+    args: Vec<Value>,
+) -> Option<ocap_kernel::HostResult> {
+    let rx = a.k.send(target, method, args);
+    settle(a, b);
+    rx.try_recv().ok()
+}
+
+fn frames(sent: &[String]) -> Vec<Frame> {
+    sent.iter().map(|f| envelope::decode(f).expect("our frames decode")).collect()
+}
+
+#[test]
+fn a_call_to_an_object_in_another_kernel_is_answered_and_the_wire_is_the_js_kernels_4_4() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(1.0));
+    assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(2.0));
+    assert_eq!(log.methods(), ["increment", "increment"]);
+
+    // The frames, as the JS kernel writes them (§4.4's example): A asks, B answers `ro+1` in
+    // A's frame, A's message targets `ro-1` (B's export, in B's frame) with result `rp+1`.
+    assert!(a.sent[0].starts_with(r#"{"seq":1,"method":"redeemURL","params":["ocap:"#), "{}", a.sent[0]);
+    assert!(b.sent[0].starts_with(r#"{"seq":1,"ack":1,"method":"redeemURLReply","params":[true,""#), "{}", b.sent[0]);
+    assert!(b.sent[0].ends_with(r#"","ro+1"]}"#), "{}", b.sent[0]);
+    let msg = a.sent.iter().find(|f| f.contains("\"message\"")).expect("a message frame");
+    assert_eq!(
+        msg,
+        r##"{"seq":2,"ack":1,"method":"deliver","params":["message","ro-1",{"methargs":{"body":"#[\"increment\",[]]","slots":[]},"result":"rp+1"}]}"##
+    );
+    let notify = b.sent.iter().find(|f| f.contains("\"notify\"")).expect("a notify frame");
+    assert!(notify.contains(r##"["notify",[["rp-1",false,{"body":"#1","slots":[]}]]]"##), "{notify}");
+    // Acks flow: nothing is left pending on either side.
+    for n in [&a, &b] {
+        for p in n.k.core.peer_statuses().unwrap() {
+            assert_eq!(p.backlog, 0, "{p:?}");
+        }
+    }
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn results_pipeline_to_the_kernel_that_decides_them_8_1() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("maker", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    // `make()` then `hello()` on its answer, before the answer is back.
+    let made = a.k.send(remote, "make", vec![]);
+    a.k.run();
+    let first = a.wire.take();
+    a.sent.extend(first.iter().cloned());
+    for f in &first {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    let made_kp = {
+        // The host sends to the promise the kernel made for `make()`'s result: find it as the
+        // one promise A's c-list for B holds.
+        let rows =
+            a.k.core
+                .store()
+                .connection()
+                .prepare("SELECT kref FROM clist WHERE endpoint LIKE 'r%' AND kref LIKE 'kp%'")
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows[0].parse::<KRef>().unwrap()
+    };
+    let hello = a.k.send(made_kp, "hello", vec![Value::str("pipeline")]);
+    a.k.run();
+    let second = a.wire.take();
+    a.sent.extend(second.iter().cloned());
+    // The second message went out at once, to the promise (`rp+…` in B's frame: B's own), not
+    // parked in A until the first answer came back.
+    let Some(Frame::Message { body: Body::Deliver(VatDelivery::Message { target, .. }), .. }) =
+        frames(&second).into_iter().next()
+    else {
+        panic!("the pipelined message was not sent: {second:?}");
+    };
+    assert!(target.starts_with("rp+"), "{target}");
+    for f in &second {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert!(matches!(made.try_recv(), Ok(Ok(_))));
+    assert_eq!(ok_value(hello.try_recv().ok()), Value::str("hello, pipeline"));
+    assert_eq!(log.methods(), ["make", "hello"]);
+    a.k.check();
+    b.k.check();
+}
+
+/// A vat that, on `watch(p)`, subscribes to `p` and answers "watching"; its deliveries are
+/// logged, so the notify shows.
+fn watcher() -> (ScriptedVat, DeliveryLog) {
+    ScriptedVat::new(Box::new(|d, sys| {
+        if let VatDelivery::Message { methargs, result: Some(result), .. } = d {
+            if let Some(vpid) = methargs.slots.first() {
+                sys.syscall(VatSyscall::Subscribe(vpid.clone()));
+            }
+            sys.syscall(VatSyscall::Resolve(vec![VatResolution {
+                vpid: result.clone(),
+                rejected: false,
+                data: vdata("#\"watching\"", &[]),
+            }]));
+        }
+        Ok(())
+    }))
+}
+
+#[test]
+fn a_promise_passed_as_an_argument_is_settled_in_the_other_kernel_8_2() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, wlog) = watcher();
+    let (_, watcher_root) = b.k.add("watcher", vat);
+    let remote = redeem(&mut a, &mut b, watcher_root);
+    // In A, a vat holding the watcher sends it a promise of its own (`watch(p)`), and
+    // settles it later.
+    let (alice, _alog, plan) = ScriptedVat::planned();
+    let (_, alice_root) = a.k.add("alice", alice);
+    plan.push(vec![VatSyscall::Send {
+        target: "o-1".into(),
+        methargs: vdata("#[\"watch\",[\"&0\"]]", &["p+10"]),
+        result: Some("p+11".into()),
+    }]);
+    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    settle(&mut a, &mut b);
+    assert_eq!(wlog.methods(), ["watch"]);
+    // Now alice resolves her promise: B's watcher hears of it.
+    plan.push(vec![resolve("p+10", false, "#\"done\"", &[])]);
+    let _ = a.k.send(alice_root, "finish", vec![]);
+    settle(&mut a, &mut b);
+    let notified = wlog.all().into_iter().any(|d| match d {
+        VatDelivery::Notify(rs) => rs.iter().any(|r| r.data.body == "#\"done\"" && !r.rejected),
+        _ => false,
+    });
+    assert!(notified, "the watcher was never told: {:?}", wlog.all());
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn dropping_a_remote_object_collects_it_in_both_kernels_8_4() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("maker", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let made = match ok_value(host_call(&mut a, &mut b, remote, "make", vec![])) {
+        Value::Remotable { slot, .. } => slot,
+        v => panic!("{v:?}"),
+    };
+    // B's kref for the made object: the one its vat exports as o+1.
+    let b_obj: KRef = b
+        .k
+        .core
+        .store()
+        .connection()
+        .query_row("SELECT kref FROM clist WHERE endpoint LIKE 'v%' AND eref = 'o+1'", [], |r| r.get::<_, String>(0))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(b.k.core.store().object(b_obj).unwrap().is_some());
+    log.take();
+    // The host lets go of it in A: A drops and retires its import; B's vat is told.
+    a.k.core.unpin(made).expect("unpin");
+    settle(&mut a, &mut b);
+    assert!(a.k.core.store().object(made).unwrap().is_none(), "A's object row is gone");
+    assert!(b.k.core.store().object(b_obj).unwrap().is_none(), "B's object row is gone");
+    let gc: Vec<VatDelivery> = log.take();
+    assert!(gc.contains(&VatDelivery::DropExports(vec!["o+1".into()])), "{gc:?}");
+    // The GC frames carry refs in the receiver's frame: A dropped B's export, `ro-2` to B.
+    let drop_frame = a.sent.iter().find(|f| f.contains("dropExports")).expect("a dropExports frame");
+    assert!(drop_frame.contains(r#"["dropExports",["ro-2"]]"#), "{drop_frame}");
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn gc_refs_in_the_js_kernels_sender_frame_are_accepted_8_4() {
+    // The JS kernel sends GC refs in its own frame (§15.2): B must take `ro+2` for its `ro-2`.
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("maker", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let _ = ok_value(host_call(&mut a, &mut b, remote, "make", vec![]));
+    log.take();
+    let seq = b.k.core.store().peers().unwrap()[0].highest_received_seq + 1;
+    let js = format!(r#"{{"seq":{seq},"method":"deliver","params":["dropExports",["ro+2"]]}}"#);
+    b.k.core.receive_from_peer(&a.peer, &js).unwrap();
+    let js = format!(r#"{{"seq":{},"method":"deliver","params":["retireExports",["ro+2"]]}}"#, seq + 1);
+    b.k.core.receive_from_peer(&a.peer, &js).unwrap();
+    b.k.run();
+    assert!(log.take().contains(&VatDelivery::DropExports(vec!["o+1".into()])));
+    assert!(b.k.core.peer_statuses().unwrap()[0].last_error.is_none());
+    b.k.check();
+}
+
+/// A network that drops, duplicates and reorders frames, from a seed.
+struct Lossy {
+    state: u64,
+}
+
+impl Lossy {
+    fn next(&mut self) -> u64 {
+        // SplitMix64.
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn carry(&mut self, frames: Vec<String>) -> Vec<String> {
+        let mut out: VecDeque<String> = VecDeque::new();
+        for f in frames {
+            match self.next() % 10 {
+                0 | 1 => {} // dropped
+                2 => {
+                    out.push_back(f.clone()); // duplicated
+                    out.push_back(f);
+                }
+                3 => out.push_front(f), // overtakes the ones before it
+                _ => out.push_back(f),
+            }
+        }
+        out.into()
+    }
+}
+
+#[test]
+fn delivery_is_exactly_once_and_in_order_over_a_link_that_drops_duplicates_and_reorders_5() {
+    for seed in 1..=8u64 {
+        let opts = RemoteOptions { max_retries: 1000, ..options() };
+        let (mut a, mut b) = (node_with(opts.clone()), node_with(opts));
+        let (vat, log) = counter();
+        let (_, root) = b.k.add("counter", vat);
+        let remote = redeem(&mut a, &mut b, root);
+        log.take();
+        const N: usize = 40;
+        let results: Vec<_> = (0..N).map(|i| a.k.send(remote, "hello", vec![Value::str(i.to_string())])).collect();
+        let mut net = Lossy { state: seed };
+        let mut clock = Instant::now();
+        let mut rounds = 0;
+        while log.len() < N
+            || a.k.core.peer_statuses().unwrap()[0].backlog > 0
+            || b.k.core.peer_statuses().unwrap()[0].backlog > 0
+        {
+            rounds += 1;
+            assert!(rounds < 5000, "seed {seed}: no progress after {rounds} rounds ({} delivered)", log.len());
+            if !round(&mut a, &mut b, &mut |f| net.carry(f)) {
+                // Quiet: let the timers fire (acks, retransmissions).
+                clock += Duration::from_secs(2);
+                a.k.core.remote_tick(clock).unwrap();
+                b.k.core.remote_tick(clock).unwrap();
+            }
+        }
+        // Each message once, in send order.
+        let seen: Vec<String> = log
+            .all()
+            .iter()
+            .filter_map(|d| match d {
+                VatDelivery::Message { methargs, .. } => match decode_methargs(methargs) {
+                    Some((_, args)) => match args.first() {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        _ => None,
+                    },
+                    None => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let want: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+        assert_eq!(seen, want, "seed {seed}");
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(ok_value(r.try_recv().ok()), Value::str(format!("hello, {i}")), "seed {seed}");
+        }
+        a.k.check();
+        b.k.check();
+    }
+}
+
+#[test]
+fn answers_reach_the_host_once_each_and_in_order_over_a_lossy_link_5() {
+    let opts = RemoteOptions { max_retries: 1000, ..options() };
+    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts));
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let results: Vec<_> = (0..30).map(|_| a.k.send(remote, "increment", vec![])).collect();
+    let mut net = Lossy { state: 99 };
+    let mut clock = Instant::now();
+    let mut got = vec![None; results.len()];
+    for _ in 0..5000 {
+        if !round(&mut a, &mut b, &mut |f| net.carry(f)) {
+            clock += Duration::from_secs(2);
+            a.k.core.remote_tick(clock).unwrap();
+            b.k.core.remote_tick(clock).unwrap();
+        }
+        for (i, r) in results.iter().enumerate() {
+            if let Ok(v) = r.try_recv() {
+                assert!(got[i].is_none(), "answer {i} came twice");
+                got[i] = Some(ok_value(Some(v)));
+            }
+        }
+        if got.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let got: Vec<Value> = got.into_iter().map(|v| v.expect("every answer came")).collect();
+    let want: Vec<Value> = (1..=30).map(|n| Value::Number(n as f64)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_kernel_killed_after_sending_resends_what_was_not_acked_and_the_peer_takes_it_once_5_2() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    log.take();
+    let _ = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    // The frame was logged and sent; B got it and processed it, but A dies before the ack.
+    let sent = a.wire.take();
+    assert_eq!(sent.len(), 1);
+    for f in &sent {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    b.k.run();
+    let Node { k, peer, .. } = a;
+    let mut k = k.crash();
+    let wire = Wire::default();
+    k.core.attach_transport(Arc::new(wire.clone()), options()).unwrap();
+    // On attach, the pending frame goes out again; B drops the duplicate but acks it.
+    let resent = wire.take();
+    assert_eq!(resent, sent, "the same frame, byte for byte");
+    let mut a = Node { k, peer, wire, sent: Vec::new() };
+    for f in &resent {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert_eq!(log.methods(), ["increment"], "delivered once");
+    assert_eq!(a.k.core.peer_statuses().unwrap()[0].backlog, 0);
+    // B answered into the promise the dead process made: it settles in the new one.
+    let p = a.k.core.store().peers().unwrap();
+    assert_eq!(p[0].highest_received_seq, b.k.core.store().peers().unwrap()[0].next_send_seq);
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn a_peer_that_never_answers_is_given_up_and_what_waits_on_it_is_rejected_6() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let rx = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    let first = a.wire.take();
+    assert_eq!(first.len(), 1);
+    // B is gone: nothing arrives. Each ack timeout resends; after max_retries, give-up.
+    let mut clock = Instant::now();
+    for i in 0..options().max_retries {
+        clock += options().ack_timeout + Duration::from_millis(1);
+        a.k.core.remote_tick(clock).unwrap();
+        assert_eq!(a.wire.take(), first, "retransmission {i} resends the same frame");
+    }
+    clock += options().ack_timeout + Duration::from_millis(1);
+    a.k.core.remote_tick(clock).unwrap();
+    a.k.run();
+    let why = rejection(rx.try_recv().ok());
+    assert!(why.starts_with("[KERNEL:CONNECTION_LOST] Remote connection lost: "), "{why}");
+    assert!(why.contains(&b.peer));
+    let status = &a.k.core.peer_statuses().unwrap()[0];
+    assert_eq!(status.backlog, 0);
+    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("Remote connection lost")));
+    a.k.check();
+    // A later send starts again, past the seq given up on. B is back: at first it holds the
+    // frame past the gap back (it could have overtaken the missing one); once the gap has
+    // lasted longer than the sender's retransmissions would, it takes it.
+    let again = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    let later = a.wire.take();
+    assert_eq!(later.len(), 1);
+    assert!(later[0].starts_with(r#"{"seq":3,"#), "{}", later[0]);
+    b.k.core.receive_from_peer(&a.peer, &later[0]).unwrap();
+    b.k.run();
+    assert!(log.is_empty(), "held back at first");
+    std::thread::sleep(options().ack_timeout * 3 / 2);
+    b.k.core.receive_from_peer(&a.peer, &later[0]).unwrap();
+    settle(&mut a, &mut b);
+    assert_eq!(log.methods(), ["increment"]);
+    assert_eq!(ok_value(again.try_recv().ok()), Value::Number(1.0));
+}
+
+#[test]
+fn a_backlog_past_the_limit_rejects_new_messages_with_the_js_text_5_1() {
+    let opts = RemoteOptions { max_pending: 3, ..options() };
+    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts));
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let rxs: Vec<_> = (0..5).map(|_| a.k.send(remote, "increment", vec![])).collect();
+    a.k.run();
+    assert_eq!(a.wire.take().len(), 3, "three frames went out");
+    let refused: Vec<String> = rxs[3..].iter().map(|rx| rejection(rx.try_recv().ok())).collect();
+    for why in refused {
+        assert_eq!(why, "[KERNEL:DELIVERY_FAILED] Message rejected: pending queue at capacity (3)");
+    }
+    assert_eq!(a.k.core.peer_statuses().unwrap()[0].backlog, 3);
+}
+
+#[test]
+fn a_peer_back_with_fresh_state_is_noticed_and_what_waited_on_it_is_rejected_7() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let b_incarnation = b.k.core.identity().unwrap().unwrap().incarnation_id;
+    assert!(!a.k.core.peer_incarnation(&b.peer, &b_incarnation).unwrap(), "first contact");
+    let remote = redeem(&mut a, &mut b, root);
+    assert!(!a.k.core.peer_incarnation(&b.peer, &b_incarnation).unwrap(), "same incarnation");
+    let rx = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    a.wire.take();
+    // B comes back with the same peer ID and a new incarnation (its state is gone).
+    assert!(a.k.core.peer_incarnation(&b.peer, "0f0e0d0c-0000-4000-8000-000000000000").unwrap());
+    a.k.run();
+    assert_eq!(rejection(rx.try_recv().ok()), "[KERNEL:PEER_RESTARTED] Remote peer restarted (incarnation changed)");
+    // What B exported is gone for A: a send to it is rejected at once.
+    let again = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    let why = rejection(again.try_recv().ok());
+    assert!(why.starts_with("[KERNEL:OBJECT_DELETED]"), "{why}");
+    let p = &a.k.core.store().peers().unwrap()[0];
+    assert_eq!((p.next_send_seq, p.highest_received_seq), (0, 0), "seqs start again");
+    assert_eq!(a.k.core.peer_statuses().unwrap()[0].backlog, 0);
+    a.k.check();
+}
+
+#[test]
+fn a_frame_that_cannot_be_processed_is_acked_recorded_and_its_sender_told_14() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let _remote = redeem(&mut a, &mut b, root);
+    let seq = b.k.core.store().peers().unwrap()[0].highest_received_seq + 1;
+    // A message to an object B never exported to A.
+    let bad = format!(
+        r##"{{"seq":{seq},"method":"deliver","params":["message","ro-99",{{"methargs":{{"body":"#[\"x\",[]]","slots":[]}},"result":"rp+50"}}]}}"##
+    );
+    b.k.core.receive_from_peer(&a.peer, &bad).unwrap();
+    let status = &b.k.core.peer_statuses().unwrap()[0];
+    assert!(status.last_error.as_deref().is_some_and(|e| e.contains("ro-99")), "{status:?}");
+    assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, seq, "acked, not retried forever");
+    // The sender hears why its message was refused: a notify rejecting `rp-50` in its frame.
+    let out = b.wire.take();
+    let told = out.iter().any(|f| f.contains(r#"["notify",[["rp-50",true,"#) && f.contains("DELIVERY_FAILED"));
+    assert!(told, "{out:?}");
+    // Garbage and unknown methods are refused without harm.
+    for junk in ["", "{", r#"{"seq":"x"}"#, r#"{"seq":77,"method":"launchVat","params":[]}"#] {
+        b.k.core.receive_from_peer(&a.peer, junk).unwrap();
+    }
+    b.k.check();
+    assert_eq!(b.k.core.store().remotes().unwrap().len(), 1);
+}
