@@ -58,7 +58,7 @@ fn options() -> RemoteOptions {
         ack_timeout: Duration::from_secs(1),
         max_retries: 3,
         delayed_ack: Duration::from_millis(1),
-        max_pending: 200,
+        ..RemoteOptions::default()
     }
 }
 
@@ -623,4 +623,23 @@ fn a_frame_that_cannot_be_processed_is_acked_recorded_and_its_sender_told_14() {
     }
     b.k.check();
     assert_eq!(b.k.core.store().remotes().unwrap().len(), 1);
+}
+
+#[test]
+fn urls_name_the_relays_and_a_redeemer_learns_them_3_4() {
+    let (mut a, mut b) = (node(), node());
+    let relay = "/ip4/127.0.0.1/tcp/9001/ws/p2p/12D3KooWJBDqsyHQF2MWiCdU4kdqx4zTsSTLRdShg7Ui6CRWB4uc".to_string();
+    b.k.core.set_bootstrap_relays(std::slice::from_ref(&relay), 20).unwrap();
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let url = b.k.core.issue_ocap_url(root).unwrap();
+    assert!(url.ends_with(&format!("@{},{relay}", b.peer)), "{url}");
+    let (tx, rx) = mpsc::channel();
+    a.k.core.redeem_ocap_url_with(&url, true, Box::new(move |r| drop(tx.send(r))));
+    settle(&mut a, &mut b);
+    assert!(rx.try_recv().unwrap().is_ok());
+    let pool = a.k.core.known_relays().unwrap();
+    assert_eq!(pool.len(), 1);
+    assert_eq!((pool[0].addr.as_str(), pool[0].is_bootstrap), (relay.as_str(), false));
+    assert_eq!(a.k.core.store().peers().unwrap()[0].hints, vec![relay]);
 }

@@ -22,7 +22,7 @@ impl KernelCore {
         self.require_exists(kref)?;
         let identity = self.provide_identity(None)?;
         let oid = encrypt_oid(&identity.ocap_url_key, &kref.to_string());
-        let url = OcapUrl { oid: oid.clone(), host: identity.peer_id, hints: Vec::new() };
+        let url = OcapUrl { oid: oid.clone(), host: identity.peer_id, hints: self.url_relay_hints()? };
         self.unit(|k| {
             k.store.record_ocap_url(&oid, kref)?;
             k.store.adjust_pins(kref, 1)?;

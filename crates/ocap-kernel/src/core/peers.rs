@@ -50,6 +50,7 @@ use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, RefType, RemoteId};
 use crate::remote::envelope::{self, invert_rref, Body, Frame};
 use crate::remote::ocap_url::OcapUrl;
+use crate::remote::relays;
 use crate::smallcaps::kernel_error;
 use crate::store::promises::PromiseState;
 use crate::vat::{SyscallHandler, SyscallResult, VatDelivery, VatResolution, VatSyscall};
@@ -65,6 +66,10 @@ pub struct RemoteOptions {
     pub delayed_ack: Duration,
     /// Unacked frames past which new messages to a peer are refused (200).
     pub max_pending: u64,
+    /// Relays named in an issued URL (`maxUrlRelayHints`, 3, §3.4).
+    pub max_url_relay_hints: usize,
+    /// Relays kept in the pool (`maxKnownRelays`, 20, §3.4).
+    pub max_known_relays: usize,
 }
 
 impl Default for RemoteOptions {
@@ -74,6 +79,8 @@ impl Default for RemoteOptions {
             max_retries: 3,
             delayed_ack: Duration::from_millis(50),
             max_pending: 200,
+            max_url_relay_hints: crate::remote::relays::DEFAULT_MAX_URL_RELAY_HINTS,
+            max_known_relays: crate::remote::relays::DEFAULT_MAX_KNOWN_RELAYS,
         }
     }
 }
@@ -186,6 +193,40 @@ impl KernelCore {
             self.resend_pending(remote, Instant::now())?;
         }
         Ok(())
+    }
+
+    /// The relay pool (§3.4), as stored.
+    pub fn known_relays(&self) -> Result<Vec<relays::RelayEntry>, KernelError> {
+        match self.store.get_kv(relays::KNOWN_RELAYS)? {
+            None => Ok(Vec::new()),
+            Some(text) => relays::parse_pool(&text).map_err(|e| KernelError::Config(e.to_string())),
+        }
+    }
+
+    fn store_relays(&mut self, pool: &[relays::RelayEntry]) -> Result<(), KernelError> {
+        let text = relays::pool_text(pool);
+        self.unit(|k| Ok(k.store.set_kv(relays::KNOWN_RELAYS, &text)?))?;
+        self.commit()
+    }
+
+    /// Makes `relays` the bootstrap relays of the pool (at `initRemoteComms`, §3.4).
+    pub fn set_bootstrap_relays(&mut self, bootstrap: &[String], max_known: usize) -> Result<(), KernelError> {
+        let pool = relays::with_bootstrap(self.known_relays()?, bootstrap, now_ms(), max_known);
+        self.store_relays(&pool)
+    }
+
+    /// Adds a redeemed URL's relay hints to the pool (`addKnownRelays`, §3.4).
+    fn learn_relays(&mut self, hints: &[String]) -> Result<(), KernelError> {
+        if hints.is_empty() {
+            return Ok(());
+        }
+        let pool = relays::with_learned(self.known_relays()?, hints, now_ms(), self.comms.opts.max_known_relays);
+        self.store_relays(&pool)
+    }
+
+    /// The relays an issued URL names (§3.4).
+    pub(crate) fn url_relay_hints(&self) -> Result<Vec<String>, KernelError> {
+        Ok(relays::url_hints(&self.known_relays()?, self.comms.opts.max_url_relay_hints))
     }
 
     /// Detaches the transport (remote comms stopped); frames stay in the pending logs.
@@ -590,6 +631,9 @@ impl KernelCore {
             Ok(r) => r,
             Err(e) => return reply(Err(e.to_string())),
         };
+        if let Err(e) = self.learn_relays(&parsed.hints) {
+            tracing::warn!("remembering a URL's relays: {e}");
+        }
         match self.peer_backlog_full(remote) {
             Ok(false) => {}
             Ok(true) => {
@@ -799,6 +843,10 @@ impl KernelCore {
     pub fn peer_links(&self) -> Vec<PeerLinkStatus> {
         self.comms.transport.as_ref().map(|t| t.peers()).unwrap_or_default()
     }
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
 }
 
 fn lost_reason(peer_id: &str) -> String {

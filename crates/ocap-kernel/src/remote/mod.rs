@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod identity;
 mod js;
 pub mod ocap_url;
+pub mod relays;
 
 /// The kernel/transport boundary (`ocap_abi::remote`), under the kernel's remote module.
 pub mod transport {
