@@ -121,6 +121,11 @@ impl Home {
     }
 
     /// Held (`flock`) by the running daemon for its whole life; holds its PID.
+    /// The remote-comms options the daemon resumes with (`daemon::comms`).
+    pub fn remote_comms(&self) -> PathBuf {
+        self.dir.join("remote-comms.json")
+    }
+
     pub fn lock(&self) -> PathBuf {
         self.dir.join("daemon.lock")
     }

@@ -62,6 +62,15 @@ enum Command {
     /// Issue, redeem or revoke OCAP URLs in the daemon.
     #[command(subcommand)]
     Url(commands::url::UrlCommand),
+    /// Start or stop the daemon's remote comms (libp2p), so kernels on other machines can
+    /// reach its objects.
+    #[command(subcommand)]
+    Comms(commands::comms::CommsCommand),
+    /// The daemon's remote-comms state and its peers.
+    Peers,
+    /// Run a libp2p circuit relay, through which kernels that cannot dial each other meet.
+    #[command(subcommand)]
+    Relay(commands::relay::RelayCommand),
 }
 
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
@@ -77,6 +86,9 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Check(args) => commands::check::check(home, args, cli.json).await,
         Command::Bundle(args) => commands::bundle::bundle(args, cli.json),
         Command::Url(cmd) => commands::url::run(cmd, &home()?, cli.json).await,
+        Command::Comms(cmd) => commands::comms::run(cmd, &home()?, cli.json).await,
+        Command::Peers => commands::comms::peers(&home()?, cli.json).await,
+        Command::Relay(cmd) => commands::relay::run(cmd, &home()?, cli.json).await,
     }
 }
 

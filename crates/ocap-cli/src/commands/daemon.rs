@@ -175,7 +175,8 @@ async fn purge(home: &Home, force: bool, json: bool) -> Result<(), CliError> {
         // Hold the lock while deleting, so no daemon starts on a half-deleted state.
         let held = DaemonLock::try_acquire(&home.lock())?;
         let mut files = home.db_files();
-        files.extend([home.socket(), home.log(), home.old_log()]);
+        // Remote comms started by `initRemoteComms` do not outlive the state they served.
+        files.extend([home.socket(), home.log(), home.old_log(), home.remote_comms()]);
         for f in files {
             match std::fs::remove_file(&f) {
                 Ok(()) => removed.push(f.display().to_string()),

@@ -4,9 +4,11 @@
 
 pub mod bundle;
 pub mod check;
+pub mod comms;
 pub mod daemon;
 pub mod inspect;
 pub mod launch;
+pub mod relay;
 pub mod send;
 pub mod status;
 pub mod url;

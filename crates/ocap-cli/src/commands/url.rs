@@ -17,7 +17,9 @@ pub enum UrlCommand {
         /// The object.
         kref: String,
     },
-    /// Redeem an OCAP URL this kernel issued; prints the object's kref.
+    /// Redeem an OCAP URL; prints the object's kref. A URL another kernel issued is
+    /// redeemed over the network (`ocap comms start` first); the host holds that object, as
+    /// it holds the objects in a result.
     Redeem {
         /// The URL (`ocap:…@<peer ID>`).
         url: String,

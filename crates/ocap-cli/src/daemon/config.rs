@@ -52,6 +52,10 @@ pub struct DaemonConfig {
     /// may ask for the `kernelFacet` service. Relative paths resolve against the home.
     #[serde(default)]
     pub system_subclusters: Vec<serde_json::Value>,
+    /// Start remote comms with the daemon (the `initRemoteComms` options, remote-comms.md
+    /// §9.5). Without it, comms started by `initRemoteComms` resume after a restart.
+    #[serde(default)]
+    pub remote_comms: Option<super::comms::CommsParams>,
 }
 
 #[derive(Debug, thiserror::Error)]

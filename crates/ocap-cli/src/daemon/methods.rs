@@ -6,7 +6,7 @@ use ocap_kernel::KernelError;
 use serde_json::{json, Value as Json};
 
 use super::params::{
-    kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, ReapParams, SqlParams, UrlParams,
+    kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, PeerParams, ReapParams, SqlParams, UrlParams,
 };
 use super::state::DaemonState;
 use super::status::status_json;
@@ -125,6 +125,35 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
             no_params(&params)?;
             let urls = state.kernel().await.live_ocap_urls().await.map_err(kernel_error)?;
             Ok(Json::Array(urls.into_iter().map(|(url, kref)| json!({"url": url, "kref": kref.to_string()})).collect()))
+        }
+        // Remote comms (remote-comms.md §10): start the libp2p transport for the kernel (and
+        // again with each daemon start), stop it, steer it.
+        "initRemoteComms" => {
+            let p: super::comms::CommsParams =
+                if no_params(&params).is_ok() { Default::default() } else { parse(params)? };
+            super::comms::start(&state.home, &state.kernel().await, p).await?;
+            Ok(Json::Null)
+        }
+        // Ours: comms stop, and no longer start with the daemon.
+        "stopRemoteComms" => {
+            no_params(&params)?;
+            super::comms::stop(&state.home, &state.kernel().await).await?;
+            Ok(Json::Null)
+        }
+        "registerLocationHints" => {
+            let p: PeerParams = parse(params)?;
+            state.kernel().await.register_location_hints(&p.peer_id, p.hints).await.map_err(kernel_error)?;
+            Ok(Json::Null)
+        }
+        "closeConnection" => {
+            let p: PeerParams = parse(params)?;
+            state.kernel().await.close_connection(&p.peer_id).await.map_err(kernel_error)?;
+            Ok(Json::Null)
+        }
+        "reconnectPeer" => {
+            let p: PeerParams = parse(params)?;
+            state.kernel().await.reconnect_peer(&p.peer_id, p.hints).await.map_err(kernel_error)?;
+            Ok(Json::Null)
         }
         "executeDBQuery" => {
             let p: SqlParams = parse(params)?;

@@ -8,6 +8,7 @@
 //! opened; requests are bounded in size and read time; the log is rotated; `stop` returns
 //! only once the process has exited.
 
+pub mod comms;
 pub mod config;
 mod logfile;
 mod methods;
@@ -58,6 +59,9 @@ impl ServeArgs {
 pub enum DaemonError {
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The config's `remoteComms` could not be started.
+    #[error("cannot start remote comms: {0}")]
+    RemoteComms(String),
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
     #[error(transparent)]
@@ -148,6 +152,17 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<(), DaemonError> {
             return Err(e);
         }
     };
+    // Remote comms: as the config says, or as they ran before the daemon stopped.
+    let from_config = config.remote_comms.is_some();
+    if let Some(params) = config.remote_comms.clone().or_else(|| comms::saved(home)) {
+        if let Err(e) = comms::start(home, &kernel, params).await {
+            if from_config {
+                let _ = kernel.stop().await;
+                return Err(DaemonError::RemoteComms(e.message));
+            }
+            tracing::error!("remote comms did not resume: {}", e.message);
+        }
+    }
     let state = state::DaemonState::new(home.clone(), config, kernel);
     spawn_signal_handlers(state.clone())?;
     tracing::info!(socket = %home.socket().display(), "daemon started");

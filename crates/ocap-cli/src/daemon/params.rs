@@ -28,6 +28,16 @@ pub struct UrlParams {
     pub url: String,
 }
 
+/// `{"peerId": "12D3KooW…", "hints": [multiaddr…]}` (`registerLocationHints`,
+/// `reconnectPeer`, `closeConnection`; hints optional where they mean nothing).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PeerParams {
+    pub peer_id: String,
+    #[serde(default)]
+    pub hints: Vec<String>,
+}
+
 /// `{"sql": "SELECT …"}` (`executeDBQuery`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -95,6 +95,13 @@ impl DaemonState {
         let (home, config) = (self.home.clone(), self.config.clone());
         match tokio::task::spawn_blocking(move || open_kernel(&home, &config)).await {
             Ok(Ok(fresh)) => {
+                // Comms that ran go on, on the fresh kernel (a new incarnation: peers notice).
+                let params = self.config.remote_comms.clone().or_else(|| super::comms::saved(&self.home));
+                if let Some(params) = params {
+                    if let Err(e) = super::comms::start(&self.home, &fresh, params).await {
+                        tracing::error!("remote comms did not restart after clearState: {}", e.message);
+                    }
+                }
                 *kernel = fresh;
                 tracing::info!("state cleared");
                 Ok(())

@@ -39,11 +39,36 @@ pub fn status_json(d: &KernelStatus, resume_failures: &[(VatId, String)]) -> Jso
         d.roots.iter().map(|(v, k)| (v.to_string(), json!(k.to_string()))).collect();
     let failures: Vec<Json> =
         resume_failures.iter().map(|(v, why)| json!({"vat": v.to_string(), "error": why})).collect();
-    // The JS kernel's three states (remote-comms.md §1.2); networking is not started here yet.
-    let remote_comms = match &d.peer_id {
-        Some(peer_id) => json!({"state": "identity-only", "peerId": peer_id}),
-        None => json!({"state": "disconnected"}),
+    // The JS kernel's three states (remote-comms.md §1.2), plus each peer (ours).
+    let rc = &d.remote_comms;
+    let mut remote_comms = match (&d.peer_id, rc.running) {
+        (Some(peer_id), true) => {
+            json!({"state": "connected", "peerId": peer_id, "listenAddresses": rc.listen_addresses})
+        }
+        (Some(peer_id), false) => json!({"state": "identity-only", "peerId": peer_id}),
+        (None, _) => json!({"state": "disconnected"}),
     };
+    if !rc.peers.is_empty() {
+        let peers: Vec<Json> = rc
+            .peers
+            .iter()
+            .map(|p| {
+                let link = rc.links.iter().find(|l| l.peer_id == p.peer_id);
+                json!({
+                    "peerId": p.peer_id,
+                    "remoteId": p.remote.to_string(),
+                    "state": link.map_or("idle", |l| l.state.as_str()),
+                    "backlog": p.backlog,
+                    "sentSeq": p.next_send_seq,
+                    "receivedSeq": p.highest_received_seq,
+                    "lastError": p.last_error.clone().or_else(|| link.and_then(|l| l.last_error.clone())),
+                })
+            })
+            .collect();
+        if let Some(o) = remote_comms.as_object_mut() {
+            o.insert("peers".into(), Json::Array(peers));
+        }
+    }
     json!({
         "vats": vats,
         "subclusters": subclusters,

@@ -110,6 +110,8 @@ struct PeerLink {
     last_error: Option<String>,
     /// Since when frames past a gap in the peer's seqs have been arriving (see `receive`).
     gap_since: Option<Instant>,
+    /// The ack value a fast retransmission was last made for (see `handle_ack`).
+    fast_resent_at: Option<u64>,
 }
 
 struct Redemption {
@@ -409,12 +411,16 @@ impl KernelCore {
             Err(e) => return Err(e),
         };
         let (seq, ack, body) = match frame {
-            Frame::Ack(n) => return self.handle_ack(remote, n),
+            Frame::Ack(n) => {
+                self.handle_ack(remote, n, true)?;
+                return self.peer_is_back(remote);
+            }
             Frame::Message { seq, ack, body } => (seq, ack, body),
         };
         if let Some(n) = ack {
-            self.handle_ack(remote, n)?;
+            self.handle_ack(remote, n, false)?;
         }
+        self.peer_is_back(remote)?;
         let delayed_ack = self.comms.opts.delayed_ack;
         if let Some(link) = self.comms.links.get_mut(&remote) {
             link.ack_due = Some(Instant::now() + delayed_ack);
@@ -431,6 +437,8 @@ impl KernelCore {
             let since = *link.gap_since.get_or_insert(now);
             if now.duration_since(since) < tolerance {
                 tracing::debug!(%remote, seq, highest, "frame past a gap from a peer, held back");
+                // Ack what we have now: the sender resends what we miss (`handle_ack`).
+                link.ack_due = Some(now);
                 return Ok(());
             }
             tracing::info!(%remote, seq, highest, "accepting a gap in the peer's seqs (it gave up on those frames)");
@@ -476,8 +484,12 @@ impl KernelCore {
         Ok(())
     }
 
-    /// A cumulative ack from the peer: frames up to `n` are delivered.
-    fn handle_ack(&mut self, remote: RemoteId, n: u64) -> Result<(), KernelError> {
+    /// A cumulative ack from the peer: frames up to `n` are delivered. A standalone ack that
+    /// acknowledges nothing new while frames are pending says the peer saw a duplicate or a
+    /// gap (a frame of ours was lost and a later one arrived): everything pending is resent
+    /// at once, once per such ack value, rather than at the ack timeout (TCP's fast
+    /// retransmit).
+    fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
         let before = self.store.pending_count(remote)?;
         if before == 0 {
             return Ok(());
@@ -486,11 +498,20 @@ impl KernelCore {
         let after = self.store.pending_count(remote)?;
         let timeout = self.comms.opts.ack_timeout;
         let attached = self.comms.transport.is_some();
+        let mut fast_resend = false;
         if let Some(link) = self.comms.links.get_mut(&remote) {
             if after < before {
                 link.retries = 0;
+                link.last_error = None;
                 link.ack_deadline = (after > 0 && attached).then(|| Instant::now() + timeout);
+            } else if standalone && link.fast_resent_at != Some(n) {
+                link.fast_resent_at = Some(n);
+                fast_resend = true;
             }
+        }
+        if fast_resend {
+            tracing::debug!(%remote, ack = n, "the peer missed a frame: resending what is pending");
+            self.resend_pending(remote, Instant::now())?;
         }
         Ok(())
     }
@@ -667,7 +688,10 @@ impl KernelCore {
         let remote = self.peer_remote(peer_id, &[])?;
         let known = self.store.peer(remote)?.and_then(|p| p.incarnation);
         match known {
-            Some(k) if k == incarnation => Ok(false),
+            Some(k) if k == incarnation => {
+                self.peer_is_back(remote)?;
+                Ok(false)
+            }
             None => {
                 let inc = incarnation.to_owned();
                 self.unit(|k| Ok(k.store.set_peer_incarnation(remote, &inc)?))?;
@@ -728,9 +752,18 @@ impl KernelCore {
         }
     }
 
-    /// Gives up on a peer (§6): its pending frames are dropped and every promise it decides is
-    /// rejected with `[KERNEL:CONNECTION_LOST] <reason>`. The endpoint and its c-list stay; a
-    /// later send starts again (the peer sees a gap in the seqs, which it accepts).
+    /// Gives up on a peer (§6): every promise it decides is rejected with
+    /// `[KERNEL:CONNECTION_LOST] <reason>` (and forgotten in its c-list), its URL redemptions
+    /// fail, and retransmission stops until the peer is heard from again or a new frame goes
+    /// to it. The endpoint and its c-list stay.
+    ///
+    /// Unlike the JS kernel, which drops its pending log (§6) and so leaves a gap in the seqs
+    /// and, worse, loses what it owed the peer (a notify dropped there leaves the peer's vat
+    /// waiting forever), the log is kept and only what was *asked* of the peer is withdrawn:
+    /// each pending message or URL redemption is rewritten, under its own seq, as a
+    /// `bringOutYourDead` (a no-op for the receiver), so a message whose result was just
+    /// rejected does not run later, and the peer, if it returns with its state, still gets
+    /// every notify, GC action and URL reply in order, with no gap.
     pub fn give_up_peer(&mut self, remote: RemoteId, reason: &str) -> Result<(), KernelError> {
         if !self.is_peer(remote) {
             return Ok(());
@@ -738,14 +771,38 @@ impl KernelCore {
         tracing::warn!(%remote, "giving up on a peer: {reason}");
         let err = kernel_error("CONNECTION_LOST", reason);
         self.unit(|k| {
-            k.store.drop_pending(remote, u64::MAX)?;
-            for kpid in k.store.promises_decided_by(remote.into())? {
+            for (seq, frame) in k.store.pending_frames(remote)? {
+                let asked = matches!(
+                    envelope::decode(&frame),
+                    Ok(Frame::Message {
+                        body: Body::Deliver(VatDelivery::Message { .. }) | Body::RedeemUrl { .. },
+                        ..
+                    })
+                );
+                if let (true, Ok(Frame::Message { ack, .. })) = (asked, envelope::decode(&frame)) {
+                    let noop = envelope::encode(seq, ack, &Body::Deliver(VatDelivery::BringOutYourDead));
+                    k.store.replace_pending(remote, seq, &noop)?;
+                }
+            }
+            let ep = EndpointId::Remote(remote);
+            for kpid in k.store.promises_decided_by(ep)? {
                 k.resolve_promise(kpid, true, err.clone())?;
+                k.forget_clist_entry(ep, kpid)?;
             }
             Ok(())
         })?;
         self.commit()?;
         self.reset_link(remote, reason);
+        Ok(())
+    }
+
+    /// The peer was heard from (a frame, a handshake): if frames wait for it and nothing is
+    /// retransmitting them (after a give-up, or a start without a transport), they go now.
+    fn peer_is_back(&mut self, remote: RemoteId) -> Result<(), KernelError> {
+        let idle = self.comms.links.get(&remote).is_some_and(|l| l.ack_deadline.is_none());
+        if idle && self.comms.transport.is_some() && self.store.pending_count(remote)? > 0 {
+            self.resend_pending(remote, Instant::now())?;
+        }
         Ok(())
     }
 

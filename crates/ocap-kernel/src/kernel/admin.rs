@@ -44,6 +44,7 @@ impl Kernel {
                 gc_actions_pending: store.gc_action_count()?,
                 crank_count: core.crank_count(),
                 peer_id: core.peer_id()?,
+                remote_comms: super::comms::remote_comms_status(core)?,
             })
         })
         .await

@@ -79,6 +79,17 @@ pub struct RemoteCommsStatus {
     pub links: Vec<PeerLinkStatus>,
 }
 
+/// Remote comms as `getStatus` shows them, read on the run loop.
+pub(crate) fn remote_comms_status(core: &crate::KernelCore) -> Result<RemoteCommsStatus, KernelError> {
+    let t = core.transport();
+    Ok(RemoteCommsStatus {
+        running: t.is_some(),
+        listen_addresses: t.as_ref().map(|t| t.listen_addresses()).unwrap_or_default(),
+        peers: core.peer_statuses()?,
+        links: core.peer_links(),
+    })
+}
+
 /// How often the ticker runs the peers' timers: often enough for the delayed ack.
 fn tick_interval(opts: &RemoteOptions) -> Duration {
     (opts.delayed_ack / 2).clamp(Duration::from_millis(5), Duration::from_millis(50))
@@ -181,16 +192,12 @@ impl Kernel {
 
     /// Remote comms as `getStatus` shows them.
     pub async fn remote_comms_status(&self) -> Result<RemoteCommsStatus, KernelError> {
-        self.call(|st| {
-            let t = st.core.transport();
-            Ok(RemoteCommsStatus {
-                running: t.is_some(),
-                listen_addresses: t.as_ref().map(|t| t.listen_addresses()).unwrap_or_default(),
-                peers: st.core.peer_statuses()?,
-                links: st.core.peer_links(),
-            })
-        })
-        .await
+        self.call(|st| remote_comms_status(&st.core)).await
+    }
+
+    /// Makes `relays` the pool's bootstrap relays (§3.4), keeping at most `max_known`.
+    pub async fn set_bootstrap_relays(&self, relays: Vec<String>, max_known: usize) -> Result<(), KernelError> {
+        self.call(move |st| st.core.set_bootstrap_relays(&relays, max_known)).await
     }
 
     /// The object an OCAP URL names (`redeemOcapURL`): one this kernel issued at once, one

@@ -100,6 +100,8 @@ pub struct KernelStatus {
     /// This kernel's peer ID, once it has a remote identity (remote-comms.md §1.2: made on
     /// first use, by issuing or redeeming an OCAP URL).
     pub peer_id: Option<String>,
+    /// The transport and the peers, when remote comms are started (or peers are known).
+    pub remote_comms: RemoteCommsStatus,
 }
 
 /// A running kernel. Clone it freely; every clone talks to the same run loop.

@@ -169,6 +169,11 @@ fn incarnation_id_from_random(bytes: [u8; 16]) -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
 }
 
+/// 32 random bytes from the OS: a fresh Ed25519 key seed (a relay's, for instance).
+pub fn random_key_seed() -> [u8; 32] {
+    random_array()
+}
+
 fn random_array<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

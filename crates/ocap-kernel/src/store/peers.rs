@@ -166,6 +166,16 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites a pending frame (`give_up_peer` withdraws what it asked of the peer).
+    pub(crate) fn replace_pending(&self, remote: RemoteId, seq: u64, frame: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE remote_pending SET frame = ?3 WHERE remote = ?1 AND seq = ?2")
+            .ctx("prepare replace pending")?
+            .execute(params![remote.to_string(), seq as i64, frame])
+            .ctx("replace pending")?;
+        Ok(())
+    }
+
     /// Deletes the pending frames up to and including `seq` (a cumulative ack); returns how many.
     pub(crate) fn drop_pending(&self, remote: RemoteId, seq: u64) -> Result<(), StoreError> {
         self.conn

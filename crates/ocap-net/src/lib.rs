@@ -1,0 +1,246 @@
+//! The rust-libp2p transport of ocap's remote comms (remote-comms.md §4, §9): it implements
+//! [`ocap_abi::remote::RemoteTransport`] over libp2p and reports back through
+//! [`ocap_abi::remote::RemoteInbox`].
+//!
+//! # Stack (§4.1)
+//! TCP, QUIC v1 and WebSocket transports, plus circuit relay v2 (client); noise XX and
+//! yamux; identify and ping. One bidirectional stream per peer pair (a *channel*) carries
+//! frames: an unsigned LEB128 varint length, then that many bytes of UTF-8 JSON. Whichever
+//! side dials, both use the stream; a newly registered channel replaces the old one.
+//!
+//! # Handshake (§4.2)
+//! The dialer writes `{"method":"handshake","params":{"incarnationId":"<id>"}}` and the
+//! listener answers `{"method":"handshakeAck","params":{"incarnationId":"<id>"}}`, each
+//! within [`NetLimits::handshake_timeout`]. Then the kernel's verdict
+//! ([`RemoteInbox::incarnation`](ocap_abi::remote::RemoteInbox::incarnation)) decides:
+//! `true` on an outbound channel closes it and fails the queued sends with `PeerRestarted`
+//! (a reconnection registers it anyway); `true` on an inbound channel refuses it.
+//!
+//! # Threads
+//! [`Libp2pTransport::start`] and [`RelayServer::start`] each run their swarm on a thread of
+//! their own (with a current-thread tokio runtime), so they work from plain threads and from
+//! inside any tokio runtime alike. Every [`RemoteTransport`](ocap_abi::remote::RemoteTransport)
+//! method returns at once; failures come back through the inbox, always from the transport's
+//! thread (never from inside the kernel's call).
+//!
+//! # The protocol id `whatever`
+//! The JS kernel registers and dials its application protocol as the bare string `whatever`
+//! (no leading `/`). This crate defaults to [`DEFAULT_PROTOCOL`] (`/ocap-kernel/1.0.0`) and
+//! accepts only `/`-prefixed ids ([`NetError::InvalidProtocol`] otherwise), so a JS kernel
+//! and this transport cannot open a channel to each other until one side changes; the
+//! base layers (TCP/WS/QUIC, noise, yamux, relay v2, identify, ping) do interoperate.
+//! Exactly what blocks `whatever` in rust-libp2p 0.56 (libp2p-core 0.43, libp2p-swarm 0.47,
+//! multistream-select 0.13):
+//! - `StreamProtocol::try_from_owned` refuses any id not starting with `/`
+//!   (`InvalidProtocol::missing_forward_slash`), and `libp2p-stream`'s `Control::
+//!   open_stream` / `Control::accept` only take `StreamProtocol`s.
+//! - Below that, every substream a connection's muxer yields is negotiated by
+//!   `libp2p-swarm`'s `connection.rs` (`StreamUpgrade::new_inbound` /
+//!   `new_outbound`) with `multistream_select::listener_select_proto` /
+//!   `dialer_select_proto` before any `ConnectionHandler` sees it, so a custom handler
+//!   with a plain-string `UpgradeInfo::Info` does not help:
+//!   - dialing: `dialer_select_proto` runs `Protocol::try_from("whatever")`, which fails
+//!     with `ProtocolError::InvalidProtocol` (the name must start with `/`), so the
+//!     proposal is never sent;
+//!   - listening: `listener_select_proto` drops (with a warning) every supported name that
+//!     fails `Protocol::try_from`; and an incoming proposal `whatever\n` is not recognised
+//!     as a protocol message by `Message::decode` (that requires a leading `/`), so it is
+//!     parsed as an `ls` response: its first byte `w` (0x77) is read as a varint length of
+//!     119, longer than the message, giving `ProtocolError::InvalidMessage`. The listener
+//!     fails the negotiation with a protocol error and drops the substream without
+//!     answering `na`, so the JS dialer sees its stream reset.
+//! - What could work without forking or vendoring: a `StreamMuxer` wrapper around the
+//!   muxer of every connection (yamux for TCP/WS/relayed, quinn's for QUIC), installed with
+//!   `Transport::map` on hand-built transports passed through
+//!   `SwarmBuilder::with_other_transport` (the relay client transport from
+//!   `relay::client::new`). Its `poll_inbound` would read each new substream's
+//!   multistream-select header and first proposal itself; for `whatever` it would answer
+//!   `/multistream/1.0.0` + `whatever` and hand the substream (with the peer ID the
+//!   transport's `map` closure knows) to this crate over a channel; otherwise it would
+//!   yield a substream that replays the consumed bytes, so the swarm negotiates as usual.
+//!   Outbound, its `poll` would open substreams on request from this crate and run the
+//!   dialer side by hand (header + `whatever`, with and without JS's optimistic
+//!   "header + proposal in one write"; `na` means the peer lacks it). Caveats: those
+//!   substreams are invisible to the swarm's keep-alive accounting (its
+//!   `ActiveStreamCounter` only counts streams it negotiated), so a behaviour whose
+//!   `connection_keep_alive` reads a per-connection counter kept by the wrapper is needed,
+//!   or idle connections are closed under live channels; the sniffing must be bounded by
+//!   a timeout and by a cap on concurrent negotiations; and `ls` must be answered or
+//!   replayed consistently. This is not implemented yet. The simpler way out is that the
+//!   JS kernel also registers a `/`-prefixed id (its `handle`/`dialProtocol` accept lists).
+//!
+//! # Relayed connections
+//! Our own [`RelayServer`] grants circuits with no practical limit (§9.1). rust-libp2p 0.56
+//! does not mark relayed connections as limited and opens streams on them freely. A JS
+//! node, however, treats any circuit whose STOP message carries a `limit` as limited, and
+//! `libp2p-relay` 0.21 always sends one (duration and bytes from its config, here set to
+//! their maximum); whether JS then refuses `whatever` streams over a Rust relay needs a
+//! live check.
+
+mod framing;
+mod handshake;
+mod node;
+mod relay;
+mod transport;
+
+use std::time::Duration;
+
+pub use relay::{RelayOptions, RelayServer, RELAY_SEED};
+pub use transport::Libp2pTransport;
+
+/// The application protocol id this transport uses by default. The JS kernel uses
+/// `whatever`, which rust-libp2p cannot speak (see the crate doc).
+pub const DEFAULT_PROTOCOL: &str = "/ocap-kernel/1.0.0";
+
+/// Limits and timeouts of the transport, with the JS defaults of remote-comms.md §9.5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Largest frame payload in bytes (UTF-8 length of the frame), on send and receive.
+    /// Default 1 MiB (1 048 576).
+    pub max_message_size_bytes: usize,
+    /// How long each side of the handshake waits for the other's frame (§4.2). Default 10 s.
+    pub handshake_timeout: Duration,
+    /// How long one frame write may take before the channel counts as lost. Default 10 s.
+    pub write_timeout: Duration,
+    /// Most peers with a registered channel at once; more fail with
+    /// `ResourceLimit("connection")` (outbound) or are refused (inbound). Default 100.
+    pub max_concurrent_connections: usize,
+    /// Most frames sent to one peer in any sliding 1 s window; more fail with
+    /// `ResourceLimit("messageRate")`. Counted before sending. Default 100.
+    pub max_messages_per_second: usize,
+    /// Most connection attempts to one peer in any sliding 60 s window. A send that would
+    /// need one more fails with `ResourceLimit("connectionRate")`; the reconnection loop
+    /// waits instead. Default 10.
+    pub max_connection_attempts_per_minute: usize,
+    /// Base of the reconnection backoff (full jitter: uniform in
+    /// `[0, min(max, base·2^(attempt−1)))`, §9.4). Default 500 ms.
+    pub reconnection_base_delay: Duration,
+    /// Cap of the reconnection backoff. Default 10 s.
+    pub reconnection_max_delay: Duration,
+    /// Connection attempts before giving up on a peer (`RemoteInbox::give_up`); 0 means
+    /// retry forever. Default 0.
+    pub max_retry_attempts: u32,
+    /// A channel with neither a frame read nor written for this long is closed (the next
+    /// send dials again). Values under 5 s are raised to 5 s. Default 120 s.
+    pub stream_inactivity_timeout: Duration,
+    /// Budget of one connection attempt: trying every dial candidate and opening the stream
+    /// (§9.2, hard-coded 30 s in JS). Default 30 s.
+    pub dial_timeout: Duration,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        Self {
+            max_message_size_bytes: 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_concurrent_connections: 100,
+            max_messages_per_second: 100,
+            max_connection_attempts_per_minute: 10,
+            reconnection_base_delay: Duration::from_millis(500),
+            reconnection_max_delay: Duration::from_secs(10),
+            max_retry_attempts: 0,
+            stream_inactivity_timeout: Duration::from_secs(120),
+            dial_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Smallest effective [`NetLimits::stream_inactivity_timeout`].
+pub const MIN_STREAM_INACTIVITY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start a [`Libp2pTransport`].
+#[derive(Debug, Clone)]
+pub struct NetOptions {
+    /// The 32-byte Ed25519 secret seed of the node's key (remote-comms.md §1.2); the peer ID
+    /// is derived from it as libp2p does (`12D3KooW…`).
+    pub key_seed: [u8; 32],
+    /// The kernel's incarnation id, sent in every handshake (§4.2).
+    pub incarnation_id: String,
+    /// Direct listen multiaddrs: TCP (`/ip4/127.0.0.1/tcp/0`), QUIC v1
+    /// (`/ip4/127.0.0.1/udp/0/quic-v1`) and WebSocket (`/ip4/127.0.0.1/tcp/0/ws`); `/ip6/`
+    /// and `/dns*/` hosts are fine. Port 0 picks a free port. Anything else is
+    /// [`NetError::UnsupportedListenAddress`].
+    pub listen_addresses: Vec<String>,
+    /// Bootstrap relays, full multiaddrs ending `/p2p/<relay peer ID>`. The node listens on
+    /// `<relay>/p2p-circuit` (reserving a slot, re-reserving with backoff when the relay
+    /// connection drops) and dials peers through them as `<relay>/p2p-circuit/p2p/<peer>`.
+    pub relays: Vec<String>,
+    /// The application protocol id; must start with `/`. Default [`DEFAULT_PROTOCOL`].
+    pub protocol: String,
+    /// Limits and timeouts.
+    pub limits: NetLimits,
+}
+
+impl NetOptions {
+    /// Options with the given key and incarnation and every other field at its default (no
+    /// listen addresses, no relays).
+    pub fn new(key_seed: [u8; 32], incarnation_id: impl Into<String>) -> Self {
+        Self {
+            key_seed,
+            incarnation_id: incarnation_id.into(),
+            listen_addresses: Vec::new(),
+            relays: Vec::new(),
+            protocol: DEFAULT_PROTOCOL.to_owned(),
+            limits: NetLimits::default(),
+        }
+    }
+}
+
+/// Why a transport or relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The key seed is not a valid Ed25519 secret (cannot happen for 32 bytes in practice).
+    #[error("Invalid key seed: {0}")]
+    InvalidKey(String),
+    /// A string is not a multiaddr.
+    #[error("Invalid multiaddr {addr:?}: {reason}")]
+    InvalidMultiaddr { addr: String, reason: String },
+    /// A listen address uses a transport this node does not have.
+    #[error("Unsupported direct listen address: {0}")]
+    UnsupportedListenAddress(String),
+    /// A relay address does not end in `/p2p/<relay peer ID>`.
+    #[error("Relay address must end in /p2p/<relay peer ID>: {0}")]
+    InvalidRelayAddress(String),
+    /// The protocol id is not usable (it must start with `/`).
+    #[error("Invalid protocol id {0:?}: rust-libp2p needs a leading '/'")]
+    InvalidProtocol(String),
+    /// Binding a listen address failed (port in use, no such interface, …).
+    #[error("Could not listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    /// Building the libp2p transport stack failed.
+    #[error("Could not build the libp2p transport: {0}")]
+    Transport(String),
+    /// The node's thread or runtime could not be started, or it died while starting.
+    #[error("Could not start the network thread: {0}")]
+    Runtime(String),
+}
+
+/// Parses a multiaddr, naming it in the error.
+pub(crate) fn parse_multiaddr(addr: &str) -> Result<libp2p::Multiaddr, NetError> {
+    addr.parse().map_err(|e: libp2p::multiaddr::Error| NetError::InvalidMultiaddr {
+        addr: addr.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The node key from a 32-byte Ed25519 seed (§1.2).
+pub(crate) fn keypair_from_seed(seed: [u8; 32]) -> Result<libp2p::identity::Keypair, NetError> {
+    let mut seed = seed;
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed).map_err(|e| NetError::InvalidKey(e.to_string()))
+}
+
+/// The peer ID (`12D3KooW…`) of a 32-byte Ed25519 seed (§1.2).
+pub fn peer_id_from_seed(seed: [u8; 32]) -> Result<String, NetError> {
+    Ok(keypair_from_seed(seed)?.public().to_peer_id().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_seed_gives_the_js_relay_peer_id() {
+        assert_eq!(peer_id_from_seed(RELAY_SEED).unwrap(), "12D3KooWJBDqsyHQF2MWiCdU4kdqx4zTsSTLRdShg7Ui6CRWB4uc");
+    }
+}

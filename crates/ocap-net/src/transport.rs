@@ -1,0 +1,1388 @@
+//! Channels, per-peer connection management and the `RemoteTransport` implementation
+//! (remote-comms.md §9.2–§9.6).
+//!
+//! Each peer the transport hears of gets a *peer actor*, a task that alone decides about
+//! that peer's channel: it queues frames while there is no channel, runs at most one
+//! connection attempt at a time (dial, open stream, handshake, incarnation verdict), runs
+//! the reconnection loop with backoff, registers inbound channels that finished their
+//! handshake, and retires replaced channels. A channel is a reader task (delivering frames
+//! to the inbox, watching inactivity) and a writer task (writing frames in order).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
+use libp2p::core::transport::TransportError;
+use libp2p::swarm::DialError;
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use ocap_abi::remote::{PeerLinkStatus, RemoteInbox, RemoteTransport, SendError, SendErrorKind};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::framing::{read_frame, write_frame, ReadError};
+use crate::handshake::{self, HandshakeLimits};
+use crate::node::{self, SwarmCmd};
+use crate::{keypair_from_seed, parse_multiaddr, NetError, NetLimits, NetOptions, MIN_STREAM_INACTIVITY_TIMEOUT};
+
+/// Error codes that, five times in a row, mark a peer permanently failed (§9.4).
+const PERMANENT_CODES: [&str; 4] = ["ECONNREFUSED", "EHOSTUNREACH", "ENOTFOUND", "ENETUNREACH"];
+const CONSECUTIVE_ERROR_THRESHOLD: usize = 5;
+/// How long `start` waits for the direct listeners to report their addresses.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+/// How long `stop` lets channels close before the swarm goes.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The libp2p transport: one per kernel (see the crate doc for the stack and threads).
+///
+/// Contract with the kernel (remote-comms.md §9.3–§9.6):
+/// - Every `send` either goes out on the peer's channel or comes back exactly once through
+///   `RemoteInbox::send_failed`: `NetworkStopped` after `stop`, `IntentionalClose` after
+///   `close_connection`, `ResourceLimit("messageSize" | "messageRate" | "connection" |
+///   "connectionRate")`, `PeerRestarted` (a `true` verdict on our dial), or `Other` (write
+///   failed or timed out, gave up connecting). A frame that was written but whose stream
+///   then died is not reported (the kernel's acks and retransmission cover it).
+/// - Frames sent while there is no channel wait (in `send` order) for the connection
+///   attempt, which retries with backoff (`max_retry_attempts`, 0 = forever); frames are
+///   never re-sent by the transport.
+/// - A channel that ends by error, oversize frame or remote close starts the reconnection
+///   loop (§9.4); one torn down for inactivity does not (the next send dials). When the
+///   loop gives up (attempts exhausted, a non-retryable error, five identical
+///   `ECONNREFUSED`-like errors in a row) the queued frames fail and `give_up` is called.
+///   A peer we know no address of (it dialed us) and have nothing queued for is not given
+///   up: we reopen a stream if its connection is still up, else wait for it to redial.
+/// - `peers()` states: `connected`, `connecting` (first dial for queued frames),
+///   `reconnecting`, `closed` (intentionally), `failed` (given up), and `idle` (known, no
+///   channel, nothing in flight).
+pub struct Libp2pTransport {
+    shared: Arc<Shared>,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+/// State shared by the public handle, the peer actors and the channel tasks.
+struct Shared {
+    inbox: Arc<dyn RemoteInbox>,
+    limits: NetLimits,
+    incarnation_id: String,
+    protocol: StreamProtocol,
+    relays: Vec<Multiaddr>,
+    local_peer: PeerId,
+    rt: tokio::runtime::Handle,
+    swarm_tx: mpsc::UnboundedSender<SwarmCmd>,
+    control: libp2p_stream::Control,
+    stopped: AtomicBool,
+    /// Peers with a registered channel (the `max_concurrent_connections` count).
+    registered: AtomicUsize,
+    listen: Arc<Mutex<Vec<Multiaddr>>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    peers: HashMap<PeerId, PeerEntry>,
+}
+
+struct PeerEntry {
+    tx: mpsc::UnboundedSender<PeerCmd>,
+    hints: Vec<String>,
+    /// `close_connection` was called and `reconnect_peer` not since.
+    closed: bool,
+    has_channel: bool,
+    status: &'static str,
+    last_error: Option<String>,
+    /// Send times in the last second (message rate).
+    sends: VecDeque<Instant>,
+    /// Connection attempt times in the last minute (connection rate).
+    attempts: VecDeque<Instant>,
+}
+
+enum PeerCmd {
+    Frame(String),
+    /// An inbound stream that passed the handshake and the incarnation check.
+    Inbound(Stream),
+    ChannelEnded {
+        id: u64,
+        end: ChannelEnd,
+    },
+    Close,
+    Reconnect,
+    Stop,
+}
+
+/// Why a channel's reader stopped.
+#[derive(Debug)]
+enum ChannelEnd {
+    /// The remote closed its side (or reset the stream).
+    Eof,
+    /// Reading or writing failed.
+    Failed(String),
+    /// An incoming length exceeded the limit; the stream is desynchronised.
+    Oversize(String),
+    /// No frame read or written for the inactivity timeout.
+    Idle,
+    /// We aborted it.
+    Aborted,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    fn handshake_limits(&self) -> HandshakeLimits {
+        HandshakeLimits {
+            max_message_size: self.limits.max_message_size_bytes,
+            handshake_timeout: self.limits.handshake_timeout,
+            write_timeout: self.limits.write_timeout,
+        }
+    }
+
+    fn inactivity_timeout(&self) -> Duration {
+        self.limits.stream_inactivity_timeout.max(MIN_STREAM_INACTIVITY_TIMEOUT)
+    }
+
+    /// The peer's entry, creating it (and spawning its actor) if needed; `None` once the
+    /// transport is stopped (checked under the state lock, which `stop_all` drains under).
+    fn entry<'a>(self: &Arc<Self>, state: &'a mut State, peer: PeerId) -> Option<&'a mut PeerEntry> {
+        if self.is_stopped() {
+            return None;
+        }
+        Some(state.peers.entry(peer).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let actor = PeerActor::new(self.clone(), peer, rx, tx.clone());
+            self.rt.spawn(actor.run());
+            PeerEntry {
+                tx,
+                hints: Vec::new(),
+                closed: false,
+                has_channel: false,
+                status: "idle",
+                last_error: None,
+                sends: VecDeque::new(),
+                attempts: VecDeque::new(),
+            }
+        }))
+    }
+
+    /// Reports a failed send from outside the runtime (never from the caller's thread).
+    fn report_later(&self, peer: &str, kind: SendErrorKind, message: String) {
+        let inbox = self.inbox.clone();
+        let peer = peer.to_owned();
+        self.rt.spawn(async move {
+            inbox.send_failed(&peer, SendError { kind, message });
+        });
+    }
+
+    fn report(&self, peer: &str, kind: SendErrorKind, message: impl Into<String>) {
+        self.inbox.send_failed(peer, SendError { kind, message: message.into() });
+    }
+
+    fn set_status(&self, peer: PeerId, status: &'static str, error: Option<String>) {
+        let mut st = self.lock();
+        if let Some(e) = st.peers.get_mut(&peer) {
+            e.status = status;
+            if error.is_some() {
+                e.last_error = error;
+            }
+        }
+    }
+
+    /// Takes a `max_concurrent_connections` slot if one is free.
+    fn acquire_slot(&self) -> bool {
+        let max = self.limits.max_concurrent_connections;
+        self.registered.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1)).is_ok()
+    }
+
+    fn release_slot(&self) {
+        let _ = self.registered.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Dial candidates for `peer` (§9.2): hints whose last `/p2p/` is the peer (direct,
+    /// first), then `<relay>/p2p-circuit/p2p/<peer>` for each relay hint and configured
+    /// relay, de-duplicated. Malformed hints (and relay hints without a `/p2p/`) are skipped.
+    fn candidates(&self, peer: PeerId, hints: &[String]) -> Vec<Multiaddr> {
+        let mut direct = Vec::new();
+        let mut relays: Vec<Multiaddr> = Vec::new();
+        for hint in hints {
+            let Ok(addr) = hint.parse::<Multiaddr>() else {
+                tracing::debug!(%hint, "skipping malformed location hint");
+                continue;
+            };
+            match node::last_p2p(&addr) {
+                Some(id) if id == peer => {
+                    if !direct.contains(&addr) {
+                        direct.push(addr);
+                    }
+                }
+                Some(id) if id == self.local_peer => {}
+                Some(_) => {
+                    if !relays.contains(&addr) {
+                        relays.push(addr);
+                    }
+                }
+                None => tracing::debug!(%hint, "skipping location hint without /p2p/"),
+            }
+        }
+        for relay in &self.relays {
+            if !relays.contains(relay) {
+                relays.push(relay.clone());
+            }
+        }
+        direct.extend(
+            relays
+                .into_iter()
+                .filter(|r| node::last_p2p(r) != Some(peer))
+                .map(|r| r.with(libp2p::multiaddr::Protocol::P2pCircuit).with(libp2p::multiaddr::Protocol::P2p(peer))),
+        );
+        direct
+    }
+}
+
+impl Libp2pTransport {
+    /// Starts the node: derives the key (§1.2), binds the direct listen addresses (waiting
+    /// until each has reported its actual address, at most 10 s), starts reserving slots on
+    /// the relays, and begins accepting channels. The swarm runs on a thread of its own, so
+    /// this works both from a plain thread and from inside a tokio runtime (it blocks the
+    /// calling thread until the listeners are bound).
+    ///
+    /// Errors: [`NetError::InvalidProtocol`] (no leading `/`),
+    /// [`NetError::InvalidMultiaddr`], [`NetError::UnsupportedListenAddress`],
+    /// [`NetError::InvalidRelayAddress`], [`NetError::Listen`] (bind failed),
+    /// [`NetError::Transport`], [`NetError::Runtime`].
+    pub fn start(opts: NetOptions, inbox: Arc<dyn RemoteInbox>) -> Result<Arc<Self>, NetError> {
+        let protocol = StreamProtocol::try_from_owned(opts.protocol.clone())
+            .map_err(|_| NetError::InvalidProtocol(opts.protocol.clone()))?;
+        let key = keypair_from_seed(opts.key_seed)?;
+        let local_peer = key.public().to_peer_id();
+        let mut direct = Vec::new();
+        for a in &opts.listen_addresses {
+            let addr = parse_multiaddr(a)?;
+            if !node::check_listen_address(&addr) {
+                return Err(NetError::UnsupportedListenAddress(a.clone()));
+            }
+            direct.push(addr);
+        }
+        let mut relays = Vec::new();
+        for r in &opts.relays {
+            let addr = parse_multiaddr(r)?;
+            if !matches!(addr.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+                return Err(NetError::InvalidRelayAddress(r.clone()));
+            }
+            if !relays.contains(&addr) {
+                relays.push(addr);
+            }
+        }
+
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, NetError>>();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("ocap-net-{}", short(&local_peer)))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(NetError::Runtime(e.to_string())));
+                        return;
+                    }
+                };
+                rt.block_on(run_node(key, opts, protocol, direct, relays, inbox, ready_tx, shutdown_rx));
+            })
+            .map_err(|e| NetError::Runtime(e.to_string()))?;
+        match ready_rx.recv() {
+            Ok(Ok(shared)) => Ok(Arc::new(Self { shared, shutdown: Mutex::new(Some(shutdown_tx)) })),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(NetError::Runtime("the network thread died while starting".to_owned())),
+        }
+    }
+
+    /// This node's peer ID (`12D3KooW…`).
+    pub fn peer_id(&self) -> String {
+        self.shared.local_peer.to_string()
+    }
+
+    fn parse_peer(&self, peer_id: &str) -> Option<PeerId> {
+        match peer_id.parse::<PeerId>() {
+            Ok(p) if p != self.shared.local_peer => Some(p),
+            Ok(_) => {
+                tracing::warn!("ignoring a request about our own peer ID");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(%peer_id, error = %e, "invalid peer ID");
+                None
+            }
+        }
+    }
+}
+
+/// The first characters of a peer ID's tail, for thread names and logs.
+fn short(peer: &PeerId) -> String {
+    let s = peer.to_string();
+    s[s.len().saturating_sub(6)..].to_owned()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_node(
+    key: libp2p::identity::Keypair,
+    opts: NetOptions,
+    protocol: StreamProtocol,
+    direct: Vec<Multiaddr>,
+    relays: Vec<Multiaddr>,
+    inbox: Arc<dyn RemoteInbox>,
+    ready_tx: std::sync::mpsc::Sender<Result<Arc<Shared>, NetError>>,
+    shutdown_rx: oneshot::Receiver<()>,
+) {
+    let local_peer = key.public().to_peer_id();
+    let mut swarm = match node::build_swarm(key).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            return;
+        }
+    };
+    let listen = Arc::new(Mutex::new(Vec::new()));
+    if let Err(e) = node::listen_direct(&mut swarm, &direct, &listen, LISTEN_WAIT).await {
+        let _ = ready_tx.send(Err(e));
+        return;
+    }
+    let mut control = swarm.behaviour().stream_control();
+    let incoming = match control.accept(protocol.clone()) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = ready_tx.send(Err(NetError::Transport(e.to_string())));
+            return;
+        }
+    };
+    let (swarm_tx, swarm_rx) = mpsc::unbounded_channel();
+    for relay in &relays {
+        let _ = swarm_tx.send(SwarmCmd::ListenRelay { relay: relay.clone(), attempt: 0 });
+    }
+    let shared = Arc::new(Shared {
+        inbox,
+        limits: opts.limits,
+        incarnation_id: opts.incarnation_id,
+        protocol,
+        relays,
+        local_peer,
+        rt: tokio::runtime::Handle::current(),
+        swarm_tx: swarm_tx.clone(),
+        control,
+        stopped: AtomicBool::new(false),
+        registered: AtomicUsize::new(0),
+        listen: listen.clone(),
+        state: Mutex::new(State::default()),
+    });
+    let swarm_task = tokio::spawn(node::run_swarm(swarm, swarm_rx, swarm_tx, listen));
+    tokio::spawn(accept_loop(shared.clone(), incoming));
+    tracing::info!(peer = %local_peer, "network started");
+    let _ = ready_tx.send(Ok(shared.clone()));
+    drop(ready_tx);
+    // Until the handle is dropped; `stop` shuts the swarm down before that.
+    let _ = shutdown_rx.await;
+    if !shared.stopped.swap(true, Ordering::SeqCst) {
+        stop_all(shared.clone()).await;
+    }
+    let _ = tokio::time::timeout(STOP_GRACE, swarm_task).await;
+}
+
+/// Stops every peer actor (closing channels, failing queued frames with `NetworkStopped`),
+/// waits for them at most [`STOP_GRACE`], then stops the swarm.
+async fn stop_all(shared: Arc<Shared>) {
+    let peers: Vec<mpsc::UnboundedSender<PeerCmd>> = {
+        let mut st = shared.lock();
+        st.peers.drain().map(|(_, e)| e.tx).collect()
+    };
+    for tx in &peers {
+        let _ = tx.send(PeerCmd::Stop);
+    }
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        for tx in &peers {
+            tx.closed().await;
+        }
+    })
+    .await;
+    let _ = shared.swarm_tx.send(SwarmCmd::Stop);
+    tracing::info!(peer = %shared.local_peer, "network stopped");
+}
+
+impl Drop for Libp2pTransport {
+    fn drop(&mut self) {
+        let tx = self.shutdown.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(tx) = tx {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl RemoteTransport for Libp2pTransport {
+    fn send(&self, peer_id: &str, frame: String) {
+        let sh = &self.shared;
+        if sh.is_stopped() {
+            sh.report_later(peer_id, SendErrorKind::NetworkStopped, "network stopped".into());
+            return;
+        }
+        let Some(peer) = self.parse_peer(peer_id) else {
+            sh.report_later(peer_id, SendErrorKind::Other, format!("invalid peer ID {peer_id:?}"));
+            return;
+        };
+        let max = sh.limits.max_message_size_bytes;
+        let mut st = sh.lock();
+        let Some(entry) = sh.entry(&mut st, peer) else {
+            drop(st);
+            sh.report_later(peer_id, SendErrorKind::NetworkStopped, "network stopped".into());
+            return;
+        };
+        if entry.closed {
+            drop(st);
+            sh.report_later(
+                peer_id,
+                SendErrorKind::IntentionalClose,
+                "connection to peer was intentionally closed".into(),
+            );
+            return;
+        }
+        if frame.len() > max {
+            drop(st);
+            sh.report_later(
+                peer_id,
+                SendErrorKind::ResourceLimit("messageSize".into()),
+                format!("message of {} bytes exceeds the limit of {max} bytes", frame.len()),
+            );
+            return;
+        }
+        let now = Instant::now();
+        while entry.sends.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+            entry.sends.pop_front();
+        }
+        if entry.sends.len() >= sh.limits.max_messages_per_second {
+            drop(st);
+            sh.report_later(
+                peer_id,
+                SendErrorKind::ResourceLimit("messageRate".into()),
+                format!("more than {} messages per second to peer", sh.limits.max_messages_per_second),
+            );
+            return;
+        }
+        entry.sends.push_back(now);
+        if entry.tx.send(PeerCmd::Frame(frame)).is_err() {
+            drop(st);
+            sh.report_later(peer_id, SendErrorKind::NetworkStopped, "network stopped".into());
+        }
+    }
+
+    fn register_location_hints(&self, peer_id: &str, hints: &[String]) {
+        let Some(peer) = self.parse_peer(peer_id) else { return };
+        let mut st = self.shared.lock();
+        let Some(entry) = self.shared.entry(&mut st, peer) else { return };
+        merge_hints(&mut entry.hints, hints);
+    }
+
+    fn close_connection(&self, peer_id: &str) {
+        let Some(peer) = self.parse_peer(peer_id) else { return };
+        let mut st = self.shared.lock();
+        let Some(entry) = self.shared.entry(&mut st, peer) else { return };
+        entry.closed = true;
+        entry.status = "closed";
+        let _ = entry.tx.send(PeerCmd::Close);
+    }
+
+    fn reconnect_peer(&self, peer_id: &str, hints: &[String]) {
+        let Some(peer) = self.parse_peer(peer_id) else { return };
+        let mut st = self.shared.lock();
+        let Some(entry) = self.shared.entry(&mut st, peer) else { return };
+        entry.closed = false;
+        merge_hints(&mut entry.hints, hints);
+        let _ = entry.tx.send(PeerCmd::Reconnect);
+    }
+
+    fn listen_addresses(&self) -> Vec<String> {
+        let l = self.shared.listen.lock().unwrap_or_else(|e| e.into_inner());
+        l.iter().map(|a| a.to_string()).collect()
+    }
+
+    fn peers(&self) -> Vec<PeerLinkStatus> {
+        let st = self.shared.lock();
+        let mut out: Vec<PeerLinkStatus> = st
+            .peers
+            .iter()
+            .map(|(p, e)| PeerLinkStatus {
+                peer_id: p.to_string(),
+                state: e.status.to_owned(),
+                last_error: e.last_error.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        out
+    }
+
+    fn stop(&self) {
+        if self.shared.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.shared.rt.spawn(stop_all(self.shared.clone()));
+    }
+}
+
+fn merge_hints(into: &mut Vec<String>, hints: &[String]) {
+    for h in hints {
+        if !into.contains(h) {
+            into.push(h.clone());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inbound channels
+
+async fn accept_loop(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingStreams) {
+    while let Some((peer, stream)) = incoming.next().await {
+        if shared.is_stopped() {
+            break;
+        }
+        tokio::spawn(inbound(shared.clone(), peer, stream));
+    }
+}
+
+async fn close_stream(mut stream: Stream, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, stream.close()).await;
+}
+
+/// Handles one inbound stream: refuse intentionally closed peers and streams over the
+/// connection limit, run the listener's handshake and the incarnation check, then hand the
+/// stream to the peer's actor for registration.
+async fn inbound(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
+    // None: refuse (intentionally closed); Some(has_channel) otherwise.
+    let verdict = {
+        let st = shared.lock();
+        match st.peers.get(&peer) {
+            Some(e) if e.closed => None,
+            Some(e) => Some(e.has_channel),
+            None => Some(false),
+        }
+    };
+    let Some(has_channel) = verdict else {
+        tracing::debug!(%peer, "refusing inbound channel from intentionally closed peer");
+        close_stream(stream, shared.limits.write_timeout).await;
+        return;
+    };
+    if !has_channel && shared.registered.load(Ordering::SeqCst) >= shared.limits.max_concurrent_connections {
+        tracing::warn!(%peer, "refusing inbound channel: connection limit reached");
+        close_stream(stream, shared.limits.write_timeout).await;
+        return;
+    }
+    let remote_incarnation =
+        match handshake::inbound(&mut stream, &shared.incarnation_id, shared.handshake_limits()).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "inbound handshake failed");
+                close_stream(stream, shared.limits.write_timeout).await;
+                return;
+            }
+        };
+    let restarted = shared.inbox.incarnation(&peer.to_string(), &remote_incarnation).await;
+    if restarted {
+        tracing::info!(%peer, "peer restarted: refusing its inbound channel");
+        close_stream(stream, shared.limits.write_timeout).await;
+        return;
+    }
+    if shared.is_stopped() {
+        return;
+    }
+    let tx = {
+        let mut st = shared.lock();
+        shared.entry(&mut st, peer).map(|e| e.tx.clone())
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(PeerCmd::Inbound(stream));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Outbound connection attempts
+
+enum EstablishError {
+    /// Over `max_connection_attempts_per_minute`; a slot frees after this long.
+    RateLimited(Duration),
+    /// Over `max_concurrent_connections`.
+    ConnectionLimit,
+    /// A channel got registered (inbound) while we dialed; the dialed stream is dropped.
+    AlreadyConnected,
+    /// No hint, no relay and no live connection: nothing to dial.
+    NoAddress(String),
+    Retryable {
+        code: Option<&'static str>,
+        message: String,
+    },
+    Fatal(String),
+}
+
+struct Established {
+    stream: Stream,
+    restarted: bool,
+}
+
+fn io_code(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind as K;
+    Some(match kind {
+        K::ConnectionRefused => "ECONNREFUSED",
+        K::ConnectionReset => "ECONNRESET",
+        K::TimedOut => "ETIMEDOUT",
+        K::BrokenPipe => "EPIPE",
+        K::HostUnreachable => "EHOSTUNREACH",
+        K::NetworkUnreachable => "ENETUNREACH",
+        K::NotFound => "ENOTFOUND",
+        _ => return None,
+    })
+}
+
+/// Retryable or not, as `isRetryableNetworkError` (§9.4) as far as rust-libp2p tells:
+/// transport-level dial failures and aborted dials are retryable; a wrong peer ID, a denied
+/// dial, no address, or only unsupported addresses are not.
+fn classify_dial_error(e: DialError) -> EstablishError {
+    let message = e.to_string();
+    match e {
+        DialError::Transport(errors) => {
+            let mut code = None;
+            let mut any_io = false;
+            for (_, te) in &errors {
+                if let TransportError::Other(io) = te {
+                    any_io = true;
+                    code = io_code(io.kind()).or(code);
+                }
+            }
+            if any_io {
+                EstablishError::Retryable { code, message }
+            } else {
+                EstablishError::Fatal(message)
+            }
+        }
+        DialError::Aborted => EstablishError::Retryable { code: None, message },
+        _ => EstablishError::Fatal(message),
+    }
+}
+
+/// One connection attempt (§9.2, §9.3): after `delay`, check the connection rate and the
+/// connection limit, try each candidate in turn (all within `dial_timeout`), open the
+/// stream, run the dialer's handshake and ask the kernel for its incarnation verdict.
+async fn establish(shared: Arc<Shared>, peer: PeerId, delay: Duration) -> Result<Established, EstablishError> {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let hints = {
+        let mut st = shared.lock();
+        let Some(entry) = st.peers.get_mut(&peer) else {
+            return Err(EstablishError::Fatal("network stopped".to_owned()));
+        };
+        if entry.has_channel {
+            return Err(EstablishError::AlreadyConnected);
+        }
+        let now = Instant::now();
+        let window = Duration::from_secs(60);
+        while entry.attempts.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            entry.attempts.pop_front();
+        }
+        if entry.attempts.len() >= shared.limits.max_connection_attempts_per_minute {
+            let wait = entry.attempts.front().map_or(window, |t| window.saturating_sub(now.duration_since(*t)));
+            return Err(EstablishError::RateLimited(wait));
+        }
+        if shared.registered.load(Ordering::SeqCst) >= shared.limits.max_concurrent_connections {
+            return Err(EstablishError::ConnectionLimit);
+        }
+        entry.attempts.push_back(now);
+        entry.hints.clone()
+    };
+    let candidates = shared.candidates(peer, &hints);
+    // With no address, a libp2p connection that is still up (the remote dialed us and only
+    // the stream went away) still carries a new stream.
+    let mut connected = false;
+    if candidates.is_empty() {
+        let (reply, rx) = oneshot::channel();
+        let _ = shared.swarm_tx.send(SwarmCmd::IsConnected { peer, reply });
+        connected = rx.await.unwrap_or(false);
+        if !connected {
+            return Err(EstablishError::NoAddress(format!("no address known for peer {peer}")));
+        }
+    }
+    let dial_timeout = shared.limits.dial_timeout;
+    let stream = tokio::time::timeout(dial_timeout, async {
+        let mut last = None;
+        for addr in candidates {
+            let (reply, rx) = oneshot::channel();
+            if shared.swarm_tx.send(SwarmCmd::Dial { peer, addr: addr.clone(), reply }).is_err() {
+                return Err(EstablishError::Fatal("network stopped".to_owned()));
+            }
+            match rx.await {
+                Ok(Ok(())) => {
+                    connected = true;
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, %addr, error = %e, "dial candidate failed");
+                    last = Some(classify_dial_error(e));
+                }
+                Err(_) => return Err(EstablishError::Fatal("network stopped".to_owned())),
+            }
+        }
+        if !connected {
+            return Err(last.unwrap_or(EstablishError::Fatal("no dial candidate".to_owned())));
+        }
+        let mut control = shared.control.clone();
+        match control.open_stream(peer, shared.protocol.clone()).await {
+            Ok(s) => Ok(s),
+            Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p)) => {
+                Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
+            }
+            Err(libp2p_stream::OpenStreamError::Io(e)) => {
+                Err(EstablishError::Retryable { code: io_code(e.kind()), message: format!("opening stream: {e}") })
+            }
+            Err(e) => Err(EstablishError::Retryable { code: None, message: e.to_string() }),
+        }
+    })
+    .await
+    .map_err(|_| EstablishError::Retryable {
+        code: Some("ETIMEDOUT"),
+        message: format!("connection attempt timed out after {} ms", dial_timeout.as_millis()),
+    })??;
+    // reuseOrReturnChannel: prefer a channel registered meanwhile.
+    if shared.lock().peers.get(&peer).is_some_and(|e| e.has_channel) {
+        close_stream(stream, shared.limits.write_timeout).await;
+        return Err(EstablishError::AlreadyConnected);
+    }
+    let mut stream = stream;
+    let remote = match handshake::outbound(&mut stream, &shared.incarnation_id, shared.handshake_limits()).await {
+        Ok(id) => id,
+        Err(e) => {
+            close_stream(stream, shared.limits.write_timeout).await;
+            return Err(EstablishError::Retryable { code: None, message: format!("handshake failed: {e}") });
+        }
+    };
+    let restarted = shared.inbox.incarnation(&peer.to_string(), &remote).await;
+    Ok(Established { stream, restarted })
+}
+
+// ---------------------------------------------------------------------------------------
+// Channels
+
+enum WriterMsg {
+    Frame(String),
+    /// Wait for the previous channel's writer to finish before writing (send order).
+    WaitFor(oneshot::Receiver<()>),
+    /// The channel was replaced: write what is queued, signal `drained`, then write nothing
+    /// more but keep the stream open (the remote may still be reading it, or writing to
+    /// us on it) until the channel is aborted.
+    Retire,
+}
+
+struct ChannelHandle {
+    writer_tx: mpsc::UnboundedSender<WriterMsg>,
+    /// Set to the kind of the abort: both tasks stop at once, unsent frames fail with it.
+    abort_tx: watch::Sender<Option<SendErrorKind>>,
+    /// Fires when the writer has written (or failed) its last frame.
+    drained: Option<oneshot::Receiver<()>>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl ChannelHandle {
+    fn abort(&self, kind: SendErrorKind) {
+        let _ = self.abort_tx.send(Some(kind));
+    }
+}
+
+/// Milliseconds since `base`, for the inactivity clock.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+fn spawn_channel(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    stream: Stream,
+    id: u64,
+    actor_tx: mpsc::UnboundedSender<PeerCmd>,
+) -> ChannelHandle {
+    let (reader, writer) = stream.split();
+    let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+    let (abort_tx, abort_rx) = watch::channel(None);
+    let (drained_tx, drained_rx) = oneshot::channel();
+    let activity = Arc::new(Activity { base: Instant::now(), last_ms: AtomicU64::new(0) });
+    let peer_str = peer.to_string();
+    tokio::spawn(read_loop(
+        shared.clone(),
+        peer_str.clone(),
+        reader,
+        id,
+        actor_tx.clone(),
+        abort_rx.clone(),
+        activity.clone(),
+    ));
+    let writer = tokio::spawn(write_loop(
+        shared.clone(),
+        peer_str,
+        writer,
+        id,
+        writer_rx,
+        actor_tx,
+        abort_rx,
+        activity,
+        drained_tx,
+    ));
+    ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), writer }
+}
+
+async fn read_loop(
+    shared: Arc<Shared>,
+    peer: String,
+    mut reader: futures::io::ReadHalf<Stream>,
+    id: u64,
+    actor_tx: mpsc::UnboundedSender<PeerCmd>,
+    mut abort: watch::Receiver<Option<SendErrorKind>>,
+    activity: Arc<Activity>,
+) {
+    let max = shared.limits.max_message_size_bytes;
+    let inactivity = shared.inactivity_timeout();
+    let inbox = shared.inbox.clone();
+    let reading = async {
+        let mut reader = futures::io::BufReader::new(&mut reader);
+        loop {
+            match read_frame(&mut reader, max).await {
+                Ok(Some(bytes)) => {
+                    activity.touch();
+                    let text = match String::from_utf8(bytes) {
+                        Ok(t) => t,
+                        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                    };
+                    if handshake::is_stray_handshake(&text) {
+                        tracing::debug!(%peer, "ignoring stray handshake frame");
+                        continue;
+                    }
+                    inbox.deliver(&peer, text);
+                }
+                Ok(None) => return ChannelEnd::Eof,
+                Err(ReadError::Oversize(m)) => return ChannelEnd::Oversize(m),
+                Err(ReadError::Io(e)) => return ChannelEnd::Failed(format!("read failed: {e}")),
+            }
+        }
+    };
+    let idle = async {
+        loop {
+            let deadline = activity.last() + inactivity;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    };
+    let aborted = async {
+        let _ = abort.changed().await;
+    };
+    let end = tokio::select! {
+        end = reading => end,
+        () = idle => ChannelEnd::Idle,
+        () = aborted => ChannelEnd::Aborted,
+    };
+    match &end {
+        ChannelEnd::Oversize(m) => tracing::warn!(%peer, "dropping channel: {m}"),
+        ChannelEnd::Idle => tracing::debug!(%peer, "closing idle channel"),
+        other => tracing::debug!(%peer, ?other, "channel reader ended"),
+    }
+    let _ = actor_tx.send(PeerCmd::ChannelEnded { id, end });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_loop(
+    shared: Arc<Shared>,
+    peer: String,
+    mut writer: futures::io::WriteHalf<Stream>,
+    id: u64,
+    mut rx: mpsc::UnboundedReceiver<WriterMsg>,
+    actor_tx: mpsc::UnboundedSender<PeerCmd>,
+    mut abort: watch::Receiver<Option<SendErrorKind>>,
+    activity: Arc<Activity>,
+    drained: oneshot::Sender<()>,
+) {
+    let mut drained = Some(drained);
+    let write_timeout = shared.limits.write_timeout;
+    // The kind to fail unsent frames with, once the loop ends.
+    let mut fail_with = SendErrorKind::Other;
+    let mut fail_msg = "channel closed".to_owned();
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = abort.changed() => {
+                let kind = abort.borrow().clone().unwrap_or(SendErrorKind::Other);
+                fail_msg = describe(&kind).to_owned();
+                fail_with = kind;
+                break;
+            }
+            msg = rx.recv() => msg,
+        };
+        match msg {
+            None => break,
+            Some(WriterMsg::Retire) => {
+                if let Some(d) = drained.take() {
+                    let _ = d.send(());
+                }
+            }
+            Some(WriterMsg::WaitFor(prev)) => {
+                let _ = tokio::time::timeout(write_timeout, prev).await;
+            }
+            Some(WriterMsg::Frame(frame)) => {
+                let result = tokio::select! {
+                    biased;
+                    _ = abort.changed() => None,
+                    r = tokio::time::timeout(write_timeout, write_frame(&mut writer, frame.as_bytes())) => Some(r),
+                };
+                match result {
+                    Some(Ok(Ok(()))) => activity.touch(),
+                    None => {
+                        let kind = abort.borrow().clone().unwrap_or(SendErrorKind::Other);
+                        shared.report(&peer, kind.clone(), describe(&kind));
+                        fail_msg = describe(&kind).to_owned();
+                        fail_with = kind;
+                        break;
+                    }
+                    Some(r) => {
+                        let message = match r {
+                            Ok(Err(e)) => format!("write failed: {e}"),
+                            _ => format!("write timed out after {} ms", write_timeout.as_millis()),
+                        };
+                        tracing::info!(%peer, %message, "channel write failed");
+                        shared.report(&peer, SendErrorKind::Other, message.clone());
+                        let _ = actor_tx.send(PeerCmd::ChannelEnded { id, end: ChannelEnd::Failed(message.clone()) });
+                        fail_msg = message;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let WriterMsg::Frame(_) = msg {
+            shared.report(&peer, fail_with.clone(), fail_msg.clone());
+        }
+    }
+    if let Some(d) = drained.take() {
+        let _ = d.send(());
+    }
+    let _ = tokio::time::timeout(write_timeout, writer.close()).await;
+}
+
+fn describe(kind: &SendErrorKind) -> &'static str {
+    match kind {
+        SendErrorKind::PeerRestarted => "peer restarted",
+        SendErrorKind::IntentionalClose => "connection to peer was intentionally closed",
+        SendErrorKind::NetworkStopped => "network stopped",
+        SendErrorKind::ResourceLimit(_) => "resource limit",
+        SendErrorKind::Other => "channel lost",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The peer actor
+
+struct Connecting {
+    /// A reconnection (after a loss, or `reconnect_peer`) rather than a send-triggered dial:
+    /// a `true` incarnation verdict still registers the channel, and limits wait rather
+    /// than fail the loop.
+    reconnect: bool,
+    /// Attempts made in this loop (1 for the one in flight first).
+    attempt: u32,
+    fut: BoxFuture<'static, Result<Established, EstablishError>>,
+}
+
+struct PeerActor {
+    shared: Arc<Shared>,
+    peer: PeerId,
+    peer_str: String,
+    rx: mpsc::UnboundedReceiver<PeerCmd>,
+    self_tx: mpsc::UnboundedSender<PeerCmd>,
+    /// Frames waiting for a channel.
+    queue: VecDeque<String>,
+    /// Every live channel (the current one and retired ones still draining), by id.
+    channels: HashMap<u64, ChannelHandle>,
+    current: Option<u64>,
+    next_id: u64,
+    connecting: Option<Connecting>,
+    /// Consecutive identical error codes (§9.4 permanent failure).
+    last_code: Option<&'static str>,
+    code_count: usize,
+}
+
+async fn poll_connecting(c: &mut Option<Connecting>) -> Result<Established, EstablishError> {
+    match c {
+        Some(c) => (&mut c.fut).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl PeerActor {
+    fn new(
+        shared: Arc<Shared>,
+        peer: PeerId,
+        rx: mpsc::UnboundedReceiver<PeerCmd>,
+        self_tx: mpsc::UnboundedSender<PeerCmd>,
+    ) -> Self {
+        Self {
+            shared,
+            peer,
+            peer_str: peer.to_string(),
+            rx,
+            self_tx,
+            queue: VecDeque::new(),
+            channels: HashMap::new(),
+            current: None,
+            next_id: 0,
+            connecting: None,
+            last_code: None,
+            code_count: 0,
+        }
+    }
+
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if !self.on_cmd(cmd).await {
+                        break;
+                    }
+                }
+                outcome = poll_connecting(&mut self.connecting) => {
+                    self.on_outcome(outcome).await;
+                }
+            }
+        }
+        // Anything sent after we stopped.
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            if let PeerCmd::Frame(_) = cmd {
+                self.shared.report(&self.peer_str, SendErrorKind::NetworkStopped, "network stopped");
+            }
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.shared.lock().peers.get(&self.peer).is_some_and(|e| e.closed)
+    }
+
+    fn fail_queue(&mut self, kind: SendErrorKind, message: &str) {
+        for _ in self.queue.drain(..) {
+            self.shared.report(&self.peer_str, kind.clone(), message);
+        }
+    }
+
+    fn start_connecting(&mut self, reconnect: bool) {
+        let delay = if reconnect {
+            node::backoff(1, self.shared.limits.reconnection_base_delay, self.shared.limits.reconnection_max_delay)
+        } else {
+            Duration::ZERO
+        };
+        self.shared.set_status(self.peer, if reconnect { "reconnecting" } else { "connecting" }, None);
+        self.connecting =
+            Some(Connecting { reconnect, attempt: 1, fut: establish(self.shared.clone(), self.peer, delay).boxed() });
+    }
+
+    /// Returns false when the actor must end.
+    async fn on_cmd(&mut self, cmd: PeerCmd) -> bool {
+        match cmd {
+            PeerCmd::Frame(frame) => {
+                if self.shared.is_stopped() {
+                    self.shared.report(&self.peer_str, SendErrorKind::NetworkStopped, "network stopped");
+                } else if self.closed() {
+                    self.shared.report(
+                        &self.peer_str,
+                        SendErrorKind::IntentionalClose,
+                        describe(&SendErrorKind::IntentionalClose),
+                    );
+                } else if let Some(ch) = self.current.and_then(|id| self.channels.get(&id)) {
+                    if let Err(mpsc::error::SendError(WriterMsg::Frame(frame))) =
+                        ch.writer_tx.send(WriterMsg::Frame(frame))
+                    {
+                        // The writer just ended; its end is on its way to us.
+                        self.queue.push_back(frame);
+                    }
+                } else {
+                    self.queue.push_back(frame);
+                    if self.connecting.is_none() {
+                        self.start_connecting(false);
+                    }
+                }
+            }
+            PeerCmd::Inbound(stream) => {
+                if self.shared.is_stopped() || self.closed() {
+                    close_stream(stream, self.shared.limits.write_timeout).await;
+                } else if self.current.is_none() && !self.shared.acquire_slot() {
+                    tracing::warn!(peer = %self.peer, "refusing inbound channel: connection limit reached");
+                    close_stream(stream, self.shared.limits.write_timeout).await;
+                } else {
+                    // An attempt of ours in flight goes on: if its handshake is under way the
+                    // remote may register that stream, and we then register it too (each
+                    // side reads every live channel, so a simultaneous dial converges without
+                    // closing anything). Before dialing it sees the channel and stops.
+                    self.register(stream);
+                }
+            }
+            PeerCmd::ChannelEnded { id, end } => self.on_channel_end(id, end),
+            PeerCmd::Close => {
+                self.connecting = None;
+                self.drop_current(SendErrorKind::IntentionalClose);
+                for ch in self.channels.values() {
+                    ch.abort(SendErrorKind::IntentionalClose);
+                }
+                self.fail_queue(SendErrorKind::IntentionalClose, describe(&SendErrorKind::IntentionalClose));
+                self.shared.set_status(self.peer, "closed", None);
+            }
+            PeerCmd::Reconnect => {
+                self.last_code = None;
+                self.code_count = 0;
+                if self.current.is_none() && self.connecting.is_none() {
+                    self.start_connecting(true);
+                }
+            }
+            PeerCmd::Stop => {
+                self.connecting = None;
+                self.drop_current(SendErrorKind::NetworkStopped);
+                let mut writers = Vec::new();
+                for (_, ch) in self.channels.drain() {
+                    ch.abort(SendErrorKind::NetworkStopped);
+                    writers.push(ch.writer);
+                }
+                self.fail_queue(SendErrorKind::NetworkStopped, "network stopped");
+                for w in writers {
+                    let _ = tokio::time::timeout(STOP_GRACE, w).await;
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Forgets the current channel (aborting it with `kind`), releasing its slot.
+    fn drop_current(&mut self, kind: SendErrorKind) {
+        if let Some(id) = self.current.take() {
+            self.shared.release_slot();
+            if let Some(ch) = self.channels.remove(&id) {
+                ch.abort(kind);
+            }
+            let mut st = self.shared.lock();
+            if let Some(e) = st.peers.get_mut(&self.peer) {
+                e.has_channel = false;
+            }
+        }
+    }
+
+    /// Makes `stream` the peer's channel and writes the queued frames on it. The previous
+    /// channel is retired, not closed: its queued frames are written first (send order),
+    /// then it stays open and read until the remote closes it, it idles out, or it fails.
+    /// Closing it at once (as JS does) makes both sides of a simultaneous dial see their
+    /// current channel closed and redial in a cascade. The caller holds the slot (or the previous channel's).
+    fn register(&mut self, stream: Stream) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let ch = spawn_channel(&self.shared, self.peer, stream, id, self.self_tx.clone());
+        if let Some(old) = self.current.and_then(|old| self.channels.get_mut(&old)) {
+            if let Some(drained) = old.drained.take() {
+                let _ = ch.writer_tx.send(WriterMsg::WaitFor(drained));
+            }
+            let _ = old.writer_tx.send(WriterMsg::Retire);
+        }
+        for frame in self.queue.drain(..) {
+            let _ = ch.writer_tx.send(WriterMsg::Frame(frame));
+        }
+        self.channels.insert(id, ch);
+        self.current = Some(id);
+        self.last_code = None;
+        self.code_count = 0;
+        {
+            let mut st = self.shared.lock();
+            if let Some(e) = st.peers.get_mut(&self.peer) {
+                e.has_channel = true;
+                e.status = "connected";
+            }
+        }
+        tracing::debug!(peer = %self.peer, id, "channel registered");
+    }
+
+    fn on_channel_end(&mut self, id: u64, end: ChannelEnd) {
+        let Some(ch) = self.channels.remove(&id) else { return };
+        ch.abort(SendErrorKind::Other);
+        if self.current != Some(id) {
+            return;
+        }
+        self.current = None;
+        self.shared.release_slot();
+        {
+            let mut st = self.shared.lock();
+            if let Some(e) = st.peers.get_mut(&self.peer) {
+                e.has_channel = false;
+                e.status = "idle";
+            }
+        }
+        let error = match end {
+            ChannelEnd::Idle | ChannelEnd::Aborted => {
+                // Torn down on purpose: the next send dials again.
+                if !self.queue.is_empty() && self.connecting.is_none() {
+                    self.start_connecting(false);
+                }
+                return;
+            }
+            ChannelEnd::Eof => "stream closed by peer".to_owned(),
+            ChannelEnd::Failed(m) => m,
+            ChannelEnd::Oversize(m) => format!("messageSize: {m}"),
+        };
+        // handleConnectionLoss (§9.4)
+        self.shared.set_status(self.peer, "idle", Some(error));
+        if self.shared.is_stopped() || self.closed() {
+            return;
+        }
+        if self.connecting.is_none() {
+            self.start_connecting(true);
+        }
+    }
+
+    async fn on_outcome(&mut self, outcome: Result<Established, EstablishError>) {
+        let Some(conn) = self.connecting.take() else { return };
+        let write_timeout = self.shared.limits.write_timeout;
+        match outcome {
+            Ok(Established { stream, restarted }) => {
+                if restarted {
+                    tracing::info!(peer = %self.peer, "peer restarted (new incarnation)");
+                    self.fail_queue(SendErrorKind::PeerRestarted, "peer restarted");
+                    if !conn.reconnect {
+                        close_stream(stream, write_timeout).await;
+                        self.shared.set_status(self.peer, "idle", Some("peer restarted".into()));
+                        return;
+                    }
+                }
+                if self.shared.is_stopped() || self.closed() {
+                    close_stream(stream, write_timeout).await;
+                    return;
+                }
+                if self.current.is_none() && !self.shared.acquire_slot() {
+                    close_stream(stream, write_timeout).await;
+                    self.after_failure(conn, EstablishError::ConnectionLimit);
+                    return;
+                }
+                self.register(stream);
+            }
+            Err(e) => self.after_failure(conn, e),
+        }
+    }
+
+    /// Decides what follows a failed attempt: retry with backoff, wait, or give up (§9.4).
+    fn after_failure(&mut self, conn: Connecting, error: EstablishError) {
+        let limits = self.shared.limits.clone();
+        let next = |attempt: u32| node::backoff(attempt, limits.reconnection_base_delay, limits.reconnection_max_delay);
+        match error {
+            EstablishError::AlreadyConnected => {}
+            EstablishError::RateLimited(wait) => {
+                self.fail_queue(
+                    SendErrorKind::ResourceLimit("connectionRate".into()),
+                    "too many connection attempts to peer",
+                );
+                if conn.reconnect {
+                    // Not counted: try again when the window has room.
+                    self.connecting =
+                        Some(Connecting { fut: establish(self.shared.clone(), self.peer, wait).boxed(), ..conn });
+                } else {
+                    self.shared.set_status(self.peer, "idle", Some("connectionRate".into()));
+                }
+            }
+            EstablishError::ConnectionLimit => {
+                self.fail_queue(SendErrorKind::ResourceLimit("connection".into()), "connection limit reached");
+                self.shared.set_status(self.peer, "idle", Some("connection limit".into()));
+                if conn.reconnect {
+                    self.retry_or_give_up(conn, "connection limit reached".into(), &next);
+                }
+            }
+            EstablishError::Retryable { code, message } => {
+                tracing::debug!(peer = %self.peer, ?code, %message, attempt = conn.attempt, "connection attempt failed");
+                self.shared.set_status(self.peer, "reconnecting", Some(message.clone()));
+                match code {
+                    Some(c) if PERMANENT_CODES.contains(&c) => {
+                        if self.last_code == Some(c) {
+                            self.code_count += 1;
+                        } else {
+                            self.last_code = Some(c);
+                            self.code_count = 1;
+                        }
+                    }
+                    _ => {
+                        self.last_code = None;
+                        self.code_count = 0;
+                    }
+                }
+                if self.code_count >= CONSECUTIVE_ERROR_THRESHOLD {
+                    self.give_up(format!("{message} ({} times in a row)", self.code_count));
+                } else {
+                    self.retry_or_give_up(conn, message, &next);
+                }
+            }
+            EstablishError::NoAddress(message) => {
+                if conn.reconnect && self.queue.is_empty() {
+                    // A peer that reached us (we know no address of it) closed the channel:
+                    // nothing to send, so wait for it to come back rather than give up.
+                    tracing::debug!(peer = %self.peer, "channel lost, no address to redial: idle");
+                    self.shared.set_status(self.peer, "idle", Some(message));
+                } else {
+                    self.give_up(message);
+                }
+            }
+            EstablishError::Fatal(message) => self.give_up(message),
+        }
+    }
+
+    fn retry_or_give_up(&mut self, conn: Connecting, message: String, next: &dyn Fn(u32) -> Duration) {
+        let max = self.shared.limits.max_retry_attempts;
+        if max > 0 && conn.attempt >= max {
+            self.give_up(format!("{message} (after {} attempts)", conn.attempt));
+            return;
+        }
+        let attempt = conn.attempt + 1;
+        self.connecting = Some(Connecting {
+            reconnect: conn.reconnect,
+            attempt,
+            fut: establish(self.shared.clone(), self.peer, next(attempt)).boxed(),
+        });
+    }
+
+    fn give_up(&mut self, message: String) {
+        tracing::info!(peer = %self.peer, %message, "giving up on peer");
+        self.connecting = None;
+        self.last_code = None;
+        self.code_count = 0;
+        self.fail_queue(SendErrorKind::Other, &format!("gave up connecting: {message}"));
+        self.shared.set_status(self.peer, "failed", Some(message));
+        self.shared.inbox.give_up(&self.peer_str);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_codes() {
+        assert_eq!(io_code(std::io::ErrorKind::ConnectionRefused), Some("ECONNREFUSED"));
+        assert_eq!(io_code(std::io::ErrorKind::Other), None);
+    }
+}
