@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::CliError;
 
-pub const WORKLOADS: [&str; 11] = [
+pub const WORKLOADS: [&str; 15] = [
     "launch-1",
     "launch-10",
     "launch-100",
@@ -30,6 +30,10 @@ pub const WORKLOADS: [&str; 11] = [
     "gc-churn",
     "restart-vat",
     "runaway",
+    "remote-seq",
+    "remote-pipelined",
+    "remote-seq-quic",
+    "remote-pipelined-quic",
 ];
 
 /// The `runaway` workload's per-vat delivery budget (`creationOptions.deliveryBudgetMs`).
@@ -182,6 +186,32 @@ async fn setup_with(config: ClusterConfig) -> Result<Setup, CliError> {
     Ok(Setup { kernel, roots, _dir: dir, db })
 }
 
+/// Two kernels in this process, each with a bench vat and remote comms over loopback (TCP or
+/// QUIC): the vat of the first holds a presence of the second's root, redeemed from an OCAP
+/// URL over the network. The transport's per-peer frame-rate limit is lifted: the workloads
+/// measure the kernels and the wire, not a policy.
+async fn remote_pair(quic: bool) -> Result<(Setup, Setup, KRef), CliError> {
+    use crate::daemon::comms::{attach, CommsParams};
+    let listen = if quic { "/ip4/127.0.0.1/udp/0/quic-v1" } else { "/ip4/127.0.0.1/tcp/0" };
+    let params = CommsParams {
+        direct_listen_addresses: Some(vec![listen.to_owned()]),
+        max_messages_per_second: Some(1_000_000),
+        max_queue: Some(100_000),
+        ..Default::default()
+    };
+    let rpc = |e: crate::rpc::RpcError| CliError::Other(format!("remote comms: {}", e.message));
+    let a = setup(1).await?;
+    let b = setup(1).await?;
+    attach(&a.kernel, &params).await.map_err(rpc)?;
+    attach(&b.kernel, &params).await.map_err(rpc)?;
+    let b_status = b.kernel.get_status().await?;
+    let b_peer = b_status.peer_id.clone().ok_or_else(|| CliError::Other("no peer ID".into()))?;
+    a.kernel.register_location_hints(&b_peer, b_status.remote_comms.listen_addresses.clone()).await?;
+    let url = b.kernel.issue_ocap_url(b.roots[0]).await?;
+    let remote = a.kernel.redeem_ocap_url(&url).await?;
+    Ok((a, b, remote))
+}
+
 async fn launch(vats: usize) -> Result<(f64, f64, f64), CliError> {
     let (rss_before, _) = memory_mib();
     let t0 = Instant::now();
@@ -229,6 +259,19 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
             let rate = n as f64 / t0.elapsed().as_secs_f64();
             s.kernel.stop().await?;
             (rate, if name.ends_with("seq") { "round trips/s" } else { "messages/s" }, n)
+        }
+        "remote-seq" | "remote-pipelined" | "remote-seq-quic" | "remote-pipelined-quic" => {
+            let (a, b, remote) = remote_pair(name.ends_with("quic")).await?;
+            let seq = name.starts_with("remote-seq");
+            let method = if seq { "runSeq" } else { "runPipelined" };
+            // One warm-up round trip (the channel is open after the redemption already).
+            call(&a.kernel, a.roots[0], "runSeq", vec![Value::presence(remote, None), Value::Number(1.0)]).await?;
+            let t0 = Instant::now();
+            call(&a.kernel, a.roots[0], method, vec![Value::presence(remote, None), Value::Number(n as f64)]).await?;
+            let rate = n as f64 / t0.elapsed().as_secs_f64();
+            a.kernel.stop().await?;
+            b.kernel.stop().await?;
+            (rate, if seq { "round trips/s" } else { "messages/s" }, n)
         }
         "durable-counter" => {
             let s = setup(1).await?;

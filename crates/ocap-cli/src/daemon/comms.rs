@@ -152,6 +152,18 @@ fn kernel_failure(e: KernelError) -> RpcError {
 /// Starts (or restarts) remote comms for `kernel` with `params`, and records them for the
 /// next start of the daemon.
 pub async fn start(home: &Home, kernel: &Kernel, params: CommsParams) -> Result<(), RpcError> {
+    attach(kernel, &params).await?;
+    let text = serde_json::to_string_pretty(&params).unwrap_or_else(|_| "{}".into());
+    // Private: the daemon's umask is 077.
+    if let Err(e) = std::fs::write(saved_path(home), text.as_bytes()) {
+        tracing::error!("cannot record the remote comms options: {e}");
+    }
+    Ok(())
+}
+
+/// Starts (or restarts) remote comms for `kernel` with `params`: the kernel's identity (from
+/// the mnemonic if it has none), the relay pool, the libp2p transport, attached.
+pub async fn attach(kernel: &Kernel, params: &CommsParams) -> Result<(), RpcError> {
     params.validate()?;
     let identity = kernel.remote_identity(params.mnemonic.clone()).await.map_err(kernel_failure)?;
     let seed = from_hex(&identity.key_seed).map_err(|e| invalid(format!("the stored keySeed is unusable: {e}")))?;
@@ -167,11 +179,6 @@ pub async fn start(home: &Home, kernel: &Kernel, params: CommsParams) -> Result<
     }
     let transport = Libp2pTransport::start(net, kernel.remote_inbox()).map_err(|e| invalid(e.to_string()))?;
     kernel.start_remote_comms(transport, kernel_opts).await.map_err(kernel_failure)?;
-    let text = serde_json::to_string_pretty(&params).unwrap_or_else(|_| "{}".into());
-    // Private: the daemon's umask is 077.
-    if let Err(e) = std::fs::write(saved_path(home), text.as_bytes()) {
-        tracing::error!("cannot record the remote comms options: {e}");
-    }
     tracing::info!(peer = %identity.peer_id, "remote comms started");
     Ok(())
 }

@@ -226,9 +226,18 @@ impl KernelCore {
         self.store_relays(&pool)
     }
 
-    /// The relays an issued URL names (§3.4).
+    /// The hints an issued URL names: relays from the pool (§3.4), then where this kernel
+    /// listens (each `…/p2p/<own peer ID>`, tried first by a redeemer as direct addresses,
+    /// §9.2; wildcard addresses are left out). The JS kernel puts only relays in its URLs;
+    /// the direct addresses let two kernels that can reach each other talk with nothing
+    /// more than the URL.
     pub(crate) fn url_relay_hints(&self) -> Result<Vec<String>, KernelError> {
-        Ok(relays::url_hints(&self.known_relays()?, self.comms.opts.max_url_relay_hints))
+        let mut hints = relays::url_hints(&self.known_relays()?, self.comms.opts.max_url_relay_hints);
+        if let Some(t) = &self.comms.transport {
+            let wildcard = |a: &str| a.starts_with("/ip4/0.0.0.0/") || a.starts_with("/ip6/::/");
+            hints.extend(t.listen_addresses().into_iter().filter(|a| !wildcard(a) && !a.contains("/p2p-circuit")));
+        }
+        Ok(hints)
     }
 
     /// Detaches the transport (remote comms stopped); frames stay in the pending logs.
