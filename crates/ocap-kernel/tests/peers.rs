@@ -635,7 +635,9 @@ fn a_frame_that_cannot_be_processed_is_acked_recorded_and_its_sender_told_14() {
     let status = &b.k.core.peer_statuses().unwrap()[0];
     assert!(status.last_error.as_deref().is_some_and(|e| e.contains("ro-99")), "{status:?}");
     assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, seq, "acked, not retried forever");
-    // The sender hears why its message was refused: a notify rejecting `rp-50` in its frame.
+    // The sender hears why its message was refused (after the commit): a notify rejecting
+    // `rp-50` in its frame.
+    b.k.run();
     let out = b.wire.take();
     let told = out.iter().any(|f| f.contains(r#"["notify",[["rp-50",true,"#) && f.contains("DELIVERY_FAILED"));
     assert!(told, "{out:?}");

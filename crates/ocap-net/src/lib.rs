@@ -25,49 +25,62 @@
 //!
 //! # The protocol id `whatever`
 //! The JS kernel registers and dials its application protocol as the bare string `whatever`
-//! (no leading `/`). This crate defaults to [`DEFAULT_PROTOCOL`] (`/ocap-kernel/1.0.0`) and
-//! accepts only `/`-prefixed ids ([`NetError::InvalidProtocol`] otherwise), so a JS kernel
-//! and this transport cannot open a channel to each other until one side changes; the
-//! base layers (TCP/WS/QUIC, noise, yamux, relay v2, identify, ping) do interoperate.
-//! Exactly what blocks `whatever` in rust-libp2p 0.56 (libp2p-core 0.43, libp2p-swarm 0.47,
-//! multistream-select 0.13):
+//! ([`JS_PROTOCOL`], no leading `/`). rust-libp2p 0.56 (libp2p-core 0.43, libp2p-swarm
+//! 0.47, multistream-select 0.13) cannot negotiate such an id itself:
 //! - `StreamProtocol::try_from_owned` refuses any id not starting with `/`
 //!   (`InvalidProtocol::missing_forward_slash`), and `libp2p-stream`'s `Control::
 //!   open_stream` / `Control::accept` only take `StreamProtocol`s.
-//! - Below that, every substream a connection's muxer yields is negotiated by
-//!   `libp2p-swarm`'s `connection.rs` (`StreamUpgrade::new_inbound` /
-//!   `new_outbound`) with `multistream_select::listener_select_proto` /
-//!   `dialer_select_proto` before any `ConnectionHandler` sees it, so a custom handler
-//!   with a plain-string `UpgradeInfo::Info` does not help:
-//!   - dialing: `dialer_select_proto` runs `Protocol::try_from("whatever")`, which fails
-//!     with `ProtocolError::InvalidProtocol` (the name must start with `/`), so the
-//!     proposal is never sent;
-//!   - listening: `listener_select_proto` drops (with a warning) every supported name that
-//!     fails `Protocol::try_from`; and an incoming proposal `whatever\n` is not recognised
-//!     as a protocol message by `Message::decode` (that requires a leading `/`), so it is
-//!     parsed as an `ls` response: its first byte `w` (0x77) is read as a varint length of
-//!     119, longer than the message, giving `ProtocolError::InvalidMessage`. The listener
-//!     fails the negotiation with a protocol error and drops the substream without
-//!     answering `na`, so the JS dialer sees its stream reset.
-//! - What could work without forking or vendoring: a `StreamMuxer` wrapper around the
-//!   muxer of every connection (yamux for TCP/WS/relayed, quinn's for QUIC), installed with
-//!   `Transport::map` on hand-built transports passed through
-//!   `SwarmBuilder::with_other_transport` (the relay client transport from
-//!   `relay::client::new`). Its `poll_inbound` would read each new substream's
-//!   multistream-select header and first proposal itself; for `whatever` it would answer
-//!   `/multistream/1.0.0` + `whatever` and hand the substream (with the peer ID the
-//!   transport's `map` closure knows) to this crate over a channel; otherwise it would
-//!   yield a substream that replays the consumed bytes, so the swarm negotiates as usual.
-//!   Outbound, its `poll` would open substreams on request from this crate and run the
-//!   dialer side by hand (header + `whatever`, with and without JS's optimistic
-//!   "header + proposal in one write"; `na` means the peer lacks it). Caveats: those
-//!   substreams are invisible to the swarm's keep-alive accounting (its
-//!   `ActiveStreamCounter` only counts streams it negotiated), so a behaviour whose
-//!   `connection_keep_alive` reads a per-connection counter kept by the wrapper is needed,
-//!   or idle connections are closed under live channels; the sniffing must be bounded by
-//!   a timeout and by a cap on concurrent negotiations; and `ls` must be answered or
-//!   replayed consistently. This is not implemented yet. The simpler way out is that the
-//!   JS kernel also registers a `/`-prefixed id (its `handle`/`dialProtocol` accept lists).
+//! - Every substream a connection's muxer yields is negotiated by `libp2p-swarm`'s
+//!   `connection.rs` (`StreamUpgrade::new_inbound` / `new_outbound`) with
+//!   `multistream_select::listener_select_proto` / `dialer_select_proto` before any
+//!   `ConnectionHandler` sees it. Dialing, `Protocol::try_from("whatever")` fails, so the
+//!   proposal is never sent. Listening, names failing `Protocol::try_from` are dropped from
+//!   the supported list, and an incoming `whatever\n` is not recognised by `Message::decode`
+//!   (it needs a leading `/`): it is parsed as an `ls` response whose first byte `w` reads
+//!   as a varint length of 119, so the negotiation fails with `InvalidMessage` and the
+//!   substream is dropped without an `na`.
+//!
+//! So this crate negotiates bare ids below the swarm (module `raw`), without forking or
+//! vendoring anything:
+//! - The transport stack (TCP, QUIC, DNS, WebSocket, relay client; noise, yamux) is built
+//!   by hand as `SwarmBuilder` would, and `Transport::map` wraps every connection's muxer
+//!   (after the stack is merged, so all transports and relayed connections) in a
+//!   `StreamMuxer` that reads each inbound substream's multistream-select header and first
+//!   proposal itself: at most 20 + 1 + 101 bytes, stopping at the first byte that rules out
+//!   our ids; within 10 s; at most 32 such sniffs per connection at once (more wait in the
+//!   muxer). For `whatever` it answers `\x13/multistream/1.0.0\n\x09whatever\n` and hands
+//!   the substream to the transport, which runs the listener's handshake on it as on any
+//!   channel. For anything else (or a timeout or read error) it gives the swarm a substream
+//!   that first replays the bytes read, so identify, ping, relay HOP/STOP and
+//!   `/ocap-kernel/1.0.0` negotiate exactly as before (checked on the wire: the swarm's
+//!   own listener answers `/ipfs/id/1.0.0` and `na`).
+//! - Outbound, with [`NetOptions::protocol`] = `"whatever"`, the transport asks the wrapper
+//!   of a live connection to the peer (the newest direct one, else the newest relayed one)
+//!   for a new substream and runs the dialer side by hand: header and proposal in one write,
+//!   then it accepts the listener's header (before the echo, or not at all) and the echo;
+//!   `na` fails the attempt as "peer does not support protocol whatever" (not retried).
+//! - The swarm's idle-connection timeout only counts the streams it negotiated, so a
+//!   keep-alive behaviour keeps a connection open while the wrapper counts live bare-id
+//!   substreams (or sniffs) on it. The wrapper and the behaviour's handler find each other
+//!   by peer and `ConnectedPoint` addresses, which the swarm passes unchanged to
+//!   `handle_established_*_connection`.
+//! - Inbound, `whatever` is always accepted, as is [`NetOptions::protocol`] (and
+//!   [`DEFAULT_PROTOCOL`] when that is bare), so default and JS-compatible nodes reach each
+//!   other either way.
+//!
+//! Checked: Rust↔Rust on `whatever` over TCP, QUIC, WebSocket and a relay circuit; the
+//! exact bytes against a hand-written multistream-select peer on a bare libp2p connection
+//! (`tests/wire.rs`); and a live JS node (libp2p 3.3.11, `@chainsafe/libp2p-noise` 17.0.0,
+//! `@chainsafe/libp2p-yamux` 8.0.1, `@libp2p/tcp` 11.0.28, Node 20 with a
+//! `Promise.withResolvers` polyfill) over TCP, both directions, with both full and
+//! optimistic (`negotiateFully: false`) negotiation on the JS dialer
+//! (`tests/js_interop.rs`, ignored by default: it needs a JS peer script outside the
+//! repository). Not checked against JS: QUIC (`@chainsafe/libp2p-quic`), WebSocket, and
+//! relayed circuits, where JS may treat the circuit as limited (below). The wrapper
+//! answers only the first proposal: a dialer that proposes something else first and
+//! `whatever` after an `na` is not diverted (JS and rust-libp2p propose one id per stream
+//! here). A dialer that waits for the listener's header before proposing (none known) is
+//! handed to the swarm after the 10 s sniff timeout.
 //!
 //! # Relayed connections
 //! Our own [`RelayServer`] grants circuits with no practical limit (§9.1). rust-libp2p 0.56
@@ -80,16 +93,19 @@
 mod framing;
 mod handshake;
 mod node;
+mod raw;
 mod relay;
 mod transport;
 
 use std::time::Duration;
 
+pub use raw::JS_PROTOCOL;
 pub use relay::{RelayOptions, RelayServer, RELAY_SEED};
 pub use transport::Libp2pTransport;
 
 /// The application protocol id this transport uses by default. The JS kernel uses
-/// `whatever`, which rust-libp2p cannot speak (see the crate doc).
+/// [`JS_PROTOCOL`] (`whatever`), which this crate negotiates by hand (see the crate doc);
+/// set [`NetOptions::protocol`] to it to open channels to JS kernels.
 pub const DEFAULT_PROTOCOL: &str = "/ocap-kernel/1.0.0";
 
 /// Limits and timeouts of the transport, with the JS defaults of remote-comms.md §9.5.
@@ -126,6 +142,9 @@ pub struct NetLimits {
     /// Budget of one connection attempt: trying every dial candidate and opening the stream
     /// (§9.2, hard-coded 30 s in JS). Default 30 s.
     pub dial_timeout: Duration,
+    /// A libp2p connection with no stream (ours or the swarm's), no relay reservation and
+    /// no circuit is closed after this long. Default 60 s.
+    pub idle_connection_timeout: Duration,
 }
 
 impl Default for NetLimits {
@@ -142,6 +161,7 @@ impl Default for NetLimits {
             max_retry_attempts: 0,
             stream_inactivity_timeout: Duration::from_secs(120),
             dial_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -166,7 +186,15 @@ pub struct NetOptions {
     /// `<relay>/p2p-circuit` (reserving a slot, re-reserving with backoff when the relay
     /// connection drops) and dials peers through them as `<relay>/p2p-circuit/p2p/<peer>`.
     pub relays: Vec<String>,
-    /// The application protocol id; must start with `/`. Default [`DEFAULT_PROTOCOL`].
+    /// The application protocol id channels are opened with. Default [`DEFAULT_PROTOCOL`].
+    /// - `/`-prefixed: negotiated by libp2p (`libp2p-stream`); channels are accepted on it
+    ///   and on [`JS_PROTOCOL`].
+    /// - a bare id, e.g. [`JS_PROTOCOL`] (`"whatever"`) to talk to JS kernels: negotiated by
+    ///   this crate's muxer wrapper (see the crate doc); channels are accepted on it, on
+    ///   [`JS_PROTOCOL`] and on [`DEFAULT_PROTOCOL`]. At most 100 bytes, no control
+    ///   characters, not `na` or `ls`.
+    ///
+    /// Anything else is [`NetError::InvalidProtocol`].
     pub protocol: String,
     /// Limits and timeouts.
     pub limits: NetLimits,
@@ -202,8 +230,8 @@ pub enum NetError {
     /// A relay address does not end in `/p2p/<relay peer ID>`.
     #[error("Relay address must end in /p2p/<relay peer ID>: {0}")]
     InvalidRelayAddress(String),
-    /// The protocol id is not usable (it must start with `/`).
-    #[error("Invalid protocol id {0:?}: rust-libp2p needs a leading '/'")]
+    /// The protocol id is not usable (see [`NetOptions::protocol`]).
+    #[error("Invalid protocol id {0:?}")]
     InvalidProtocol(String),
     /// Binding a listen address failed (port in use, no such interface, …).
     #[error("Could not listen on {addr}: {reason}")]

@@ -5,21 +5,26 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::timeout::TransportTimeout;
 use libp2p::core::transport::ListenerId;
+use libp2p::core::upgrade::Version;
+use libp2p::core::Transport as _;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, DialError, NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, ping, relay, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{dns, identify, noise, ping, quic, relay, tcp, websocket, yamux, Multiaddr, PeerId, Swarm};
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::raw::{KeepAlive, RawProtocols};
 use crate::NetError;
 
 /// The identify protocol version this node announces.
 pub(crate) const IDENTIFY_PROTOCOL_VERSION: &str = "/ocap-kernel/id/1.0.0";
 
-/// How long an idle libp2p connection (no stream, no reservation) is kept.
-const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Budget of one transport-level connection attempt (the SwarmBuilder's default).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Relay re-reservation backoff (§9.1): base 5 s, max 60 s, at most 10 attempts.
 const RELAY_BASE_DELAY: Duration = Duration::from_secs(5);
@@ -32,6 +37,8 @@ pub(crate) struct NodeBehaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     stream: libp2p_stream::Behaviour,
+    /// Keeps connections with live bare-id channels open (see [`crate::raw`]).
+    keep_alive: KeepAlive,
 }
 
 impl NodeBehaviour {
@@ -103,20 +110,50 @@ fn transport_err(e: impl std::fmt::Display) -> NetError {
 }
 
 /// Builds the node's swarm (must run inside a tokio runtime).
-pub(crate) async fn build_swarm(key: libp2p::identity::Keypair) -> Result<Swarm<NodeBehaviour>, NetError> {
-    let swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-        .map_err(transport_err)?
-        .with_quic()
-        .with_dns()
-        .map_err(transport_err)?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
-        .map_err(transport_err)?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(transport_err)?
-        .with_behaviour(|key, relay_client| NodeBehaviour {
+///
+/// The transport stack is the one `SwarmBuilder` makes with `with_tcp` (noise, yamux),
+/// `with_quic`, `with_dns`, `with_websocket` (noise, yamux) and `with_relay_client` (noise,
+/// yamux), built by hand so that every connection's muxer, whatever the transport, can be
+/// wrapped once at the top with [`RawProtocols::wrap`] for bare protocol ids. Connections
+/// idle (no stream the swarm negotiated, no live bare-id channel, no reservation) for
+/// `idle_timeout` are closed.
+pub(crate) fn build_swarm(
+    key: libp2p::identity::Keypair,
+    raw: Arc<RawProtocols>,
+    idle_timeout: Duration,
+) -> Result<Swarm<NodeBehaviour>, NetError> {
+    let local = key.public().to_peer_id();
+    let noise = noise::Config::new(&key).map_err(transport_err)?;
+    let tcp_quic = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise.clone())
+        .multiplex(yamux::Config::default())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)))
+        .or_transport(quic::tokio::Transport::new(quic::Config::new(&key)).map(|(p, c), _| (p, StreamMuxerBox::new(c))))
+        .map(|either, _| either.into_inner());
+    let direct = dns::tokio::Transport::system(tcp_quic).map_err(transport_err)?;
+    let ws_tcp =
+        dns::tokio::Transport::system(tcp::tokio::Transport::new(tcp::Config::default())).map_err(transport_err)?;
+    let ws = websocket::Config::new(ws_tcp)
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise.clone())
+        .multiplex(yamux::Config::default())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let (relay_transport, relay_client) = relay::client::new(local);
+    let relayed = relay_transport
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default())
+        .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let raw_map = raw.clone();
+    let transport = relayed
+        .or_transport(ws.or_transport(direct).map(|either, _| either.into_inner()))
+        .map(|either, _| either.into_inner())
+        .map(move |(peer, muxer), endpoint| (peer, StreamMuxerBox::new(raw_map.wrap(peer, muxer, &endpoint))));
+    let transport = TransportTimeout::new(transport, CONNECTION_TIMEOUT).boxed();
+    Ok(Swarm::new(
+        transport,
+        NodeBehaviour {
             relay_client,
             identify: identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_PROTOCOL_VERSION.to_owned(),
@@ -124,11 +161,11 @@ pub(crate) async fn build_swarm(key: libp2p::identity::Keypair) -> Result<Swarm<
             )),
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
-        })
-        .map_err(transport_err)?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-        .build();
-    Ok(swarm)
+            keep_alive: KeepAlive::new(raw),
+        },
+        local,
+        libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(idle_timeout),
+    ))
 }
 
 /// Listens on every direct address and waits (at most `wait`) until each listener has

@@ -17,14 +17,18 @@ use futures::future::BoxFuture;
 use futures::{AsyncReadExt as _, AsyncWriteExt as _, FutureExt as _, StreamExt as _};
 use libp2p::core::transport::TransportError;
 use libp2p::swarm::DialError;
-use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use ocap_abi::remote::{PeerLinkStatus, RemoteInbox, RemoteTransport, SendError, SendErrorKind};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::framing::{read_frame, write_frame, ReadError};
 use crate::handshake::{self, HandshakeLimits};
 use crate::node::{self, SwarmCmd};
-use crate::{keypair_from_seed, parse_multiaddr, NetError, NetLimits, NetOptions, MIN_STREAM_INACTIVITY_TIMEOUT};
+use crate::raw::{self, ChannelStream, RawProtocols, JS_PROTOCOL};
+use crate::{
+    keypair_from_seed, parse_multiaddr, NetError, NetLimits, NetOptions, DEFAULT_PROTOCOL,
+    MIN_STREAM_INACTIVITY_TIMEOUT,
+};
 
 /// Error codes that, five times in a row, mark a peer permanently failed (§9.4).
 const PERMANENT_CODES: [&str; 4] = ["ECONNREFUSED", "EHOSTUNREACH", "ENOTFOUND", "ENETUNREACH"];
@@ -65,7 +69,10 @@ struct Shared {
     inbox: Arc<dyn RemoteInbox>,
     limits: NetLimits,
     incarnation_id: String,
-    protocol: StreamProtocol,
+    /// The protocol our channels are opened with.
+    protocol: OutProtocol,
+    /// Bare protocol ids: inbound sniffing, outbound opening.
+    raw: Arc<RawProtocols>,
     relays: Vec<Multiaddr>,
     local_peer: PeerId,
     rt: tokio::runtime::Handle,
@@ -76,6 +83,15 @@ struct Shared {
     registered: AtomicUsize,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
     state: Mutex<State>,
+}
+
+/// How outbound channels are opened (`NetOptions::protocol`).
+#[derive(Clone)]
+enum OutProtocol {
+    /// A `/`-prefixed id, negotiated by the swarm (`libp2p-stream`).
+    Libp2p(StreamProtocol),
+    /// A bare id such as the JS kernel's `whatever`, negotiated by hand ([`crate::raw`]).
+    Raw(String),
 }
 
 #[derive(Default)]
@@ -100,7 +116,7 @@ struct PeerEntry {
 enum PeerCmd {
     Frame(String),
     /// An inbound stream that passed the handshake and the incarnation check.
-    Inbound(Stream),
+    Inbound(ChannelStream),
     ChannelEnded {
         id: u64,
         end: ChannelEnd,
@@ -250,13 +266,30 @@ impl Libp2pTransport {
     /// this works both from a plain thread and from inside a tokio runtime (it blocks the
     /// calling thread until the listeners are bound).
     ///
-    /// Errors: [`NetError::InvalidProtocol`] (no leading `/`),
+    /// Channels are accepted on [`JS_PROTOCOL`] (`whatever`) always, on
+    /// `NetOptions::protocol`, and on [`DEFAULT_PROTOCOL`] when `protocol` is a bare id; they
+    /// are opened with `NetOptions::protocol` (see its doc).
+    ///
+    /// Errors: [`NetError::InvalidProtocol`],
     /// [`NetError::InvalidMultiaddr`], [`NetError::UnsupportedListenAddress`],
     /// [`NetError::InvalidRelayAddress`], [`NetError::Listen`] (bind failed),
     /// [`NetError::Transport`], [`NetError::Runtime`].
     pub fn start(opts: NetOptions, inbox: Arc<dyn RemoteInbox>) -> Result<Arc<Self>, NetError> {
-        let protocol = StreamProtocol::try_from_owned(opts.protocol.clone())
-            .map_err(|_| NetError::InvalidProtocol(opts.protocol.clone()))?;
+        let invalid = || NetError::InvalidProtocol(opts.protocol.clone());
+        // (outbound, accepted through libp2p-stream, accepted bare)
+        let (protocol, listen_protocol, raw_names) = if opts.protocol.starts_with('/') {
+            let p = StreamProtocol::try_from_owned(opts.protocol.clone()).map_err(|_| invalid())?;
+            (OutProtocol::Libp2p(p.clone()), p, vec![JS_PROTOCOL])
+        } else if raw::valid_raw_protocol(&opts.protocol) {
+            (
+                OutProtocol::Raw(opts.protocol.clone()),
+                StreamProtocol::new(DEFAULT_PROTOCOL),
+                vec![JS_PROTOCOL, opts.protocol.as_str()],
+            )
+        } else {
+            return Err(invalid());
+        };
+        let raw_protocols = RawProtocols::new(&raw_names);
         let key = keypair_from_seed(opts.key_seed)?;
         let local_peer = key.public().to_peer_id();
         let mut direct = Vec::new();
@@ -290,7 +323,16 @@ impl Libp2pTransport {
                         return;
                     }
                 };
-                rt.block_on(run_node(key, opts, protocol, direct, relays, inbox, ready_tx, shutdown_rx));
+                rt.block_on(run_node(
+                    key,
+                    opts,
+                    Protocols { out: protocol, listen: listen_protocol, raw: raw_protocols },
+                    direct,
+                    relays,
+                    inbox,
+                    ready_tx,
+                    shutdown_rx,
+                ));
             })
             .map_err(|e| NetError::Runtime(e.to_string()))?;
         match ready_rx.recv() {
@@ -329,11 +371,20 @@ fn short(peer: &PeerId) -> String {
     s[s.len().saturating_sub(6)..].to_owned()
 }
 
+/// The protocols a node opens and accepts channels with.
+struct Protocols {
+    out: OutProtocol,
+    /// Accepted through `libp2p-stream`.
+    listen: StreamProtocol,
+    /// Bare ids, accepted through the muxer wrapper.
+    raw: Arc<RawProtocols>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_node(
     key: libp2p::identity::Keypair,
     opts: NetOptions,
-    protocol: StreamProtocol,
+    protocols: Protocols,
     direct: Vec<Multiaddr>,
     relays: Vec<Multiaddr>,
     inbox: Arc<dyn RemoteInbox>,
@@ -341,7 +392,11 @@ async fn run_node(
     shutdown_rx: oneshot::Receiver<()>,
 ) {
     let local_peer = key.public().to_peer_id();
-    let mut swarm = match node::build_swarm(key).await {
+    let Some(raw_incoming) = protocols.raw.take_incoming() else {
+        let _ = ready_tx.send(Err(NetError::Runtime("bare-protocol receiver already taken".to_owned())));
+        return;
+    };
+    let mut swarm = match node::build_swarm(key, protocols.raw.clone(), opts.limits.idle_connection_timeout) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready_tx.send(Err(e));
@@ -354,7 +409,7 @@ async fn run_node(
         return;
     }
     let mut control = swarm.behaviour().stream_control();
-    let incoming = match control.accept(protocol.clone()) {
+    let incoming = match control.accept(protocols.listen.clone()) {
         Ok(i) => i,
         Err(e) => {
             let _ = ready_tx.send(Err(NetError::Transport(e.to_string())));
@@ -369,7 +424,8 @@ async fn run_node(
         inbox,
         limits: opts.limits,
         incarnation_id: opts.incarnation_id,
-        protocol,
+        protocol: protocols.out,
+        raw: protocols.raw,
         relays,
         local_peer,
         rt: tokio::runtime::Handle::current(),
@@ -382,6 +438,7 @@ async fn run_node(
     });
     let swarm_task = tokio::spawn(node::run_swarm(swarm, swarm_rx, swarm_tx, listen));
     tokio::spawn(accept_loop(shared.clone(), incoming));
+    tokio::spawn(raw_accept_loop(shared.clone(), raw_incoming));
     tracing::info!(peer = %local_peer, "network started");
     let _ = ready_tx.send(Ok(shared.clone()));
     drop(ready_tx);
@@ -547,18 +604,29 @@ async fn accept_loop(shared: Arc<Shared>, mut incoming: libp2p_stream::IncomingS
         if shared.is_stopped() {
             break;
         }
-        tokio::spawn(inbound(shared.clone(), peer, stream));
+        tokio::spawn(inbound(shared.clone(), peer, ChannelStream::Libp2p(stream)));
     }
 }
 
-async fn close_stream(mut stream: Stream, timeout: Duration) {
+/// Inbound channels on a bare protocol id (`whatever`), already negotiated by the muxer
+/// wrapper; handled exactly as those `libp2p-stream` accepts.
+async fn raw_accept_loop(shared: Arc<Shared>, mut incoming: mpsc::UnboundedReceiver<(PeerId, raw::RawStream)>) {
+    while let Some((peer, stream)) = incoming.recv().await {
+        if shared.is_stopped() {
+            break;
+        }
+        tokio::spawn(inbound(shared.clone(), peer, ChannelStream::Raw(stream)));
+    }
+}
+
+async fn close_stream(mut stream: ChannelStream, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, stream.close()).await;
 }
 
 /// Handles one inbound stream: refuse intentionally closed peers and streams over the
 /// connection limit, run the listener's handshake and the incarnation check, then hand the
 /// stream to the peer's actor for registration.
-async fn inbound(shared: Arc<Shared>, peer: PeerId, mut stream: Stream) {
+async fn inbound(shared: Arc<Shared>, peer: PeerId, mut stream: ChannelStream) {
     // None: refuse (intentionally closed); Some(has_channel) otherwise.
     let verdict = {
         let st = shared.lock();
@@ -625,7 +693,7 @@ enum EstablishError {
 }
 
 struct Established {
-    stream: Stream,
+    stream: ChannelStream,
     restarted: bool,
 }
 
@@ -734,16 +802,31 @@ async fn establish(shared: Arc<Shared>, peer: PeerId, delay: Duration) -> Result
         if !connected {
             return Err(last.unwrap_or(EstablishError::Fatal("no dial candidate".to_owned())));
         }
-        let mut control = shared.control.clone();
-        match control.open_stream(peer, shared.protocol.clone()).await {
-            Ok(s) => Ok(s),
-            Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p)) => {
-                Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
+        match &shared.protocol {
+            OutProtocol::Libp2p(protocol) => {
+                let mut control = shared.control.clone();
+                match control.open_stream(peer, protocol.clone()).await {
+                    Ok(s) => Ok(ChannelStream::Libp2p(s)),
+                    Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p)) => {
+                        Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
+                    }
+                    Err(libp2p_stream::OpenStreamError::Io(e)) => Err(EstablishError::Retryable {
+                        code: io_code(e.kind()),
+                        message: format!("opening stream: {e}"),
+                    }),
+                    Err(e) => Err(EstablishError::Retryable { code: None, message: e.to_string() }),
+                }
             }
-            Err(libp2p_stream::OpenStreamError::Io(e)) => {
-                Err(EstablishError::Retryable { code: io_code(e.kind()), message: format!("opening stream: {e}") })
-            }
-            Err(e) => Err(EstablishError::Retryable { code: None, message: e.to_string() }),
+            OutProtocol::Raw(name) => match shared.raw.open(peer, name).await {
+                Ok(s) => Ok(ChannelStream::Raw(s)),
+                Err(raw::OpenError::Unsupported(p)) => {
+                    Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
+                }
+                Err(raw::OpenError::Io(e)) => {
+                    Err(EstablishError::Retryable { code: io_code(e.kind()), message: format!("opening stream: {e}") })
+                }
+                Err(e) => Err(EstablishError::Retryable { code: None, message: format!("opening stream: {e}") }),
+            },
         }
     })
     .await
@@ -814,7 +897,7 @@ impl Activity {
 fn spawn_channel(
     shared: &Arc<Shared>,
     peer: PeerId,
-    stream: Stream,
+    stream: ChannelStream,
     id: u64,
     actor_tx: mpsc::UnboundedSender<PeerCmd>,
 ) -> ChannelHandle {
@@ -850,7 +933,7 @@ fn spawn_channel(
 async fn read_loop(
     shared: Arc<Shared>,
     peer: String,
-    mut reader: futures::io::ReadHalf<Stream>,
+    mut reader: futures::io::ReadHalf<ChannelStream>,
     id: u64,
     actor_tx: mpsc::UnboundedSender<PeerCmd>,
     mut abort: watch::Receiver<Option<SendErrorKind>>,
@@ -910,7 +993,7 @@ async fn read_loop(
 async fn write_loop(
     shared: Arc<Shared>,
     peer: String,
-    mut writer: futures::io::WriteHalf<Stream>,
+    mut writer: futures::io::WriteHalf<ChannelStream>,
     id: u64,
     mut rx: mpsc::UnboundedReceiver<WriterMsg>,
     actor_tx: mpsc::UnboundedSender<PeerCmd>,
@@ -1195,7 +1278,7 @@ impl PeerActor {
     /// then it stays open and read until the remote closes it, it idles out, or it fails.
     /// Closing it at once (as JS does) makes both sides of a simultaneous dial see their
     /// current channel closed and redial in a cascade. The caller holds the slot (or the previous channel's).
-    fn register(&mut self, stream: Stream) {
+    fn register(&mut self, stream: ChannelStream) {
         let id = self.next_id;
         self.next_id += 1;
         let ch = spawn_channel(&self.shared, self.peer, stream, id, self.self_tx.clone());

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ocap_abi::remote::{BoxFuture, RemoteInbox, RemoteTransport, SendError, SendErrorKind};
-use ocap_net::{Libp2pTransport, NetError, NetLimits, NetOptions, RelayOptions, RelayServer};
+use ocap_net::{
+    Libp2pTransport, NetError, NetLimits, NetOptions, RelayOptions, RelayServer, DEFAULT_PROTOCOL, JS_PROTOCOL,
+};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,6 +53,11 @@ struct Node {
 
 impl Node {
     fn start(seed: u8, listen: &[&str], relays: &[String], limits: NetLimits) -> Node {
+        Node::start_with(seed, listen, relays, limits, DEFAULT_PROTOCOL)
+    }
+
+    /// A node opening its channels with `protocol` (`whatever` as JS kernels do).
+    fn start_with(seed: u8, listen: &[&str], relays: &[String], limits: NetLimits, protocol: &str) -> Node {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -61,6 +68,7 @@ impl Node {
         opts.listen_addresses = listen.iter().map(|s| s.to_string()).collect();
         opts.relays = relays.to_vec();
         opts.limits = limits;
+        opts.protocol = protocol.to_owned();
         let t = Libp2pTransport::start(opts, inbox.clone()).expect("transport starts");
         let id = t.peer_id();
         Node { t, inbox, rx, id }
@@ -112,8 +120,13 @@ fn frames(tag: &str, n: usize) -> Vec<String> {
 }
 
 async fn exchange(listen: &str, seeds: (u8, u8)) {
-    let mut a = Node::start(seeds.0, &[listen], &[], fast_limits());
-    let mut b = Node::start(seeds.1, &[listen], &[], fast_limits());
+    exchange_with(listen, seeds, (DEFAULT_PROTOCOL, DEFAULT_PROTOCOL)).await;
+}
+
+/// A dials B; each opens channels with its own protocol.
+async fn exchange_with(listen: &str, seeds: (u8, u8), protocols: (&str, &str)) {
+    let mut a = Node::start_with(seeds.0, &[listen], &[], fast_limits(), protocols.0);
+    let mut b = Node::start_with(seeds.1, &[listen], &[], fast_limits(), protocols.1);
     let b_addrs = b.t.listen_addresses();
     assert!(!b_addrs.is_empty());
     for addr in &b_addrs {
@@ -156,6 +169,70 @@ async fn websocket_frames_flow_both_ways_in_order() {
     exchange("/ip4/127.0.0.1/tcp/0/ws", (5, 6)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_protocol_frames_flow_over_tcp() {
+    exchange_with("/ip4/127.0.0.1/tcp/0", (101, 102), (JS_PROTOCOL, JS_PROTOCOL)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_protocol_frames_flow_over_quic() {
+    exchange_with("/ip4/127.0.0.1/udp/0/quic-v1", (103, 104), (JS_PROTOCOL, JS_PROTOCOL)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_protocol_frames_flow_over_websocket() {
+    exchange_with("/ip4/127.0.0.1/tcp/0/ws", (105, 106), (JS_PROTOCOL, JS_PROTOCOL)).await;
+}
+
+/// A node dialing `whatever` reaches a default node (which always accepts `whatever`), and
+/// a node dialing `/ocap-kernel/1.0.0` reaches a `whatever` node (which also accepts that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_and_default_protocol_nodes_reach_each_other() {
+    exchange_with("/ip4/127.0.0.1/tcp/0", (107, 108), (JS_PROTOCOL, DEFAULT_PROTOCOL)).await;
+    exchange_with("/ip4/127.0.0.1/tcp/0", (109, 110), (DEFAULT_PROTOCOL, JS_PROTOCOL)).await;
+}
+
+/// The swarm does not see `whatever` channels; the keep-alive behaviour must keep their
+/// connection open past the idle-connection timeout, or the channel would be lost and
+/// re-handshaken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_protocol_channels_keep_their_connection_alive() {
+    let limits = NetLimits { idle_connection_timeout: Duration::from_millis(500), ..fast_limits() };
+    let listen = ["/ip4/127.0.0.1/tcp/0"];
+    let mut a = Node::start_with(111, &listen, &[], limits.clone(), JS_PROTOCOL);
+    let mut b = Node::start_with(112, &listen, &[], limits, JS_PROTOCOL);
+    a.t.register_location_hints(&b.id, &b.t.listen_addresses());
+    a.t.send(&b.id, "one".into());
+    let mut b_handshakes = handshakes_until(&mut b, "one").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    a.t.send(&b.id, "two".into());
+    b.t.send(&a.id, "three".into());
+    b_handshakes += handshakes_until(&mut b, "two").await;
+    let a_handshakes = handshakes_until(&mut a, "three").await;
+    // More than one handshake each would mean the channel was lost and reopened.
+    assert_eq!((a_handshakes, b_handshakes), (1, 1));
+}
+
+/// Incarnation checks (one per handshake) seen until the frame `want` is delivered; panics
+/// on a failure or give-up.
+async fn handshakes_until(n: &mut Node, want: &str) -> usize {
+    let mut count = 0;
+    loop {
+        let ev = n.expect(want, |_| true).await;
+        match ev {
+            Event::Incarnation(..) => count += 1,
+            Event::Deliver(_, f) if f == want => return count,
+            Event::Deliver(..) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_protocol_peers_reach_each_other_through_a_relay_only() {
+    relay_only(JS_PROTOCOL, (113, 114)).await;
+}
+
 #[test]
 fn start_works_outside_a_runtime_and_checks_addresses() {
     let (tx, _rx) = mpsc::unbounded_channel();
@@ -177,9 +254,14 @@ fn start_works_outside_a_runtime_and_checks_addresses() {
     assert!(matches!(err, NetError::InvalidRelayAddress(_)), "{err}");
 
     opts.relays = vec![];
+    // Bare ids are fine (`whatever` is the JS kernel's); these are not.
+    for bad in ["", "na", "ls", "a\nb"] {
+        opts.protocol = bad.into();
+        let err = Libp2pTransport::start(opts.clone(), inbox.clone()).err().unwrap();
+        assert!(matches!(err, NetError::InvalidProtocol(_)), "{err}");
+    }
     opts.protocol = "whatever".into();
-    let err = Libp2pTransport::start(opts, inbox).err().unwrap();
-    assert!(matches!(err, NetError::InvalidProtocol(_)), "{err}");
+    Libp2pTransport::start(opts, inbox).unwrap().stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +391,10 @@ async fn close_connection_then_reconnect_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_reach_each_other_through_a_relay_only() {
+    relay_only(DEFAULT_PROTOCOL, (41, 42)).await;
+}
+
+async fn relay_only(protocol: &str, seeds: (u8, u8)) {
     let relay = RelayServer::start(RelayOptions {
         listen_addresses: vec!["/ip4/127.0.0.1/tcp/0".into(), "/ip4/127.0.0.1/tcp/0/ws".into()],
         ..RelayOptions::default()
@@ -321,8 +407,8 @@ async fn peers_reach_each_other_through_a_relay_only() {
     let ws = addrs.iter().find(|a| a.contains("/ws")).unwrap().clone();
 
     // Neither node listens directly: A reserves over WS, B only knows the relay as a hint.
-    let mut a = Node::start(41, &[], std::slice::from_ref(&ws), fast_limits());
-    let mut b = Node::start(42, &[], &[], fast_limits());
+    let mut a = Node::start_with(seeds.0, &[], std::slice::from_ref(&ws), fast_limits(), protocol);
+    let mut b = Node::start_with(seeds.1, &[], &[], fast_limits(), protocol);
     // Wait for A's reservation.
     let circuit = tokio::time::timeout(WAIT, async {
         loop {

@@ -64,7 +64,8 @@ pub struct CommsParams {
     pub max_concurrent_connections: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_message_size_bytes: Option<usize>,
-    /// The application protocol id (default `ocap_net::DEFAULT_PROTOCOL`).
+    /// The application protocol id channels are opened with (default `whatever`, the JS
+    /// kernel's, `ocap_net::JS_PROTOCOL`; `/ocap-kernel/1.0.0` is the `/`-prefixed one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
 }
@@ -174,9 +175,9 @@ pub async fn attach(kernel: &Kernel, params: &CommsParams) -> Result<(), RpcErro
     net.listen_addresses = params.direct_listen_addresses.clone().unwrap_or_default();
     net.relays = relays;
     net.limits = params.limits();
-    if let Some(p) = &params.protocol {
-        net.protocol = p.clone();
-    }
+    // The JS kernel's protocol id by default, so JS kernels can be dialed; a node accepts
+    // both `whatever` and `/ocap-kernel/1.0.0` inbound whatever it dials with.
+    net.protocol = params.protocol.clone().unwrap_or_else(|| ocap_net::JS_PROTOCOL.to_owned());
     let transport = Libp2pTransport::start(net, kernel.remote_inbox()).map_err(|e| invalid(e.to_string()))?;
     kernel.start_remote_comms(transport, kernel_opts).await.map_err(kernel_failure)?;
     tracing::info!(peer = %identity.peer_id, "remote comms started");

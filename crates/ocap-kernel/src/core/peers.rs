@@ -129,6 +129,8 @@ pub(crate) struct Comms {
     transport: Option<Arc<dyn RemoteTransport>>,
     opts: RemoteOptions,
     links: HashMap<RemoteId, PeerLink>,
+    /// The remote of each peer ID this process has seen (a cache of `remote_peers`).
+    by_peer: HashMap<String, RemoteId>,
     redemptions: HashMap<String, Redemption>,
     next_reply_key: u64,
 }
@@ -259,6 +261,13 @@ impl KernelCore {
     ///
     /// Errors: `OcapUrl` for a peer ID that is not one, or this kernel's own.
     pub fn peer_remote(&mut self, peer_id: &str, hints: &[String]) -> Result<RemoteId, KernelError> {
+        if hints.is_empty() {
+            if let Some(&r) = self.comms.by_peer.get(peer_id) {
+                if self.comms.links.contains_key(&r) {
+                    return Ok(r);
+                }
+            }
+        }
         if peer_id.parse::<libp2p_identity::PeerId>().is_err() {
             return Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID")));
         }
@@ -298,6 +307,7 @@ impl KernelCore {
                 t.register_location_hints(peer_id, &all_hints);
             }
         }
+        self.comms.by_peer.insert(peer_id.to_owned(), remote);
         Ok(remote)
     }
 
@@ -434,7 +444,7 @@ impl KernelCore {
         if let Some(link) = self.comms.links.get_mut(&remote) {
             link.ack_due = Some(Instant::now() + delayed_ack);
         }
-        let highest = self.store.peer(remote)?.map_or(0, |p| p.highest_received_seq);
+        let highest = self.store.highest_received_seq(remote)?;
         if seq <= highest {
             tracing::debug!(%remote, seq, "duplicate frame from a peer, dropped");
             return Ok(());
@@ -484,6 +494,11 @@ impl KernelCore {
             }
             Err(e) => return Err(e),
         }
+        // The unit is committed with the next commit (the crank it queued, or idle); acks
+        // wait for it (`remote_tick`). Redemption answers need it now.
+        if completions.is_empty() {
+            return Ok(());
+        }
         self.commit()?;
         for (key, result) in completions {
             if let Some(r) = self.comms.redemptions.remove(&key) {
@@ -499,20 +514,19 @@ impl KernelCore {
     /// at once, once per such ack value, rather than at the ack timeout (TCP's fast
     /// retransmit).
     fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
-        let before = self.store.pending_count(remote)?;
-        if before == 0 {
+        let acked = self.unit(|k| Ok(k.store.drop_pending(remote, n)?))?;
+        let more = self.store.has_pending(remote)?;
+        if acked == 0 && !more {
             return Ok(());
         }
-        self.unit(|k| Ok(k.store.drop_pending(remote, n)?))?;
-        let after = self.store.pending_count(remote)?;
         let timeout = self.comms.opts.ack_timeout;
         let attached = self.comms.transport.is_some();
         let mut fast_resend = false;
         if let Some(link) = self.comms.links.get_mut(&remote) {
-            if after < before {
+            if acked > 0 {
                 link.retries = 0;
                 link.last_error = None;
-                link.ack_deadline = (after > 0 && attached).then(|| Instant::now() + timeout);
+                link.ack_deadline = (more && attached).then(|| Instant::now() + timeout);
             } else if standalone && link.fast_resent_at != Some(n) {
                 link.fast_resent_at = Some(n);
                 fast_resend = true;
@@ -809,7 +823,7 @@ impl KernelCore {
     /// retransmitting them (after a give-up, or a start without a transport), they go now.
     fn peer_is_back(&mut self, remote: RemoteId) -> Result<(), KernelError> {
         let idle = self.comms.links.get(&remote).is_some_and(|l| l.ack_deadline.is_none());
-        if idle && self.comms.transport.is_some() && self.store.pending_count(remote)? > 0 {
+        if idle && self.comms.transport.is_some() && self.store.has_pending(remote)? {
             self.resend_pending(remote, Instant::now())?;
         }
         Ok(())
@@ -851,8 +865,9 @@ impl KernelCore {
             let retransmit_due = link.ack_deadline.is_some_and(|d| d <= now);
             let (retries, peer_id) = (link.retries, link.peer_id.clone());
             if ack_due {
-                // What it acknowledges is committed: `receive_from_peer` commits before it returns.
-                let highest = self.store.peer(remote)?.map_or(0, |p| p.highest_received_seq);
+                // Only what is durable is acknowledged.
+                self.commit()?;
+                let highest = self.store.highest_received_seq(remote)?;
                 if highest > 0 {
                     t.send(&peer_id, envelope::encode_ack(highest));
                 }

@@ -159,10 +159,13 @@ impl KernelCore {
     }
 
     /// Counts a finished crank and commits when someone waits on its effects or enough
-    /// cranks share the open transaction.
+    /// cranks share the open transaction. Frames for peers do not force a commit: they go
+    /// out with the next one (at most `max_cranks_per_commit` cranks later, or when the loop
+    /// goes idle), so a burst of sends shares one commit.
     pub(crate) fn after_crank(&mut self) -> Result<(), KernelError> {
         self.cranks_since_commit += 1;
-        if !self.effects.is_empty() || self.cranks_since_commit >= self.opts.max_cranks_per_commit {
+        let waited_on = self.effects.iter().any(|e| !matches!(e, Effect::RemoteSend { .. }));
+        if waited_on || self.cranks_since_commit >= self.opts.max_cranks_per_commit {
             self.commit()?;
         }
         Ok(())

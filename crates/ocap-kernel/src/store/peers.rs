@@ -144,7 +144,7 @@ impl Store {
             .ctx("prepare reset seqs")?
             .execute([remote.to_string()])
             .ctx("reset seqs")?;
-        self.drop_pending(remote, u64::MAX)
+        self.drop_pending(remote, u64::MAX).map(|_| ())
     }
 
     pub(crate) fn set_peer_incarnation(&self, remote: RemoteId, incarnation: &str) -> Result<(), StoreError> {
@@ -177,13 +177,33 @@ impl Store {
     }
 
     /// Deletes the pending frames up to and including `seq` (a cumulative ack); returns how many.
-    pub(crate) fn drop_pending(&self, remote: RemoteId, seq: u64) -> Result<(), StoreError> {
+    pub(crate) fn drop_pending(&self, remote: RemoteId, seq: u64) -> Result<usize, StoreError> {
         self.conn
             .prepare_cached("DELETE FROM remote_pending WHERE remote = ?1 AND seq <= ?2")
             .ctx("prepare ack pending")?
             .execute(params![remote.to_string(), seq.min(i64::MAX as u64) as i64])
-            .ctx("ack pending")?;
-        Ok(())
+            .ctx("ack pending")
+    }
+
+    /// Whether any frame to `remote` waits for an ack.
+    pub(crate) fn has_pending(&self, remote: RemoteId) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM remote_pending WHERE remote = ?1)")
+            .ctx("prepare has pending")?
+            .query_row([remote.to_string()], |r| r.get(0))
+            .ctx("has pending")
+    }
+
+    /// The last seq processed from `remote` (0: none, or not a peer).
+    pub(crate) fn highest_received_seq(&self, remote: RemoteId) -> Result<u64, StoreError> {
+        let v: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT highest_received_seq FROM remote_peers WHERE remote = ?1")
+            .ctx("prepare highest received")?
+            .query_row([remote.to_string()], |r| r.get(0))
+            .optional()
+            .ctx("highest received")?;
+        Ok(v.unwrap_or(0) as u64)
     }
 
     /// How many frames to `remote` wait for an ack.
