@@ -667,3 +667,24 @@ fn urls_name_the_relays_and_a_redeemer_learns_them_3_4() {
     assert_eq!((pool[0].addr.as_str(), pool[0].is_bootstrap), (relay.as_str(), false));
     assert_eq!(a.k.core.store().peers().unwrap()[0].hints, vec![relay]);
 }
+
+#[test]
+fn the_other_kernels_own_errors_arrive_as_they_were_made_4_4() {
+    // B's kernel, not its vat, refuses a call: the vat is gone. A's caller gets B's
+    // `[KERNEL:…]` error, carried across as the smallcaps error it is.
+    let (mut a, mut b) = (node(), node());
+    let (vat, _log) = counter();
+    let (vat_id, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    b.k.core.terminate_vat(vat_id, "retired").unwrap();
+    b.k.run();
+    let why = rejection(host_call(&mut a, &mut b, remote, "increment", vec![]));
+    assert!(why.starts_with("[KERNEL:OBJECT_DELETED]"), "{why}");
+    // And a vat's own error arrives as the vat made it.
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter2", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    assert_eq!(rejection(host_call(&mut a, &mut b, remote, "nope", vec![])), "no method nope");
+    a.k.check();
+    b.k.check();
+}
