@@ -86,15 +86,6 @@ fn in_ns(home: &Home, ns: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn launch(home: &Home, name: &str, source: &str, services: &[&str]) -> Json {
-    let spec = common::test_vats().join(source);
-    let config =
-        json!({"bootstrap": name, "services": services, "vats": {name: {"sourceSpec": spec.to_str().unwrap()}}});
-    let path = home.scratch().join(format!("{name}.json"));
-    std::fs::write(&path, config.to_string()).unwrap();
-    home.ok_json(&["launch", path.to_str().unwrap()])
-}
-
 #[test]
 fn kernels_in_two_network_namespaces_survive_a_cut_link_exactly_once_and_in_order_5() {
     let link = match Link::make() {
@@ -114,13 +105,13 @@ fn kernels_in_two_network_namespaces_survive_a_cut_link_exactly_once_and_in_orde
     let listen_b = format!("/ip4/{}/tcp/4001", link.addr[1]);
     a.ok_json(&["comms", "start", "--listen", &listen_a, "--options", opts]);
     b.ok_json(&["comms", "start", "--listen", &listen_b, "--options", opts]);
-    let url = launch(&a, "exporter", "remote-exporter.js", &["ocapURLIssuerService"])["bootstrapResult"]
+    let url = a.launch_one("exporter", "remote-exporter.js", &["ocapURLIssuerService"])["bootstrapResult"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(url.contains(&listen_a), "the URL says where A listens: {url}");
     let user =
-        launch(&b, "user", "remote-user.js", &["ocapURLRedemptionService"])["rootKref"].as_str().unwrap().to_owned();
+        b.launch_one("user", "remote-user.js", &["ocapURLRedemptionService"])["rootKref"].as_str().unwrap().to_owned();
     let connect = b.ok_json(&["send", &user, "connect", &Json::String(url).to_string()]);
     assert_eq!(connect, "connected");
 

@@ -7,8 +7,6 @@
 //!
 //! Vats: `tests/vats/url-issuer.js`, `tests/vats/url-redeemer.js`.
 
-use std::path::PathBuf;
-
 use serde_json::{json, Value as Json};
 
 mod common;
@@ -19,24 +17,9 @@ const OTHER_PEER: &str = "12D3KooWJBDqsyHQF2MWiCdU4kdqx4zTsSTLRdShg7Ui6CRWB4uc";
 const ISSUER: &str = "ocapURLIssuerService";
 const REDEEMER: &str = "ocapURLRedemptionService";
 
-/// Writes a one-vat cluster file (`<name>.json` in the test's scratch directory) whose vat
-/// is `tests/vats/<source>` and is given `services`.
-fn cluster_file(home: &Home, name: &str, source: &str, services: &[&str]) -> PathBuf {
-    let spec = common::test_vats().join(source);
-    let config = json!({
-        "bootstrap": name,
-        "services": services,
-        "vats": {name: {"sourceSpec": spec.to_str().unwrap()}},
-    });
-    let path = home.scratch().join(format!("{name}.json"));
-    std::fs::write(&path, config.to_string()).unwrap();
-    path
-}
-
 /// `ocap launch` of a one-vat cluster; its `{subclusterId, rootKref, bootstrapResult}`.
 fn launch(home: &Home, name: &str, source: &str, services: &[&str]) -> Json {
-    let file = cluster_file(home, name, source, services);
-    home.ok_json(&["launch", file.to_str().unwrap()])
+    home.launch_one(name, source, services)
 }
 
 /// The issuer cluster: its root kref and its bootstrap result `{url, greeter, services}`.

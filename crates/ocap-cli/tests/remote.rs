@@ -8,7 +8,6 @@
 //! Vats: `tests/vats/remote-exporter.js` (A), `tests/vats/remote-user.js` (B). Every wait is
 //! bounded; nothing asserts on time.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -16,22 +15,8 @@ use serde_json::{json, Value as Json};
 mod common;
 use common::Home;
 
-/// A one-vat cluster file given `services`.
-fn cluster_file(home: &Home, name: &str, source: &str, services: &[&str]) -> PathBuf {
-    let spec = common::test_vats().join(source);
-    let config = json!({
-        "bootstrap": name,
-        "services": services,
-        "vats": {name: {"sourceSpec": spec.to_str().unwrap()}},
-    });
-    let path = home.scratch().join(format!("{name}.json"));
-    std::fs::write(&path, config.to_string()).unwrap();
-    path
-}
-
 fn launch(home: &Home, name: &str, source: &str, services: &[&str]) -> Json {
-    let file = cluster_file(home, name, source, services);
-    home.ok_json(&["launch", file.to_str().unwrap()])
+    home.launch_one(name, source, services)
 }
 
 fn arg(s: &str) -> String {
@@ -174,6 +159,22 @@ fn garbage_collection_crosses_kernels_the_exporters_object_goes_8_4() {
     }
 }
 
+/// Launches the exporter in A (whose comms run, `a_status`), and a daemon B with comms
+/// (`opts`) whose user vat has connected to A's counter: (B, the user's root).
+fn connected_user(a: &Home, a_status: &Json, opts: &str) -> (Home, String) {
+    let url = launch(a, "exporter", "remote-exporter.js", &["ocapURLIssuerService"])["bootstrapResult"]
+        .as_str()
+        .expect("a URL")
+        .to_owned();
+    let b = Home::started_with(None);
+    b.ok_json(&["comms", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--options", opts]);
+    tell_where(&b, a_status);
+    let user_root =
+        launch(&b, "user", "remote-user.js", &["ocapURLRedemptionService"])["rootKref"].as_str().unwrap().to_owned();
+    assert_eq!(send(&b, &user_root, "connect", &[&arg(&url)]), "connected");
+    (b, user_root)
+}
+
 /// A loopback TCP port free right now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -187,16 +188,7 @@ fn kill_9_of_the_exporter_mid_stream_loses_nothing_acknowledged_and_repeats_noth
     let a = Home::started_with(None);
     let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
     let a_status = a.ok_json(&["comms", "start", "--listen", &listen, "--options", opts]);
-    let url = launch(&a, "exporter", "remote-exporter.js", &["ocapURLIssuerService"])["bootstrapResult"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = Home::started_with(None);
-    b.ok_json(&["comms", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--options", opts]);
-    tell_where(&b, &a_status);
-    let user_root =
-        launch(&b, "user", "remote-user.js", &["ocapURLRedemptionService"])["rootKref"].as_str().unwrap().to_owned();
-    assert_eq!(send(&b, &user_root, "connect", &[&arg(&url)]), "connected");
+    let (b, user_root) = connected_user(&a, &a_status, opts);
     // B's vat streams increments; A dies with `kill -9` in the middle and comes back.
     const N: u64 = 60;
     let stream = b
@@ -292,16 +284,7 @@ fn a_peer_purged_and_back_with_the_same_mnemonic_is_a_new_incarnation_and_what_w
     let a = Home::started_with(None);
     let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
     let a_status = comms_with_mnemonic(&a, &listen, opts);
-    let url = launch(&a, "exporter", "remote-exporter.js", &["ocapURLIssuerService"])["bootstrapResult"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = Home::started_with(None);
-    b.ok_json(&["comms", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--options", opts]);
-    tell_where(&b, &a_status);
-    let user_root =
-        launch(&b, "user", "remote-user.js", &["ocapURLRedemptionService"])["rootKref"].as_str().unwrap().to_owned();
-    assert_eq!(send(&b, &user_root, "connect", &[&arg(&url)]), "connected");
+    let (b, user_root) = connected_user(&a, &a_status, opts);
     let waiting = b
         .cmd()
         .args(["--json", "send", &user_root, "waitForever"])

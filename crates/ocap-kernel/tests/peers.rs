@@ -688,3 +688,51 @@ fn the_other_kernels_own_errors_arrive_as_they_were_made_4_4() {
     a.k.check();
     b.k.check();
 }
+
+#[test]
+fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
+    // The race the kernels must survive: B answers `make()` and notifies A, while A's
+    // `hello()`, pipelined on that answer, is already on its way. B must still know the
+    // promise when `hello` arrives (it forgets it only once A has seen the notify).
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("maker", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let made = a.k.send(remote, "make", vec![]);
+    a.k.run();
+    for f in a.wire.take() {
+        b.k.core.receive_from_peer(&a.peer, &f).unwrap();
+    }
+    b.k.run();
+    let notify = b.wire.take();
+    assert!(notify.iter().any(|f| f.contains("\"notify\"")), "B answered: {notify:?}");
+    // A has not seen the answer yet: its `hello` goes to the promise, at B.
+    let made_kp: KRef = a
+        .k
+        .core
+        .store()
+        .connection()
+        .query_row("SELECT kref FROM clist WHERE endpoint LIKE 'r%' AND kref LIKE 'kp%'", [], |r| r.get::<_, String>(0))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hello = a.k.send(made_kp, "hello", vec![Value::str("late")]);
+    a.k.run();
+    for f in a.wire.take() {
+        b.k.core.receive_from_peer(&a.peer, &f).unwrap();
+    }
+    // Only now does A get B's answer.
+    for f in notify {
+        a.k.core.receive_from_peer(&b.peer, &f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert!(matches!(made.try_recv(), Ok(Ok(_))));
+    assert_eq!(ok_value(hello.try_recv().ok()), Value::str("hello, late"));
+    assert_eq!(log.methods(), ["make", "hello"]);
+    assert!(b.k.core.peer_statuses().unwrap()[0].last_error.is_none());
+    // Once A has acknowledged the answer, B no longer keeps the promise's entry.
+    let promises_for_a = b.k.count("SELECT COUNT(*) FROM clist WHERE endpoint LIKE 'r%' AND kref LIKE 'kp%'");
+    assert_eq!(promises_for_a, 0);
+    a.k.check();
+    b.k.check();
+}

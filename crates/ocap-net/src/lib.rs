@@ -74,8 +74,8 @@
 //! `@chainsafe/libp2p-yamux` 8.0.1, `@libp2p/tcp` 11.0.28, Node 20 with a
 //! `Promise.withResolvers` polyfill) over TCP, both directions, with both full and
 //! optimistic (`negotiateFully: false`) negotiation on the JS dialer
-//! (`tests/js_interop.rs`, ignored by default: it needs a JS peer script outside the
-//! repository). Not checked against JS: QUIC (`@chainsafe/libp2p-quic`), WebSocket, and
+//! (`tests/js_interop.rs`, with the JS peer in `tests/js/`; it installs the pinned npm
+//! packages under the target directory and skips without Node/npm outside CI). Not checked against JS: QUIC (`@chainsafe/libp2p-quic`), WebSocket, and
 //! relayed circuits, where JS may treat the circuit as limited (below). The wrapper
 //! answers only the first proposal: a dialer that proposes something else first and
 //! `whatever` after an `na` is not diverted (JS and rust-libp2p propose one id per stream

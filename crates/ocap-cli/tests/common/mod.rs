@@ -139,6 +139,21 @@ impl Home {
         self.path().join("daemon.sock")
     }
 
+    /// `ocap launch` of a one-vat cluster named `name`, whose vat is `tests/vats/<source>` and
+    /// is given `services` (the cluster file goes in the scratch directory); its answer
+    /// `{subclusterId, rootKref, bootstrapResult}`.
+    pub fn launch_one(&self, name: &str, source: &str, services: &[&str]) -> Json {
+        let spec = test_vats().join(source);
+        let config = json!({
+            "bootstrap": name,
+            "services": services,
+            "vats": {name: {"sourceSpec": spec.to_str().expect("utf-8 path")}},
+        });
+        let path = self.scratch().join(format!("{name}.json"));
+        std::fs::write(&path, config.to_string()).expect("cluster file");
+        self.ok_json(&["launch", path.to_str().expect("utf-8 path")])
+    }
+
     /// The temporary directory the home is in (for the test's other files).
     pub fn scratch(&self) -> &Path {
         self._tmp.path()

@@ -181,9 +181,13 @@ impl KernelCore {
         self.decref(kpid)?;
         let outcome = self.deliver_to_endpoint(ep, VatDelivery::Notify(resolutions), true)?;
         if !matches!(outcome, Outcome::Abort { .. }) {
-            // Liveslots retires every vpid of a notify batch; so does the kernel.
-            for (kp, _, _) in &batch {
-                self.forget_clist_entry(ep, *kp)?;
+            // Liveslots retires every vpid of a notify batch; so does the kernel (for a peer,
+            // once it has seen the notify: `peers.rs`, `retire_after_notify`).
+            let kps: Vec<KRef> = batch.iter().map(|(kp, _, _)| *kp).collect();
+            if !self.retire_after_notify(ep, &kps) {
+                for kp in kps {
+                    self.forget_clist_entry(ep, kp)?;
+                }
             }
         }
         Ok(outcome)

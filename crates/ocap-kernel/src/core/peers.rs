@@ -112,6 +112,9 @@ struct PeerLink {
     gap_since: Option<Instant>,
     /// The ack value a fast retransmission was last made for (see `handle_ack`).
     fast_resent_at: Option<u64>,
+    /// Promise entries to forget once the peer acks the notify that settled them:
+    /// `(the notify's seq, kpid)` (see `retire_after_notify`).
+    retiring: Vec<(u64, KRef)>,
 }
 
 struct Redemption {
@@ -131,6 +134,8 @@ pub(crate) struct Comms {
     links: HashMap<RemoteId, PeerLink>,
     /// The remote of each peer ID this process has seen (a cache of `remote_peers`).
     by_peer: HashMap<String, RemoteId>,
+    /// The seq of the last frame logged for each peer in this process.
+    last_seq: HashMap<RemoteId, u64>,
     redemptions: HashMap<String, Redemption>,
     next_reply_key: u64,
 }
@@ -178,6 +183,45 @@ impl KernelCore {
     /// Whether `remote` is a network peer (rather than a remote attached by the host).
     pub(crate) fn is_peer(&self, remote: RemoteId) -> bool {
         self.comms.links.contains_key(&remote)
+    }
+
+    /// Defers the retirement of promise entries a notify to a peer settles (`delivery.rs`);
+    /// false if `ep` is not a peer (retire them now). A vat never names a vpid again once
+    /// notified; a peer may: a frame it sent before our notify reached it (a call pipelined
+    /// on a result just answered) still names the promise, and forgetting the entry first
+    /// would make that reference a new, never-settled promise. The entries go when a frame
+    /// the peer sent after processing the notify arrives: the first frame or standalone ack
+    /// whose ack covers the notify's seq (one channel carries frames and acks in order, so
+    /// nothing the peer sent before can follow it, unless it was lost with a broken channel
+    /// and is resent; a late call on such a promise is then refused with a clear error, not
+    /// taken for a new promise: `process_body`). Kept in memory: a crash before that only
+    /// leaves the entries in place.
+    pub(crate) fn retire_after_notify(&mut self, ep: EndpointId, kps: &[KRef]) -> bool {
+        let EndpointId::Remote(r) = ep else { return false };
+        if !self.is_peer(r) {
+            return false;
+        }
+        // The notify is the frame just logged for the peer.
+        let seq = self.comms.last_seq.get(&r).copied().unwrap_or(u64::MAX);
+        if let Some(link) = self.comms.links.get_mut(&r) {
+            link.retiring.extend(kps.iter().map(|kp| (seq, *kp)));
+        }
+        true
+    }
+
+    /// Forgets the promise entries whose notify the peer has acknowledged by `ack` in a frame
+    /// processed now (see `retire_after_notify`). Inside the frame's unit.
+    fn retire_acked(&mut self, remote: RemoteId, ack: u64) -> Result<(), KernelError> {
+        let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+        if link.retiring.is_empty() {
+            return Ok(());
+        }
+        let (due, kept): (Vec<_>, Vec<_>) = link.retiring.drain(..).partition(|(seq, _)| *seq <= ack);
+        link.retiring = kept;
+        for (_, kp) in due {
+            self.forget_clist_entry(remote.into(), kp)?;
+        }
+        Ok(())
     }
 
     /// Attaches the network transport: frames waiting in the pending logs are sent now, and
@@ -354,6 +398,7 @@ impl KernelCore {
     /// Gives a frame the next seq and the current ack, logs it, and sends it after the commit.
     fn enqueue_frame(&mut self, remote: RemoteId, body: &Body) -> Result<(), KernelError> {
         let (seq, ack) = self.store.next_send_seq(remote)?;
+        self.comms.last_seq.insert(remote, seq);
         let frame = envelope::encode(seq, (ack > 0).then_some(ack), body);
         self.store.add_pending(remote, seq, &frame)?;
         self.effects.push(Effect::RemoteSend { remote, frame });
@@ -469,6 +514,9 @@ impl KernelCore {
         let processed = self.unit(|k| {
             // First, so that frames this one produces (a URL reply) carry its ack.
             k.store.set_highest_received_seq(remote, seq)?;
+            if let Some(n) = ack {
+                k.retire_acked(remote, n)?;
+            }
             k.process_body(remote, &body).map_err(|PeerFault(why)| KernelError::PeerProtocol(why))
         });
         match processed {
@@ -514,7 +562,10 @@ impl KernelCore {
     /// at once, once per such ack value, rather than at the ack timeout (TCP's fast
     /// retransmit).
     fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
-        let acked = self.unit(|k| Ok(k.store.drop_pending(remote, n)?))?;
+        let acked = self.unit(|k| {
+            k.retire_acked(remote, n)?;
+            Ok(k.store.drop_pending(remote, n)?)
+        })?;
         let more = self.store.has_pending(remote)?;
         if acked == 0 && !more {
             return Ok(());
@@ -546,6 +597,16 @@ impl KernelCore {
         match body {
             Body::Deliver(VatDelivery::Message { target, methargs, result }) => {
                 let Some(result) = result else { return Err(PeerFault("message result must be a string".into())) };
+                // A call on a promise of the peer's own that this kernel does not know is a
+                // call on one already settled and retired (see `retire_after_notify`), never
+                // a new promise: minting one would leave the call unanswered for good.
+                if target.starts_with("rp+")
+                    && self.store.clist_by_eref(ep, target).map_err(SyscallError::from)?.is_none()
+                {
+                    return Err(PeerFault(format!(
+                        "call on {target}, a promise this kernel has already settled and forgotten"
+                    )));
+                }
                 // The peer does not subscribe: the kernel does it for it, so the result's
                 // resolution goes back (§8.1).
                 self.peer_syscalls(

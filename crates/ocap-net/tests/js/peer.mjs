@@ -1,0 +1,91 @@
+// The JS libp2p peer of crates/ocap-net/tests/js_interop.rs (see README.md).
+//
+// Usage: node peer.mjs <rust multiaddr with /p2p/> <full|optimistic>
+//
+// A libp2p node configured as the JS ocap kernel's (TCP, Noise, Yamux, identify, ping) that
+// speaks ocap's remote-comms framing on the bare protocol id `whatever`:
+// - it handles `whatever`: reads the handshake frame, answers a handshakeAck with incarnation
+//   `js-incarnation`, reads one frame and writes `js reply on the stream rust opened`;
+// - it dials the Rust node on `whatever` (`full`: multistream-select negotiated before the
+//   first write, libp2p's default; `optimistic`: `negotiateFully: false`, the protocol
+//   proposal sent together with the first frame), writes a handshake with incarnation
+//   `js-incarnation`, reads the ack, writes `hello from js` and reads one frame.
+// Everything it reads is printed on stdout (`OUT_ACK …`, `OUT_REPLY …`, `IN_HANDSHAKE …`,
+// `IN_FRAME …`; failures as `…_ERROR`), then `DONE`; it stops once its stdin is closed.
+import './polyfill.mjs'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+
+const [target, mode] = process.argv.slice(2)
+if (!target || !['full', 'optimistic'].includes(mode)) {
+  console.error('usage: node peer.mjs <multiaddr> <full|optimistic>')
+  process.exit(2)
+}
+
+// A hang guard: the Rust side bounds its waits too, and kills this process when it is done.
+const WAIT_MS = 30000
+setTimeout(() => {
+  console.log('WATCHDOG_ERROR the exchange did not finish in time')
+  process.exit(1)
+}, 2 * WAIT_MS).unref()
+
+const enc = (s) => new TextEncoder().encode(s)
+const dec = (b) => new TextDecoder().decode(b.subarray())
+const say = (...a) => console.log(...a)
+const frame = (method) => JSON.stringify({ method, params: { incarnationId: 'js-incarnation' } })
+
+const node = await createLibp2p({
+  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+  transports: [tcp()],
+  connectionEncrypters: [noise()],
+  streamMuxers: [yamux()],
+  services: { identify: identify(), ping: ping() },
+})
+
+let inboundDone
+const inbound = new Promise((resolve) => { inboundDone = resolve })
+await node.handle('whatever', async (stream, connection) => {
+  try {
+    const lp = lpStream(stream)
+    say('IN_HANDSHAKE', dec(await lp.read()))
+    await lp.write(enc(frame('handshakeAck')))
+    say('IN_FRAME', dec(await lp.read()))
+    await lp.write(enc('js reply on the stream rust opened'))
+    say('IN_PROTOCOL', stream.protocol, connection.remotePeer.toString())
+  } catch (e) {
+    say('IN_ERROR', e.stack)
+  }
+  inboundDone()
+})
+say('JS_PEER', node.peerId.toString())
+say('JS_ADDR', node.getMultiaddrs()[0].toString())
+
+try {
+  const options = mode === 'optimistic' ? { negotiateFully: false } : {}
+  const stream = await node.dialProtocol(multiaddr(target), 'whatever', options)
+  const lp = lpStream(stream)
+  await lp.write(enc(frame('handshake')))
+  say('OUT_ACK', dec(await lp.read()))
+  await lp.write(enc('hello from js'))
+  say('OUT_REPLY', dec(await lp.read()))
+  say('OUT_PROTOCOL', stream.protocol)
+} catch (e) {
+  say('OUT_ERROR', e.stack)
+}
+await Promise.race([inbound, new Promise((resolve) => setTimeout(resolve, WAIT_MS))])
+say('DONE')
+// Stay up until the test closes our stdin: stopping the node at once could drop the reply
+// frame before the Rust side has read it.
+await new Promise((resolve) => {
+  process.stdin.on('end', resolve)
+  process.stdin.on('close', resolve)
+  process.stdin.resume()
+})
+await Promise.race([node.stop(), new Promise((resolve) => setTimeout(resolve, 5000))])
+process.exit(0)
