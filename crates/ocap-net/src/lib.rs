@@ -23,6 +23,16 @@
 //! method returns at once; failures come back through the inbox, always from the transport's
 //! thread (never from inside the kernel's call).
 //!
+//! # Gating and peer lifecycle (§9.1, §9.3–§9.5)
+//! Plain WebSocket dials to public hosts are denied unless allowed
+//! ([`NetOptions::allowed_ws_hosts`], plain-ws relays' hosts); the denial names the address
+//! and is not retried. When the last connection to a peer closes while it has no channel
+//! (`peer:disconnect`), the reconnection loop starts if the peer can be dialed. Peers with no
+//! channel and no activity for [`NetLimits::stale_peer_timeout`] are forgotten every
+//! [`NetLimits::cleanup_interval`]. A wall-clock jump ([`NetOptions::wall_clock`], checked
+//! every [`NetLimits::wake_check_interval`]) resets all backoffs, as
+//! [`Libp2pTransport::reset_all_backoffs`] does.
+//!
 //! # The protocol id `whatever`
 //! The JS kernel registers and dials its application protocol as the bare string `whatever`
 //! ([`JS_PROTOCOL`], no leading `/`). rust-libp2p 0.56 (libp2p-core 0.43, libp2p-swarm
@@ -91,17 +101,20 @@
 //! live check.
 
 mod framing;
+mod gate;
 mod handshake;
 mod node;
 mod raw;
 mod relay;
 mod transport;
+mod wake;
 
 use std::time::Duration;
 
 pub use raw::JS_PROTOCOL;
 pub use relay::{RelayOptions, RelayServer, RELAY_SEED};
 pub use transport::Libp2pTransport;
+pub use wake::WallClock;
 
 /// The application protocol id this transport uses by default. The JS kernel uses
 /// [`JS_PROTOCOL`] (`whatever`), which this crate negotiates by hand (see the crate doc);
@@ -145,6 +158,21 @@ pub struct NetLimits {
     /// A libp2p connection with no stream (ours or the swarm's), no relay reservation and
     /// no circuit is closed after this long. Default 60 s.
     pub idle_connection_timeout: Duration,
+    /// How often stale peers are looked for (§9.5 `cleanupIntervalMs`). Default 15 min.
+    pub cleanup_interval: Duration,
+    /// A peer with no channel, nothing queued and no sign of life (channel registered, frame
+    /// read or written) for longer than this is *stale*: its in-memory state (hints,
+    /// intentional-close flag, rate-limit windows, backoff and error history) is dropped and
+    /// its reconnection loop stopped, so that peers heard of once do not accumulate (§9.5
+    /// `stalePeerTimeoutMs`). The kernel's own state of the peer is untouched. Default 1 h.
+    pub stale_peer_timeout: Duration,
+    /// Tick of the wake detector (§9.4; hard-coded 15 s in JS): the wall clock
+    /// ([`NetOptions::wall_clock`]) is read this often.
+    pub wake_check_interval: Duration,
+    /// A wall-clock gap between two ticks longer than `wake_check_interval` plus this means the
+    /// machine slept (§9.4; hard-coded 30 s in JS): every backoff is reset
+    /// ([`Libp2pTransport::reset_all_backoffs`]). Default 30 s.
+    pub wake_jump_threshold: Duration,
 }
 
 impl Default for NetLimits {
@@ -162,6 +190,10 @@ impl Default for NetLimits {
             stream_inactivity_timeout: Duration::from_secs(120),
             dial_timeout: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(60),
+            cleanup_interval: Duration::from_secs(15 * 60),
+            stale_peer_timeout: Duration::from_secs(60 * 60),
+            wake_check_interval: Duration::from_secs(15),
+            wake_jump_threshold: Duration::from_secs(30),
         }
     }
 }
@@ -198,11 +230,20 @@ pub struct NetOptions {
     pub protocol: String,
     /// Limits and timeouts.
     pub limits: NetLimits,
+    /// Hosts (IP literals or DNS names, as they appear in multiaddrs) that plain WebSocket
+    /// (`/ws`, without `/wss` or `/tls`) may be dialed on besides private and loopback ones
+    /// (§9.1 connection gater, JS `allowedWsHosts`): plain ws to a public host is unencrypted
+    /// below noise and easily blocked, so it is denied unless listed here. The hosts of
+    /// plain-ws [`NetOptions::relays`] are allowed without being listed. Default empty.
+    pub allowed_ws_hosts: Vec<String>,
+    /// The wall clock the wake detector reads (§9.4). Default the system clock; a host or a
+    /// test may supply its own.
+    pub wall_clock: WallClock,
 }
 
 impl NetOptions {
     /// Options with the given key and incarnation and every other field at its default (no
-    /// listen addresses, no relays).
+    /// listen addresses, no relays, no extra plain-ws hosts, the system clock).
     pub fn new(key_seed: [u8; 32], incarnation_id: impl Into<String>) -> Self {
         Self {
             key_seed,
@@ -211,6 +252,8 @@ impl NetOptions {
             relays: Vec::new(),
             protocol: DEFAULT_PROTOCOL.to_owned(),
             limits: NetLimits::default(),
+            allowed_ws_hosts: Vec::new(),
+            wall_clock: WallClock::system(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The libp2p node of a transport (remote-comms.md §9.1): the swarm, its behaviours, and
 //! the task that owns it. Everything else talks to the swarm through [`SwarmCmd`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use libp2p::{dns, identify, noise, ping, quic, relay, tcp, websocket, yamux, Mul
 use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::gate::{WsGate, WsHosts};
 use crate::raw::{KeepAlive, RawProtocols};
 use crate::NetError;
 
@@ -39,6 +41,8 @@ pub(crate) struct NodeBehaviour {
     stream: libp2p_stream::Behaviour,
     /// Keeps connections with live bare-id channels open (see [`crate::raw`]).
     keep_alive: KeepAlive,
+    /// Denies plain-ws dials to public hosts (§9.1 connection gater, [`crate::gate`]).
+    ws_gate: WsGate,
 }
 
 impl NodeBehaviour {
@@ -58,6 +62,36 @@ pub(crate) enum SwarmCmd {
     IsConnected { peer: PeerId, reply: oneshot::Sender<bool> },
     /// Stop the swarm: the task returns and drops it (closing listeners and connections).
     Stop,
+}
+
+/// Runs `task` on a new thread named `name`, in a current-thread tokio runtime of its own,
+/// so that a node starts alike from a plain thread and from inside any tokio runtime (whose
+/// worker it would otherwise block, or nest in). Blocks until `task` reports through its
+/// sender, and returns what it reported with the thread's handle.
+pub(crate) fn spawn_node_thread<T, F, Fut>(name: String, task: F) -> Result<(T, std::thread::JoinHandle<()>), NetError>
+where
+    T: Send + 'static,
+    F: FnOnce(std::sync::mpsc::Sender<Result<T, NetError>>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(task(ready_tx)),
+            Err(e) => {
+                let _ = ready_tx.send(Err(NetError::Runtime(e.to_string())));
+            }
+        })
+        .map_err(|e| NetError::Runtime(e.to_string()))?;
+    match ready_rx.recv() {
+        Ok(Ok(value)) => Ok((value, thread)),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(NetError::Runtime(format!("the thread {name} died while starting"))),
+    }
 }
 
 /// Full-jitter backoff: uniform in `[0, min(max, base·2^(attempt−1)))` (§9.4).
@@ -116,11 +150,12 @@ fn transport_err(e: impl std::fmt::Display) -> NetError {
 /// yamux), built by hand so that every connection's muxer, whatever the transport, can be
 /// wrapped once at the top with [`RawProtocols::wrap`] for bare protocol ids. Connections
 /// idle (no stream the swarm negotiated, no live bare-id channel, no reservation) for
-/// `idle_timeout` are closed.
+/// `idle_timeout` are closed. Plain-ws dials are gated by `ws_hosts`.
 pub(crate) fn build_swarm(
     key: libp2p::identity::Keypair,
     raw: Arc<RawProtocols>,
     idle_timeout: Duration,
+    ws_hosts: WsHosts,
 ) -> Result<Swarm<NodeBehaviour>, NetError> {
     let local = key.public().to_peer_id();
     let noise = noise::Config::new(&key).map_err(transport_err)?;
@@ -162,6 +197,7 @@ pub(crate) fn build_swarm(
             ping: ping::Behaviour::default(),
             stream: libp2p_stream::Behaviour::new(),
             keep_alive: KeepAlive::new(raw),
+            ws_gate: WsGate::new(ws_hosts),
         },
         local,
         libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(idle_timeout),
@@ -241,11 +277,17 @@ pub(crate) fn remove_addr(listen: &Arc<Mutex<Vec<Multiaddr>>>, addr: &Multiaddr)
 }
 
 /// The task that owns the swarm until [`SwarmCmd::Stop`].
+///
+/// When the last connection to a peer closes, the peer is sent on `disconnected` (JS's
+/// `peer:disconnect`, §9.3), unless it is one of `relays` (relay disconnects are not peer
+/// disconnects, §9.1; the relay listener's own closing re-reserves).
 pub(crate) async fn run_swarm(
     mut swarm: Swarm<NodeBehaviour>,
     mut cmds: mpsc::UnboundedReceiver<SwarmCmd>,
     cmd_tx: mpsc::UnboundedSender<SwarmCmd>,
     listen: Arc<Mutex<Vec<Multiaddr>>>,
+    relays: HashSet<PeerId>,
+    disconnected: mpsc::UnboundedSender<PeerId>,
 ) {
     use futures::StreamExt as _;
     let local = *swarm.local_peer_id();
@@ -304,8 +346,11 @@ pub(crate) async fn run_swarm(
                         let _ = reply.send(Err(error));
                     }
                 }
-                SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-                    tracing::debug!(%peer_id, ?cause, "connection closed");
+                SwarmEvent::ConnectionClosed { peer_id, cause, num_established, .. } => {
+                    tracing::debug!(%peer_id, ?cause, num_established, "connection closed");
+                    if num_established == 0 && !relays.contains(&peer_id) {
+                        let _ = disconnected.send(peer_id);
+                    }
                 }
                 SwarmEvent::NewListenAddr { listener_id, address } => {
                     tracing::info!(%address, "listening");

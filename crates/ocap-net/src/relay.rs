@@ -119,30 +119,12 @@ impl RelayServer {
             addrs.push(addr);
         }
         let listen = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), NetError>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let listen2 = listen.clone();
-        let thread = std::thread::Builder::new()
-            .name("ocap-relay".to_owned())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(NetError::Runtime(e.to_string())));
-                        return;
-                    }
-                };
-                rt.block_on(run(key, addrs, listen2, ready_tx, stop_rx));
-            })
-            .map_err(|e| NetError::Runtime(e.to_string()))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { peer_id, listen, stop_tx: Some(stop_tx), thread: Some(thread) }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err(NetError::Runtime("the relay thread died while starting".to_owned())),
-        }
+        let ((), thread) = node::spawn_node_thread("ocap-relay".to_owned(), move |ready_tx| {
+            run(key, addrs, listen2, ready_tx, stop_rx)
+        })?;
+        Ok(Self { peer_id, listen, stop_tx: Some(stop_tx), thread: Some(thread) })
     }
 
     /// The relay's peer ID.

@@ -8,7 +8,7 @@
 //! handshake, and retires replaced channels. A channel is a reader task (delivering frames
 //! to the inbox, watching inactivity) and a writer task (writing frames in order).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,11 +22,12 @@ use ocap_abi::remote::{PeerLinkStatus, RemoteInbox, RemoteTransport, SendError, 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::framing::{read_frame, write_frame, ReadError};
+use crate::gate::{WsDialDenied, WsHosts};
 use crate::handshake::{self, HandshakeLimits};
 use crate::node::{self, SwarmCmd};
 use crate::raw::{self, ChannelStream, RawProtocols, JS_PROTOCOL};
 use crate::{
-    keypair_from_seed, parse_multiaddr, NetError, NetLimits, NetOptions, DEFAULT_PROTOCOL,
+    keypair_from_seed, parse_multiaddr, wake, NetError, NetLimits, NetOptions, DEFAULT_PROTOCOL,
     MIN_STREAM_INACTIVITY_TIMEOUT,
 };
 
@@ -56,9 +57,18 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 ///   `ECONNREFUSED`-like errors in a row) the queued frames fail and `give_up` is called.
 ///   A peer we know no address of (it dialed us) and have nothing queued for is not given
 ///   up: we reopen a stream if its connection is still up, else wait for it to redial.
+/// - When the last libp2p connection to a peer closes while it has no channel (JS's
+///   `peer:disconnect`, §9.3), the reconnection loop starts if we know an address of the
+///   peer and it is neither closed, given up on, nor last torn down for inactivity (an idle
+///   channel owes nothing; redialing it would cycle every few minutes forever).
+/// - A peer with no channel, nothing queued and no sign of life for
+///   `NetLimits::stale_peer_timeout` is forgotten (§9.5): hints, closed flag, rate windows
+///   and backoff go, its reconnection loop stops, and it leaves `peers()`.
+/// - A wall-clock jump (wake from sleep, §9.4) resets every backoff
+///   ([`Libp2pTransport::reset_all_backoffs`]).
 /// - `peers()` states: `connected`, `connecting` (first dial for queued frames),
-///   `reconnecting`, `closed` (intentionally), `failed` (given up), and `idle` (known, no
-///   channel, nothing in flight).
+///   `reconnecting`, `closed` (intentionally), `failed` (given up: our permanent-failure
+///   mark), and `idle` (known, no channel, nothing in flight).
 pub struct Libp2pTransport {
     shared: Arc<Shared>,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
@@ -111,6 +121,22 @@ struct PeerEntry {
     sends: VecDeque<Instant>,
     /// Connection attempt times in the last minute (connection rate).
     attempts: VecDeque<Instant>,
+    /// Last sign of life: entry created, channel registered, or the last frame read or
+    /// written on a channel that has ended (the stale-peer clock, §9.5).
+    last_active: Instant,
+    backoff: Backoff,
+}
+
+/// Where the peer's connection loop stands (§9.4); kept with the entry (not in the actor)
+/// so that [`Shared::reset_all_backoffs`] resets every peer at once, under the state lock.
+#[derive(Default)]
+struct Backoff {
+    /// Attempts counted in the current loop, the one in flight included (the backoff
+    /// exponent and the `max_retry_attempts` count).
+    attempt: u32,
+    /// Consecutive identical error codes (five `ECONNREFUSED`-like in a row give up).
+    last_code: Option<&'static str>,
+    code_count: usize,
 }
 
 enum PeerCmd {
@@ -123,6 +149,11 @@ enum PeerCmd {
     },
     Close,
     Reconnect,
+    /// The last libp2p connection to the peer closed (`peer:disconnect`, §9.3).
+    Disconnected,
+    /// The stale-peer cleanup found the peer stale (§9.5): end, unless something happened
+    /// since.
+    Forget,
     Stop,
 }
 
@@ -181,8 +212,38 @@ impl Shared {
                 last_error: None,
                 sends: VecDeque::new(),
                 attempts: VecDeque::new(),
+                last_active: Instant::now(),
+                backoff: Backoff::default(),
             }
         }))
+    }
+
+    /// `resetAllBackoffs` (§9.4), after a wake from sleep: network conditions changed, so
+    /// past errors say nothing about the peers. Given-up peers lose their `failed` mark (a
+    /// disconnect may redial them again), error histories are cleared, and loops in flight
+    /// start counting attempts (and growing delays) from scratch; a delay already running
+    /// runs out. Our send-triggered dial and reconnection loop are one loop, so both reset.
+    fn reset_all_backoffs(&self) {
+        let mut st = self.lock();
+        for e in st.peers.values_mut() {
+            e.backoff = Backoff::default();
+            if e.status == "failed" {
+                e.status = "idle";
+            }
+        }
+    }
+
+    /// `cleanupStalePeers` (§9.5): asks every peer without a channel and inactive for longer
+    /// than `stale_peer_timeout` to forget itself (its actor alone knows whether frames are
+    /// queued).
+    fn cleanup_stale_peers(&self) {
+        let timeout = self.limits.stale_peer_timeout;
+        let st = self.lock();
+        for e in st.peers.values() {
+            if !e.has_channel && e.last_active.elapsed() > timeout {
+                let _ = e.tx.send(PeerCmd::Forget);
+            }
+        }
     }
 
     /// Reports a failed send from outside the runtime (never from the caller's thread).
@@ -311,38 +372,21 @@ impl Libp2pTransport {
             }
         }
 
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<Arc<Shared>, NetError>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("ocap-net-{}", short(&local_peer)))
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(NetError::Runtime(e.to_string())));
-                        return;
-                    }
-                };
-                rt.block_on(run_node(
-                    key,
-                    opts,
-                    Protocols { out: protocol, listen: listen_protocol, raw: raw_protocols },
-                    direct,
-                    relays,
-                    inbox,
-                    ready_tx,
-                    shutdown_rx,
-                ));
-            })
-            .map_err(|e| NetError::Runtime(e.to_string()))?;
-        match ready_rx.recv() {
-            Ok(Ok(shared)) => Ok(Arc::new(Self { shared, shutdown: Mutex::new(Some(shutdown_tx)) })),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err(NetError::Runtime("the network thread died while starting".to_owned())),
-        }
+        let protocols = Protocols { out: protocol, listen: listen_protocol, raw: raw_protocols };
+        // The thread runs until the handle is dropped; it is not joined.
+        let (shared, _thread) = node::spawn_node_thread(format!("ocap-net-{}", short(&local_peer)), move |ready_tx| {
+            run_node(key, opts, protocols, direct, relays, inbox, ready_tx, shutdown_rx)
+        })?;
+        Ok(Arc::new(Self { shared, shutdown: Mutex::new(Some(shutdown_tx)) }))
+    }
+
+    /// Resets every peer's reconnection backoff, error history and given-up (`failed`)
+    /// mark, as the wake detector does when the wall clock jumps (§9.4, `resetAllBackoffs`).
+    /// For a host that learns of a wake another way, e.g. the kernel's cross-restart check
+    /// (`lastActiveTime` more than 1 h old). Synchronous: done when it returns.
+    pub fn reset_all_backoffs(&self) {
+        self.shared.reset_all_backoffs();
     }
 
     /// This node's peer ID (`12D3KooW…`).
@@ -396,7 +440,8 @@ async fn run_node(
         let _ = ready_tx.send(Err(NetError::Runtime("bare-protocol receiver already taken".to_owned())));
         return;
     };
-    let mut swarm = match node::build_swarm(key, protocols.raw.clone(), opts.limits.idle_connection_timeout) {
+    let ws_hosts = WsHosts::new(&opts.allowed_ws_hosts, &relays);
+    let mut swarm = match node::build_swarm(key, protocols.raw.clone(), opts.limits.idle_connection_timeout, ws_hosts) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready_tx.send(Err(e));
@@ -417,6 +462,8 @@ async fn run_node(
         }
     };
     let (swarm_tx, swarm_rx) = mpsc::unbounded_channel();
+    let (disconnected_tx, disconnected_rx) = mpsc::unbounded_channel();
+    let relay_peers: HashSet<PeerId> = relays.iter().filter_map(node::last_p2p).collect();
     for relay in &relays {
         let _ = swarm_tx.send(SwarmCmd::ListenRelay { relay: relay.clone(), attempt: 0 });
     }
@@ -436,9 +483,19 @@ async fn run_node(
         listen: listen.clone(),
         state: Mutex::new(State::default()),
     });
-    let swarm_task = tokio::spawn(node::run_swarm(swarm, swarm_rx, swarm_tx, listen));
+    let swarm_task = tokio::spawn(node::run_swarm(swarm, swarm_rx, swarm_tx, listen, relay_peers, disconnected_tx));
     tokio::spawn(accept_loop(shared.clone(), incoming));
     tokio::spawn(raw_accept_loop(shared.clone(), raw_incoming));
+    tokio::spawn(disconnect_loop(shared.clone(), disconnected_rx));
+    tokio::spawn(cleanup_loop(shared.clone()));
+    let (stopping, waking) = (shared.clone(), shared.clone());
+    tokio::spawn(wake::detect(
+        opts.wall_clock,
+        shared.limits.wake_check_interval,
+        shared.limits.wake_jump_threshold,
+        move || stopping.is_stopped(),
+        move || waking.reset_all_backoffs(),
+    ));
     tracing::info!(peer = %local_peer, "network started");
     let _ = ready_tx.send(Ok(shared.clone()));
     drop(ready_tx);
@@ -468,6 +525,31 @@ async fn stop_all(shared: Arc<Shared>) {
     .await;
     let _ = shared.swarm_tx.send(SwarmCmd::Stop);
     tracing::info!(peer = %shared.local_peer, "network stopped");
+}
+
+/// Hands `peer:disconnect`s from the swarm to the peers' actors (§9.3). Peers we hold no
+/// state of are ignored: we know nothing to redial them with.
+async fn disconnect_loop(shared: Arc<Shared>, mut disconnected: mpsc::UnboundedReceiver<PeerId>) {
+    while let Some(peer) = disconnected.recv().await {
+        if let Some(e) = shared.lock().peers.get(&peer) {
+            let _ = e.tx.send(PeerCmd::Disconnected);
+        }
+    }
+}
+
+/// Runs the stale-peer cleanup every `cleanup_interval` until the transport stops (§9.5).
+async fn cleanup_loop(shared: Arc<Shared>) {
+    // tokio panics on a zero period.
+    let every = shared.limits.cleanup_interval.max(Duration::from_millis(1));
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        if shared.is_stopped() {
+            return;
+        }
+        shared.cleanup_stale_peers();
+    }
 }
 
 impl Drop for Libp2pTransport {
@@ -664,12 +746,11 @@ async fn inbound(shared: Arc<Shared>, peer: PeerId, mut stream: ChannelStream) {
     if shared.is_stopped() {
         return;
     }
-    let tx = {
-        let mut st = shared.lock();
-        shared.entry(&mut st, peer).map(|e| e.tx.clone())
-    };
-    if let Some(tx) = tx {
-        let _ = tx.send(PeerCmd::Inbound(stream));
+    // Sent under the state lock, as every command to an actor, so that a peer forgetting
+    // itself (`PeerCmd::Forget`) cannot miss it.
+    let mut st = shared.lock();
+    if let Some(e) = shared.entry(&mut st, peer) {
+        let _ = e.tx.send(PeerCmd::Inbound(stream));
     }
 }
 
@@ -713,7 +794,8 @@ fn io_code(kind: std::io::ErrorKind) -> Option<&'static str> {
 
 /// Retryable or not, as `isRetryableNetworkError` (§9.4) as far as rust-libp2p tells:
 /// transport-level dial failures and aborted dials are retryable; a wrong peer ID, a denied
-/// dial, no address, or only unsupported addresses are not.
+/// dial (the plain-ws gate's names the address), no address, or only unsupported addresses
+/// are not.
 fn classify_dial_error(e: DialError) -> EstablishError {
     let message = e.to_string();
     match e {
@@ -733,6 +815,9 @@ fn classify_dial_error(e: DialError) -> EstablishError {
             }
         }
         DialError::Aborted => EstablishError::Retryable { code: None, message },
+        DialError::Denied { cause } => {
+            EstablishError::Fatal(cause.downcast_ref::<WsDialDenied>().map_or(message, ToString::to_string))
+        }
         _ => EstablishError::Fatal(message),
     }
 }
@@ -871,6 +956,8 @@ struct ChannelHandle {
     /// Fires when the writer has written (or failed) its last frame.
     drained: Option<oneshot::Receiver<()>>,
     writer: tokio::task::JoinHandle<()>,
+    /// When a frame was last read or written (the channel's start before any).
+    activity: Arc<Activity>,
 }
 
 impl ChannelHandle {
@@ -916,6 +1003,7 @@ fn spawn_channel(
         abort_rx.clone(),
         activity.clone(),
     ));
+    let last_activity = activity.clone();
     let writer = tokio::spawn(write_loop(
         shared.clone(),
         peer_str,
@@ -927,7 +1015,7 @@ fn spawn_channel(
         activity,
         drained_tx,
     ));
-    ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), writer }
+    ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), writer, activity: last_activity }
 }
 
 async fn read_loop(
@@ -1087,8 +1175,6 @@ struct Connecting {
     /// a `true` incarnation verdict still registers the channel, and limits wait rather
     /// than fail the loop.
     reconnect: bool,
-    /// Attempts made in this loop (1 for the one in flight first).
-    attempt: u32,
     fut: BoxFuture<'static, Result<Established, EstablishError>>,
 }
 
@@ -1105,9 +1191,9 @@ struct PeerActor {
     current: Option<u64>,
     next_id: u64,
     connecting: Option<Connecting>,
-    /// Consecutive identical error codes (§9.4 permanent failure).
-    last_code: Option<&'static str>,
-    code_count: usize,
+    /// The last current channel was torn down for inactivity (or by us), and none registered
+    /// since: nothing is owed, so a `peer:disconnect` does not redial.
+    idled_out: bool,
 }
 
 async fn poll_connecting(c: &mut Option<Connecting>) -> Result<Established, EstablishError> {
@@ -1135,8 +1221,7 @@ impl PeerActor {
             current: None,
             next_id: 0,
             connecting: None,
-            last_code: None,
-            code_count: 0,
+            idled_out: false,
         }
     }
 
@@ -1167,6 +1252,17 @@ impl PeerActor {
         self.shared.lock().peers.get(&self.peer).is_some_and(|e| e.closed)
     }
 
+    /// Runs `f` on the peer's entry (absent only once the transport is stopping).
+    fn with_entry<R>(&self, f: impl FnOnce(&mut PeerEntry) -> R) -> Option<R> {
+        self.shared.lock().peers.get_mut(&self.peer).map(f)
+    }
+
+    /// Moves the stale-peer clock to the last frame of a channel that ended.
+    fn note_activity(&self, ch: &ChannelHandle) {
+        let last = ch.activity.last();
+        self.with_entry(|e| e.last_active = e.last_active.max(last));
+    }
+
     fn fail_queue(&mut self, kind: SendErrorKind, message: &str) {
         for _ in self.queue.drain(..) {
             self.shared.report(&self.peer_str, kind.clone(), message);
@@ -1179,9 +1275,11 @@ impl PeerActor {
         } else {
             Duration::ZERO
         };
-        self.shared.set_status(self.peer, if reconnect { "reconnecting" } else { "connecting" }, None);
-        self.connecting =
-            Some(Connecting { reconnect, attempt: 1, fut: establish(self.shared.clone(), self.peer, delay).boxed() });
+        self.with_entry(|e| {
+            e.status = if reconnect { "reconnecting" } else { "connecting" };
+            e.backoff.attempt = 1;
+        });
+        self.connecting = Some(Connecting { reconnect, fut: establish(self.shared.clone(), self.peer, delay).boxed() });
     }
 
     /// Returns false when the actor must end.
@@ -1235,10 +1333,15 @@ impl PeerActor {
                 self.shared.set_status(self.peer, "closed", None);
             }
             PeerCmd::Reconnect => {
-                self.last_code = None;
-                self.code_count = 0;
+                self.with_entry(|e| e.backoff = Backoff::default());
                 if self.current.is_none() && self.connecting.is_none() {
                     self.start_connecting(true);
+                }
+            }
+            PeerCmd::Disconnected => self.on_disconnected(),
+            PeerCmd::Forget => {
+                if self.forget() {
+                    return false;
                 }
             }
             PeerCmd::Stop => {
@@ -1259,12 +1362,59 @@ impl PeerActor {
         true
     }
 
+    /// `peer:disconnect` (§9.3): with no channel and nothing in flight, all connections
+    /// closing may have taken frames with them (the kernel retransmits them once a channel
+    /// is up), so reconnect as `handleConnectionLoss` does; but not a peer we cannot dial
+    /// (no hint, no relay: it dialed us, and will again), one closed or given up on (the
+    /// kernel knows; its next send dials), or one whose channel idled out (nothing owed).
+    fn on_disconnected(&mut self) {
+        if self.shared.is_stopped() || self.current.is_some() || self.connecting.is_some() || self.idled_out {
+            return;
+        }
+        let hints = {
+            let st = self.shared.lock();
+            match st.peers.get(&self.peer) {
+                Some(e) if !e.closed && e.status != "failed" => e.hints.clone(),
+                _ => return,
+            }
+        };
+        if self.shared.candidates(self.peer, &hints).is_empty() {
+            return;
+        }
+        tracing::debug!(peer = %self.peer, "all connections closed with no channel: reconnecting");
+        self.start_connecting(true);
+    }
+
+    /// Drops the peer's state if it is still stale (§9.5): no channel (current or retired),
+    /// nothing queued, no command waiting, inactive for longer than `stale_peer_timeout`.
+    /// A loop in flight (a reconnection with nothing queued) stops. Returns whether the
+    /// actor must end (its entry is gone).
+    fn forget(&mut self) -> bool {
+        if self.current.is_some() || !self.channels.is_empty() || !self.queue.is_empty() {
+            return false;
+        }
+        // Every command is sent under the state lock: with the lock held and none waiting,
+        // nothing can reach this actor any more once the entry is gone.
+        let mut st = self.shared.lock();
+        let timeout = self.shared.limits.stale_peer_timeout;
+        let stale = st.peers.get(&self.peer).is_some_and(|e| !e.has_channel && e.last_active.elapsed() > timeout);
+        if !stale || !self.rx.is_empty() {
+            return false;
+        }
+        st.peers.remove(&self.peer);
+        drop(st);
+        self.connecting = None;
+        tracing::debug!(peer = %self.peer, "forgetting stale peer");
+        true
+    }
+
     /// Forgets the current channel (aborting it with `kind`), releasing its slot.
     fn drop_current(&mut self, kind: SendErrorKind) {
         if let Some(id) = self.current.take() {
             self.shared.release_slot();
             if let Some(ch) = self.channels.remove(&id) {
                 ch.abort(kind);
+                self.note_activity(&ch);
             }
             let mut st = self.shared.lock();
             if let Some(e) = st.peers.get_mut(&self.peer) {
@@ -1293,21 +1443,20 @@ impl PeerActor {
         }
         self.channels.insert(id, ch);
         self.current = Some(id);
-        self.last_code = None;
-        self.code_count = 0;
-        {
-            let mut st = self.shared.lock();
-            if let Some(e) = st.peers.get_mut(&self.peer) {
-                e.has_channel = true;
-                e.status = "connected";
-            }
-        }
+        self.idled_out = false;
+        self.with_entry(|e| {
+            e.has_channel = true;
+            e.status = "connected";
+            e.last_active = Instant::now();
+            e.backoff = Backoff::default();
+        });
         tracing::debug!(peer = %self.peer, id, "channel registered");
     }
 
     fn on_channel_end(&mut self, id: u64, end: ChannelEnd) {
         let Some(ch) = self.channels.remove(&id) else { return };
         ch.abort(SendErrorKind::Other);
+        self.note_activity(&ch);
         if self.current != Some(id) {
             return;
         }
@@ -1323,6 +1472,7 @@ impl PeerActor {
         let error = match end {
             ChannelEnd::Idle | ChannelEnd::Aborted => {
                 // Torn down on purpose: the next send dials again.
+                self.idled_out = true;
                 if !self.queue.is_empty() && self.connecting.is_none() {
                     self.start_connecting(false);
                 }
@@ -1373,6 +1523,10 @@ impl PeerActor {
 
     /// Decides what follows a failed attempt: retry with backoff, wait, or give up (§9.4).
     fn after_failure(&mut self, conn: Connecting, error: EstablishError) {
+        if self.shared.is_stopped() {
+            // `PeerCmd::Stop` is on its way and fails the queue as `NetworkStopped`.
+            return;
+        }
         let limits = self.shared.limits.clone();
         let next = |attempt: u32| node::backoff(attempt, limits.reconnection_base_delay, limits.reconnection_max_delay);
         match error {
@@ -1398,24 +1552,27 @@ impl PeerActor {
                 }
             }
             EstablishError::Retryable { code, message } => {
-                tracing::debug!(peer = %self.peer, ?code, %message, attempt = conn.attempt, "connection attempt failed");
-                self.shared.set_status(self.peer, "reconnecting", Some(message.clone()));
-                match code {
-                    Some(c) if PERMANENT_CODES.contains(&c) => {
-                        if self.last_code == Some(c) {
-                            self.code_count += 1;
-                        } else {
-                            self.last_code = Some(c);
-                            self.code_count = 1;
+                tracing::debug!(peer = %self.peer, ?code, %message, "connection attempt failed");
+                let in_a_row = self
+                    .with_entry(|e| {
+                        e.status = "reconnecting";
+                        e.last_error = Some(message.clone());
+                        let b = &mut e.backoff;
+                        match code {
+                            Some(c) if PERMANENT_CODES.contains(&c) => {
+                                b.code_count = if b.last_code == Some(c) { b.code_count + 1 } else { 1 };
+                                b.last_code = Some(c);
+                            }
+                            _ => {
+                                b.last_code = None;
+                                b.code_count = 0;
+                            }
                         }
-                    }
-                    _ => {
-                        self.last_code = None;
-                        self.code_count = 0;
-                    }
-                }
-                if self.code_count >= CONSECUTIVE_ERROR_THRESHOLD {
-                    self.give_up(format!("{message} ({} times in a row)", self.code_count));
+                        b.code_count
+                    })
+                    .unwrap_or(0);
+                if in_a_row >= CONSECUTIVE_ERROR_THRESHOLD {
+                    self.give_up(format!("{message} ({in_a_row} times in a row)"));
                 } else {
                     self.retry_or_give_up(conn, message, &next);
                 }
@@ -1436,23 +1593,32 @@ impl PeerActor {
 
     fn retry_or_give_up(&mut self, conn: Connecting, message: String, next: &dyn Fn(u32) -> Duration) {
         let max = self.shared.limits.max_retry_attempts;
-        if max > 0 && conn.attempt >= max {
-            self.give_up(format!("{message} (after {} attempts)", conn.attempt));
-            return;
-        }
-        let attempt = conn.attempt + 1;
-        self.connecting = Some(Connecting {
-            reconnect: conn.reconnect,
-            attempt,
-            fut: establish(self.shared.clone(), self.peer, next(attempt)).boxed(),
+        // Ok(next attempt) or Err(attempts made).
+        let counted = self.with_entry(|e| {
+            let b = &mut e.backoff;
+            if max > 0 && b.attempt >= max {
+                Err(b.attempt)
+            } else {
+                b.attempt += 1;
+                Ok(b.attempt)
+            }
         });
+        match counted {
+            Some(Ok(attempt)) => {
+                self.connecting = Some(Connecting {
+                    reconnect: conn.reconnect,
+                    fut: establish(self.shared.clone(), self.peer, next(attempt)).boxed(),
+                });
+            }
+            Some(Err(made)) => self.give_up(format!("{message} (after {made} attempts)")),
+            None => self.give_up(message),
+        }
     }
 
     fn give_up(&mut self, message: String) {
         tracing::info!(peer = %self.peer, %message, "giving up on peer");
         self.connecting = None;
-        self.last_code = None;
-        self.code_count = 0;
+        self.with_entry(|e| e.backoff = Backoff::default());
         self.fail_queue(SendErrorKind::Other, &format!("gave up connecting: {message}"));
         self.shared.set_status(self.peer, "failed", Some(message));
         self.shared.inbox.give_up(&self.peer_str);

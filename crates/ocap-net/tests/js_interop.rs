@@ -27,6 +27,8 @@
 //! No timed assertions: every wait is on an output, an event or a process exit, with a
 //! generous deadline only so that a broken transport fails the test instead of hanging it.
 
+mod common;
+
 use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,13 +36,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use ocap_abi::remote::{BoxFuture, RemoteInbox, RemoteTransport, SendError};
-use ocap_net::{Libp2pTransport, NetOptions, JS_PROTOCOL};
+use common::{options, Event, Node, WAIT};
+use ocap_abi::remote::RemoteTransport;
+use ocap_net::JS_PROTOCOL;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::mpsc;
-
-/// Hang guard for one step of the exchange.
-const WAIT: Duration = Duration::from_secs(30);
 /// Hang guard for `npm ci` (a cold install downloads ~120 small packages).
 const INSTALL_WAIT: Duration = Duration::from_secs(600);
 
@@ -174,45 +174,13 @@ fn npm_ci(npm: &str, dir: &Path) {
 // The Rust side
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, PartialEq)]
-enum Event {
-    Deliver(String, String),
-    Incarnation(String, String),
-    Other(String),
-}
-
-struct Inbox(mpsc::UnboundedSender<Event>);
-
-impl RemoteInbox for Inbox {
-    fn deliver(&self, peer_id: &str, frame: String) {
-        let _ = self.0.send(Event::Deliver(peer_id.into(), frame));
-    }
-    fn incarnation(&self, peer_id: &str, incarnation_id: &str) -> BoxFuture<'static, bool> {
-        let _ = self.0.send(Event::Incarnation(peer_id.into(), incarnation_id.into()));
-        Box::pin(async { false })
-    }
-    fn send_failed(&self, peer_id: &str, error: SendError) {
-        let _ = self.0.send(Event::Other(format!("send_failed {peer_id} {error:?}")));
-    }
-    fn give_up(&self, peer_id: &str) {
-        let _ = self.0.send(Event::Other(format!("give_up {peer_id}")));
-    }
-}
-
-fn start(seed: u8) -> (Arc<Libp2pTransport>, mpsc::UnboundedReceiver<Event>) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut opts = NetOptions::new([seed; 32], format!("rust-{seed}"));
-    opts.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".into()];
+/// A node as the JS kernel's peers are (`protocol = "whatever"`) on loopback TCP, with
+/// incarnation `rust-<seed>` (the JS peer prints it back).
+fn start(seed: u8) -> Node {
+    let mut opts = options(seed, &["/ip4/127.0.0.1/tcp/0"]);
+    opts.incarnation_id = format!("rust-{seed}");
     opts.protocol = JS_PROTOCOL.to_owned();
-    (Libp2pTransport::start(opts, Arc::new(Inbox(tx))).expect("transport starts"), rx)
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("an inbox event in time").expect("inbox open")
+    Node::start_opts(opts)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,9 +270,9 @@ impl JsPeer {
 async fn exchange(mode: &'static str, seed: u8) {
     let Some(js) = js_peer_dir() else { return };
     // A: dialed by JS. B: dials JS.
-    let (a, mut a_events) = start(seed);
-    let (b, mut b_events) = start(seed + 1);
-    let a_addr = a.listen_addresses()[0].clone();
+    let mut a = start(seed);
+    let mut b = start(seed + 1);
+    let a_addr = a.t.listen_addresses()[0].clone();
     let mut peer = JsPeer::spawn(js, &a_addr, mode);
     let mut js_peer = String::new();
     let mut js_addr = String::new();
@@ -318,24 +286,21 @@ async fn exchange(mode: &'static str, seed: u8) {
     }
 
     // JS dials A on `whatever`: handshake, then a frame each way.
-    assert_eq!(next(&mut a_events).await, Event::Incarnation(js_peer.clone(), "js-incarnation".into()));
-    assert_eq!(next(&mut a_events).await, Event::Deliver(js_peer.clone(), "hello from js".into()));
-    a.send(&js_peer, "rust reply on the stream js opened".into());
+    assert_eq!(a.next().await, Event::Incarnation(js_peer.clone(), "js-incarnation".into()));
+    assert_eq!(a.next().await, Event::Deliver(js_peer.clone(), "hello from js".into()));
+    a.t.send(&js_peer, "rust reply on the stream js opened".into());
 
     // B dials JS on `whatever`.
-    b.register_location_hints(&js_peer, &[js_addr]);
-    b.send(&js_peer, "hello from rust".into());
-    assert_eq!(next(&mut b_events).await, Event::Incarnation(js_peer.clone(), "js-incarnation".into()));
-    assert_eq!(next(&mut b_events).await, Event::Deliver(js_peer.clone(), "js reply on the stream rust opened".into()));
+    b.t.register_location_hints(&js_peer, &[js_addr]);
+    b.t.send(&js_peer, "hello from rust".into());
+    assert_eq!(b.next().await, Event::Incarnation(js_peer.clone(), "js-incarnation".into()));
+    assert_eq!(b.next().await, Event::Deliver(js_peer.clone(), "js reply on the stream rust opened".into()));
 
     while peer.line("DONE").await != "DONE" {}
-    for rx in [&mut a_events, &mut b_events] {
-        while let Ok(ev) = rx.try_recv() {
-            assert!(!matches!(ev, Event::Other(_)), "{ev:?}");
-        }
-    }
-    a.stop();
-    b.stop();
+    a.assert_no_failures();
+    b.assert_no_failures();
+    a.t.stop();
+    b.t.stop();
     peer.finish().await;
     let expect = [
         format!(r#"OUT_ACK {{"method":"handshakeAck","params":{{"incarnationId":"rust-{seed}"}}}}"#),

@@ -1,123 +1,15 @@
 //! Real libp2p on loopback: two (or three) nodes in one process, a recording inbox, every
 //! wait bounded by a timeout.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
-use ocap_abi::remote::{BoxFuture, RemoteInbox, RemoteTransport, SendError, SendErrorKind};
+use common::{fast_limits, frames, until, Event, Inbox, Node, WAIT};
+use ocap_abi::remote::{RemoteTransport, SendErrorKind};
 use ocap_net::{
     Libp2pTransport, NetError, NetLimits, NetOptions, RelayOptions, RelayServer, DEFAULT_PROTOCOL, JS_PROTOCOL,
 };
-use tokio::sync::mpsc;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Event {
-    Deliver(String, String),
-    Incarnation(String, String),
-    SendFailed(String, SendError),
-    GiveUp(String),
-}
-
-/// Records every callback as an [`Event`]; answers `incarnation` from `restarted`.
-struct Inbox {
-    tx: mpsc::UnboundedSender<Event>,
-    restarted: Mutex<HashMap<String, bool>>,
-}
-
-impl RemoteInbox for Inbox {
-    fn deliver(&self, peer_id: &str, frame: String) {
-        let _ = self.tx.send(Event::Deliver(peer_id.into(), frame));
-    }
-    fn incarnation(&self, peer_id: &str, incarnation_id: &str) -> BoxFuture<'static, bool> {
-        let _ = self.tx.send(Event::Incarnation(peer_id.into(), incarnation_id.into()));
-        let verdict = self.restarted.lock().unwrap().remove(peer_id).unwrap_or(false);
-        Box::pin(async move { verdict })
-    }
-    fn send_failed(&self, peer_id: &str, error: SendError) {
-        let _ = self.tx.send(Event::SendFailed(peer_id.into(), error));
-    }
-    fn give_up(&self, peer_id: &str) {
-        let _ = self.tx.send(Event::GiveUp(peer_id.into()));
-    }
-}
-
-struct Node {
-    t: Arc<Libp2pTransport>,
-    inbox: Arc<Inbox>,
-    rx: mpsc::UnboundedReceiver<Event>,
-    id: String,
-}
-
-impl Node {
-    fn start(seed: u8, listen: &[&str], relays: &[String], limits: NetLimits) -> Node {
-        Node::start_with(seed, listen, relays, limits, DEFAULT_PROTOCOL)
-    }
-
-    /// A node opening its channels with `protocol` (`whatever` as JS kernels do).
-    fn start_with(seed: u8, listen: &[&str], relays: &[String], limits: NetLimits, protocol: &str) -> Node {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let inbox = Arc::new(Inbox { tx, restarted: Mutex::new(HashMap::new()) });
-        let mut opts = NetOptions::new([seed; 32], format!("incarnation-{seed}"));
-        opts.listen_addresses = listen.iter().map(|s| s.to_string()).collect();
-        opts.relays = relays.to_vec();
-        opts.limits = limits;
-        opts.protocol = protocol.to_owned();
-        let t = Libp2pTransport::start(opts, inbox.clone()).expect("transport starts");
-        let id = t.peer_id();
-        Node { t, inbox, rx, id }
-    }
-
-    /// The next event matching `pred`, skipping others; panics after [`WAIT`].
-    async fn expect(&mut self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Event {
-        let fut = async {
-            loop {
-                match self.rx.recv().await {
-                    Some(ev) if pred(&ev) => return ev,
-                    Some(_) => {}
-                    None => panic!("inbox closed while waiting for {what}"),
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-    }
-
-    async fn expect_frames(&mut self, from: &str, frames: &[String]) {
-        for want in frames {
-            let ev = self.expect("a frame", |e| matches!(e, Event::Deliver(..))).await;
-            assert_eq!(ev, Event::Deliver(from.into(), want.clone()));
-        }
-    }
-
-    async fn expect_failure(&mut self, peer: &str) -> SendError {
-        match self.expect("a send failure", |e| matches!(e, Event::SendFailed(..))).await {
-            Event::SendFailed(p, e) => {
-                assert_eq!(p, peer);
-                e
-            }
-            _ => unreachable!(),
-        }
-    }
-}
-
-fn fast_limits() -> NetLimits {
-    NetLimits {
-        max_messages_per_second: 100_000,
-        reconnection_base_delay: Duration::from_millis(20),
-        reconnection_max_delay: Duration::from_millis(200),
-        ..NetLimits::default()
-    }
-}
-
-fn frames(tag: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!(r#"{{"seq":{i},"from":"{tag}"}}"#)).collect()
-}
 
 async fn exchange(listen: &str, seeds: (u8, u8)) {
     exchange_with(listen, seeds, (DEFAULT_PROTOCOL, DEFAULT_PROTOCOL)).await;
@@ -136,15 +28,11 @@ async fn exchange_with(listen: &str, seeds: (u8, u8), protocols: (&str, &str)) {
     a.t.register_location_hints(&b.id, &b_addrs);
 
     let a_to_b = frames("a", 500);
-    for f in &a_to_b {
-        a.t.send(&b.id, f.clone());
-    }
+    a.send_all(&b.id, &a_to_b);
     b.expect_frames(&a.id, &a_to_b).await;
     // B answers on the channel A opened (it knows no address of A).
     let b_to_a = frames("b", 500);
-    for f in &b_to_a {
-        b.t.send(&a.id, f.clone());
-    }
+    b.send_all(&a.id, &b_to_a);
     a.expect_frames(&b.id, &b_to_a).await;
     let status = a.t.peers();
     assert_eq!(status.len(), 1);
@@ -235,8 +123,7 @@ async fn js_protocol_peers_reach_each_other_through_a_relay_only() {
 
 #[test]
 fn start_works_outside_a_runtime_and_checks_addresses() {
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let inbox = Arc::new(Inbox { tx, restarted: Mutex::new(HashMap::new()) });
+    let (inbox, _rx) = Inbox::new();
     let mut opts = NetOptions::new([7; 32], "i");
     opts.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".into()];
     let t = Libp2pTransport::start(opts.clone(), inbox.clone()).unwrap();
@@ -410,28 +297,16 @@ async fn relay_only(protocol: &str, seeds: (u8, u8)) {
     let mut a = Node::start_with(seeds.0, &[], std::slice::from_ref(&ws), fast_limits(), protocol);
     let mut b = Node::start_with(seeds.1, &[], &[], fast_limits(), protocol);
     // Wait for A's reservation.
-    let circuit = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Some(addr) = a.t.listen_addresses().into_iter().find(|a| a.contains("/p2p-circuit")) {
-                return addr;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("A reserves a slot on the relay");
+    until("A reserves a slot on the relay", || a.t.listen_addresses().iter().any(|a| a.contains("/p2p-circuit"))).await;
+    let circuit = a.t.listen_addresses().into_iter().find(|a| a.contains("/p2p-circuit")).unwrap_or_default();
     assert!(circuit.ends_with(&format!("/p2p-circuit/p2p/{}", a.id)), "{circuit}");
 
     b.t.register_location_hints(&a.id, &[tcp]);
     let b_to_a = frames("b", 50);
-    for f in &b_to_a {
-        b.t.send(&a.id, f.clone());
-    }
+    b.send_all(&a.id, &b_to_a);
     a.expect_frames(&b.id, &b_to_a).await;
     let a_to_b = frames("a", 50);
-    for f in &a_to_b {
-        a.t.send(&b.id, f.clone());
-    }
+    a.send_all(&b.id, &a_to_b);
     b.expect_frames(&a.id, &a_to_b).await;
     a.t.stop();
     b.t.stop();
@@ -495,9 +370,7 @@ async fn message_rate_is_limited_per_peer() {
     let mut b = Node::start(72, &["/ip4/127.0.0.1/tcp/0"], &[], fast_limits());
     a.t.register_location_hints(&b.id, &b.t.listen_addresses());
     let sent = frames("a", 11);
-    for f in &sent {
-        a.t.send(&b.id, f.clone());
-    }
+    a.send_all(&b.id, &sent);
     let err = a.expect_failure(&b.id).await;
     assert_eq!(err.kind, SendErrorKind::ResourceLimit("messageRate".into()));
     b.expect_frames(&a.id, &sent[..10]).await;
@@ -532,11 +405,8 @@ async fn idle_channels_are_torn_down_and_redialed() {
     .expect("idle channel torn down");
     a.t.send(&b.id, "two".into());
     b.expect_frames(&a.id, &["two".to_owned()]).await;
-    for n in [&mut a, &mut b] {
-        while let Ok(ev) = n.rx.try_recv() {
-            assert!(!matches!(ev, Event::GiveUp(_) | Event::SendFailed(..)), "{ev:?}");
-        }
-    }
+    a.assert_no_failures();
+    b.assert_no_failures();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,9 +454,7 @@ async fn a_listener_without_hints_reopens_over_the_live_connection() {
     a.expect("B redialing", |e| matches!(e, Event::Incarnation(..))).await;
     b.t.send(&a.id, "back".into());
     a.expect_frames(&b.id, &["back".to_owned()]).await;
-    while let Ok(ev) = b.rx.try_recv() {
-        assert!(!matches!(ev, Event::GiveUp(_) | Event::SendFailed(..)), "{ev:?}");
-    }
+    b.assert_no_failures();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,53 +3,25 @@
 //! libp2p connection (TCP, noise, yamux; no swarm) on which this test speaks
 //! multistream-select 1.0.0 byte by byte, as `@libp2p/multistream-select` does.
 
+mod common;
+
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
+use common::{options, Event, Node, WAIT};
 use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use libp2p::core::muxing::{StreamMuxerBox, StreamMuxerExt as _, SubstreamBox};
 use libp2p::core::transport::{DialOpts, PortUse};
 use libp2p::core::upgrade::Version;
 use libp2p::core::{Endpoint, Transport as _};
 use libp2p::{identity, noise, tcp, yamux, Multiaddr, PeerId};
-use ocap_abi::remote::{BoxFuture, RemoteInbox, RemoteTransport, SendError};
-use ocap_net::{Libp2pTransport, NetOptions, JS_PROTOCOL};
+use ocap_abi::remote::RemoteTransport;
+use ocap_net::JS_PROTOCOL;
 use tokio::sync::{mpsc, oneshot};
 
-const WAIT: Duration = Duration::from_secs(20);
 const HEADER: &[u8] = b"\x13/multistream/1.0.0\n";
 const WHATEVER: &[u8] = b"\x09whatever\n";
-
-#[derive(Debug, PartialEq)]
-enum Event {
-    Deliver(String, String),
-    Incarnation(String, String),
-    Other(String),
-}
-
-struct Inbox(mpsc::UnboundedSender<Event>);
-
-impl RemoteInbox for Inbox {
-    fn deliver(&self, peer_id: &str, frame: String) {
-        let _ = self.0.send(Event::Deliver(peer_id.into(), frame));
-    }
-    fn incarnation(&self, peer_id: &str, incarnation_id: &str) -> BoxFuture<'static, bool> {
-        let _ = self.0.send(Event::Incarnation(peer_id.into(), incarnation_id.into()));
-        Box::pin(async { false })
-    }
-    fn send_failed(&self, peer_id: &str, error: SendError) {
-        let _ = self.0.send(Event::Other(format!("send_failed {peer_id} {error:?}")));
-    }
-    fn give_up(&self, peer_id: &str) {
-        let _ = self.0.send(Event::Other(format!("give_up {peer_id}")));
-    }
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Event>) -> Event {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("an inbox event in time").expect("inbox open")
-}
 
 /// A length-prefixed frame (unsigned LEB128 length, then the bytes), written independently
 /// of the crate's framing.
@@ -173,26 +145,24 @@ impl Conn {
     }
 }
 
-fn start_node(seed: u8) -> (Arc<Libp2pTransport>, mpsc::UnboundedReceiver<Event>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut opts = NetOptions::new([seed; 32], format!("incarnation-{seed}"));
-    opts.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".into()];
+/// A node configured as JS kernels are (`protocol = "whatever"`), on loopback TCP.
+fn start_node(seed: u8) -> Node {
+    let mut opts = options(seed, &["/ip4/127.0.0.1/tcp/0"]);
     opts.protocol = JS_PROTOCOL.to_owned();
-    let t = Libp2pTransport::start(opts, Arc::new(Inbox(tx))).expect("transport starts");
-    (t, rx)
+    Node::start_opts(opts)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whatever_on_the_wire() {
-    let (node, mut events) = start_node(201);
-    let addr: Multiaddr = node.listen_addresses()[0].parse().unwrap();
+    let mut node = start_node(201);
+    let addr: Multiaddr = node.t.listen_addresses()[0].parse().unwrap();
     let mut conn = Conn::dial(addr).await;
-    assert_eq!(conn.peer.to_string(), node.peer_id());
+    assert_eq!(conn.peer.to_string(), node.id);
     let me = conn.local.to_string();
 
     // 1. The node dials `whatever` over the connection we opened (it knows no address of
     // ours): header and proposal, then the handshake frame once we answered.
-    node.send(&me, "hello from the node".into());
+    node.t.send(&me, "hello from the node".into());
     let (mut out, proposal) = conn.accept_whatever().await;
     assert_eq!(proposal, b"\x13/multistream/1.0.0\n\x09whatever\n");
     // Answer as @libp2p/multistream-select's `handle` does: the header, then the echo.
@@ -204,12 +174,12 @@ async fn whatever_on_the_wire() {
     assert_eq!(read_exactly(&mut out, handshake.len()).await, handshake);
     out.write_all(&frame(r#"{"method":"handshakeAck","params":{"incarnationId":"hand-1"}}"#)).await.unwrap();
     out.flush().await.unwrap();
-    assert_eq!(next(&mut events).await, Event::Incarnation(me.clone(), "hand-1".into()));
+    assert_eq!(node.next().await, Event::Incarnation(me.clone(), "hand-1".into()));
     let hello = frame("hello from the node");
     assert_eq!(read_exactly(&mut out, hello.len()).await, hello);
     out.write_all(&frame("reply on the node's stream")).await.unwrap();
     out.flush().await.unwrap();
-    assert_eq!(next(&mut events).await, Event::Deliver(me.clone(), "reply on the node's stream".into()));
+    assert_eq!(node.next().await, Event::Deliver(me.clone(), "reply on the node's stream".into()));
 
     // 2. We dial `whatever` as an optimistic JS dialer would: header, proposal and the
     // handshake frame in one write. The node answers the header and echoes the id, then
@@ -221,12 +191,12 @@ async fn whatever_on_the_wire() {
     assert_eq!(read_exactly(&mut inb, 30).await, b"\x13/multistream/1.0.0\n\x09whatever\n");
     let ack = frame(r#"{"method":"handshakeAck","params":{"incarnationId":"incarnation-201"}}"#);
     assert_eq!(read_exactly(&mut inb, ack.len()).await, ack);
-    assert_eq!(next(&mut events).await, Event::Incarnation(me.clone(), "hand-2".into()));
+    assert_eq!(node.next().await, Event::Incarnation(me.clone(), "hand-2".into()));
     inb.write_all(&frame("on our stream")).await.unwrap();
     inb.flush().await.unwrap();
-    assert_eq!(next(&mut events).await, Event::Deliver(me.clone(), "on our stream".into()));
+    assert_eq!(node.next().await, Event::Deliver(me.clone(), "on our stream".into()));
     // It replaced the node's channel: the node now writes on ours.
-    node.send(&me, "second".into());
+    node.t.send(&me, "second".into());
     let second = frame("second");
     assert_eq!(read_exactly(&mut inb, second.len()).await, second);
 
@@ -247,18 +217,16 @@ async fn whatever_on_the_wire() {
     assert_eq!(read_exactly(&mut nope, 24).await, [HEADER, b"\x03na\n"].concat());
 
     drop((out, inb));
-    while let Ok(ev) = events.try_recv() {
-        assert!(!matches!(ev, Event::Other(_)), "{ev:?}");
-    }
-    node.stop();
+    node.assert_no_failures();
+    node.t.stop();
 }
 
 /// A peer without `whatever` answers `na`: the node's attempt fails as unsupported (not
 /// retried), the queued frame fails, and it gives up on the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn na_means_the_peer_lacks_whatever() {
-    let (node, mut events) = start_node(202);
-    let addr: Multiaddr = node.listen_addresses()[0].parse().unwrap();
+    let mut node = start_node(202);
+    let addr: Multiaddr = node.t.listen_addresses()[0].parse().unwrap();
     let mut conn = Conn::dial(addr).await;
     let me = conn.local.to_string();
     let mut inbound = std::mem::replace(&mut conn.inbound_rx, mpsc::unbounded_channel().1);
@@ -280,17 +248,17 @@ async fn na_means_the_peer_lacks_whatever() {
             });
         }
     });
-    node.send(&me, "never delivered".into());
+    node.t.send(&me, "never delivered".into());
     let mut failed = None;
     loop {
-        match next(&mut events).await {
-            Event::Other(e) if e.starts_with("send_failed") => failed = Some(e),
-            Event::Other(e) if e.starts_with("give_up") => break,
+        match node.next().await {
+            Event::SendFailed(_, e) => failed = Some(e.message),
+            Event::GiveUp(_) => break,
             other => panic!("{other:?}"),
         }
     }
     let failed = failed.expect("the queued frame failed");
     assert!(failed.contains("does not support protocol whatever"), "{failed}");
     assert!(saw_whatever.load(std::sync::atomic::Ordering::SeqCst));
-    node.stop();
+    node.t.stop();
 }

@@ -64,6 +64,10 @@ pub struct CommsParams {
     pub max_concurrent_connections: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_message_size_bytes: Option<usize>,
+    /// Hosts that plain (unencrypted) WebSocket dials may go to besides private and loopback
+    /// ones (§9.1's connection gater).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ws_hosts: Option<Vec<String>>,
     /// The application protocol id channels are opened with (default `whatever`, the JS
     /// kernel's, `ocap_net::JS_PROTOCOL`; `/ocap-kernel/1.0.0` is the `/`-prefixed one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +178,7 @@ pub async fn attach(kernel: &Kernel, params: &CommsParams) -> Result<(), RpcErro
     let mut net = NetOptions::new(seed, identity.incarnation_id.clone());
     net.listen_addresses = params.direct_listen_addresses.clone().unwrap_or_default();
     net.relays = relays;
+    net.allowed_ws_hosts = params.allowed_ws_hosts.clone().unwrap_or_default();
     net.limits = params.limits();
     // The JS kernel's protocol id by default, so JS kernels can be dialed; a node accepts
     // both `whatever` and `/ocap-kernel/1.0.0` inbound whatever it dials with.
