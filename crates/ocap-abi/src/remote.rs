@@ -76,6 +76,8 @@ pub trait RemoteTransport: Send + Sync {
     fn peers(&self) -> Vec<PeerLinkStatus>;
     /// Closes every channel and stops the node. Idempotent.
     fn stop(&self);
+    /// Forgets reconnection backoffs and permanent failures (after the machine slept, §9.4).
+    fn reset_all_backoffs(&self) {}
 }
 
 /// The kernel as the transport reaches it. Calls return at once (the kernel queues the work

@@ -19,9 +19,10 @@ use ocap_kernel::testing::{answer, decode_methargs, DeliveryLog, ScriptedVat};
 use ocap_kernel::vat::{VatDelivery, VatResolution, VatSyscall};
 use ocap_kernel::{KRef, RemoteOptions};
 
-/// A transport that records the frames a kernel sends.
+/// A transport that records the frames a kernel sends (and how often it was told to forget
+/// its backoffs).
 #[derive(Clone, Default)]
-struct Wire(Arc<Mutex<Vec<String>>>);
+struct Wire(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicUsize>);
 
 impl Wire {
     fn take(&self) -> Vec<String> {
@@ -43,6 +44,9 @@ impl RemoteTransport for Wire {
         Vec::new()
     }
     fn stop(&self) {}
+    fn reset_all_backoffs(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 struct Node {
@@ -735,4 +739,22 @@ fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
     assert_eq!(promises_for_a, 0);
     a.k.check();
     b.k.check();
+}
+
+#[test]
+fn a_kernel_back_after_more_than_an_hour_resets_the_transports_backoffs_9_4() {
+    let mut a = node();
+    // Stopping comms records when they were last active; coming back at once resets nothing.
+    a.k.core.detach_transport();
+    let recorded: f64 = a.k.core.store().get_kv("lastActiveTime").unwrap().expect("recorded").parse().unwrap();
+    assert!(recorded > 0.0);
+    let wire = Wire::default();
+    a.k.core.attach_transport(Arc::new(wire.clone()), options()).unwrap();
+    assert_eq!(wire.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Two hours "asleep": the next start tells the transport to forget its backoffs.
+    a.k.core.detach_transport();
+    a.k.core.store().set_kv("lastActiveTime", &format!("{}", recorded - 7_200_000.0)).unwrap();
+    let wire = Wire::default();
+    a.k.core.attach_transport(Arc::new(wire.clone()), options()).unwrap();
+    assert_eq!(wire.1.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -668,6 +668,10 @@ impl RemoteTransport for Libp2pTransport {
         }
         self.shared.rt.spawn(stop_all(self.shared.clone()));
     }
+
+    fn reset_all_backoffs(&self) {
+        Libp2pTransport::reset_all_backoffs(self);
+    }
 }
 
 fn merge_hints(into: &mut Vec<String>, hints: &[String]) {

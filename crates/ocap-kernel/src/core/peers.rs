@@ -231,6 +231,13 @@ impl KernelCore {
         transport: Arc<dyn RemoteTransport>,
         opts: RemoteOptions,
     ) -> Result<(), KernelError> {
+        // Asleep (or stopped) for over an hour: old reconnection backoffs mean nothing now
+        // (the JS kernel's cross-restart wake detection, §9.4).
+        let last_active = self.store.get_kv(LAST_ACTIVE_TIME)?.and_then(|v| v.parse::<f64>().ok());
+        if last_active.is_some_and(|t| now_ms() - t > WAKE_GAP_MS) {
+            tracing::info!("more than an hour since this kernel was last active: backoffs reset");
+            transport.reset_all_backoffs();
+        }
         self.comms.transport = Some(transport);
         self.comms.opts = opts;
         let remotes: Vec<RemoteId> = self.comms.links.keys().copied().collect();
@@ -286,8 +293,16 @@ impl KernelCore {
         Ok(hints)
     }
 
-    /// Detaches the transport (remote comms stopped); frames stay in the pending logs.
+    /// Detaches the transport (remote comms stopped); frames stay in the pending logs. Records
+    /// when comms were last active (`lastActiveTime`, §9.4).
     pub fn detach_transport(&mut self) -> Option<Arc<dyn RemoteTransport>> {
+        if self.comms.transport.is_some() {
+            let now = format!("{}", now_ms() as u64);
+            let recorded = self.unit(|k| Ok(k.store.set_kv(LAST_ACTIVE_TIME, &now)?)).and_then(|()| self.commit());
+            if let Err(e) = recorded {
+                tracing::warn!("recording lastActiveTime: {e}");
+            }
+        }
         for link in self.comms.links.values_mut() {
             link.ack_deadline = None;
             link.ack_due = None;
@@ -986,6 +1001,11 @@ impl KernelCore {
         self.comms.transport.as_ref().map(|t| t.peers()).unwrap_or_default()
     }
 }
+
+/// The KV key of when remote comms were last active, ms since the epoch (§1.1).
+const LAST_ACTIVE_TIME: &str = "lastActiveTime";
+/// A gap past which the kernel counts as having slept (§9.4: 1 h).
+const WAKE_GAP_MS: f64 = 3_600_000.0;
 
 fn now_ms() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
