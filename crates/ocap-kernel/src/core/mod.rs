@@ -86,6 +86,8 @@ pub(crate) enum Effect {
     RemoteSend {
         remote: crate::refs::RemoteId,
         frame: String,
+        /// The ack the frame carries.
+        ack: u64,
     },
 }
 

@@ -112,6 +112,8 @@ struct PeerLink {
     gap_since: Option<Instant>,
     /// The ack value a fast retransmission was last made for (see `handle_ack`).
     fast_resent_at: Option<u64>,
+    /// The last seq taken from the peer in this process (what a standalone ack must cover).
+    last_received: u64,
     /// Promise entries to forget once the peer acks the notify that settled them:
     /// `(the notify's seq, kpid)` (see `retire_after_notify`).
     retiring: Vec<(u64, KRef)>,
@@ -416,18 +418,20 @@ impl KernelCore {
         self.comms.last_seq.insert(remote, seq);
         let frame = envelope::encode(seq, (ack > 0).then_some(ack), body);
         self.store.add_pending(remote, seq, &frame)?;
-        self.effects.push(Effect::RemoteSend { remote, frame });
+        self.effects.push(Effect::RemoteSend { remote, frame, ack });
         Ok(())
     }
 
     /// After the commit: hands a logged frame to the transport (`unit.rs`).
-    pub(crate) fn frame_committed(&mut self, remote: RemoteId, frame: String) {
+    pub(crate) fn frame_committed(&mut self, remote: RemoteId, frame: String, ack: u64) {
         let now = Instant::now();
         let timeout = self.comms.opts.ack_timeout;
         let Some(t) = self.comms.transport.clone() else { return };
         let Some(link) = self.comms.links.get_mut(&remote) else { return };
-        // The frame carries the ack.
-        link.ack_due = None;
+        // The frame carries the ack, unless something arrived after it was made.
+        if ack >= link.last_received {
+            link.ack_due = None;
+        }
         if link.ack_deadline.is_none() {
             link.ack_deadline = Some(now + timeout);
         }
@@ -534,6 +538,9 @@ impl KernelCore {
             }
             k.process_body(remote, &body).map_err(|PeerFault(why)| KernelError::PeerProtocol(why))
         });
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.last_received = seq;
+        }
         match processed {
             Ok(done) => completions.extend(done),
             Err(KernelError::PeerProtocol(why)) => {

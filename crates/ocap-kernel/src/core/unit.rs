@@ -152,7 +152,7 @@ impl KernelCore {
                 Effect::InvokeService { service, method, args, result } => {
                     self.invoke_service(service, method, args, result);
                 }
-                Effect::RemoteSend { remote, frame } => self.frame_committed(remote, frame),
+                Effect::RemoteSend { remote, frame, ack } => self.frame_committed(remote, frame, ack),
             }
         }
         Ok(())
