@@ -126,6 +126,12 @@ impl Home {
         self.dir.join("remote-comms.json")
     }
 
+    /// The web panel's URL with its access token, while the daemon serves the panel
+    /// (`crate::panel`); mode 0600, removed when the daemon stops.
+    pub fn panel(&self) -> PathBuf {
+        self.dir.join("panel.json")
+    }
+
     pub fn lock(&self) -> PathBuf {
         self.dir.join("daemon.lock")
     }

@@ -11,6 +11,7 @@ mod error;
 mod home;
 mod lock;
 mod output;
+mod panel;
 mod rpc;
 mod run;
 mod services;
@@ -68,6 +69,9 @@ enum Command {
     Comms(commands::comms::CommsCommand),
     /// The daemon's remote-comms state and its peers.
     Peers,
+    /// Open the web control panel: start the daemon with it (or start it in the running
+    /// daemon) and print its URL, which carries the access token.
+    Panel(commands::panel::PanelArgs),
     /// Run a libp2p circuit relay, through which kernels that cannot dial each other meet.
     #[command(subcommand)]
     Relay(commands::relay::RelayCommand),
@@ -88,6 +92,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Url(cmd) => commands::url::run(cmd, &home()?, cli.json).await,
         Command::Comms(cmd) => commands::comms::run(cmd, &home()?, cli.json).await,
         Command::Peers => commands::comms::peers(&home()?, cli.json).await,
+        Command::Panel(args) => commands::panel::panel(&home()?, args, cli.json).await,
         Command::Relay(cmd) => commands::relay::run(cmd, &home()?, cli.json).await,
     }
 }

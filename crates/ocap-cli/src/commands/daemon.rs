@@ -48,7 +48,8 @@ pub struct StartArgs {
 pub struct ExecArgs {
     /// The method (default getStatus): one of ping, shutdown, getStatus, launchSubcluster,
     /// terminateSubcluster, queueMessage, pingVat, restartVat, terminateVat, terminateAllVats,
-    /// collectGarbage, clearState, reapVats, revoke, isRevoked, executeDBQuery, checkInvariants.
+    /// collectGarbage, clearState, reapVats, revoke, isRevoked, executeDBQuery, checkInvariants,
+    /// startPanel.
     pub method: Option<String>,
     /// The params, as JSON (default []). For launchSubcluster, relative sourceSpec and
     /// bundleSpec paths in params.config resolve against the current directory.
@@ -67,13 +68,15 @@ pub async fn run(command: DaemonCommand, home: &Home, json: bool) -> Result<(), 
         DaemonCommand::Status => status(home, json).await,
         DaemonCommand::Purge { force } => purge(home, force, json).await,
         DaemonCommand::Exec(args) => exec(home, args, json).await,
-        DaemonCommand::Serve(args) => crate::daemon::serve(home, args).await.map_err(|e| match e {
-            crate::daemon::DaemonError::Lock(LockError::Held { pid }) => {
-                eprintln!("ocap: {}", LockError::Held { pid });
-                CliError::Exit(EXIT_ALREADY_RUNNING)
-            }
-            e => e.into(),
-        }),
+        DaemonCommand::Serve(args) => {
+            crate::daemon::serve(home, args, Some(crate::panel::starter())).await.map_err(|e| match e {
+                crate::daemon::DaemonError::Lock(LockError::Held { pid }) => {
+                    eprintln!("ocap: {}", LockError::Held { pid });
+                    CliError::Exit(EXIT_ALREADY_RUNNING)
+                }
+                e => e.into(),
+            })
+        }
     }
 }
 
@@ -97,13 +100,35 @@ async fn start_with(home: &Home, timeout_secs: u64, serve: ServeArgs) -> Result<
     home.check_socket_path()?;
     let spinner = Spinner::new("Starting the daemon…");
     let polls = u32::try_from(timeout_secs.saturating_mul(1000) / POLL_INTERVAL_MS).unwrap_or(u32::MAX);
-    let started = lifecycle::start(home, polls, &serve.to_args()).await;
+    let args = serve.to_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = lifecycle::start(home, polls, &args).await;
     drop(spinner);
     Ok(started?)
 }
 
-async fn start(home: &Home, timeout_secs: u64, serve: ServeArgs, json: bool) -> Result<(), CliError> {
+/// Starts the daemon with the web panel if it is not running, else asks it to start its
+/// panel (`startPanel`: it answers with the running one's URL if it has one); the panel's URL,
+/// with the token.
+pub async fn start_panel(home: &Home, timeout_secs: u64, serve: ServeArgs) -> Result<(Started, String), CliError> {
     let started = start_with(home, timeout_secs, serve).await?;
+    let params = match serve.panel {
+        Some(addr) => json!({"address": addr.to_string()}),
+        None => json!({}),
+    };
+    let answer = Client::new(home, Some(Duration::from_secs(timeout_secs))).call("startPanel", params).await?;
+    let url = answer
+        .get("url")
+        .and_then(Json::as_str)
+        .ok_or_else(|| CliError::Other(format!("startPanel answered without a url: {answer}")))?;
+    Ok((started, url.to_owned()))
+}
+
+async fn start(home: &Home, timeout_secs: u64, serve: ServeArgs, json: bool) -> Result<(), CliError> {
+    let (started, panel) = match serve.panel {
+        Some(_) => start_panel(home, timeout_secs, serve).await.map(|(s, url)| (s, Some(url)))?,
+        None => (start_with(home, timeout_secs, serve).await?, None),
+    };
     let (pid, now) = match started {
         Started::Already(pid) => (pid, false),
         Started::Now(pid) => (pid, true),
@@ -114,11 +139,17 @@ async fn start(home: &Home, timeout_secs: u64, serve: ServeArgs, json: bool) -> 
     if json {
         let mut out = describe(home, true, pid);
         out["started"] = json!(now);
+        if let Some(url) = &panel {
+            out["panel"] = json!(url);
+        }
         print_json(&out, true);
     } else {
         let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         let what = if now { "Daemon started" } else { "Daemon already running" };
         println!("{what}{pid}. Socket: {}", home.socket().display());
+        if let Some(url) = &panel {
+            println!("Panel: {url}");
+        }
     }
     Ok(())
 }
@@ -176,7 +207,7 @@ async fn purge(home: &Home, force: bool, json: bool) -> Result<(), CliError> {
         let held = DaemonLock::try_acquire(&home.lock())?;
         let mut files = home.db_files();
         // Remote comms started by `initRemoteComms` do not outlive the state they served.
-        files.extend([home.socket(), home.log(), home.old_log(), home.remote_comms()]);
+        files.extend([home.socket(), home.log(), home.old_log(), home.remote_comms(), home.panel()]);
         for f in files {
             match std::fs::remove_file(&f) {
                 Ok(()) => removed.push(f.display().to_string()),

@@ -8,6 +8,7 @@ pub mod comms;
 pub mod daemon;
 pub mod inspect;
 pub mod launch;
+pub mod panel;
 pub mod relay;
 pub mod send;
 pub mod status;

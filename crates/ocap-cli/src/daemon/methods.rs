@@ -1,12 +1,15 @@
 //! The kernel-control methods (host-surface.md §7.2), plus the daemon's own `ping` and
 //! `shutdown`. Params are checked strictly (`params`): a wrong shape is `INVALID_PARAMS`.
 
+use std::sync::Arc;
+
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::KernelError;
 use serde_json::{json, Value as Json};
 
 use super::params::{
-    kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, PeerParams, ReapParams, SqlParams, UrlParams,
+    kref, no_params, parse, vat_id, IdParams, KrefParams, LaunchParams, PanelParams, PeerParams, ReapParams, SqlParams,
+    UrlParams,
 };
 use super::state::DaemonState;
 use super::status::status_json;
@@ -31,8 +34,12 @@ pub fn kernel_error(e: KernelError) -> RpcError {
     RpcError::new(code, e.to_string())
 }
 
-/// Runs one method. `shutdown` only answers; the server shuts down after replying.
-pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Json, RpcError> {
+/// Where `startPanel` without an address binds: loopback, a free port.
+pub const DEFAULT_PANEL_ADDRESS: &str = "127.0.0.1:0";
+
+/// Runs one method: the one table behind both the Unix socket and the web panel's
+/// `/api/call`. `shutdown` only answers; the caller shuts down after replying.
+pub async fn call(state: &Arc<DaemonState>, method: &str, params: Json) -> Result<Json, RpcError> {
     match method {
         "ping" => no_params(&params).map(|()| json!("pong")),
         "shutdown" => no_params(&params).map(|()| json!({"status": "shutting down"})),
@@ -166,6 +173,18 @@ pub async fn call(state: &DaemonState, method: &str, params: Json) -> Result<Jso
             tokio::task::spawn_blocking(move || super::query::execute(&db, &p.sql, limits))
                 .await
                 .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, format!("query task failed: {e}")))?
+        }
+        // Ours: start the web panel (`crate::panel`) unless it runs; `{url}`, with the token.
+        "startPanel" => {
+            let p: PanelParams = if no_params(&params).is_ok() { PanelParams::default() } else { parse(params)? };
+            let addr = match p.address {
+                Some(a) => a,
+                None => DEFAULT_PANEL_ADDRESS
+                    .parse()
+                    .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, format!("default panel address: {e}")))?,
+            };
+            let url = state.start_panel(addr).await?;
+            Ok(json!({"url": url}))
         }
         // Ours (the JS kernel has none): the invariant checker, run between cranks.
         // `{"ok": true}` or `{"ok": false, "violations": [...]}`.

@@ -11,13 +11,14 @@
 pub mod comms;
 pub mod config;
 mod logfile;
-mod methods;
+pub mod methods;
 mod params;
 mod query;
 mod server;
-mod state;
+pub mod state;
 mod status;
 
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -41,16 +42,23 @@ pub struct ServeArgs {
     /// inconsistency): the first crank that breaks one is logged with what is wrong.
     #[arg(long)]
     pub check_invariants: bool,
+    /// Serve the web control panel on ADDR (default 127.0.0.1:0, a free loopback port); its
+    /// URL, with the access token, goes to <home>/panel.json.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = methods::DEFAULT_PANEL_ADDRESS)]
+    pub panel: Option<SocketAddr>,
 }
 
 impl ServeArgs {
     /// The command-line form, for the spawned `daemon serve`.
-    pub fn to_args(self) -> Vec<&'static str> {
+    pub fn to_args(self) -> Vec<String> {
+        let mut args = Vec::new();
         if self.check_invariants {
-            vec!["--check-invariants"]
-        } else {
-            vec![]
+            args.push("--check-invariants".to_owned());
         }
+        if let Some(addr) = self.panel {
+            args.push(format!("--panel={addr}"));
+        }
+        args
     }
 }
 
@@ -62,6 +70,9 @@ pub enum DaemonError {
     /// The config's `remoteComms` could not be started.
     #[error("cannot start remote comms: {0}")]
     RemoteComms(String),
+    /// `--panel` was given and the web panel could not start (the address is taken, say).
+    #[error("cannot start the web panel: {0}")]
+    Panel(String),
     #[error(transparent)]
     ConfigFile(#[from] ConfigFileError),
     #[error(transparent)]
@@ -127,9 +138,19 @@ fn bind(home: &Home) -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// Removes a file the daemon made for its clients (the socket, `panel.json`), if there.
+fn remove_if_there(path: &std::path::Path) -> Result<(), DaemonError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(format!("removing {}", path.display()))(e)),
+    }
+}
+
 /// The daemon itself: lock, log, kernel, socket, serve until asked to stop, then stop the
-/// kernel, finish open connections, remove the socket and release the lock.
-pub async fn serve(home: &Home, args: ServeArgs) -> Result<(), DaemonError> {
+/// kernel, finish open connections, remove the socket and release the lock. `panel` starts
+/// the web panel (`crate::panel`), at start with `--panel` or later with `startPanel`.
+pub async fn serve(home: &Home, args: ServeArgs, panel: Option<state::PanelStarter>) -> Result<(), DaemonError> {
     // Everything the daemon creates (database, log, socket) is private to the user.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     home.ensure()?;
@@ -163,11 +184,26 @@ pub async fn serve(home: &Home, args: ServeArgs) -> Result<(), DaemonError> {
             tracing::error!("remote comms did not resume: {}", e.message);
         }
     }
-    let state = state::DaemonState::new(home.clone(), config, kernel);
+    // A panel.json left by a daemon that died names a panel that is gone (we hold the lock).
+    if let Err(e) = remove_if_there(&home.panel()) {
+        let _ = kernel.stop().await;
+        return Err(e);
+    }
+    let state = state::DaemonState::new(home.clone(), config, kernel, panel);
     spawn_signal_handlers(state.clone())?;
+    if let Some(addr) = args.panel {
+        if let Err(e) = state.start_panel(addr).await {
+            let _ = state.kernel().await.stop().await;
+            let _ = std::fs::remove_file(home.socket());
+            return Err(DaemonError::Panel(e.message));
+        }
+    }
     tracing::info!(socket = %home.socket().display(), "daemon started");
     let mut open = server::accept_loop(state.clone(), listener).await;
     let _ = std::fs::remove_file(home.socket());
+    if let Err(e) = remove_if_there(&home.panel()) {
+        tracing::error!("{e}");
+    }
     if let Err(e) = state.kernel().await.stop().await {
         tracing::error!("stopping the kernel: {e}");
     }

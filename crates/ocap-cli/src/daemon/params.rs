@@ -60,6 +60,14 @@ pub struct ReapParams {
     pub ids: Option<Vec<String>>,
 }
 
+/// `{"address": "127.0.0.1:8080"}`, or no params for a free loopback port (`startPanel`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PanelParams {
+    #[serde(default)]
+    pub address: Option<std::net::SocketAddr>,
+}
+
 /// Named params (`{"id": "v1"}`), as the JS kernel's methods take them. Positional params
 /// (`["v1"]`) are refused with a message saying so: serde would otherwise read an array into
 /// the fields in declaration order, an undocumented form that silently changes meaning when

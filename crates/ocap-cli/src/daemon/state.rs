@@ -1,14 +1,17 @@
 //! What the daemon's request handlers share: the home, the config, the kernel (which
-//! `clearState` replaces) and the shutdown signal. Its own module so that the server (which
-//! hands it to every request) and the methods (which use it) both depend on it, and not on
-//! each other.
+//! `clearState` replaces), the shutdown signal and the web panel's hook. Its own module so
+//! that the server (which hands it to every request) and the methods (which use it) both
+//! depend on it, and not on each other.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use ocap_kernel::store::{Durability, Store};
 use ocap_kernel::Kernel;
 use ocap_vat::JsVatLauncher;
-use tokio::sync::{watch, RwLock};
+use tokio::sync::{watch, Mutex, RwLock};
 
 use super::config::DaemonConfig;
 use super::DaemonError;
@@ -22,7 +25,22 @@ pub struct DaemonState {
     /// Replaced by `clearState`; handlers clone it (cheap) and release the lock at once.
     kernel: RwLock<Kernel>,
     shutdown: watch::Sender<bool>,
+    /// How to start the web panel, if this daemon can serve one.
+    panel_starter: Option<PanelStarter>,
+    /// The running panel's URL (with its token); the lock also keeps two `startPanel`s from
+    /// starting two panels.
+    panel_url: Mutex<Option<String>>,
 }
+
+/// Starts the web panel (`crate::panel`) on the given address and returns its URL with the
+/// token. A hook rather than a call: the panel sits above the daemon (it calls the method
+/// table), so the daemon cannot import it without an import circle; `ocap daemon serve`
+/// hands it in.
+pub type PanelStarter = Arc<
+    dyn Fn(Arc<DaemonState>, SocketAddr) -> Pin<Box<dyn Future<Output = Result<String, RpcError>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Opens the home's database and makes the kernel; persisted vats are restarted.
 pub fn open_kernel(home: &Home, config: &DaemonConfig) -> Result<Kernel, DaemonError> {
@@ -37,9 +55,37 @@ pub fn open_kernel(home: &Home, config: &DaemonConfig) -> Result<Kernel, DaemonE
 }
 
 impl DaemonState {
-    pub fn new(home: Home, config: DaemonConfig, kernel: Kernel) -> Arc<DaemonState> {
+    pub fn new(
+        home: Home,
+        config: DaemonConfig,
+        kernel: Kernel,
+        panel_starter: Option<PanelStarter>,
+    ) -> Arc<DaemonState> {
         let (shutdown, _) = watch::channel(false);
-        Arc::new(DaemonState { home, config, kernel: RwLock::new(kernel), shutdown })
+        Arc::new(DaemonState {
+            home,
+            config,
+            kernel: RwLock::new(kernel),
+            shutdown,
+            panel_starter,
+            panel_url: Mutex::new(None),
+        })
+    }
+
+    /// `startPanel`, and `daemon serve --panel`: starts the web panel unless it runs, and
+    /// returns its URL (with the token). A panel already running keeps its address: one
+    /// daemon serves one panel.
+    pub async fn start_panel(self: &Arc<Self>, addr: SocketAddr) -> Result<String, RpcError> {
+        let mut url = self.panel_url.lock().await;
+        if let Some(url) = url.as_ref() {
+            return Ok(url.clone());
+        }
+        let Some(start) = self.panel_starter.as_ref() else {
+            return Err(RpcError::new(codes::INTERNAL_ERROR, "this daemon cannot serve the web panel"));
+        };
+        let started = start(self.clone(), addr).await?;
+        *url = Some(started.clone());
+        Ok(started)
     }
 
     pub async fn kernel(&self) -> Kernel {
