@@ -2,7 +2,8 @@
 //! `ocap panel` prints, the token-then-cookie access, the refusals (401 without it, 403
 //! without the custom header on a POST), `/api/call` answering what the socket answers, the
 //! embedded assets, loopback-only binding; and, where Debian's chromium and chromedriver are
-//! installed, the page itself in a headless browser.
+//! installed, the page itself in a headless browser: the overview and its actions, and the
+//! Messages, Database and Objects pages (a screenshot of each under the cargo target's tmp).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -338,19 +339,24 @@ impl Browser<'_> {
     }
 }
 
+/// Whether chromium and chromedriver are installed; if not, says the test `name` is skipped
+/// (outside CI: `.ci/run` installs them, so in CI a missing browser is a failure).
+fn have_browser(name: &str) -> bool {
+    let (chromium, driver) = (std::path::Path::new(CHROMIUM), std::path::Path::new(CHROMEDRIVER));
+    if chromium.exists() && driver.exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("OCAP_CI").is_none(),
+        "{CHROMIUM} and {CHROMEDRIVER} are missing under OCAP_CI (.ci/run installs them)"
+    );
+    eprintln!("SKIPPED {name}: needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install -y chromium chromium-driver)");
+    false
+}
+
 #[test]
 fn the_page_shows_the_kernel_in_headless_chromium() {
-    let (chromium, driver) = (std::path::Path::new(CHROMIUM), std::path::Path::new(CHROMEDRIVER));
-    if !chromium.exists() || !driver.exists() {
-        // `.ci/run` installs them: in CI a missing browser is a failure, not a skip.
-        assert!(
-            std::env::var_os("OCAP_CI").is_none(),
-            "{CHROMIUM} and {CHROMEDRIVER} are missing under OCAP_CI (.ci/run installs them)"
-        );
-        eprintln!(
-            "SKIPPED the_page_shows_the_kernel_in_headless_chromium: needs {CHROMIUM} and {CHROMEDRIVER} \
-             (apt-get install -y chromium chromium-driver)"
-        );
+    if !have_browser("the_page_shows_the_kernel_in_headless_chromium") {
         return;
     }
     let home = Home::new();
@@ -386,9 +392,137 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
     browser.wait_for("return document.getElementById('action-result').textContent", |v| v == "Restart v3: done");
     assert_eq!(home.rpc("pingVat", json!({"id": "v3"}))["result"], "pong");
 
+    // Messages: `increment` to the counter's root, twice; the results count up; a method the
+    // object lacks shows its rejection; every call is in the history.
+    let counter = home.rpc("getStatus", json!([]))["result"]["vatRoots"]["v3"].as_str().expect("a root").to_owned();
+    browser.click("nav a[href='#messages']");
+    assert_eq!(browser.eval("return location.hash"), "#messages");
+    browser.wait_for("return document.getElementById('page-messages').hidden", |v| v == false);
+    assert_eq!(browser.eval("return document.getElementById('page-overview').hidden"), true);
+    let send = |method: &str, args: &str| {
+        let script = format!(
+            "document.getElementById('send-target').value = {}; document.getElementById('send-method').value = {}; \
+             document.getElementById('send-args').value = {};",
+            json!(counter),
+            json!(method),
+            json!(args)
+        );
+        browser.eval(&script);
+        let sent = browser.eval("return document.querySelectorAll('#send-history li').length");
+        browser.click("#send-button");
+        // Done when the history has one more entry, for this call.
+        let label = format!("{counter}.{method}(");
+        let sent = sent.as_u64().expect("a count");
+        browser
+            .wait_for("return document.querySelectorAll('#send-history li').length", |v| v.as_u64() == Some(sent + 1));
+        let newest = browser.eval("return document.querySelector('#send-history li').textContent");
+        assert!(newest.as_str().is_some_and(|t| t.contains(&label)), "{newest}");
+    };
+    send("increment", "[]");
+    let first = browser.eval("return document.getElementById('send-value').textContent");
+    let first: u64 = first.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("a count: {first}"));
+    send("increment", "[]");
+    browser.wait_for("return document.getElementById('send-value')?.textContent", |v| {
+        v == &json!((first + 1).to_string())
+    });
+    send("noSuchMethod", "[1]");
+    let rejected = browser.eval("return document.getElementById('send-result').textContent");
+    assert!(rejected.as_str().is_some_and(|t| t.starts_with("Rejected: ")), "{rejected}");
+    let history = browser.eval("return [...document.querySelectorAll('#send-history li')].map(li => li.textContent)");
+    assert_eq!(history.as_array().map(Vec::len), Some(3), "{history}");
+    assert!(history[2].as_str().is_some_and(|t| t.ends_with(&format!("→ {first}"))), "{history}");
+    let shot = browser.screenshot("messages");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+
+    // Database: a query's rows as a table.
+    browser.click("nav a[href='#database']");
+    assert_eq!(browser.eval("return location.hash"), "#database");
+    browser.wait_for("return document.getElementById('page-database').hidden", |v| v == false);
+    browser.eval(
+        "document.getElementById('sql').value = \"SELECT endpoint, kref, eref FROM clist ORDER BY endpoint, kref\"",
+    );
+    browser.click("#sql-button");
+    let rows = browser.wait_for("return document.querySelectorAll('#sql-rows tr').length", |v| v.as_u64() > Some(0));
+    let head = browser.eval("return [...document.querySelectorAll('#sql-head th')].map(th => th.textContent)");
+    assert_eq!(head, json!(["endpoint", "kref", "eref"]));
+    let status = browser.eval("return document.getElementById('sql-status').textContent");
+    assert_eq!(status, json!(format!("{rows} rows.")));
+    let shot = browser.screenshot("database");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+    // A statement that would write is refused, visibly.
+    browser.eval("document.getElementById('sql').value = 'DELETE FROM kv'");
+    browser.click("#sql-button");
+    browser.wait_for("return document.getElementById('sql-status').className", |v| v == "failed");
+
+    // Objects: the tables fill in; the filter keeps one owner's; Revoke (two clicks) revokes.
+    browser.click("nav a[href='#objects']");
+    assert_eq!(browser.eval("return location.hash"), "#objects");
+    browser.wait_for("return document.getElementById('page-objects').hidden", |v| v == false);
+    browser.wait_for("return document.querySelectorAll('#object-rows tr[data-kref]').length", |v| v.as_u64() > Some(0));
+    browser.wait_for("return document.querySelectorAll('#clist-rows tr[data-clist]').length", |v| v.as_u64() > Some(0));
+    let shot = browser.screenshot("objects");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+    browser.eval("document.getElementById('objects-endpoint').value = 'v3'");
+    browser.click("#objects-filter button[type='submit']");
+    browser.wait_for(
+        "return [...document.querySelectorAll('#object-rows tr[data-kref] td:nth-child(2)')].map(td => td.textContent)",
+        |v| v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|o| o == "v3")),
+    );
+    browser.wait_for(
+        "return [...document.querySelectorAll('#clist-rows tr[data-clist] td:first-child')].map(td => td.textContent)",
+        |v| v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|e| e == "v3")),
+    );
+    // The last (the root, if v3 exports nothing else: nothing after this sends to it).
+    let victim =
+        browser.eval("return [...document.querySelectorAll('#object-rows tr[data-kref]')].at(-1).dataset.kref");
+    let victim = victim.as_str().expect("a kref").to_owned();
+    let revoke = format!("button[aria-label='Revoke {victim}']");
+    browser.click(&revoke);
+    browser.click(&revoke);
+    browser.wait_for("return document.getElementById('action-result').textContent", |v| {
+        v == &json!(format!("Revoke {victim}: done"))
+    });
+    assert_eq!(home.rpc("isRevoked", json!({"kref": victim}))["result"], true);
+    browser.wait_for(
+        &format!(
+            "return document.querySelector(\"#object-rows tr[data-kref='{victim}'] td:nth-child(5)\")?.textContent"
+        ),
+        |v| v == "yes",
+    );
+    // Back to the overview by the hash.
+    browser.click("nav a[href='#overview']");
+    browser.wait_for("return document.getElementById('page-overview').hidden", |v| v == false);
+    assert_eq!(browser.eval("return document.querySelector('nav a[aria-current=page]').textContent"), "Overview");
+
     // Without the cookie, the browser gets a 401.
     browser.cmd("DELETE", "/cookie", None);
     browser.go(&format!("{base}/"));
     let text = browser.eval("return document.body.innerText");
     assert!(text.as_str().is_some_and(|t| t.contains("401")), "{text}");
+}
+
+#[test]
+fn a_page_opens_from_its_hash_and_a_truncated_answer_says_so() {
+    if !have_browser("a_page_opens_from_its_hash_and_a_truncated_answer_says_so") {
+        return;
+    }
+    let home = Home::started_with(Some(json!({"maxQueryRows": 2})));
+    home.ok_json(&["launch", demo().to_str().expect("utf-8 path")]);
+    let url = home.ok(&["panel"]).trim().to_owned();
+    let (base, _) = split_url(&url);
+    let driver = Driver::start();
+    let browser = Browser::open(&driver, &home.scratch().join("chromium-profile"));
+    browser.go(&url);
+    browser.wait_for("return document.querySelectorAll('#vat-rows tr[data-vat]').length", |v| v == 3);
+    // Opened (or reloaded) at #database, the page shows the Database page.
+    browser.go(&format!("{base}/#database"));
+    // (From the same document: a hash change, which the page follows.)
+    browser.wait_for("return document.getElementById('page-database').hidden", |v| v == false);
+    assert_eq!(browser.eval("return document.querySelector('nav a[aria-current=page]').textContent"), "Database");
+    browser.eval("document.getElementById('sql').value = 'SELECT * FROM clist'");
+    browser.click("#sql-button");
+    let notice =
+        browser.wait_for("return document.getElementById('sql-truncated')?.textContent ?? null", |v| v.is_string());
+    assert!(notice.as_str().is_some_and(|t| t.starts_with("Truncated: the answer stopped at 2 row(s)")), "{notice}");
+    assert_eq!(browser.eval("return document.querySelectorAll('#sql-rows tr').length"), 2);
 }
