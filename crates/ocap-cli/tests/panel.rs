@@ -3,7 +3,8 @@
 //! without the custom header on a POST), `/api/call` answering what the socket answers, the
 //! embedded assets, loopback-only binding; and, where Debian's chromium and chromedriver are
 //! installed, the page itself in a headless browser: the overview and its actions, and the
-//! Messages, Database and Objects pages (a screenshot of each under the cargo target's tmp).
+//! Messages, Database and Objects pages, the launch form (a launch, a refused field, a file)
+//! and the capability graph (a screenshot of each under the cargo target's tmp).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -525,4 +526,131 @@ fn a_page_opens_from_its_hash_and_a_truncated_answer_says_so() {
         browser.wait_for("return document.getElementById('sql-truncated')?.textContent ?? null", |v| v.is_string());
     assert!(notice.as_str().is_some_and(|t| t.starts_with("Truncated: the answer stopped at 2 row(s)")), "{notice}");
     assert_eq!(browser.eval("return document.querySelectorAll('#sql-rows tr').length"), 2);
+}
+
+/// The demo's cluster config with its `sourceSpec`s made absolute (a relative one would
+/// resolve against the daemon's current directory).
+fn absolute_demo_config() -> Json {
+    let dir = demo().parent().expect("the demo's directory").canonicalize().expect("canonical");
+    let mut config: Json =
+        serde_json::from_str(&std::fs::read_to_string(demo()).expect("read the demo")).expect("JSON");
+    for vat in config["vats"].as_object_mut().expect("vats").values_mut() {
+        let spec = vat["sourceSpec"].as_str().expect("a sourceSpec");
+        vat["sourceSpec"] = json!(dir.join(spec).to_str().expect("utf-8 path"));
+    }
+    config
+}
+
+#[test]
+fn the_launch_form_and_the_capability_graph_in_headless_chromium() {
+    if !have_browser("the_launch_form_and_the_capability_graph_in_headless_chromium") {
+        return;
+    }
+    let home = Home::new();
+    let url = home.ok(&["panel"]).trim().to_owned();
+    let driver = Driver::start();
+    let browser = Browser::open(&driver, &home.scratch().join("chromium-profile"));
+    browser.go(&url);
+    browser.wait_for("return document.getElementById('kernel-state').textContent", |v| v == "running");
+    assert_eq!(browser.eval("return document.querySelectorAll('#vat-rows tr[data-vat]').length"), 0);
+
+    // Paste the demo's config into the launch form and launch it: the answer shows.
+    let paste = |config: &str| {
+        browser.eval(&format!(
+            "const t = document.getElementById('launch-config'); t.value = {}; \
+             t.dispatchEvent(new Event('input', {{bubbles: true}}));",
+            json!(config)
+        ));
+    };
+    paste(&serde_json::to_string_pretty(&absolute_demo_config()).expect("JSON"));
+    browser
+        .wait_for("return document.querySelectorAll('#launch-fields li[data-path]').length", |v| v.as_u64() > Some(5));
+    browser.click("#launch-button");
+    let subcluster =
+        browser.wait_for("return document.getElementById('launch-subcluster')?.textContent ?? null", |v| v.is_string());
+    let status = home.rpc("getStatus", json!([]))["result"].clone();
+    assert_eq!(status["subclusters"][0]["id"], subcluster, "{status}");
+    let root = browser.eval("return document.getElementById('launch-root').textContent");
+    assert_eq!(root, status["vatRoots"]["v1"], "the bootstrap vat's root");
+    let bootstrap = browser.eval("return document.getElementById('launch-bootstrap').textContent");
+    assert_eq!(
+        bootstrap, "Bob says hello to Alice; Bob says \"I received a promise kept\"; counter is at 3",
+        "decoded, as `ocap launch` prints it"
+    );
+    // The overview picks up the new vats.
+    browser.wait_for("return document.querySelectorAll('#vat-rows tr[data-vat]').length", |v| v == 3);
+    browser.eval("document.getElementById('launch').scrollIntoView()");
+    let shot = browser.screenshot("launch");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+
+    // A config with a field the kernel does not know: the daemon's error shows at that field.
+    let mut bad = absolute_demo_config();
+    bad["vats"]["bob"]["colour"] = json!("red");
+    paste(&serde_json::to_string_pretty(&bad).expect("JSON"));
+    browser.click("#launch-button");
+    let at = browser.wait_for(
+        "return document.getElementById('launch-field-error')?.closest('li[data-path]').dataset.path ?? null",
+        |v| v.is_string(),
+    );
+    assert_eq!(at, "vats.bob.colour");
+    let text = browser.eval("return document.getElementById('launch-field-error').textContent");
+    assert!(
+        text.as_str().is_some_and(|t| t.starts_with("vats.bob.colour (line ") && t.contains("unknown field")),
+        "{text}"
+    );
+    assert_eq!(browser.eval("return document.getElementById('launch-config').getAttribute('aria-invalid')"), "true");
+    assert_eq!(home.rpc("getStatus", json!([]))["result"]["subclusters"].as_array().map(Vec::len), Some(1));
+    let shot = browser.screenshot("launch-error");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+
+    // A file read with the file input fills the form; an error that names no field (not
+    // JSON) shows under the textarea.
+    let file = home.scratch().join("broken.json");
+    std::fs::write(&file, "{\"bootstrap\": ").expect("write the file");
+    let found = browser.cmd("POST", "/element", Some(json!({"using": "css selector", "value": "#launch-file"})));
+    let input =
+        found.as_object().and_then(|o| o.values().next()).and_then(Json::as_str).expect("the file input").to_owned();
+    browser.cmd("POST", &format!("/element/{input}/value"), Some(json!({"text": file.to_str().expect("utf-8 path")})));
+    browser.wait_for("return document.getElementById('launch-config').value", |v| v == "{\"bootstrap\": ");
+    browser.click("#launch-button");
+    let under = browser
+        .wait_for("const e = document.getElementById('launch-error'); return e.hidden ? null : e.textContent", |v| {
+            v.is_string()
+        });
+    assert!(under.as_str().is_some_and(|t| t.starts_with("The config is not JSON")), "{under}");
+    assert_eq!(browser.eval("return document.getElementById('launch-field-error')"), Json::Null);
+
+    // The capability graph: the demo's vats as nodes, their references as edges.
+    browser.click("nav a[href='#graph']");
+    assert_eq!(browser.eval("return location.hash"), "#graph");
+    browser.wait_for("return document.getElementById('page-graph').hidden", |v| v == false);
+    let nodes = browser
+        .wait_for("return [...document.querySelectorAll('#graph-svg g.node')].map(g => g.dataset.node)", |v| {
+            v.as_array().is_some_and(|a| ["v1", "v2", "v3"].iter().all(|id| a.contains(&json!(id))))
+        });
+    assert!(nodes.as_array().is_some_and(|a| a.contains(&json!("service:log"))), "services are nodes: {nodes}");
+    let edges = browser.eval(
+        "return [...document.querySelectorAll('#graph-svg g.edge')].map(g => [g.dataset.from, g.dataset.to, g.querySelector('title').textContent])",
+    );
+    // Alice (the bootstrap vat) holds bob's and the counter's roots.
+    let edges = edges.as_array().expect("edges").clone();
+    assert!(edges.iter().any(|e| e[0] == "v1" && e[1] == "v2"), "{edges:?}");
+    assert!(edges.iter().any(|e| e[0] == "v1" && e[1] == "v3"), "{edges:?}");
+    let table = browser.eval("return document.querySelectorAll('#graph-edge-rows tr[data-edge]').length");
+    assert_eq!(table, json!(edges.len()), "the table lists every edge");
+    let titles =
+        browser.eval("return [...document.querySelectorAll('#graph-svg g.node')].every(g => g.querySelector('title'))");
+    assert_eq!(titles, true);
+    // Selecting a node shows its exports and imports.
+    browser.click("#graph-svg g.node[data-node='v1']");
+    browser
+        .wait_for("return document.getElementById('graph-details-title')?.textContent ?? null", |v| v == "v1 (alice)");
+    let imports = browser
+        .eval("return [...document.querySelectorAll('#graph-details tr[data-import]')].map(tr => tr.dataset.import)");
+    assert!(imports.as_array().is_some_and(|a| a.len() >= 2), "{imports}");
+    let exports = browser
+        .eval("return [...document.querySelectorAll('#graph-details tr[data-export]')].map(tr => tr.dataset.export)");
+    assert_eq!(exports, json!([root]), "alice exports her root");
+    let shot = browser.screenshot("graph");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
 }

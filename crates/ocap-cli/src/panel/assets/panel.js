@@ -153,9 +153,178 @@ function renderSubclusters(status) {
   setRows($('subcluster-rows'), key, rows, 'No subclusters.');
 }
 
+// ---- Launch -----------------------------------------------------------------------------
+
+/** A config path's segments as the kernel writes them: `vats.alice.globals[1]`. */
+function pathOf(parent, key) {
+  if (typeof key === 'number') return `${parent}[${key}]`;
+  return parent ? `${parent}.${key}` : key;
+}
+
+/** The config's fields as a nested list, each item marked with its path. */
+function fieldTree(value, parent) {
+  const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+  return entries.map(([key, v]) => {
+    const path = pathOf(parent, key);
+    const name = typeof key === 'number' ? `[${key}]` : key;
+    const item = el('li', { 'data-path': path }, el('code', { class: 'key' }, name));
+    if (v !== null && typeof v === 'object') {
+      const children = fieldTree(v, path);
+      if (children.length) item.append(el('ul', {}, ...children));
+      else item.append(': ', el('code', {}, Array.isArray(v) ? '[]' : '{}'));
+    } else {
+      item.append(': ', el('code', { class: 'value' }, JSON.stringify(v)));
+    }
+    return item;
+  });
+}
+
+/** Shows the textarea's fields; the parsed config, or undefined if it is not JSON. */
+function renderLaunchFields() {
+  const list = $('launch-fields');
+  let config;
+  try {
+    config = JSON.parse($('launch-config').value);
+  } catch {
+    list.replaceChildren(el('li', { class: 'hint' }, 'Not JSON yet.'));
+    return undefined;
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    list.replaceChildren(el('li', { class: 'hint' }, 'Not a JSON object.'));
+  } else {
+    const items = fieldTree(config, '');
+    list.replaceChildren(...(items.length ? items : [el('li', { class: 'hint' }, 'No fields.')]));
+  }
+  return config;
+}
+
+/** Removes the errors shown at fields and under the textarea. */
+function clearLaunchErrors() {
+  for (const old of document.querySelectorAll('#launch-fields .field-error')) old.remove();
+  for (const old of document.querySelectorAll('#launch-fields [aria-invalid]')) old.removeAttribute('aria-invalid');
+  $('launch-error').hidden = true;
+  $('launch-error').textContent = '';
+  $('launch-config').removeAttribute('aria-invalid');
+}
+
+/** The line of the textarea where `path`'s last key is, found key by key; or null. */
+function lineOf(text, path) {
+  let at = 0;
+  for (const part of path.split(/\.|(?=\[)/)) {
+    if (part.startsWith('[')) continue;
+    const found = text.indexOf(JSON.stringify(part), at);
+    if (found < 0) return null;
+    at = found;
+  }
+  return text.slice(0, at).split('\n').length;
+}
+
+/**
+ * Shows a refused config's error: at the field the message names (`invalid cluster config at
+ * vats.alice.sourceSpec: …`), or its nearest shown parent; else under the textarea.
+ */
+function showLaunchError(message) {
+  const named = /invalid cluster config at (\S+?): (.*)$/s.exec(message);
+  $('launch-config').setAttribute('aria-invalid', 'true');
+  if (named && named[1] !== '(root)') {
+    const [, path, said] = named;
+    // Its line and column are in the JSON the daemon was sent, not in this text: ours instead.
+    const detail = said.replace(/ at line \d+ column \d+$/, '');
+    const parent = (p) => p.replace(/(\.[^.[\]]+|\[\d+\])$/, '');
+    let item = null;
+    for (let p = path; p && !item; p = parent(p) === p ? '' : parent(p)) {
+      item = document.querySelector(`#launch-fields li[data-path="${CSS.escape(p)}"]`);
+    }
+    if (item) {
+      const line = lineOf($('launch-config').value, path);
+      const where = line ? ` (line ${line})` : '';
+      item.setAttribute('aria-invalid', 'true');
+      const error = el('div', { class: 'field-error', id: 'launch-field-error', role: 'alert' },
+        el('strong', {}, `${path}${where}: `), detail);
+      // Right after the field's name and value, before its children.
+      const sub = item.querySelector(':scope > ul');
+      if (sub) item.insertBefore(error, sub); else item.append(error);
+      error.scrollIntoView({ block: 'nearest' });
+      $('launch-error').textContent = `The daemon refused the config at ${path}${where}: see the field.`;
+      $('launch-error').hidden = false;
+      return;
+    }
+  }
+  $('launch-error').textContent = message;
+  $('launch-error').hidden = false;
+}
+
+/** A launch's bootstrap result for people: CapData decoded, anything else as JSON. */
+function displayResult(value) {
+  if (value && typeof value === 'object' && typeof value.body === 'string') return displayCapData(value);
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+function setUpLaunch() {
+  const textarea = $('launch-config');
+  textarea.addEventListener('input', () => { clearLaunchErrors(); renderLaunchFields(); });
+  $('launch-file').addEventListener('change', () => {
+    const file = $('launch-file').files[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.addEventListener('load', () => {
+      textarea.value = String(reader.result);
+      clearLaunchErrors();
+      renderLaunchFields();
+    });
+    reader.addEventListener('error', () => {
+      clearLaunchErrors();
+      showLaunchError(`Cannot read ${file.name}: ${reader.error?.message ?? 'unknown error'}`);
+    });
+    reader.readAsText(file);
+  });
+  $('launch-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearLaunchErrors();
+    const out = $('launch-result');
+    out.className = 'outcome';
+    out.textContent = '';
+    let config;
+    try {
+      config = JSON.parse(textarea.value);
+    } catch (e) {
+      renderLaunchFields();
+      showLaunchError(`The config is not JSON: ${e.message}`);
+      textarea.focus();
+      return;
+    }
+    renderLaunchFields();
+    const button = $('launch-button');
+    button.disabled = true;
+    out.textContent = 'Launching…';
+    try {
+      const r = await call('launchSubcluster', { config });
+      out.replaceChildren(
+        el('strong', {}, 'Launched.'),
+        el('dl', { class: 'launched' },
+          el('dt', {}, 'Subcluster'), el('dd', {}, el('code', { id: 'launch-subcluster' }, r.subclusterId)),
+          el('dt', {}, 'Root kref'), el('dd', {}, el('code', { id: 'launch-root' }, r.rootKref)),
+          el('dt', {}, 'Bootstrap result'), el('dd', { class: 'value', id: 'launch-bootstrap' }, displayResult(r.bootstrapResult))),
+        el('details', {}, el('summary', {}, 'Answer'), el('code', { class: 'value' }, JSON.stringify(r))));
+    } catch (e) {
+      if (e.code === -32602) {
+        out.textContent = '';
+        showLaunchError(e.rpcMessage);
+      } else {
+        out.className = 'outcome failed';
+        out.textContent = `Launch failed: ${e.message}`;
+      }
+    } finally {
+      button.disabled = false;
+      refresh();
+    }
+  });
+  renderLaunchFields();
+}
+
 // ---- Pages ------------------------------------------------------------------------------
 
-const PAGES = ['overview', 'messages', 'objects', 'database'];
+const PAGES = ['overview', 'messages', 'objects', 'graph', 'database'];
 let currentPage = 'overview';
 
 /** Shows the page the URL hash names (the overview for anything else); `focus` on navigation. */
@@ -170,6 +339,7 @@ function showPage(focus) {
   const title = currentPage === 'overview' ? 'ocap kernel panel' : `${currentPage[0].toUpperCase()}${currentPage.slice(1)} · ocap kernel panel`;
   document.title = title;
   if (currentPage === 'objects') loadObjects();
+  if (currentPage === 'graph') loadGraph();
   if (focus) {
     // An action's outcome belongs to the page it was taken on.
     $('action-result').textContent = '';
@@ -473,6 +643,291 @@ function setUpObjects() {
   });
 }
 
+// ---- Graph ------------------------------------------------------------------------------
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An SVG element; children are elements or strings. */
+function svgEl(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+/** The last status the refresh read: the graph's vats, names and services come from it. */
+let lastStatus = null;
+let loadingGraph = false;
+let graphStale = false;
+let selectedNode = null;
+/** The graph last drawn: its nodes by id, for the details of a selected one. */
+let graphNodes = new Map();
+
+const GRAPH_EDGES_SQL = `SELECT c.endpoint AS importer, o.owner AS owner,
+  CASE WHEN o.owner = 'kernel' THEN c.kref END AS kref, count(*) AS n, sum(o.revoked) AS revoked
+  FROM clist c JOIN objects o ON c.kref = 'ko' || o.id
+  WHERE o.owner IS NULL OR c.endpoint <> o.owner
+  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`;
+const GRAPH_EXPORTS_SQL = `SELECT owner, CASE WHEN owner = 'kernel' THEN 'ko' || id END AS kref,
+  count(*) AS n, sum(revoked) AS revoked FROM objects GROUP BY 1, 2 ORDER BY 1, 2`;
+const GRAPH_ENDPOINTS_SQL = 'SELECT DISTINCT endpoint FROM clist ORDER BY endpoint';
+
+/** Sorts node ids: vats, remotes, services, the kernel, the ownerless; numbers by value. */
+function nodeOrder(a, b) {
+  const rank = (n) => ({ vat: 0, remote: 1, service: 2, kernel: 3, other: 4, ownerless: 5 })[n.kind];
+  const num = (n) => Number(/\d+$/.exec(n.id)?.[0] ?? 0);
+  return rank(a) - rank(b) || num(a) - num(b) || a.id.localeCompare(b.id);
+}
+
+/** The graph's model from getStatus and the three queries. */
+function graphModel(status, edgeRows, exportRows, endpointRows) {
+  const names = {};
+  for (const s of status.subclusters) for (const [name, id] of Object.entries(s.vats)) names[id] = name;
+  const services = {};
+  for (const s of status.services ?? []) services[s.kref] = s.name;
+  const nodes = new Map();
+  const node = (id) => {
+    if (!nodes.has(id)) {
+      let kind = 'other';
+      let label = id;
+      if (/^v\d+$/.test(id)) { kind = 'vat'; label = names[id] ? `${id} (${names[id]})` : id; }
+      else if (/^r\d+$/.test(id)) { kind = 'remote'; label = `${id} (remote)`; }
+      else if (id.startsWith('service:')) { kind = 'service'; label = `${id.slice(8)} (service)`; }
+      else if (id === 'kernel') { kind = 'kernel'; label = 'kernel'; }
+      else if (id === '(ownerless)') { kind = 'ownerless'; label = 'ownerless objects'; }
+      nodes.set(id, { id, kind, label, name: names[id] ?? '', exports: 0, revoked: 0, imports: 0 });
+    }
+    return nodes.get(id);
+  };
+  /** The node owning an object: its service, the kernel, a vat or remote, or none. */
+  const ownerNode = (owner, kref) => {
+    if (owner === null || owner === undefined) return '(ownerless)';
+    if (owner === 'kernel' && services[kref]) return `service:${services[kref]}`;
+    return owner;
+  };
+  for (const v of status.vats) node(v.id);
+  for (const s of status.services ?? []) node(`service:${s.name}`);
+  for (const r of endpointRows) node(r.endpoint);
+  for (const r of exportRows) {
+    const n = node(ownerNode(r.owner, r.kref));
+    n.exports += Number(r.n);
+    n.revoked += Number(r.revoked ?? 0);
+  }
+  const edges = new Map();
+  for (const r of edgeRows) {
+    const from = node(r.importer).id;
+    const to = node(ownerNode(r.owner, r.kref)).id;
+    const key = `${from}→${to}`;
+    const e = edges.get(key) ?? { from, to, n: 0, revoked: 0 };
+    e.n += Number(r.n);
+    e.revoked += Number(r.revoked ?? 0);
+    edges.set(key, e);
+    nodes.get(from).imports += Number(r.n);
+  }
+  return { nodes: [...nodes.values()].sort(nodeOrder), edges: [...edges.values()] };
+}
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function edgeTitle(e) {
+  const revoked = e.revoked ? `, ${e.revoked} revoked` : '';
+  return `${graphNodes.get(e.from).label} imports ${plural(e.n, 'object')} of ${graphNodes.get(e.to).label}${revoked}`;
+}
+
+function nodeTitle(n) {
+  const revoked = n.revoked ? ` (${n.revoked} revoked)` : '';
+  return `${n.label}: exports ${plural(n.exports, 'object')}${revoked}, imports ${plural(n.imports, 'object')}`;
+}
+
+/** Draws the model as SVG: nodes on a circle in a fixed order, edges as arrows bent to one side. */
+function drawGraph(model) {
+  const size = 640;
+  const centre = size / 2;
+  const r = 24;
+  const ring = model.nodes.length > 1 ? centre - 80 : 0;
+  const at = new Map();
+  model.nodes.forEach((n, i) => {
+    const angle = -Math.PI / 2 + (2 * Math.PI * i) / model.nodes.length;
+    at.set(n.id, { x: centre + ring * Math.cos(angle), y: centre + ring * Math.sin(angle), angle });
+  });
+  const svg = svgEl('svg', { viewBox: `0 0 ${size} ${size}`, id: 'graph-svg', role: 'group', 'aria-labelledby': 'graph-title', 'aria-describedby': 'graph-help' },
+    svgEl('defs', {},
+      svgEl('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+        svgEl('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))));
+  const round = (v) => Math.round(v * 10) / 10;
+  for (const e of model.edges) {
+    const a = at.get(e.from);
+    const b = at.get(e.to);
+    const dx = b.x - a.x;
+    const dy = b.y - a.y;
+    const len = Math.hypot(dx, dy) || 1;
+    // Bent to the right of its direction: a reference each way between two nodes is two arcs.
+    const c = { x: (a.x + b.x) / 2 - (dy / len) * 40, y: (a.y + b.y) / 2 + (dx / len) * 40 };
+    const toward = (p, q, d) => {
+      const l = Math.hypot(q.x - p.x, q.y - p.y) || 1;
+      return { x: p.x + ((q.x - p.x) / l) * d, y: p.y + ((q.y - p.y) / l) * d };
+    };
+    const s = toward(a, c, r + 2);
+    const t = toward(b, c, r + 3);
+    const mid = { x: 0.25 * s.x + 0.5 * c.x + 0.25 * t.x, y: 0.25 * s.y + 0.5 * c.y + 0.25 * t.y };
+    svg.append(svgEl('g', { class: e.revoked ? 'edge revoked' : 'edge', 'data-from': e.from, 'data-to': e.to },
+      svgEl('title', {}, edgeTitle(e)),
+      svgEl('path', { d: `M${round(s.x)},${round(s.y)} Q${round(c.x)},${round(c.y)} ${round(t.x)},${round(t.y)}`,
+        'stroke-width': round(1.5 + Math.log2(e.n)), 'marker-end': 'url(#arrow)' }),
+      svgEl('text', { x: round(mid.x), y: round(mid.y), 'text-anchor': 'middle', 'dominant-baseline': 'middle', class: 'count' }, e.n)));
+  }
+  for (const n of model.nodes) {
+    const p = at.get(n.id);
+    const short = n.kind === 'service' ? n.id.slice(8) : n.kind === 'ownerless' ? '∅' : n.id;
+    const outside = { x: p.x + Math.cos(p.angle) * (r + 16), y: p.y + Math.sin(p.angle) * (r + 16) };
+    const anchor = Math.abs(Math.cos(p.angle)) < 0.3 ? 'middle' : Math.cos(p.angle) > 0 ? 'start' : 'end';
+    const classes = ['node', `kind-${n.kind}`];
+    if (n.revoked) classes.push('has-revoked');
+    if (n.id === selectedNode) classes.push('selected');
+    const g = svgEl('g', { class: classes.join(' '), 'data-node': n.id, tabindex: 0, role: 'button',
+      'aria-label': nodeTitle(n), 'aria-pressed': n.id === selectedNode ? 'true' : 'false' },
+      svgEl('title', {}, nodeTitle(n)),
+      svgEl('circle', { cx: round(p.x), cy: round(p.y), r }),
+      svgEl('text', { x: round(p.x), y: round(p.y), 'text-anchor': 'middle', 'dominant-baseline': 'central', class: 'id' }, short.length > 8 ? `${short.slice(0, 7)}…` : short));
+    if (n.name) g.append(svgEl('text', { x: round(outside.x), y: round(outside.y), 'text-anchor': anchor, 'dominant-baseline': 'central', class: 'name' }, n.name));
+    const choose = () => selectNode(n.id);
+    g.addEventListener('click', choose);
+    g.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        choose();
+      }
+    });
+    svg.append(g);
+  }
+  return svg;
+}
+
+/** Marks the selected node in the drawing (without redrawing it) and shows its details. */
+function selectNode(id) {
+  selectedNode = id;
+  for (const g of document.querySelectorAll('#graph-svg g.node')) {
+    const on = g.dataset.node === id;
+    g.classList.toggle('selected', on);
+    g.setAttribute('aria-pressed', on ? 'true' : 'false');
+  }
+  loadNodeDetails();
+}
+
+/** The SQL condition for the objects a node exports. */
+function exportCondition(n) {
+  const services = (lastStatus?.services ?? []).map((s) => sqlText(s.kref)).join(', ') || "''";
+  switch (n.kind) {
+    case 'service': {
+      const kref = (lastStatus?.services ?? []).find((s) => `service:${s.name}` === n.id)?.kref ?? '';
+      return `'ko' || o.id = ${sqlText(kref)}`;
+    }
+    case 'kernel': return `o.owner = 'kernel' AND 'ko' || o.id NOT IN (${services})`;
+    case 'ownerless': return 'o.owner IS NULL';
+    default: return `o.owner = ${sqlText(n.id)}`;
+  }
+}
+
+function detailsTable(caption, columns, rows, truncated) {
+  return el('div', {},
+    el('h4', {}, caption),
+    truncated ? el('p', { class: 'notice' }, 'Truncated at the daemon\'s row limit.') : '',
+    rows.length
+      ? el('table', {}, el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col' }, c)))),
+        el('tbody', {}, ...rows))
+      : el('p', { class: 'hint' }, 'None.'));
+}
+
+async function loadNodeDetails() {
+  const box = $('graph-details');
+  const n = graphNodes.get(selectedNode);
+  if (!n) {
+    box.replaceChildren(el('p', { class: 'hint' }, 'Select a node.'));
+    return;
+  }
+  const id = n.id;
+  try {
+    const exportsSql = `SELECT 'ko' || o.id AS kref, o.revoked AS revoked,
+      (SELECT group_concat(c.endpoint, ', ') FROM clist c WHERE c.kref = 'ko' || o.id AND c.endpoint IS NOT o.owner) AS importers
+      FROM objects o WHERE ${exportCondition(n)} ORDER BY o.id LIMIT 500`;
+    const importsSql = `SELECT c.kref AS kref, c.eref AS eref, o.owner AS owner, o.revoked AS revoked
+      FROM clist c JOIN objects o ON c.kref = 'ko' || o.id
+      WHERE c.endpoint = ${sqlText(id)} AND (o.owner IS NULL OR o.owner <> ${sqlText(id)}) ORDER BY o.id LIMIT 500`;
+    const endpoint = n.kind === 'vat' || n.kind === 'remote' || n.kind === 'other';
+    const [exp, imp] = await Promise.all([
+      call('executeDBQuery', { sql: exportsSql }).then(queryRows),
+      endpoint ? call('executeDBQuery', { sql: importsSql }).then(queryRows) : Promise.resolve({ rows: [] }),
+    ]);
+    if (selectedNode !== id) return;
+    const services = {};
+    for (const s of lastStatus?.services ?? []) services[s.kref] = s.name;
+    const ownerLabel = (owner, kref) => {
+      if (owner === null) return 'none (ownerless)';
+      if (owner === 'kernel' && services[kref]) return `${services[kref]} (service)`;
+      return graphNodes.get(owner)?.label ?? owner;
+    };
+    const revoked = (v) => (v === '1' ? 'yes' : 'no');
+    box.replaceChildren(
+      el('h3', { id: 'graph-details-title' }, n.label),
+      detailsTable(`Exports (${exp.rows.length})`, ['Kref', 'Imported by', 'Revoked'],
+        exp.rows.map((r) => el('tr', { 'data-export': r.kref, class: r.revoked === '1' ? 'revoked' : '' },
+          el('td', {}, el('code', {}, r.kref)), el('td', {}, r.importers ?? '—'), el('td', {}, revoked(r.revoked)))),
+        exp.truncated),
+      endpoint
+        ? detailsTable(`Imports (${imp.rows.length})`, ['Kref', 'Eref', 'Owner', 'Revoked'],
+          imp.rows.map((r) => el('tr', { 'data-import': r.kref, class: r.revoked === '1' ? 'revoked' : '' },
+            el('td', {}, el('code', {}, r.kref)), el('td', {}, el('code', {}, r.eref)),
+            el('td', {}, ownerLabel(r.owner, r.kref)), el('td', {}, revoked(r.revoked)))),
+          imp.truncated)
+        : el('p', { class: 'hint' }, 'Not an endpoint: it has no c-list of its own.'));
+  } catch (e) {
+    if (selectedNode !== id) return;
+    box.replaceChildren(el('p', { class: 'failed' }, `Cannot read ${n.label}: ${e.message}`));
+  }
+}
+
+/** Reads the graph and redraws it if it changed (the refresh calls it while the page shows). */
+async function loadGraph() {
+  if (!lastStatus) return;
+  if (loadingGraph) {
+    graphStale = true;
+    return;
+  }
+  loadingGraph = true;
+  graphStale = false;
+  const box = $('graph-error');
+  try {
+    const q = (sql) => call('executeDBQuery', { sql }).then(queryRows);
+    const [edges, exported, endpoints] = await Promise.all([q(GRAPH_EDGES_SQL), q(GRAPH_EXPORTS_SQL), q(GRAPH_ENDPOINTS_SQL)]);
+    const model = graphModel(lastStatus, edges.rows, exported.rows, endpoints.rows);
+    const truncated = edges.truncated || exported.truncated || endpoints.truncated;
+    const key = JSON.stringify([model, truncated]);
+    box.hidden = true;
+    const drawing = $('graph-box');
+    if (drawing.dataset.key === key) return;
+    drawing.dataset.key = key;
+    graphNodes = new Map(model.nodes.map((n) => [n.id, n]));
+    drawing.replaceChildren(drawGraph(model));
+    const ownerless = graphNodes.get('(ownerless)')?.exports ?? 0;
+    const revoked = model.nodes.reduce((sum, n) => sum + n.revoked, 0);
+    $('graph-summary').replaceChildren(
+      `${plural(model.nodes.length, 'node')}, ${plural(model.edges.length, 'edge')}; ${plural(revoked, 'revoked object')}, ${plural(ownerless, 'ownerless object')}.`,
+      truncated ? el('span', { class: 'notice' }, ' Truncated at the daemon\'s row limit: the graph is incomplete.') : '');
+    setRows($('graph-edge-rows'), key, model.edges.map((e) => el('tr', { 'data-edge': `${e.from} ${e.to}`, class: e.revoked ? 'revoked' : '' },
+      el('td', {}, graphNodes.get(e.from).label), el('td', {}, graphNodes.get(e.to).label),
+      el('td', {}, e.n), el('td', {}, e.revoked))), 'No references between endpoints.');
+    setRows($('graph-node-rows'), key, model.nodes.map((n) => el('tr', { 'data-node': n.id },
+      el('td', {}, n.label), el('td', {}, n.kind), el('td', {}, n.exports), el('td', {}, n.revoked), el('td', {}, n.imports))), 'No nodes.');
+    if (selectedNode) loadNodeDetails();
+  } catch (e) {
+    box.textContent = `Cannot read the graph: ${e.message}`;
+    box.hidden = false;
+  } finally {
+    loadingGraph = false;
+    if (graphStale) loadGraph();
+  }
+}
+
 let refreshing = false;
 
 async function refresh() {
@@ -480,11 +935,13 @@ async function refresh() {
   refreshing = true;
   try {
     const status = await call('getStatus');
+    lastStatus = status;
     renderOverview(status);
     renderVats(status);
     renderSubclusters(status);
     renderRootKrefs(status);
     if (currentPage === 'objects') loadObjects();
+    if (currentPage === 'graph') loadGraph();
     $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
     clearError();
   } catch (e) {
@@ -498,6 +955,7 @@ async function refresh() {
 setUpMessages();
 setUpDatabase();
 setUpObjects();
+setUpLaunch();
 window.addEventListener('hashchange', () => showPage(true));
 showPage(false);
 refresh();
