@@ -14,7 +14,8 @@ pub fn resolve_specs(config: &mut Json, base: &Path) {
     if let Some(channels) = config.get_mut("io").and_then(Json::as_object_mut) {
         for channel in channels.values_mut() {
             if let Some(Json::String(path)) = channel.get_mut("path") {
-                if Path::new(path.as_str()).is_relative() {
+                // An empty path stays empty, for the validator to refuse by name.
+                if !path.is_empty() && Path::new(path.as_str()).is_relative() {
                     *path = base.join(path.as_str()).display().to_string();
                 }
             }
@@ -28,7 +29,7 @@ pub fn resolve_specs(config: &mut Json, base: &Path) {
                     // A URL of any scheme (`file:`, `http:`, `data:`) is left as it is: the
                     // launcher reads `file:` URLs and says the others are not supported.
                     let plain_path = !spec.starts_with("file:") && ocap_vat::spec_to_path(spec).is_some();
-                    if plain_path && Path::new(spec.as_str()).is_relative() {
+                    if plain_path && !spec.is_empty() && Path::new(spec.as_str()).is_relative() {
                         *spec = base.join(spec.as_str()).display().to_string();
                     }
                 }
@@ -40,6 +41,21 @@ pub fn resolve_specs(config: &mut Json, base: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An empty spec is not made `<base>/`: the config validator must see it and say
+    /// `vats.a.sourceSpec: must not be empty` (found through the panel's launch form).
+    #[test]
+    fn empty_specs_stay_empty_for_the_validator() {
+        let mut config = serde_json::json!({"vats": {"a": {"sourceSpec": ""}}, "io": {"c": {"path": ""}}});
+        resolve_specs(&mut config, Path::new("/tmp"));
+        assert_eq!(config["vats"]["a"]["sourceSpec"], "");
+        assert_eq!(config["io"]["c"]["path"], "");
+        let e = ocap_kernel::config::ClusterConfig::from_value(
+            serde_json::json!({"bootstrap": "a", "vats": {"a": {"sourceSpec": ""}}}),
+        )
+        .expect_err("refused");
+        assert!(e.to_string().contains("vats.a.sourceSpec"), "{e}");
+    }
 
     #[test]
     fn relative_specs_become_absolute() {
