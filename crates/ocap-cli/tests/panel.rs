@@ -3,8 +3,9 @@
 //! without the custom header on a POST), `/api/call` answering what the socket answers, the
 //! embedded assets, loopback-only binding; and, where Debian's chromium and chromedriver are
 //! installed, the page itself in a headless browser: the overview and its actions, and the
-//! Messages, Database and Objects pages, the launch form (a launch, a refused field, a file)
-//! and the capability graph (a screenshot of each under the cargo target's tmp).
+//! Messages, Database, Objects and Trace pages, the launch form (a launch, a refused field, a
+//! file) and the capability graph (a screenshot of each under the cargo target's tmp); and
+//! `/api/trace`, the crank trace's event stream.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -181,6 +182,84 @@ fn the_printed_url_opens_the_panel_and_nothing_else_does() {
     assert_eq!(panel.call("pingVat", json!({"id": "v3"})), json!({"result": "pong"}));
     let sent = panel.call("queueMessage", json!([counter, "increment", []]));
     assert!(sent["result"]["body"].as_str().is_some_and(|b| b.contains('4')), "{sent}");
+}
+
+/// Server-Sent Events read off a response: `(event, data)`, one at a time.
+struct Events {
+    lines: std::io::Lines<std::io::BufReader<Box<dyn std::io::Read + Send + Sync>>>,
+}
+
+impl Events {
+    fn new(resp: ureq::Response) -> Events {
+        use std::io::BufRead;
+        Events { lines: std::io::BufReader::new(resp.into_reader()).lines() }
+    }
+
+    /// The next event with a name (comments, such as keep-alives, are skipped).
+    fn next(&mut self) -> (String, String) {
+        let (mut event, mut data) = (String::new(), String::new());
+        for line in self.lines.by_ref() {
+            let line = line.expect("the event stream");
+            if line.is_empty() {
+                if !event.is_empty() {
+                    return (event, data);
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim_start().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            }
+        }
+        panic!("the event stream ended");
+    }
+}
+
+#[test]
+fn api_trace_streams_cranks_to_an_authorized_client_only() {
+    let home = Home::new();
+    home.ok_json(&["launch", demo().to_str().expect("utf-8 path")]);
+    let url = home.ok(&["panel"]).trim().to_owned();
+    let (base, token) = split_url(&url);
+    let counter = home.rpc("getStatus", json!([]))["result"]["vatRoots"]["v3"].as_str().expect("a root").to_owned();
+
+    // Without the cookie or the token: 401, as everywhere.
+    let (status, resp) = send(agent().get(&format!("{base}/api/trace")), None);
+    assert_eq!(status, 401);
+    assert!(resp.header("Content-Type").is_some_and(|t| t.starts_with("text/plain")));
+    let wrong = agent().get(&format!("{base}/api/trace")).set("Authorization", &format!("Bearer {}", "0".repeat(64)));
+    assert_eq!(send(wrong, None).0, 401);
+
+    // With the bearer token: an event stream, which says hello once subscribed…
+    let req = agent().get(&format!("{base}/api/trace")).set("Authorization", &format!("Bearer {token}"));
+    let (status, resp) = send(req, None);
+    assert_eq!(status, 200);
+    assert_eq!(resp.header("Content-Type"), Some("text/event-stream"));
+    assert_eq!(resp.header("Cache-Control"), Some("no-store"));
+    let mut events = Events::new(resp);
+    assert_eq!(events.next().0, "hello");
+
+    // …then shows the crank of a message `ocap send` queues: to the counter's vat, which
+    // resolves the result and commits.
+    home.ok(&["send", &counter, "increment"]);
+    let crank = loop {
+        let (event, data) = events.next();
+        assert_ne!(event, "lagged", "{data}");
+        if event != "crank" {
+            continue;
+        }
+        let crank: Json = serde_json::from_str(&data).expect("a crank as JSON");
+        if crank["work"]["kind"] == "send" && crank["work"]["method"] == "increment" {
+            break crank;
+        }
+    };
+    assert_eq!(crank["work"]["target"], counter.as_str(), "{crank}");
+    assert_eq!(crank["endpoint"], "v3", "{crank}");
+    assert_eq!(crank["outcome"]["kind"], "commit", "{crank}");
+    assert!(crank["crank"].as_u64().is_some_and(|n| n > 0) && crank["durationUs"].is_u64(), "{crank}");
+    let syscalls = crank["syscalls"].as_array().expect("syscalls");
+    assert!(syscalls.iter().any(|s| s["name"] == "resolve"), "{crank}");
 }
 
 /// A daemon's listening TCP sockets on `port`, as `/proc/net/tcp{,6}` lists them: local
@@ -393,6 +472,14 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
     browser.wait_for("return document.getElementById('action-result').textContent", |v| v == "Restart v3: done");
     assert_eq!(home.rpc("pingVat", json!({"id": "v3"}))["result"], "pong");
 
+    // Trace: opening the page starts the live stream, which goes on while other pages show.
+    browser.click("nav a[href='#trace']");
+    assert_eq!(browser.eval("return location.hash"), "#trace");
+    browser.wait_for("return document.getElementById('page-trace').hidden", |v| v == false);
+    browser.wait_for("return document.getElementById('trace-status').textContent", |v| {
+        v.as_str().is_some_and(|t| t.starts_with("Live."))
+    });
+
     // Messages: `increment` to the counter's root, twice; the results count up; a method the
     // object lacks shows its rejection; every call is in the history.
     let counter = home.rpc("getStatus", json!([]))["result"]["vatRoots"]["v3"].as_str().expect("a root").to_owned();
@@ -434,6 +521,55 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
     assert!(history[2].as_str().is_some_and(|t| t.ends_with(&format!("→ {first}"))), "{history}");
     let shot = browser.screenshot("messages");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+
+    // Back on the Trace page, the sends' cranks are there: delivered to the counter's vat,
+    // its `resolve`, committed.
+    browser.click("nav a[href='#trace']");
+    browser.wait_for("return document.getElementById('page-trace').hidden", |v| v == false);
+    let increments = format!(
+        "return [...document.querySelectorAll('#trace-rows tr[data-crank]')] \
+           .filter(tr => tr.cells[1].textContent.startsWith({})) \
+           .map(tr => [tr.dataset.endpoint, tr.dataset.outcome, tr.cells[3].textContent])",
+        json!(format!("send {counter}.increment()"))
+    );
+    let rows = browser.wait_for(&increments, |v| v.as_array().is_some_and(|a| a.len() == 2));
+    for row in rows.as_array().expect("rows") {
+        assert_eq!((&row[0], &row[1]), (&json!("v3"), &json!("commit")), "{rows}");
+        assert!(row[2].as_str().is_some_and(|t| t.contains("resolve")), "{rows}");
+    }
+    let head = browser.eval("return [...document.querySelectorAll('#trace-table thead th')].map(th => th.textContent)");
+    assert_eq!(head, json!(["Crank", "Work", "Endpoint", "Syscalls", "Outcome", "µs"]));
+    // The filter keeps one endpoint's cranks.
+    let filter = |endpoint: &str| {
+        browser.eval(&format!(
+            "const s = document.getElementById('trace-endpoint'); s.value = {}; \
+             s.dispatchEvent(new Event('change', {{bubbles: true}}));",
+            json!(endpoint)
+        ));
+    };
+    let endpoints =
+        "return [...document.querySelectorAll('#trace-rows tr[data-crank]')].map(tr => tr.dataset.endpoint)";
+    browser.wait_for("return [...document.getElementById('trace-endpoint').options].map(o => o.value)", |v| {
+        v.as_array().is_some_and(|a| ["", "v1", "v2", "v3"].iter().all(|e| a.contains(&json!(e))))
+    });
+    filter("v3");
+    let only = browser.eval(endpoints);
+    assert!(only.as_array().is_some_and(|a| a.len() >= 3 && a.iter().all(|e| e == "v3")), "{only}");
+    // Paused, the table stands still while cranks arrive; resumed, they show.
+    browser.click("#trace-pause");
+    assert_eq!(browser.eval("return document.getElementById('trace-pause').getAttribute('aria-pressed')"), "true");
+    let before = browser.eval("return document.querySelectorAll('#trace-rows tr[data-crank]').length");
+    home.ok(&["send", &counter, "increment"]);
+    browser.wait_for("return document.getElementById('trace-status').textContent", |v| {
+        v.as_str().is_some_and(|t| t.starts_with("Paused: ") && !t.starts_with("Paused: 0 "))
+    });
+    assert_eq!(browser.eval("return document.querySelectorAll('#trace-rows tr[data-crank]').length"), before);
+    browser.click("#trace-pause");
+    assert_eq!(browser.eval("return document.getElementById('trace-pause').getAttribute('aria-pressed')"), "false");
+    browser.wait_for(&increments, |v| v.as_array().is_some_and(|a| a.len() == 3));
+    let shot = browser.screenshot("trace");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
+    filter("");
 
     // Database: a query's rows as a table.
     browser.click("nav a[href='#database']");

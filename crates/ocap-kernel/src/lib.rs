@@ -16,6 +16,7 @@ pub mod testing;
 pub use ocap_abi::{capdata, config, json_text, refs, vat};
 
 pub use crate::core::io;
+pub use crate::core::{CrankTrace, TracedOutcome, TracedSyscall, TracedWork, MAX_TRACED_SYSCALLS, TRACE_CAPACITY};
 pub use crate::core::{
     HostResult, KernelCore, KernelError, KernelOptions, KernelService, LaunchedVat, ServiceInfo, ServiceReply,
     SubclusterLaunch, VatCodeLoader, VatLauncher, VatSpec,

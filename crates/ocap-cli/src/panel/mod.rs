@@ -4,9 +4,11 @@
 //!
 //! It is another door to the same method table, not a second API: the page calls
 //! `POST /api/call` with `{method, params}`, which runs `daemon::methods::call` exactly as
-//! the Unix socket does (`api.rs`). Access needs the secret token the daemon prints
-//! (`auth.rs`, as Jupyter does); the page's files are compiled into the binary
-//! (`assets.rs`), so nothing is fetched from anywhere else and no Node runs.
+//! the Unix socket does (`api.rs`). The one other route is read-only: `GET /api/trace`,
+//! the kernel's crank traces as Server-Sent Events (`trace.rs`), for the Trace page.
+//! Access needs the secret token the daemon prints (`auth.rs`, as Jupyter does); the page's
+//! files are compiled into the binary (`assets.rs`), so nothing is fetched from anywhere
+//! else and no Node runs.
 //!
 //! The panel sits above the daemon (it calls the method table), so the daemon does not
 //! import it: `ocap daemon serve` hands the daemon `starter()`, which it calls on
@@ -15,6 +17,7 @@
 mod api;
 mod assets;
 mod auth;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,12 +59,14 @@ pub fn starter() -> PanelStarter {
     Arc::new(|state, addr| Box::pin(async move { Ok(start(state, addr).await?) }))
 }
 
-/// The router: the page's files and `/api/call`, every route behind `auth::guard`.
+/// The router: the page's files, `/api/call` and the crank trace's event stream
+/// (`/api/trace`), every route behind `auth::guard`.
 fn router(state: Arc<DaemonState>, token: Arc<Token>) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::file))
         .route("/api/call", post(api::call).layer(api::body_limit()))
+        .route("/api/trace", get(trace::stream))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(token, auth::guard))
 }

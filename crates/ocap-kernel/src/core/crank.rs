@@ -8,7 +8,7 @@
 //! forever.
 
 use super::unit::Outcome;
-use super::{KernelCore, KernelError};
+use super::{KernelCore, KernelError, TracedOutcome, TracedWork};
 use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, VatId};
 use crate::smallcaps;
@@ -28,7 +28,10 @@ impl KernelCore {
     pub fn step(&mut self) -> Result<bool, KernelError> {
         self.poll_service_replies();
         if let Some((kpid, result)) = self.pending_replies.pop_front() {
-            self.unit(|k| k.resolve_from_service(kpid, result))?;
+            self.trace_begin(|| TracedWork::ServiceReply { kpid });
+            let done = self.unit(|k| k.resolve_from_service(kpid, result));
+            self.trace_end(Some(Self::traced_result(&done)));
+            done?;
             self.after_crank()?;
             return Ok(true);
         }
@@ -57,15 +60,25 @@ impl KernelCore {
             }
         };
         self.crank_count += 1;
+        self.trace_begin(|| Self::traced_work(&work));
         let outcome = self.process_work(&work);
-        self.finish_unit(
+        let traced = self.trace.is_some().then(|| TracedOutcome::of(&outcome));
+        let finished = self.finish_unit(
             outcome,
             |k, endpoint, info| k.reject_aborted_send(&work, endpoint, info),
             |k, e| {
                 tracing::error!("crank {} failed, discarding {:?}: {e}", k.crank_count, work);
+                if let Some(t) = &mut k.trace {
+                    t.fail(&e);
+                }
                 k.unit(|k| k.discard_work(&work, &e))
             },
-        )?;
+        );
+        if let (Err(e), Some(t)) = (&finished, &mut self.trace) {
+            t.fail(e);
+        }
+        self.trace_end(traced);
+        finished?;
         self.after_crank()?;
         if self.opts.check_invariants_every_crank {
             if let Err(violations) = crate::store::invariants::check(&self.store) {
@@ -107,6 +120,24 @@ impl KernelCore {
             return Ok(self.store.pop_run()?.map(Work::Run));
         }
         Ok(None)
+    }
+
+    /// A unit of work as its trace shows it.
+    fn traced_work(work: &Work) -> TracedWork {
+        match work {
+            Work::Gc(action) => TracedWork::gc(action.kind, action.endpoint, &action.krefs),
+            Work::Cleanup(ep) => TracedWork::Cleanup { endpoint: *ep },
+            Work::Reap(vat) => TracedWork::Reap { vat: *vat },
+            Work::Run(item) => TracedWork::of_run(item),
+        }
+    }
+
+    /// The traced outcome of a unit run by `unit` (a commit, or its error).
+    fn traced_result<T>(done: &Result<T, KernelError>) -> TracedOutcome {
+        match done {
+            Ok(_) => TracedOutcome::Commit,
+            Err(e) => TracedOutcome::Error { message: e.to_string() },
+        }
     }
 
     fn process_work(&mut self, work: &Work) -> Result<Outcome, KernelError> {
@@ -180,8 +211,15 @@ impl KernelCore {
             return Ok(());
         }
         self.open_unit()?;
+        self.trace_begin(|| TracedWork::AsyncSyscalls { endpoint, count: calls.len() });
         let outcome = self.run_syscalls(endpoint, calls);
-        self.finish_unit(outcome, |_, _, _| Ok(()), |_, e| Err(e))?;
+        let traced = self.trace.is_some().then(|| TracedOutcome::of(&outcome));
+        let finished = self.finish_unit(outcome, |_, _, _| Ok(()), |_, e| Err(e));
+        if let (Err(e), Some(t)) = (&finished, &mut self.trace) {
+            t.fail(e);
+        }
+        self.trace_end(traced);
+        finished?;
         self.after_crank()
     }
 }

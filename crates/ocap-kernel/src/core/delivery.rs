@@ -100,6 +100,9 @@ impl KernelCore {
         delivery: VatDelivery,
         counts_for_reap: bool,
     ) -> Result<Outcome, KernelError> {
+        if let Some(t) = &mut self.trace {
+            t.endpoint = Some(ep);
+        }
         if let EndpointId::Remote(r) = ep {
             if self.is_peer(r) {
                 return self.send_to_peer(r, delivery);

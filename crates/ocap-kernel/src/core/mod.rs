@@ -19,7 +19,9 @@
 //! - `terminate.rs`: endpoint termination and the bounded c-list cleanup;
 //! - vat-only parts: `vats.rs` (vat records, vatstore, attach), `incarnation.rs` (a vat's
 //!   restart), `subclusters.rs`, `system.rs`; kernel services: `services.rs`, `io/`;
-//!   host calls: `host.rs`.
+//!   host calls: `host.rs`;
+//! - `trace.rs`: `CrankTrace`, what each crank did, for subscribers (only built when someone
+//!   listens).
 
 mod crank;
 mod delivery;
@@ -40,6 +42,7 @@ mod subclusters;
 mod syscalls;
 mod system;
 mod terminate;
+mod trace;
 mod translate;
 mod unit;
 mod vats;
@@ -52,6 +55,7 @@ pub use peers::{PeerStatus, RedeemReply, RemoteOptions};
 pub use services::{KernelService, ServiceInfo, ServiceReply, Waker};
 pub use subclusters::SubclusterLaunch;
 pub use system::{SystemBootReport, SystemSubclusterConfig};
+pub use trace::{CrankTrace, TracedOutcome, TracedSyscall, TracedWork, MAX_TRACED_SYSCALLS, TRACE_CAPACITY};
 pub use vats::VatSpec;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -119,6 +123,10 @@ pub struct KernelCore {
     pub(crate) crank_count: u64,
     /// Remote comms: the transport, the peers' timers, URL redemptions in flight (`peers.rs`).
     pub(crate) comms: peers::Comms,
+    /// Where crank traces go (`trace.rs`); checked once per unit.
+    pub(crate) tracer: Option<tokio::sync::broadcast::Sender<CrankTrace>>,
+    /// The trace of the unit in progress, when someone listens.
+    pub(crate) trace: Option<Box<trace::TraceInProgress>>,
 }
 
 impl KernelCore {
@@ -145,6 +153,8 @@ impl KernelCore {
             cranks_since_commit: 0,
             crank_count: 0,
             comms: peers::Comms::default(),
+            tracer: None,
+            trace: None,
         };
         core.unit(|k| {
             for kpid in k.store.host_watched_promises()? {
@@ -172,5 +182,33 @@ impl KernelCore {
     /// Number of cranks run so far in this process.
     pub fn crank_count(&self) -> u64 {
         self.crank_count
+    }
+
+    /// Sends a `CrankTrace` of every unit of work to `tracer` while it has subscribers (none:
+    /// stop tracing). The threaded `Kernel` sets one at start-up (`Kernel::trace_subscribe`).
+    pub fn set_tracer(&mut self, tracer: Option<tokio::sync::broadcast::Sender<CrankTrace>>) {
+        self.tracer = tracer;
+    }
+
+    /// A new subscriber to the crank traces, making the channel (`TRACE_CAPACITY`) on first use.
+    pub fn trace_subscribe(&mut self) -> tokio::sync::broadcast::Receiver<CrankTrace> {
+        self.tracer.get_or_insert_with(|| tokio::sync::broadcast::channel(TRACE_CAPACITY).0).subscribe()
+    }
+
+    /// Starts the trace of a unit of work, if someone listens; `work` is only called then.
+    pub(crate) fn trace_begin(&mut self, work: impl FnOnce() -> TracedWork) {
+        if trace::listening(&self.tracer) {
+            self.trace = Some(trace::TraceInProgress::new(self.crank_count, work()));
+        }
+    }
+
+    /// Sends the trace of the unit that just finished (if one was started). A subscriber that
+    /// lags loses old traces; the send never blocks.
+    pub(crate) fn trace_end(&mut self, outcome: Option<TracedOutcome>) {
+        if let (Some(t), Some(outcome)) = (self.trace.take(), outcome) {
+            if let Some(tx) = &self.tracer {
+                let _ = tx.send(t.finish(outcome));
+            }
+        }
     }
 }

@@ -83,11 +83,21 @@ impl SyscallHandler for SyscallCtx<'_> {
         }
         self.count += 1;
         let name = call.name();
+        // Only when someone watches the cranks (`trace.rs`).
+        let summary = self.core.trace.is_some().then(|| super::trace::summarize(&call));
         let outcome = if self.count > self.core.opts.max_syscalls_per_delivery {
             illegal(format!("more than {} syscalls in one delivery", self.core.opts.max_syscalls_per_delivery))
         } else {
             self.dispatch(call)
         };
+        if let (Some(summary), Some(t)) = (summary, &mut self.core.trace) {
+            let error = match &outcome {
+                Ok(_) => None,
+                Err(SyscallError::Illegal(why)) => Some(why.clone()),
+                Err(SyscallError::Internal(e)) => Some(e.to_string()),
+            };
+            t.syscall(name, summary, error);
+        }
         match outcome {
             Ok(r) => r,
             Err(SyscallError::Illegal(why)) => {

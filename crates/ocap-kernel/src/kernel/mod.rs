@@ -35,8 +35,8 @@ use tokio::sync::oneshot;
 
 use crate::capdata::CapData;
 use crate::core::{
-    HostResult, KernelCore, KernelError, KernelOptions, KernelService, SystemBootReport, SystemSubclusterConfig,
-    VatLauncher,
+    CrankTrace, HostResult, KernelCore, KernelError, KernelOptions, KernelService, SystemBootReport,
+    SystemSubclusterConfig, VatLauncher,
 };
 use crate::refs::{KRef, VatId};
 use crate::smallcaps::Value;
@@ -118,6 +118,9 @@ pub struct Kernel {
     state: Arc<AtomicU8>,
     /// Reads and bundles vat code off the run loop before a launch or restart.
     code_loader: Option<Arc<dyn crate::VatCodeLoader>>,
+    /// The crank traces' channel; the run loop's `KernelCore` holds the only strong sender,
+    /// so subscribers see the channel close when the loop ends.
+    tracer: tokio::sync::broadcast::WeakSender<CrankTrace>,
 }
 
 fn stopped() -> KernelError {
@@ -151,6 +154,9 @@ impl Kernel {
             });
         });
         let mut core = KernelCore::new(store, config.options)?;
+        let (trace_tx, _) = tokio::sync::broadcast::channel(crate::core::TRACE_CAPACITY);
+        let tracer = trace_tx.downgrade();
+        core.set_tracer(Some(trace_tx));
         let waker = handle.clone();
         core.set_waker(Arc::new(move || waker.wake()));
         // The kernel facet exists from the start: queued messages may target it (§1.1).
@@ -219,6 +225,7 @@ impl Kernel {
             io_failures,
             state: kernel_state,
             code_loader,
+            tracer,
         })
     }
 
@@ -255,6 +262,18 @@ impl Kernel {
         })
         .await?;
         orx.await.map_err(|_| stopped())
+    }
+
+    /// A live feed of crank traces (`CrankTrace`: the work, the endpoint, its syscalls, the
+    /// outcome, the duration), from the next crank on. Traces are only made while someone is
+    /// subscribed; a subscriber more than `TRACE_CAPACITY` traces behind loses the oldest
+    /// (`RecvError::Lagged`) and never slows the run loop. Once the kernel has stopped, the
+    /// receiver is closed.
+    pub fn trace_subscribe(&self) -> tokio::sync::broadcast::Receiver<CrankTrace> {
+        match self.tracer.upgrade() {
+            Some(tx) => tx.subscribe(),
+            None => tokio::sync::broadcast::channel(1).1,
+        }
     }
 
     /// Stops the run loop after the current crank, commits, and shuts every worker down.

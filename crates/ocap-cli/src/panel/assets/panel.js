@@ -324,7 +324,7 @@ function setUpLaunch() {
 
 // ---- Pages ------------------------------------------------------------------------------
 
-const PAGES = ['overview', 'messages', 'objects', 'graph', 'database'];
+const PAGES = ['overview', 'messages', 'objects', 'graph', 'database', 'trace'];
 let currentPage = 'overview';
 
 /** Shows the page the URL hash names (the overview for anything else); `focus` on navigation. */
@@ -340,6 +340,7 @@ function showPage(focus) {
   document.title = title;
   if (currentPage === 'objects') loadObjects();
   if (currentPage === 'graph') loadGraph();
+  if (currentPage === 'trace') startTrace();
   if (focus) {
     // An action's outcome belongs to the page it was taken on.
     $('action-result').textContent = '';
@@ -928,6 +929,132 @@ async function loadGraph() {
   }
 }
 
+// ---- Trace ------------------------------------------------------------------------------
+// GET /api/trace streams one JSON crank per `crank` event (Server-Sent Events, read-only,
+// authorized by the same cookie). The page keeps the last TRACE_ROWS; pausing stops the
+// table from changing (cranks still arrive, and show on resume).
+
+const TRACE_ROWS = 500;
+const traces = [];
+let traceSource = null;
+let tracePaused = false;
+let traceWaiting = 0;
+let traceMissed = 0;
+let traceConnected = false;
+
+/** What a crank was given, as text. */
+function traceWork(w) {
+  switch (w.kind) {
+    case 'send': return `send ${w.target}.${w.method ?? '?'}()${w.result ? ` → ${w.result}` : ''}`;
+    case 'notify': return `notify ${w.kpid}`;
+    case 'gc': return `${w.action} ${w.krefs.join(' ')}`;
+    case 'reap': return 'bringOutYourDead';
+    case 'cleanup': return 'cleanup step';
+    case 'serviceReply': return `service reply ${w.kpid}`;
+    case 'asyncSyscalls': return `${w.count} syscall(s) outside a delivery`;
+    default: return JSON.stringify(w);
+  }
+}
+
+function traceOutcome(o) {
+  switch (o.kind) {
+    case 'commit': return 'commit';
+    case 'commitThenTerminate': return `commit, then terminate ${o.endpoint}: ${o.reason}`;
+    case 'abort': return `abort, terminate ${o.endpoint}: ${o.reason}`;
+    case 'error': return `error: ${o.message}`;
+    default: return JSON.stringify(o);
+  }
+}
+
+function traceRow(t) {
+  const syscalls = t.syscalls.length
+    ? el('ul', { class: 'syscalls' }, ...t.syscalls.map((s) => el('li', { class: s.error ? 'failed' : '' },
+      el('code', {}, s.name), ' ', s.summary, s.error ? ` (refused: ${s.error})` : '')))
+    : '—';
+  if (t.syscallsOmitted) syscalls.append(el('li', {}, `and ${t.syscallsOmitted} more`));
+  const ok = t.outcome.kind === 'commit';
+  return el('tr', { 'data-crank': String(t.crank), 'data-endpoint': t.endpoint ?? '', 'data-outcome': t.outcome.kind },
+    el('td', {}, String(t.crank)), el('td', {}, el('code', {}, traceWork(t.work))), el('td', {}, t.endpoint ?? '—'),
+    el('td', {}, syscalls), el('td', { class: ok ? '' : 'failed' }, traceOutcome(t.outcome)),
+    el('td', { class: 'number' }, String(t.durationUs)));
+}
+
+/** The endpoint filter's choices: every vat the status lists and every endpoint seen. */
+function traceEndpoints() {
+  const select = $('trace-endpoint');
+  const known = new Set([...select.options].map((o) => o.value));
+  const names = new Map();
+  for (const sc of lastStatus?.subclusters ?? []) for (const [name, id] of Object.entries(sc.vats)) names.set(id, name);
+  for (const v of lastStatus?.vats ?? []) if (!names.has(v.id)) names.set(v.id, '');
+  const wanted = [...names.keys(), ...traces.map((t) => t.endpoint).filter(Boolean)];
+  for (const id of wanted) {
+    if (known.has(id)) continue;
+    known.add(id);
+    select.append(el('option', { value: id }, names.get(id) ? `${id} (${names.get(id)})` : id));
+  }
+}
+
+function renderTrace() {
+  const want = $('trace-endpoint').value;
+  const shown = traces.filter((t) => !want || t.endpoint === want);
+  const rows = shown.slice().reverse().map(traceRow);
+  const body = $('trace-rows');
+  body.replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: '6' },
+    want ? `No cranks for ${want} yet.` : 'No cranks yet.'))]));
+  traceEndpoints();
+  traceStatus(shown.length);
+}
+
+function traceStatus(shown) {
+  const parts = [];
+  if (!traceConnected) parts.push('Not connected (reconnecting).');
+  else if (tracePaused) parts.push(`Paused: ${traceWaiting} new crank(s) since.`);
+  else parts.push('Live.');
+  parts.push(`${shown ?? $('trace-rows').querySelectorAll('tr[data-crank]').length} crank(s) shown.`);
+  if (traceMissed) parts.push(`${traceMissed} crank(s) missed (the page fell behind).`);
+  $('trace-status').textContent = parts.join(' ');
+}
+
+function startTrace() {
+  if (traceSource) return;
+  traceSource = new EventSource('/api/trace');
+  traceSource.addEventListener('hello', () => { traceConnected = true; traceStatus(); });
+  traceSource.addEventListener('crank', (event) => {
+    traces.push(JSON.parse(event.data));
+    if (traces.length > TRACE_ROWS) traces.splice(0, traces.length - TRACE_ROWS);
+    if (tracePaused) {
+      traceWaiting += 1;
+      traceStatus();
+    } else {
+      renderTrace();
+    }
+  });
+  traceSource.addEventListener('lagged', (event) => {
+    traceMissed += Number(event.data) || 0;
+    traceStatus();
+  });
+  // The browser reconnects by itself (after a daemon's clearState, or a dropped connection).
+  traceSource.addEventListener('error', () => { traceConnected = false; traceStatus(); });
+}
+
+function setUpTrace() {
+  $('trace-pause').addEventListener('click', () => {
+    tracePaused = !tracePaused;
+    $('trace-pause').setAttribute('aria-pressed', String(tracePaused));
+    $('trace-pause').textContent = tracePaused ? 'Resume' : 'Pause';
+    traceWaiting = 0;
+    if (!tracePaused) renderTrace();
+    else traceStatus();
+  });
+  $('trace-clear').addEventListener('click', () => {
+    traces.length = 0;
+    traceWaiting = 0;
+    traceMissed = 0;
+    renderTrace();
+  });
+  $('trace-endpoint').addEventListener('change', renderTrace);
+}
+
 let refreshing = false;
 
 async function refresh() {
@@ -942,6 +1069,7 @@ async function refresh() {
     renderRootKrefs(status);
     if (currentPage === 'objects') loadObjects();
     if (currentPage === 'graph') loadGraph();
+    if (traceSource) traceEndpoints();
     $('updated').textContent = `Updated ${new Date().toLocaleTimeString()}`;
     clearError();
   } catch (e) {
@@ -956,6 +1084,7 @@ setUpMessages();
 setUpDatabase();
 setUpObjects();
 setUpLaunch();
+setUpTrace();
 window.addEventListener('hashchange', () => showPage(true));
 showPage(false);
 refresh();
