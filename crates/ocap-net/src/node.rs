@@ -121,6 +121,40 @@ pub(crate) fn check_listen_address(addr: &Multiaddr) -> bool {
         )
 }
 
+/// Refuses a fixed port another socket holds. libp2p's listeners set `SO_REUSEPORT`, so a
+/// second node (or relay) on a port in use would bind it too and share its connections at
+/// random; a plain bind of our own, without that option, says whether the port is free.
+/// Port 0 and DNS hosts are not probed.
+pub(crate) fn probe_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(n) => port = Some((n, true)),
+            Protocol::Udp(n) => port = Some((n, false)),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some((port, tcp))) = (ip, port) else { return Ok(()) };
+    if port == 0 {
+        return Ok(());
+    }
+    let at = std::net::SocketAddr::new(ip, port);
+    let bound = if tcp {
+        std::net::TcpListener::bind(at).map(drop)
+    } else {
+        std::net::UdpSocket::bind(at).map(drop)
+    };
+    match bound {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(NetError::Listen { addr: addr.to_string(), reason: "the address is already in use".into() })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The last `/p2p/` component of `addr`, if any.
 pub(crate) fn last_p2p(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter()
@@ -220,6 +254,7 @@ where
     let local = *swarm.local_peer_id();
     let mut pending: HashMap<ListenerId, Multiaddr> = HashMap::new();
     for addr in addrs {
+        probe_port_free(addr)?;
         let id = swarm
             .listen_on(addr.clone())
             .map_err(|e| NetError::Listen { addr: addr.to_string(), reason: e.to_string() })?;

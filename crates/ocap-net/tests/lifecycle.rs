@@ -143,3 +143,28 @@ async fn reset_all_backoffs_restarts_the_attempt_count() {
     failing.abort();
     assert_eq!(more.load(Ordering::SeqCst), 2);
 }
+
+/// A fixed port another node holds is refused with "already in use", for transports and
+/// relays alike (libp2p's listeners set `SO_REUSEPORT`, so without the check both bound it).
+#[test]
+fn a_port_in_use_is_refused_not_shared() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}");
+    let first = ocap_net::RelayServer::start(ocap_net::RelayOptions {
+        key_seed: [7; 32],
+        listen_addresses: vec![addr.clone()],
+    })
+    .expect("the first relay listens");
+    let second = ocap_net::RelayServer::start(ocap_net::RelayOptions {
+        key_seed: [8; 32],
+        listen_addresses: vec![addr.clone()],
+    });
+    let err = second.err().expect("the second is refused").to_string();
+    assert!(err.contains("already in use") && err.contains(&addr), "{err}");
+    let (inbox, _events) = common::Inbox::new();
+    let mut opts = ocap_net::NetOptions::new([9; 32], "inc");
+    opts.listen_addresses = vec![addr.clone()];
+    let err = ocap_net::Libp2pTransport::start(opts, inbox).err().expect("refused").to_string();
+    assert!(err.contains("already in use"), "{err}");
+    first.stop();
+}
