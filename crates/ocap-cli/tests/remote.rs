@@ -330,3 +330,20 @@ fn a_peer_that_never_comes_back_is_given_up_and_every_waiting_promise_rejected_6
     assert_eq!(p["backlog"], 1, "{p}");
     assert!(p["lastError"].as_str().is_some_and(|e| e.contains("Remote connection lost")), "{p}");
 }
+
+#[test]
+fn a_restarted_daemon_listens_where_it_did_so_its_urls_and_peers_still_reach_it_9() {
+    // `--listen …/tcp/0` lets the system choose a port once; restarts keep it.
+    let (a, a_status, url) = exporter();
+    let before = a_status["listenAddresses"].clone();
+    let b = Home::started_with(None);
+    start_comms(&b, &[]);
+    let kref = b.ok(&["url", "redeem", &url]).trim().to_owned();
+    assert_eq!(send(&b, &kref, "increment", &[]), 1);
+    a.ok(&["daemon", "stop"]);
+    a.ok(&["daemon", "start"]);
+    let after = a.ok_json(&["peers"]);
+    assert_eq!(after["listenAddresses"], before, "the same port after a restart");
+    // B reaches it with what it knew (the URL's address), no new hints.
+    assert_eq!(send(&b, &kref, "increment", &[]), 2);
+}

@@ -156,8 +156,24 @@ fn kernel_failure(e: KernelError) -> RpcError {
 
 /// Starts (or restarts) remote comms for `kernel` with `params`, and records them for the
 /// next start of the daemon.
-pub async fn start(home: &Home, kernel: &Kernel, params: CommsParams) -> Result<(), RpcError> {
+pub async fn start(home: &Home, kernel: &Kernel, mut params: CommsParams) -> Result<(), RpcError> {
     attach(kernel, &params).await?;
+    // A port the system chose (`/tcp/0`) is kept for the next start: the URLs this kernel
+    // issued and the addresses its peers stored name it.
+    let any_port = |a: &String| a.contains("/tcp/0") || a.contains("/udp/0/");
+    if params.direct_listen_addresses.as_ref().is_some_and(|l| l.iter().any(any_port)) {
+        if let Ok(status) = kernel.remote_comms_status().await {
+            let bound: Vec<String> = status
+                .listen_addresses
+                .iter()
+                .filter(|a| !a.contains("/p2p-circuit"))
+                .map(|a| a.split("/p2p/").next().unwrap_or(a).to_owned())
+                .collect();
+            if !bound.is_empty() {
+                params.direct_listen_addresses = Some(bound);
+            }
+        }
+    }
     let text = serde_json::to_string_pretty(&params).unwrap_or_else(|_| "{}".into());
     // Private: the daemon's umask is 077.
     if let Err(e) = std::fs::write(saved_path(home), text.as_bytes()) {
