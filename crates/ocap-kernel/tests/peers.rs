@@ -141,6 +141,7 @@ fn counter() -> (ScriptedVat, DeliveryLog) {
                 _ => "stranger",
             }
         ))),
+        "big" => Ok(Value::str("y".repeat(1024 * 1024 + 10))),
         other => Err(Value::error(format!("no method {other}"))),
     }))
 }
@@ -757,4 +758,25 @@ fn a_kernel_back_after_more_than_an_hour_resets_the_transports_backoffs_9_4() {
     let wire = Wire::default();
     a.k.core.attach_transport(Arc::new(wire.clone()), options()).unwrap();
     assert_eq!(wire.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_message_too_large_for_a_frame_is_refused_at_once_naming_the_limit_4_1() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    log.take();
+    let big = "x".repeat(1024 * 1024 + 10);
+    let why = rejection(host_call(&mut a, &mut b, remote, "hello", vec![Value::str(big)]));
+    assert!(why.starts_with("[KERNEL:DELIVERY_FAILED] the message is about"), "{why}");
+    assert!(why.contains("1048576-byte limit"), "{why}");
+    assert!(log.is_empty(), "nothing reached the other kernel");
+    // An answer too large for a frame reaches the caller as a rejection saying so.
+    let why = rejection(host_call(&mut a, &mut b, remote, "big", vec![]));
+    assert!(why.starts_with("[KERNEL:DELIVERY_FAILED] the resolution is about"), "{why}");
+    // The peer is fine: the next call goes through.
+    assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(1.0));
+    assert!(a.k.core.peer_statuses().unwrap()[0].last_error.is_none());
+    a.k.check();
 }

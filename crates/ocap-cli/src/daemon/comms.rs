@@ -105,6 +105,7 @@ impl CommsParams {
             max_pending: self.max_queue.unwrap_or(d.max_pending),
             max_url_relay_hints: self.max_url_relay_hints.unwrap_or(d.max_url_relay_hints),
             max_known_relays: self.max_known_relays.unwrap_or(d.max_known_relays),
+            max_frame_bytes: self.max_message_size_bytes.unwrap_or(d.max_frame_bytes),
             ..d
         }
     }

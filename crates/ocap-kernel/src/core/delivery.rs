@@ -71,6 +71,10 @@ impl KernelCore {
                 self.splat(item_target, &msg, err)?;
                 return Ok(Outcome::Commit);
             }
+            if let Some(err) = self.too_large_for_peer(ep, &msg.methargs) {
+                self.splat(item_target, &msg, err)?;
+                return Ok(Outcome::Commit);
+            }
         }
         // The decider is handed off at delivery.
         let result = match msg.result {
@@ -181,6 +185,7 @@ impl KernelCore {
             let data = self.capdata_to_endpoint(ep, value)?;
             resolutions.push(VatResolution { vpid, rejected: *rejected, data });
         }
+        self.fit_for_peer(ep, &mut resolutions);
         self.decref(kpid)?;
         let outcome = self.deliver_to_endpoint(ep, VatDelivery::Notify(resolutions), true)?;
         if !matches!(outcome, Outcome::Abort { .. }) {

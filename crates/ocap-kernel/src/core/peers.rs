@@ -70,6 +70,9 @@ pub struct RemoteOptions {
     pub max_url_relay_hints: usize,
     /// Relays kept in the pool (`maxKnownRelays`, 20, §3.4).
     pub max_known_relays: usize,
+    /// The largest frame the transport carries (`maxMessageSizeBytes`, 1 MiB, §4.1): a
+    /// message that would not fit is refused at once.
+    pub max_frame_bytes: usize,
 }
 
 impl Default for RemoteOptions {
@@ -81,6 +84,7 @@ impl Default for RemoteOptions {
             max_pending: 200,
             max_url_relay_hints: crate::remote::relays::DEFAULT_MAX_URL_RELAY_HINTS,
             max_known_relays: crate::remote::relays::DEFAULT_MAX_KNOWN_RELAYS,
+            max_frame_bytes: 1024 * 1024,
         }
     }
 }
@@ -370,6 +374,44 @@ impl KernelCore {
         }
         self.comms.by_peer.insert(peer_id.to_owned(), remote);
         Ok(remote)
+    }
+
+    /// The error a message too large for one frame is rejected with, if `methargs` is (a
+    /// peer only): said at once, rather than by the transport's refusal and a give-up long
+    /// after. The estimate adds room for the envelope and the refs.
+    pub(crate) fn too_large_for_peer(&self, ep: EndpointId, methargs: &CapData<KRef>) -> Option<CapData<KRef>> {
+        let EndpointId::Remote(r) = ep else { return None };
+        if !self.is_peer(r) {
+            return None;
+        }
+        let size = frame_estimate(&methargs.body, methargs.slots.len());
+        let max = self.comms.opts.max_frame_bytes;
+        (size > max).then(|| {
+            kernel_error(
+                "DELIVERY_FAILED",
+                &format!("the message is about {size} bytes, over the {max}-byte limit of a frame to another kernel"),
+            )
+        })
+    }
+
+    /// Replaces, in a notify to a peer, each resolution too large for one frame by a
+    /// rejection saying so, so the peer's waiter hears something rather than nothing.
+    pub(crate) fn fit_for_peer(&self, ep: EndpointId, resolutions: &mut [VatResolution]) {
+        let EndpointId::Remote(r) = ep else { return };
+        if !self.is_peer(r) {
+            return;
+        }
+        let max = self.comms.opts.max_frame_bytes;
+        for res in resolutions.iter_mut() {
+            let size = frame_estimate(&res.data.body, res.data.slots.len());
+            if size > max {
+                let why = crate::smallcaps::kser(&crate::smallcaps::Value::error(format!(
+                    "[KERNEL:DELIVERY_FAILED] the resolution is about {size} bytes, over the {max}-byte limit of a frame to another kernel"
+                )));
+                res.rejected = true;
+                res.data = CapData::new(why.body, Vec::new());
+            }
+        }
     }
 
     /// Whether new messages to `remote` must be refused: its backlog is full.
@@ -1013,6 +1055,13 @@ impl KernelCore {
 const LAST_ACTIVE_TIME: &str = "lastActiveTime";
 /// A gap past which the kernel counts as having slept (§9.4: 1 h).
 const WAKE_GAP_MS: f64 = 3_600_000.0;
+
+/// An upper estimate of a frame's size: the body with room for JSON's escapes (a quote,
+/// backslash or control byte becomes up to 6 bytes), the refs and the envelope.
+fn frame_estimate(body: &str, slots: usize) -> usize {
+    let escapes = body.bytes().filter(|b| *b == b'"' || *b == b'\\' || *b < 0x20).count();
+    body.len() + escapes * 5 + slots * 24 + 256
+}
 
 fn now_ms() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
