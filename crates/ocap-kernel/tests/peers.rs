@@ -780,3 +780,25 @@ fn a_message_too_large_for_a_frame_is_refused_at_once_naming_the_limit_4_1() {
     assert!(a.k.core.peer_statuses().unwrap()[0].last_error.is_none());
     a.k.check();
 }
+
+#[test]
+fn location_hints_are_checked_and_bounded_9_2() {
+    let (mut a, b) = (node(), node());
+    let hint = |port: u32| format!("/ip4/127.0.0.1/tcp/{port}/p2p/{}", b.peer);
+    let r = a.k.core.peer_remote(&b.peer, &[hint(1)]).expect("a good hint");
+    for bad in ["notamultiaddr", "/ip4/127.0.0.1/tcp/1", "/ip4/1.2.3.4/tcp/1/p2p/nope"] {
+        let e = a.k.core.peer_remote(&b.peer, &[bad.to_owned()]).expect_err("refused").to_string();
+        assert!(e.contains("bad location hint") && e.contains(bad), "{e}");
+    }
+    let many: Vec<String> = (0..33).map(hint).collect();
+    let e = a.k.core.peer_remote(&b.peer, &many).expect_err("too many").to_string();
+    assert!(e.contains("at most 32"), "{e}");
+    // Each call adds; the most recent 16 are kept.
+    for chunk in (2..40).collect::<Vec<u32>>().chunks(8) {
+        let hs: Vec<String> = chunk.iter().map(|p| hint(*p)).collect();
+        assert_eq!(a.k.core.peer_remote(&b.peer, &hs).unwrap(), r);
+    }
+    let kept = a.k.core.store().peer(r).unwrap().unwrap().hints;
+    assert_eq!(kept.len(), 16);
+    assert_eq!(kept.last(), Some(&hint(39)));
+}

@@ -336,6 +336,17 @@ impl KernelCore {
         if peer_id.parse::<libp2p_identity::PeerId>().is_err() {
             return Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID")));
         }
+        if hints.len() > MAX_HINTS_PER_CALL {
+            return Err(KernelError::OcapUrl(format!(
+                "{} location hints; at most {MAX_HINTS_PER_CALL} at a time",
+                hints.len()
+            )));
+        }
+        if let Some(bad) = hints.iter().find(|h| !plausible_hint(h)) {
+            return Err(KernelError::OcapUrl(format!(
+                "bad location hint {bad:?}: not a multiaddr ending in /p2p/<peer ID> (at most {MAX_HINT_CHARS} characters)"
+            )));
+        }
         if self.peer_id()?.as_deref() == Some(peer_id) {
             return Err(KernelError::OcapUrl("a kernel cannot be its own peer".into()));
         }
@@ -792,9 +803,15 @@ impl KernelCore {
             Ok(p) => p,
             Err(e) => return reply(Err(e.to_string())),
         };
-        if own.as_deref() == Some(parsed.host.as_str()) || self.comms.transport.is_none() {
-            // Ours, or no network: the local rules (and their errors) apply.
+        if own.as_deref() == Some(parsed.host.as_str()) {
             return reply(self.redeem_ocap_url(url).map_err(|e| e.to_string()));
+        }
+        if self.comms.transport.is_none() {
+            // The JS kernel's text, and what to do about it.
+            return reply(Err("ocapURL from a host that's not me (remote comms are not started, so a URL of \
+                              another kernel cannot be redeemed: start them with `ocap comms start` or \
+                              initRemoteComms)"
+                .into()));
         }
         let remote = match self.peer_remote(&parsed.host, &parsed.hints) {
             Ok(r) => r,
@@ -1061,6 +1078,19 @@ const WAKE_GAP_MS: f64 = 3_600_000.0;
 fn frame_estimate(body: &str, slots: usize) -> usize {
     let escapes = body.bytes().filter(|b| *b == b'"' || *b == b'\\' || *b < 0x20).count();
     body.len() + escapes * 5 + slots * 24 + 256
+}
+
+/// Hints one call may add, and the longest one (a multiaddr with a relay and a peer ID is
+/// about 150 characters).
+const MAX_HINTS_PER_CALL: usize = 32;
+const MAX_HINT_CHARS: usize = 512;
+
+/// A location hint as §9.2 uses them: a multiaddr whose last component names a peer. The
+/// transport parses it fully; this keeps garbage out of the store.
+fn plausible_hint(h: &str) -> bool {
+    h.len() <= MAX_HINT_CHARS
+        && h.starts_with('/')
+        && h.rsplit_once("/p2p/").is_some_and(|(_, id)| id.parse::<libp2p_identity::PeerId>().is_ok())
 }
 
 fn now_ms() -> f64 {

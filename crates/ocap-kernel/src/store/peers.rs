@@ -44,11 +44,15 @@ fn peer_from_row(row: PeerRow) -> Result<PeerRecord, StoreError> {
     })
 }
 
+/// Hints kept per peer: the most recently given.
+pub const MAX_PEER_HINTS: usize = 16;
+
 const PEER_COLUMNS: &str = "remote, peer_id, hints, next_send_seq, highest_received_seq, incarnation";
 
 impl Store {
     /// Records that remote endpoint `remote` is the network peer `peer_id`.
     pub(crate) fn create_peer(&self, remote: RemoteId, peer_id: &str, hints: &[String]) -> Result<(), StoreError> {
+        let hints = &hints[hints.len().saturating_sub(MAX_PEER_HINTS)..];
         let hints = serde_json::to_string(hints).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
             .prepare_cached("INSERT INTO remote_peers(remote, peer_id, hints) VALUES (?1, ?2, ?3)")
@@ -95,15 +99,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds hints (set union, order kept).
+    /// Adds hints (set union, newest last), keeping the `MAX_PEER_HINTS` most recent.
     pub(crate) fn add_peer_hints(&self, remote: RemoteId, hints: &[String]) -> Result<Vec<String>, StoreError> {
         let Some(peer) = self.peer(remote)? else { return Ok(Vec::new()) };
         let mut all = peer.hints;
         for h in hints {
-            if !all.contains(h) {
-                all.push(h.clone());
-            }
+            all.retain(|old| old != h);
+            all.push(h.clone());
         }
+        let excess = all.len().saturating_sub(MAX_PEER_HINTS);
+        all.drain(..excess);
         let text = serde_json::to_string(&all).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn
             .prepare_cached("UPDATE remote_peers SET hints = ?2 WHERE remote = ?1")
