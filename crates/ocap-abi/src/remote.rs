@@ -78,6 +78,10 @@ pub trait RemoteTransport: Send + Sync {
     fn stop(&self);
     /// Forgets reconnection backoffs and permanent failures (after the machine slept, §9.4).
     fn reset_all_backoffs(&self) {}
+    /// Drops the frames queued for `peer_id` that have not been written to a channel yet:
+    /// the kernel gave up on the peer and withdrew them (it sends what still stands again
+    /// when the peer is back). No failures are reported for them.
+    fn drop_queued(&self, _peer_id: &str) {}
 }
 
 /// The kernel as the transport reaches it. Calls return at once (the kernel queues the work

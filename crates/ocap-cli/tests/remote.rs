@@ -329,6 +329,10 @@ fn a_peer_that_never_comes_back_is_given_up_and_every_waiting_promise_rejected_6
     // The withdrawn call stays logged as a no-op, for the peer if it ever returns.
     assert_eq!(p["backlog"], 1, "{p}");
     assert!(p["lastError"].as_str().is_some_and(|e| e.contains("Remote connection lost")), "{p}");
+    // It does return after all (on its old port): the call its caller was told had failed
+    // did not run there, and new calls do.
+    a.ok(&["daemon", "start"]);
+    assert_eq!(send(&b, &kref, "increment", &[]), 2, "the withdrawn increment never ran");
 }
 
 #[test]

@@ -142,11 +142,7 @@ pub(crate) fn probe_port_free(addr: &Multiaddr) -> Result<(), NetError> {
         return Ok(());
     }
     let at = std::net::SocketAddr::new(ip, port);
-    let bound = if tcp {
-        std::net::TcpListener::bind(at).map(drop)
-    } else {
-        std::net::UdpSocket::bind(at).map(drop)
-    };
+    let bound = if tcp { std::net::TcpListener::bind(at).map(drop) } else { std::net::UdpSocket::bind(at).map(drop) };
     match bound {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             Err(NetError::Listen { addr: addr.to_string(), reason: "the address is already in use".into() })

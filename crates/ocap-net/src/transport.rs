@@ -149,6 +149,8 @@ enum PeerCmd {
     },
     Close,
     Reconnect,
+    /// Drop the frames queued while there is no channel (`RemoteTransport::drop_queued`).
+    DropQueued,
     /// The last libp2p connection to the peer closed (`peer:disconnect`, §9.3).
     Disconnected,
     /// The stale-peer cleanup found the peer stale (§9.5): end, unless something happened
@@ -631,6 +633,14 @@ impl RemoteTransport for Libp2pTransport {
         entry.closed = true;
         entry.status = "closed";
         let _ = entry.tx.send(PeerCmd::Close);
+    }
+
+    fn drop_queued(&self, peer_id: &str) {
+        let Some(peer) = self.parse_peer(peer_id) else { return };
+        let mut st = self.shared.lock();
+        if let Some(entry) = self.shared.entry(&mut st, peer) {
+            let _ = entry.tx.send(PeerCmd::DropQueued);
+        }
     }
 
     fn reconnect_peer(&self, peer_id: &str, hints: &[String]) {
@@ -1342,6 +1352,7 @@ impl PeerActor {
                     self.start_connecting(true);
                 }
             }
+            PeerCmd::DropQueued => self.queue.clear(),
             PeerCmd::Disconnected => self.on_disconnected(),
             PeerCmd::Forget => {
                 if self.forget() {

@@ -926,9 +926,11 @@ impl KernelCore {
     /// and, worse, loses what it owed the peer (a notify dropped there leaves the peer's vat
     /// waiting forever), the log is kept and only what was *asked* of the peer is withdrawn:
     /// each pending message or URL redemption is rewritten, under its own seq, as a
-    /// `bringOutYourDead` (a no-op for the receiver), so a message whose result was just
-    /// rejected does not run later, and the peer, if it returns with its state, still gets
-    /// every notify, GC action and URL reply in order, with no gap.
+    /// `bringOutYourDead` (a no-op for the receiver), and the transport drops what it still
+    /// queues for the peer, so a message whose result was just rejected is not sent again
+    /// (one already written to the network may still arrive and run: the ambiguity of any
+    /// lost connection); the peer, if it returns with its state, still gets every notify,
+    /// GC action and URL reply in order, with no gap.
     pub fn give_up_peer(&mut self, remote: RemoteId, reason: &str) -> Result<(), KernelError> {
         if !self.is_peer(remote) {
             return Ok(());
@@ -957,6 +959,12 @@ impl KernelCore {
             Ok(())
         })?;
         self.commit()?;
+        // The transport may still hold the withdrawn frames, queued for a channel that is not
+        // there: they must not go out when the peer returns (a frame already written cannot
+        // be recalled: that message may still run, as with any call lost in the network).
+        if let (Some(t), Some(link)) = (&self.comms.transport, self.comms.links.get(&remote)) {
+            t.drop_queued(&link.peer_id);
+        }
         self.reset_link(remote, reason);
         Ok(())
     }
