@@ -99,6 +99,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A client command whose output is cut short (`ocap peers | head -1`) ends quietly, as
+    // shell tools do, instead of panicking on the broken pipe. The servers (`daemon serve`,
+    // `relay run`) keep Rust's default: a peer closing a socket is an error to handle.
+    let serves = matches!(
+        &cli.command,
+        Command::Daemon(commands::daemon::DaemonCommand::Serve(_))
+            | Command::Relay(commands::relay::RelayCommand::Run(_))
+    );
+    if !serves {
+        // SAFETY: at the start of main, before any thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -351,3 +351,17 @@ fn a_restarted_daemon_listens_where_it_did_so_its_urls_and_peers_still_reach_it_
     // B reaches it with what it knew (the URL's address), no new hints.
     assert_eq!(send(&b, &kref, "increment", &[]), 2);
 }
+
+#[test]
+fn bad_peer_ids_and_system_only_objects_are_refused_by_name_10() {
+    let a = Home::started_with(None);
+    for method in ["closeConnection", "reconnectPeer", "registerLocationHints"] {
+        let r = a.rpc(method, json!({"peerId": "x"}));
+        assert_eq!(r["error"]["code"], -32602, "{method}: {r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains("\"x\" is not a peer ID"), "{method}: {r}");
+    }
+    // The kernel facet (ko1) is for system subclusters only: no URL may hand it out.
+    let out = a.run(&["url", "issue", "ko1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("system-only"), "{out:?}");
+}

@@ -31,7 +31,8 @@ pub struct StartArgs {
     /// (only when the kernel has none yet). Never on the command line, where `ps` shows it.
     #[arg(long)]
     pub mnemonic_stdin: bool,
-    /// Further `initRemoteComms` options as a JSON object (`{"ackTimeoutMs": 2000}`).
+    /// Further `initRemoteComms` options as a JSON object (`{"ackTimeoutMs": 2000}`). Each
+    /// start replaces the previous options entirely (give `--listen` again).
     #[arg(long)]
     pub options: Option<String>,
 }
@@ -78,12 +79,21 @@ pub async fn run(cmd: CommsCommand, home: &Home, json_out: bool) -> Result<(), C
     if json_out {
         print_json(rc, true);
     } else {
-        println!("{} {}", rc["state"].as_str().unwrap_or("?"), rc["peerId"].as_str().unwrap_or(""));
+        print_state(rc);
         for a in rc["listenAddresses"].as_array().into_iter().flatten() {
             println!("  {}", a.as_str().unwrap_or_default());
         }
     }
     Ok(())
+}
+
+/// `connected 12D3KooW…`, or the state alone.
+fn print_state(rc: &Json) {
+    let state = rc["state"].as_str().unwrap_or("?");
+    match rc["peerId"].as_str() {
+        Some(peer) => println!("{state} {peer}"),
+        None => println!("{state}"),
+    }
 }
 
 /// `ocap peers`: this kernel's remote-comms state and every peer it knows.
@@ -95,7 +105,7 @@ pub async fn peers(home: &Home, json_out: bool) -> Result<(), CliError> {
         print_json(rc, true);
         return Ok(());
     }
-    println!("{} {}", rc["state"].as_str().unwrap_or("?"), rc["peerId"].as_str().unwrap_or(""));
+    print_state(rc);
     for a in rc["listenAddresses"].as_array().into_iter().flatten() {
         println!("  listening on {}", a.as_str().unwrap_or_default());
     }
@@ -114,7 +124,8 @@ pub async fn peers(home: &Home, json_out: bool) -> Result<(), CliError> {
             p["backlog"].to_string(),
             p["sentSeq"].to_string(),
             p["receivedSeq"].to_string(),
-            p["lastError"].as_str().unwrap_or("-"),
+            // One line per peer: an error spanning lines is joined.
+            p["lastError"].as_str().map_or("-".to_owned(), |e| e.split_whitespace().collect::<Vec<_>>().join(" ")),
         );
     }
     Ok(())

@@ -20,6 +20,10 @@ impl KernelCore {
             return Err(KernelError::NotAnObject(kref, "issueOcapURL"));
         }
         self.require_exists(kref)?;
+        if self.system_only.contains(&kref) {
+            // Only system subclusters may hold it; a URL would hand it to anyone.
+            return Err(KernelError::OcapUrl(format!("{kref} is a system-only kernel service; it cannot have a URL")));
+        }
         let identity = self.provide_identity(None)?;
         let oid = encrypt_oid(&identity.ocap_url_key, &kref.to_string());
         let url = OcapUrl { oid: oid.clone(), host: identity.peer_id, hints: self.url_relay_hints()? };

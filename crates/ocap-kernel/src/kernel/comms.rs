@@ -90,6 +90,14 @@ pub(crate) fn remote_comms_status(core: &crate::KernelCore) -> Result<RemoteComm
     })
 }
 
+/// Refuses what is not a libp2p peer ID, by name (`OcapUrl`: bad input).
+fn check_peer_id(peer_id: &str) -> Result<(), KernelError> {
+    match peer_id.parse::<libp2p_identity::PeerId>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID"))),
+    }
+}
+
 /// How often the ticker runs the peers' timers: often enough for the delayed ack.
 fn tick_interval(opts: &RemoteOptions) -> Duration {
     (opts.delayed_ack / 2).clamp(Duration::from_millis(5), Duration::from_millis(50))
@@ -173,6 +181,7 @@ impl Kernel {
 
     /// Closes the channel to a peer and refuses it until `reconnect_peer` (`closeConnection`).
     pub async fn close_connection(&self, peer_id: &str) -> Result<(), KernelError> {
+        check_peer_id(peer_id)?;
         let t = self.attached_transport().await?;
         t.close_connection(peer_id);
         Ok(())
@@ -180,6 +189,7 @@ impl Kernel {
 
     /// Dials a peer again after `close_connection` or a give-up (`reconnectPeer`).
     pub async fn reconnect_peer(&self, peer_id: &str, hints: Vec<String>) -> Result<(), KernelError> {
+        check_peer_id(peer_id)?;
         let t = self.attached_transport().await?;
         t.reconnect_peer(peer_id, &hints);
         Ok(())
