@@ -597,6 +597,31 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
     browser.wait_for("return document.getElementById('page-objects').hidden", |v| v == false);
     browser.wait_for("return document.querySelectorAll('#object-rows tr[data-kref]').length", |v| v.as_u64() > Some(0));
     browser.wait_for("return document.querySelectorAll('#clist-rows tr[data-clist]').length", |v| v.as_u64() > Some(0));
+    // The run queue and the GC actions: their tables, read with the others (an idle kernel's
+    // run queue is likely empty: then its table says so).
+    let heads = "return ['run-queue-table', 'gc-actions-table'].map(id => \
+                 [...document.querySelectorAll(`#${id} thead th`)].map(th => th.textContent))";
+    assert_eq!(
+        browser.eval(heads),
+        json!([["Seq", "Type", "Target / kpid", "Endpoint", "Item"], ["Endpoint", "Action", "Kref"]])
+    );
+    let shown = |body: &str, row: &str, empty: &str| {
+        let script = format!(
+            "const b = document.getElementById({}); \
+             return b.querySelector({}) ? 'rows' : b.textContent",
+            json!(body),
+            json!(row)
+        );
+        browser.wait_for(&script, |v| v == "rows" || v == empty);
+    };
+    shown("run-queue-rows", "tr[data-seq]", "None.");
+    shown("gc-action-rows", "tr[data-gc]", "None.");
+    browser.wait_for("return document.querySelector('.pager[data-table=\"run-queue\"] span')?.textContent", |v| {
+        v.as_str().is_some_and(|t| t.contains(" of "))
+    });
+    browser.wait_for("return document.querySelector('.pager[data-table=\"gc-actions\"] span')?.textContent", |v| {
+        v.as_str().is_some_and(|t| t.contains(" of "))
+    });
     let shot = browser.screenshot("objects");
     assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
     browser.eval("document.getElementById('objects-endpoint').value = 'v3'");
@@ -609,6 +634,13 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
         "return [...document.querySelectorAll('#clist-rows tr[data-clist] td:first-child')].map(td => td.textContent)",
         |v| v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|e| e == "v3")),
     );
+    // Filtered, the two new tables show v3's rows only, or say that it has none.
+    shown("run-queue-rows", "tr[data-seq]", "None for v3.");
+    shown("gc-action-rows", "tr[data-gc]", "None for v3.");
+    let gc = browser.eval(
+        "return [...document.querySelectorAll('#gc-action-rows tr[data-gc] td:first-child')].map(td => td.textContent)",
+    );
+    assert!(gc.as_array().is_some_and(|a| a.iter().all(|e| e == "v3")), "{gc}");
     // The last (the root, if v3 exports nothing else: nothing after this sends to it).
     let victim =
         browser.eval("return [...document.querySelectorAll('#object-rows tr[data-kref]')].at(-1).dataset.kref");
@@ -630,6 +662,30 @@ fn the_page_shows_the_kernel_in_headless_chromium() {
     browser.click("nav a[href='#overview']");
     browser.wait_for("return document.getElementById('page-overview').hidden", |v| v == false);
     assert_eq!(browser.eval("return document.querySelector('nav a[aria-current=page]').textContent"), "Overview");
+
+    // Reload the demo's subcluster (two clicks): terminated, launched again from its config
+    // under a new ID, its bootstrap run again.
+    let old = home.rpc("getStatus", json!([]))["result"]["subclusters"][0]["id"].as_str().expect("an id").to_owned();
+    let reload = format!("button[aria-label='Reload subcluster {old}']");
+    browser.click(&reload);
+    browser.click(&reload);
+    let said = browser.wait_for("return document.getElementById('action-result').textContent", |v| {
+        v.as_str().is_some_and(|t| t.starts_with(&format!("Reload subcluster {old}: now ")))
+    });
+    let new = browser.eval("return document.getElementById('reload-subcluster').textContent");
+    assert_ne!(new, json!(old), "{said}");
+    let status = home.rpc("getStatus", json!([]))["result"].clone();
+    assert_eq!(status["subclusters"].as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(status["subclusters"][0]["id"], new, "{status}");
+    assert_eq!(
+        browser.eval("return document.getElementById('reload-bootstrap').textContent"),
+        "Bob says hello to Alice; Bob says \"I received a promise kept\"; counter is at 3"
+    );
+    browser.wait_for("return [...document.querySelectorAll('#subcluster-rows tr[data-subcluster]')].map(tr => tr.dataset.subcluster)", |v| {
+        v == &json!([new])
+    });
+    let shot = browser.screenshot("reloaded");
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 1000).unwrap_or(false), "{}", shot.display());
 
     // Without the cookie, the browser gets a 401.
     browser.cmd("DELETE", "/cookie", None);

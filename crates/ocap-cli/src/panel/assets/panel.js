@@ -84,7 +84,9 @@ function actionButton(label, ariaLabel, action, destructive = false) {
     out.textContent = `${ariaLabel}…`;
     try {
       const result = await action();
-      out.textContent = `${ariaLabel}: ${result === null ? 'done' : JSON.stringify(result)}`;
+      // An action may answer with its own display (an element); else its JSON.
+      if (result instanceof Node) out.replaceChildren(`${ariaLabel}: `, result);
+      else out.textContent = `${ariaLabel}: ${result === null ? 'done' : JSON.stringify(result)}`;
     } catch (e) {
       // Stays until the next action: a refresh does not clear it.
       out.className = 'failed';
@@ -139,15 +141,39 @@ function renderVats(status) {
   setRows($('vat-rows'), key, rows, 'No vats.');
 }
 
+/**
+ * Reloads a subcluster as the JS kernel's `reloadSubcluster` did (host-surface.md §3.6), with
+ * the control methods: terminate it (its vats, in reverse order), then launch its config as a
+ * new subcluster (a new ID), which re-runs its bootstrap. The config is the one the status
+ * read, so a launch the daemon refuses leaves the old subcluster terminated: said so.
+ */
+async function reloadSubcluster(s) {
+  await call('terminateSubcluster', { id: s.id });
+  let r;
+  try {
+    r = await call('launchSubcluster', { config: s.config });
+  } catch (e) {
+    throw new Error(`${s.id} was terminated, but launching its config again failed: ${e.message}`);
+  }
+  return el('span', {},
+    `now `, el('code', { id: 'reload-subcluster' }, r.subclusterId), ` (was ${s.id}); bootstrap result: `,
+    el('span', { class: 'value', id: 'reload-bootstrap' }, displayResult(r.bootstrapResult)));
+}
+
 function renderSubclusters(status) {
-  const key = JSON.stringify(status.subclusters.map((s) => [s.id, s.vats]));
+  const key = JSON.stringify(status.subclusters.map((s) => [s.id, s.vats, s.systemName ?? null]));
   const rows = status.subclusters.map((s) => {
     const vats = Object.entries(s.vats).map(([name, id]) => `${name}=${id}`).join(', ');
+    // A system subcluster is the kernel's own: no reload from here.
+    const reload = s.systemName || !s.config
+      ? []
+      : [actionButton('Reload', `Reload subcluster ${s.id}`, () => reloadSubcluster(s), true)];
     return el('tr', { 'data-subcluster': s.id },
-      el('td', {}, el('code', {}, s.id)),
+      el('td', {}, el('code', {}, s.id), s.systemName ? ` (system: ${s.systemName})` : ''),
       el('td', {}, s.config?.bootstrap ?? ''),
       el('td', {}, vats),
       el('td', {},
+        ...reload,
         actionButton('Terminate', `Terminate subcluster ${s.id}`, () => call('terminateSubcluster', { id: s.id }), true)));
   });
   setRows($('subcluster-rows'), key, rows, 'No subclusters.');
@@ -518,6 +544,9 @@ function setUpDatabase() {
 
 const PAGE_SIZE = 25;
 
+/** `gc_actions.kind`, as the kernel numbers them (in delivery priority order). */
+const GC_KINDS = { 0: 'dropExport', 1: 'retireExport', 2: 'retireImport' };
+
 /**
  * The tables of the Objects page: each a query from a WHERE clause for the endpoint filter
  * (or none), its columns in the table, and its current offset.
@@ -561,6 +590,30 @@ const OBJECT_TABLES = {
       el('td', {}, r.endpoint), el('td', {}, el('code', {}, r.kref)), el('td', {}, el('code', {}, r.eref)),
       el('td', {}, r.reachable === '1' ? 'yes' : 'no')),
   },
+  // Its items are JSON (`{"type": "send", "target": "ko3", "message": {…}}`, `{"type":
+  // "notify", "endpointId": "v1", "kpid": "kp4"}`): the filter keeps sends to an object the
+  // endpoint owns or a promise it decides, and notifies to it.
+  'run-queue': {
+    body: 'run-queue-rows',
+    from: (ep) => `FROM run_queue${ep ? ` WHERE json_extract(item, '$.endpointId') = ${sqlText(ep)}
+      OR json_extract(item, '$.target') IN (SELECT 'ko' || id FROM objects WHERE owner = ${sqlText(ep)})
+      OR json_extract(item, '$.target') IN (SELECT 'kp' || id FROM promises WHERE decider = ${sqlText(ep)})` : ''}`,
+    select: "SELECT seq, json_extract(item, '$.type') AS type, coalesce(json_extract(item, '$.target'), json_extract(item, '$.kpid')) AS target, json_extract(item, '$.endpointId') AS endpoint, item",
+    order: 'ORDER BY seq',
+    offset: 0,
+    row: (r) => el('tr', { 'data-seq': r.seq },
+      el('td', {}, r.seq), el('td', {}, r.type ?? '?'), el('td', {}, el('code', {}, r.target ?? '—')),
+      el('td', {}, r.endpoint ?? '—'), el('td', { class: 'cell' }, el('code', {}, r.item))),
+  },
+  'gc-actions': {
+    body: 'gc-action-rows',
+    from: (ep) => `FROM gc_actions${ep ? ` WHERE endpoint = ${sqlText(ep)}` : ''}`,
+    select: 'SELECT endpoint, kind, kref',
+    order: 'ORDER BY endpoint, kind, kref',
+    offset: 0,
+    row: (r) => el('tr', { 'data-gc': `${r.endpoint} ${r.kind} ${r.kref}` },
+      el('td', {}, r.endpoint), el('td', {}, GC_KINDS[r.kind] ?? `kind ${r.kind}`), el('td', {}, el('code', {}, r.kref))),
+  },
 };
 
 let objectsEndpoint = '';
@@ -582,7 +635,7 @@ async function readTable(t) {
   return { total, rows: first.rows };
 }
 
-/** Reads the three tables' current pages (and their totals) and renders them. */
+/** Reads the tables' current pages (and their totals) and renders them. */
 async function loadObjects() {
   if (loadingObjects) {
     objectsStale = true;
