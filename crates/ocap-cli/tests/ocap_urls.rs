@@ -35,16 +35,12 @@ fn launch_redeemer(home: &Home) -> String {
     r["rootKref"].as_str().unwrap().to_owned()
 }
 
-/// A JSON string argument for `ocap send`.
 fn arg(s: &str) -> String {
-    Json::String(s.to_owned()).to_string()
+    common::json_arg(s)
 }
 
-/// `ocap send` that must succeed; its decoded result.
 fn send(home: &Home, target: &str, method: &str, args: &[&str]) -> Json {
-    let mut all = vec!["send", target, method];
-    all.extend_from_slice(args);
-    home.ok_json(&all)
+    home.send_ok(target, method, args)
 }
 
 /// Runs a command that must fail; its stderr.
@@ -60,11 +56,8 @@ fn fails(home: &Home, args: &[&str]) -> String {
     stderr
 }
 
-/// An RPC call that must succeed; its result.
 fn rpc_ok(home: &Home, method: &str, params: Json) -> Json {
-    let r = home.rpc(method, params.clone());
-    assert!(r.get("error").is_none(), "{method} {params} failed: {r}");
-    r["result"].clone()
+    home.rpc_ok(method, params)
 }
 
 /// An RPC call that must fail; its (code, message).

@@ -20,19 +20,15 @@ fn launch(home: &Home, name: &str, source: &str, services: &[&str]) -> Json {
 }
 
 fn arg(s: &str) -> String {
-    Json::String(s.to_owned()).to_string()
+    common::json_arg(s)
 }
 
 fn send(home: &Home, target: &str, method: &str, args: &[&str]) -> Json {
-    let mut all = vec!["send", target, method];
-    all.extend_from_slice(args);
-    home.ok_json(&all)
+    home.send_ok(target, method, args)
 }
 
 fn rpc_ok(home: &Home, method: &str, params: Json) -> Json {
-    let r = home.rpc(method, params.clone());
-    assert!(r.get("error").is_none(), "{method} {params} failed: {r}");
-    r["result"].clone()
+    home.rpc_ok(method, params)
 }
 
 /// Starts comms listening on a loopback TCP port; `getStatus().remoteComms`.

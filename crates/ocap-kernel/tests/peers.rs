@@ -155,6 +155,24 @@ fn redeem(a: &mut Node, b: &mut Node, obj: KRef) -> KRef {
     rx.try_recv().expect("redemption answered").expect("redeemed")
 }
 
+/// Two peers where B runs a counter vat named `name` and A holds its root, redeemed from an
+/// OCAP URL over the wire.
+struct Pair {
+    a: Node,
+    b: Node,
+    log: DeliveryLog,
+    vat_id: ocap_kernel::VatId,
+    remote: KRef,
+}
+
+fn pair(name: &str) -> Pair {
+    let (mut a, mut b) = (node(), node());
+    let (vat, log) = counter();
+    let (vat_id, root) = b.k.add(name, vat);
+    let remote = redeem(&mut a, &mut b, root);
+    Pair { a, b, log, vat_id, remote }
+}
+
 fn host_call(
     a: &mut Node,
     b: &mut Node,
@@ -173,10 +191,7 @@ fn frames(sent: &[String]) -> Vec<Frame> {
 
 #[test]
 fn a_call_to_an_object_in_another_kernel_is_answered_and_the_wire_is_the_js_kernels_4_4() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("counter");
     assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(1.0));
     assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(2.0));
     assert_eq!(log.methods(), ["increment", "increment"]);
@@ -205,10 +220,7 @@ fn a_call_to_an_object_in_another_kernel_is_answered_and_the_wire_is_the_js_kern
 
 #[test]
 fn results_pipeline_to_the_kernel_that_decides_them_8_1() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("maker", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
     // `make()` then `hello()` on its answer, before the answer is back.
     let made = a.k.send(remote, "make", vec![]);
     a.k.run();
@@ -307,10 +319,7 @@ fn a_promise_passed_as_an_argument_is_settled_in_the_other_kernel_8_2() {
 
 #[test]
 fn dropping_a_remote_object_collects_it_in_both_kernels_8_4() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("maker", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
     let made = match ok_value(host_call(&mut a, &mut b, remote, "make", vec![])) {
         Value::Remotable { slot, .. } => slot,
         v => panic!("{v:?}"),
@@ -344,10 +353,7 @@ fn dropping_a_remote_object_collects_it_in_both_kernels_8_4() {
 #[test]
 fn gc_refs_in_the_js_kernels_sender_frame_are_accepted_8_4() {
     // The JS kernel sends GC refs in its own frame (§15.2): B must take `ro+2` for its `ro-2`.
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("maker", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
     let _ = ok_value(host_call(&mut a, &mut b, remote, "make", vec![]));
     log.take();
     let seq = b.k.core.store().peers().unwrap()[0].highest_received_seq + 1;
@@ -479,10 +485,7 @@ fn answers_reach_the_host_once_each_and_in_order_over_a_lossy_link_5() {
 
 #[test]
 fn a_kernel_killed_after_sending_resends_what_was_not_acked_and_the_peer_takes_it_once_5_2() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("counter");
     log.take();
     let _ = a.k.send(remote, "increment", vec![]);
     a.k.run();
@@ -516,10 +519,7 @@ fn a_kernel_killed_after_sending_resends_what_was_not_acked_and_the_peer_takes_i
 
 #[test]
 fn a_peer_that_never_answers_is_given_up_and_what_waits_on_it_is_rejected_6() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("counter");
     let rx = a.k.send(remote, "increment", vec![]);
     a.k.run();
     let first = a.wire.take();
@@ -562,10 +562,7 @@ fn a_gap_in_the_seqs_is_held_back_until_the_sender_has_shown_it_is_on_purpose_5_
     // The JS kernel leaves gaps after a give-up (§6); a frame that overtook another looks the
     // same. Held back at first (and acked as far as it goes), accepted once the gap has
     // lasted longer than the sender's retransmission would.
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let _remote = redeem(&mut a, &mut b, root);
+    let Pair { a, mut b, log, remote: _remote, .. } = pair("counter");
     log.take();
     let next = b.k.core.store().peers().unwrap()[0].highest_received_seq + 2;
     let js = format!(
@@ -627,10 +624,7 @@ fn a_peer_back_with_fresh_state_is_noticed_and_what_waited_on_it_is_rejected_7()
 
 #[test]
 fn a_frame_that_cannot_be_processed_is_acked_recorded_and_its_sender_told_14() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, _log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let _remote = redeem(&mut a, &mut b, root);
+    let Pair { a, mut b, log: _, remote: _remote, .. } = pair("counter");
     let seq = b.k.core.store().peers().unwrap()[0].highest_received_seq + 1;
     // A message to an object B never exported to A.
     let bad = format!(
@@ -677,10 +671,7 @@ fn urls_name_the_relays_and_a_redeemer_learns_them_3_4() {
 fn the_other_kernels_own_errors_arrive_as_they_were_made_4_4() {
     // B's kernel, not its vat, refuses a call: the vat is gone. A's caller gets B's
     // `[KERNEL:…]` error, carried across as the smallcaps error it is.
-    let (mut a, mut b) = (node(), node());
-    let (vat, _log) = counter();
-    let (vat_id, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log: _, vat_id, remote, .. } = pair("counter");
     b.k.core.terminate_vat(vat_id, "retired").unwrap();
     b.k.run();
     let why = rejection(host_call(&mut a, &mut b, remote, "increment", vec![]));
@@ -699,10 +690,7 @@ fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
     // The race the kernels must survive: B answers `make()` and notifies A, while A's
     // `hello()`, pipelined on that answer, is already on its way. B must still know the
     // promise when `hello` arrives (it forgets it only once A has seen the notify).
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("maker", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
     let made = a.k.send(remote, "make", vec![]);
     a.k.run();
     for f in a.wire.take() {
@@ -762,10 +750,7 @@ fn a_kernel_back_after_more_than_an_hour_resets_the_transports_backoffs_9_4() {
 
 #[test]
 fn a_message_too_large_for_a_frame_is_refused_at_once_naming_the_limit_4_1() {
-    let (mut a, mut b) = (node(), node());
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let Pair { mut a, mut b, log, remote, .. } = pair("counter");
     log.take();
     let big = "x".repeat(1024 * 1024 + 10);
     let why = rejection(host_call(&mut a, &mut b, remote, "hello", vec![Value::str(big)]));

@@ -12,6 +12,11 @@ use ocap_kernel::{Kernel, KernelConfig};
 use ocap_vat::{JsVatLauncher, LauncherOptions};
 use serde_json::{json, Value as Json};
 
+/// A JSON string argument for `ocap send`.
+pub fn json_arg(s: &str) -> String {
+    Json::String(s.to_owned()).to_string()
+}
+
 /// `crates/ocap-cli/tests/vats`, where the tests' vat sources are.
 pub fn test_vats() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vats")
@@ -152,6 +157,20 @@ impl Home {
         let path = self.scratch().join(format!("{name}.json"));
         std::fs::write(&path, config.to_string()).expect("cluster file");
         self.ok_json(&["launch", path.to_str().expect("utf-8 path")])
+    }
+
+    /// `ocap send` that must succeed; its decoded result.
+    pub fn send_ok(&self, target: &str, method: &str, args: &[&str]) -> Json {
+        let mut all = vec!["send", target, method];
+        all.extend_from_slice(args);
+        self.ok_json(&all)
+    }
+
+    /// A control RPC call that must succeed; its result.
+    pub fn rpc_ok(&self, method: &str, params: Json) -> Json {
+        let r = self.rpc(method, params.clone());
+        assert!(r.get("error").is_none(), "{method} {params} failed: {r}");
+        r["result"].clone()
     }
 
     /// The temporary directory the home is in (for the test's other files).
