@@ -116,13 +116,7 @@ fn kernels_in_two_network_namespaces_survive_a_cut_link_exactly_once_and_in_orde
     assert_eq!(connect, "connected");
 
     const N: u64 = 1000;
-    let stream = b
-        .cmd()
-        .args(["--json", "send", &user, "stream", &N.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let stream = b.spawn(&["--json", "send", &user, "stream", &N.to_string()]);
     let count = || -> u64 {
         let st = a.ok_json(&["daemon", "exec", "getStatus"]);
         let vat = st["subclusters"][0]["vats"]["exporter"].as_str().unwrap().to_owned();

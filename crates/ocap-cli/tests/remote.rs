@@ -187,13 +187,7 @@ fn kill_9_of_the_exporter_mid_stream_loses_nothing_acknowledged_and_repeats_noth
     let (b, user_root) = connected_user(&a, &a_status, opts);
     // B's vat streams increments; A dies with `kill -9` in the middle and comes back.
     const N: u64 = 60;
-    let stream = b
-        .cmd()
-        .args(["--json", "send", &user_root, "stream", &N.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let stream = b.spawn(&["--json", "send", &user_root, "stream", &N.to_string()]);
     let exporter_root = |h: &Home| -> String {
         let st = rpc_ok(h, "getStatus", json!([]));
         let vat = st["subclusters"][0]["vats"]["exporter"].as_str().unwrap().to_owned();
@@ -281,13 +275,7 @@ fn a_peer_purged_and_back_with_the_same_mnemonic_is_a_new_incarnation_and_what_w
     let listen = format!("/ip4/127.0.0.1/tcp/{}", free_port());
     let a_status = comms_with_mnemonic(&a, &listen, opts);
     let (b, user_root) = connected_user(&a, &a_status, opts);
-    let waiting = b
-        .cmd()
-        .args(["--json", "send", &user_root, "waitForever"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiting = b.spawn(&["--json", "send", &user_root, "waitForever"]);
     eventually(30, "the call reaches A", || {
         peers(&b).first().is_some_and(|p| p["backlog"] == 0 && p["sentSeq"].as_u64().unwrap_or(0) >= 2)
     });

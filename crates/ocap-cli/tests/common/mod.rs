@@ -159,6 +159,17 @@ impl Home {
         self.ok_json(&["launch", path.to_str().expect("utf-8 path")])
     }
 
+    /// `ocap ARGS` started in the background, its stdout and stderr captured (collect them
+    /// with `wait_with_output`).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start ocap")
+    }
+
     /// `ocap send` that must succeed; its decoded result.
     pub fn send_ok(&self, target: &str, method: &str, args: &[&str]) -> Json {
         let mut all = vec!["send", target, method];

@@ -30,7 +30,7 @@ impl KernelCore {
         if let Some((kpid, result)) = self.pending_replies.pop_front() {
             self.trace_begin(|| TracedWork::ServiceReply { kpid });
             let done = self.unit(|k| k.resolve_from_service(kpid, result));
-            self.trace_end(Some(Self::traced_result(&done)));
+            self.trace_end(Some(TracedOutcome::Commit), &done);
             done?;
             self.after_crank()?;
             return Ok(true);
@@ -74,10 +74,7 @@ impl KernelCore {
                 k.unit(|k| k.discard_work(&work, &e))
             },
         );
-        if let (Err(e), Some(t)) = (&finished, &mut self.trace) {
-            t.fail(e);
-        }
-        self.trace_end(traced);
+        self.trace_end(traced, &finished);
         finished?;
         self.after_crank()?;
         if self.opts.check_invariants_every_crank {
@@ -129,14 +126,6 @@ impl KernelCore {
             Work::Cleanup(ep) => TracedWork::Cleanup { endpoint: *ep },
             Work::Reap(vat) => TracedWork::Reap { vat: *vat },
             Work::Run(item) => TracedWork::of_run(item),
-        }
-    }
-
-    /// The traced outcome of a unit run by `unit` (a commit, or its error).
-    fn traced_result<T>(done: &Result<T, KernelError>) -> TracedOutcome {
-        match done {
-            Ok(_) => TracedOutcome::Commit,
-            Err(e) => TracedOutcome::Error { message: e.to_string() },
         }
     }
 
@@ -215,10 +204,7 @@ impl KernelCore {
         let outcome = self.run_syscalls(endpoint, calls);
         let traced = self.trace.is_some().then(|| TracedOutcome::of(&outcome));
         let finished = self.finish_unit(outcome, |_, _, _| Ok(()), |_, e| Err(e));
-        if let (Err(e), Some(t)) = (&finished, &mut self.trace) {
-            t.fail(e);
-        }
-        self.trace_end(traced);
+        self.trace_end(traced, &finished);
         finished?;
         self.after_crank()
     }

@@ -51,6 +51,7 @@ pub use error::KernelError;
 pub use incarnation::IncarnationReport;
 pub use ocap_abi::launch::{LaunchRequest, LaunchedVat, VatCodeLoader, VatLauncher};
 pub use options::KernelOptions;
+pub(crate) use peers::check_peer_id;
 pub use peers::{PeerStatus, RedeemReply, RemoteOptions};
 pub use services::{KernelService, ServiceInfo, ServiceReply, Waker};
 pub use subclusters::SubclusterLaunch;
@@ -202,13 +203,16 @@ impl KernelCore {
         }
     }
 
-    /// Sends the trace of the unit that just finished (if one was started). A subscriber that
+    /// Sends the trace of the unit that just finished (if one was started): `outcome` is what
+    /// its body asked for, `finished` how finishing it went (an error wins). A subscriber that
     /// lags loses old traces; the send never blocks.
-    pub(crate) fn trace_end(&mut self, outcome: Option<TracedOutcome>) {
-        if let (Some(t), Some(outcome)) = (self.trace.take(), outcome) {
-            if let Some(tx) = &self.tracer {
-                let _ = tx.send(t.finish(outcome));
-            }
+    pub(crate) fn trace_end<T>(&mut self, outcome: Option<TracedOutcome>, finished: &Result<T, KernelError>) {
+        let Some(mut t) = self.trace.take() else { return };
+        if let Err(e) = finished {
+            t.fail(e);
+        }
+        if let (Some(outcome), Some(tx)) = (outcome, &self.tracer) {
+            let _ = tx.send(t.finish(outcome));
         }
     }
 }

@@ -118,6 +118,8 @@ struct PeerLink {
     fast_resent_at: Option<u64>,
     /// The last seq taken from the peer in this process (what a standalone ack must cover).
     last_received: u64,
+    /// The seq of the last frame logged for the peer in this process.
+    last_logged: u64,
     /// Promise entries to forget once the peer acks the notify that settled them:
     /// `(the notify's seq, kpid)` (see `retire_after_notify`).
     retiring: Vec<(u64, KRef)>,
@@ -140,8 +142,6 @@ pub(crate) struct Comms {
     links: HashMap<RemoteId, PeerLink>,
     /// The remote of each peer ID this process has seen (a cache of `remote_peers`).
     by_peer: HashMap<String, RemoteId>,
-    /// The seq of the last frame logged for each peer in this process.
-    last_seq: HashMap<RemoteId, u64>,
     redemptions: HashMap<String, Redemption>,
     next_reply_key: u64,
 }
@@ -207,9 +207,9 @@ impl KernelCore {
         if !self.is_peer(r) {
             return false;
         }
-        // The notify is the frame just logged for the peer.
-        let seq = self.comms.last_seq.get(&r).copied().unwrap_or(u64::MAX);
         if let Some(link) = self.comms.links.get_mut(&r) {
+            // The notify is the frame just logged for the peer.
+            let seq = link.last_logged;
             link.retiring.extend(kps.iter().map(|kp| (seq, *kp)));
         }
         true
@@ -333,9 +333,7 @@ impl KernelCore {
                 }
             }
         }
-        if peer_id.parse::<libp2p_identity::PeerId>().is_err() {
-            return Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID")));
-        }
+        check_peer_id(peer_id)?;
         if hints.len() > MAX_HINTS_PER_CALL {
             return Err(KernelError::OcapUrl(format!(
                 "{} location hints; at most {MAX_HINTS_PER_CALL} at a time",
@@ -430,12 +428,14 @@ impl KernelCore {
         Ok(self.store.pending_count(remote)? >= self.comms.opts.max_pending)
     }
 
-    /// The error a refused message's result is rejected with (the JS kernel's text, §5.1).
+    /// Why a message to a peer with a full backlog is refused (the JS kernel's text, §5.1).
+    fn backlog_full_text(&self) -> String {
+        format!("Message rejected: pending queue at capacity ({})", self.comms.opts.max_pending)
+    }
+
+    /// The error a refused message's result is rejected with.
     pub(crate) fn backlog_full_error(&self) -> CapData<KRef> {
-        kernel_error(
-            "DELIVERY_FAILED",
-            &format!("Message rejected: pending queue at capacity ({})", self.comms.opts.max_pending),
-        )
+        kernel_error("DELIVERY_FAILED", &self.backlog_full_text())
     }
 
     /// Sends a delivery (in `remote`'s c-list frame) to a peer, inside the open unit.
@@ -468,7 +468,9 @@ impl KernelCore {
     /// Gives a frame the next seq and the current ack, logs it, and sends it after the commit.
     fn enqueue_frame(&mut self, remote: RemoteId, body: &Body) -> Result<(), KernelError> {
         let (seq, ack) = self.store.next_send_seq(remote)?;
-        self.comms.last_seq.insert(remote, seq);
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.last_logged = seq;
+        }
         let frame = envelope::encode(seq, (ack > 0).then_some(ack), body);
         self.store.add_pending(remote, seq, &frame)?;
         self.effects.push(Effect::RemoteSend { remote, frame, ack });
@@ -822,12 +824,7 @@ impl KernelCore {
         }
         match self.peer_backlog_full(remote) {
             Ok(false) => {}
-            Ok(true) => {
-                return reply(Err(format!(
-                    "Message rejected: pending queue at capacity ({})",
-                    self.comms.opts.max_pending
-                )))
-            }
+            Ok(true) => return reply(Err(self.backlog_full_text())),
             Err(e) => return reply(Err(e.to_string())),
         }
         // Keys are unique within a process and across restarts (a reply to a request sent
@@ -939,14 +936,13 @@ impl KernelCore {
         let err = kernel_error("CONNECTION_LOST", reason);
         self.unit(|k| {
             for (seq, frame) in k.store.pending_frames(remote)? {
-                let asked = matches!(
-                    envelope::decode(&frame),
-                    Ok(Frame::Message {
-                        body: Body::Deliver(VatDelivery::Message { .. }) | Body::RedeemUrl { .. },
-                        ..
-                    })
-                );
-                if let (true, Ok(Frame::Message { ack, .. })) = (asked, envelope::decode(&frame)) {
+                // What was asked of the peer: a message or a URL redemption.
+                if let Ok(Frame::Message {
+                    ack,
+                    body: Body::Deliver(VatDelivery::Message { .. }) | Body::RedeemUrl { .. },
+                    ..
+                }) = envelope::decode(&frame)
+                {
                     let noop = envelope::encode(seq, ack, &Body::Deliver(VatDelivery::BringOutYourDead));
                     k.store.replace_pending(remote, seq, &noop)?;
                 }
@@ -1088,6 +1084,14 @@ fn frame_estimate(body: &str, slots: usize) -> usize {
     body.len() + escapes * 5 + slots * 24 + 256
 }
 
+/// Refuses what is not a libp2p peer ID, by name (`OcapUrl`: bad input).
+pub(crate) fn check_peer_id(peer_id: &str) -> Result<(), KernelError> {
+    match peer_id.parse::<libp2p_identity::PeerId>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID"))),
+    }
+}
+
 /// Hints one call may add, and the longest one (a multiaddr with a relay and a peer ID is
 /// about 150 characters).
 const MAX_HINTS_PER_CALL: usize = 32;
@@ -1098,7 +1102,7 @@ const MAX_HINT_CHARS: usize = 512;
 fn plausible_hint(h: &str) -> bool {
     h.len() <= MAX_HINT_CHARS
         && h.starts_with('/')
-        && h.rsplit_once("/p2p/").is_some_and(|(_, id)| id.parse::<libp2p_identity::PeerId>().is_ok())
+        && h.rsplit_once("/p2p/").is_some_and(|(_, id)| check_peer_id(id).is_ok())
 }
 
 fn now_ms() -> f64 {

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use super::run_loop::{LoopHandle, LoopState};
 use super::{stopped, Kernel};
-use crate::core::{KernelError, PeerStatus, RemoteOptions};
+use crate::core::{check_peer_id, KernelError, PeerStatus, RemoteOptions};
 use crate::refs::KRef;
 use crate::remote::identity::Identity;
 
@@ -88,14 +88,6 @@ pub(crate) fn remote_comms_status(core: &crate::KernelCore) -> Result<RemoteComm
         peers: core.peer_statuses()?,
         links: core.peer_links(),
     })
-}
-
-/// Refuses what is not a libp2p peer ID, by name (`OcapUrl`: bad input).
-fn check_peer_id(peer_id: &str) -> Result<(), KernelError> {
-    match peer_id.parse::<libp2p_identity::PeerId>() {
-        Ok(_) => Ok(()),
-        Err(_) => Err(KernelError::OcapUrl(format!("{peer_id:?} is not a peer ID"))),
-    }
 }
 
 /// How often the ticker runs the peers' timers: often enough for the delayed ack.
