@@ -319,6 +319,25 @@ fn a_peer_that_never_comes_back_is_given_up_and_every_waiting_promise_rejected_6
     assert_eq!(send(&b, &kref, "increment", &[]), 2, "the withdrawn increment never ran");
 }
 
+/// §6 and §9.4: the host redeems a URL of a daemon that is gone (nothing listens at its
+/// address any more). B's transport finds the port refusing five times in a row and gives
+/// up, the redemption fails, and the peer, never reached and holding nothing, is not listed
+/// (unlike a peer once reached, above).
+#[test]
+fn a_url_of_a_daemon_that_is_gone_fails_and_leaves_no_peer_listed_6() {
+    let (a, _a_status, url) = exporter();
+    a.ok(&["daemon", "stop"]);
+    let b = Home::started_with(None);
+    let opts = r#"{"reconnectionBaseDelayMs": 20, "reconnectionMaxDelayMs": 200}"#;
+    b.ok_json(&["comms", "start", "--listen", "/ip4/127.0.0.1/tcp/0", "--options", opts]);
+    let out = b.run(&["url", "redeem", &url]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("Remote connection lost"), "{err}");
+    assert_eq!(peers(&b), Vec::<Json>::new());
+    assert_eq!(rpc_ok(&b, "checkInvariants", json!([])), json!({"ok": true}));
+}
+
 #[test]
 fn a_restarted_daemon_listens_where_it_did_so_its_urls_and_peers_still_reach_it_9() {
     // `--listen …/tcp/0` lets the system choose a port once; restarts keep it.

@@ -537,6 +537,8 @@ fn a_peer_that_never_answers_is_given_up_and_what_waits_on_it_is_rejected_6() {
     let why = rejection(rx.try_recv().ok());
     assert!(why.starts_with("[KERNEL:CONNECTION_LOST] Remote connection lost: "), "{why}");
     assert!(why.contains(&b.peer));
+    // Kept (unlike a peer never reached): it was heard from, and holds references.
+    assert_eq!(a.k.core.peer_statuses().unwrap().len(), 1);
     let status = &a.k.core.peer_statuses().unwrap()[0];
     assert!(status.last_error.as_deref().is_some_and(|e| e.contains("Remote connection lost")));
     // The withdrawn message stays in the log as a no-op under its seq: no gap, and it will
@@ -555,6 +557,91 @@ fn a_peer_that_never_answers_is_given_up_and_what_waits_on_it_is_rejected_6() {
     assert_eq!(ok_value(again.try_recv().ok()), Value::Number(1.0));
     a.k.check();
     b.k.check();
+}
+
+/// Starts A redeeming a URL B issued for `obj`; the reply lands in the returned receiver. The
+/// redeemURL frame is sent (and taken off A's wire): whether it reaches B is the test's call.
+fn start_redeem(a: &mut Node, b: &mut Node, obj: KRef) -> mpsc::Receiver<Result<KRef, String>> {
+    let url = b.k.core.issue_ocap_url(obj).expect("issue");
+    let (tx, rx) = mpsc::channel();
+    a.k.core.redeem_ocap_url_with(&url, true, Box::new(move |r| drop(tx.send(r))));
+    a.k.run();
+    let sent = a.wire.take();
+    assert!(sent.len() == 1 && sent[0].contains("\"redeemURL\""), "{sent:?}");
+    rx
+}
+
+/// Runs A's ack timer past `max_retries` retransmissions: the give-up.
+fn tick_until_give_up(a: &mut Node) {
+    let mut clock = Instant::now();
+    for _ in 0..=options().max_retries {
+        clock += options().ack_timeout + Duration::from_millis(1);
+        a.k.core.remote_tick(clock).unwrap();
+    }
+    a.k.run();
+    a.wire.take();
+}
+
+/// §6, and what this kernel adds: a peer a URL was redeemed from that never answers (nothing
+/// listens at its addresses) is given up on, the redemption rejected, and then, never heard
+/// from and holding nothing, it is forgotten: no longer listed, no rows left. Both ways to a
+/// give-up: the ack timer, and the transport's. If it shows up after all, it is a new peer.
+#[test]
+fn a_peer_never_reached_is_forgotten_after_the_give_up_6() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+
+    let rx = start_redeem(&mut a, &mut b, root);
+    assert_eq!(a.k.core.peer_statuses().unwrap().len(), 1, "listed while it is tried");
+    tick_until_give_up(&mut a);
+    let why = rx.try_recv().expect("answered").expect_err("rejected");
+    assert!(why.starts_with(&format!("Remote connection lost: {}", b.peer)), "{why}");
+    assert_eq!(a.k.core.peer_statuses().unwrap(), vec![]);
+    assert_eq!(a.k.core.store().peers().unwrap(), vec![]);
+    assert_eq!(a.k.core.store().remotes().unwrap(), vec![]);
+    a.k.check();
+
+    // The transport gives up first (its dials refused five times in a row, say).
+    let rx = start_redeem(&mut a, &mut b, root);
+    a.k.core.transport_gave_up(&b.peer).unwrap();
+    a.k.run();
+    let why = rx.try_recv().expect("answered").expect_err("rejected");
+    assert!(why.starts_with("Remote connection lost"), "{why}");
+    assert_eq!(a.k.core.peer_statuses().unwrap(), vec![]);
+    assert_eq!(a.k.core.store().remotes().unwrap(), vec![]);
+    // Late news about the forgotten peer is ignored.
+    a.k.core.transport_gave_up(&b.peer).unwrap();
+    a.k.check();
+
+    // B is there after all: a new endpoint, seqs from 1, and it works.
+    let remote = redeem(&mut a, &mut b, root);
+    assert_eq!(ok_value(host_call(&mut a, &mut b, remote, "increment", vec![])), Value::Number(1.0));
+    let peers = a.k.core.store().peers().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, peers[0].next_send_seq);
+    a.k.check();
+    b.k.check();
+}
+
+/// A peer that was heard from is kept after a give-up, even one that holds nothing: a
+/// handshake alone (its incarnation known) means it may have our frames, and may come back
+/// with its state.
+#[test]
+fn a_peer_heard_from_is_kept_after_the_give_up_6() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let b_incarnation = b.k.core.identity().unwrap().unwrap().incarnation_id;
+    assert!(!a.k.core.peer_incarnation(&b.peer, &b_incarnation).unwrap());
+    let rx = start_redeem(&mut a, &mut b, root);
+    tick_until_give_up(&mut a);
+    assert!(rx.try_recv().expect("answered").is_err());
+    let status = a.k.core.peer_statuses().unwrap();
+    assert_eq!(status.len(), 1, "kept");
+    assert_eq!(status[0].peer_id, b.peer);
+    assert_eq!(status[0].backlog, 1, "the withdrawn redemption, as a no-op");
+    a.k.check();
 }
 
 #[test]

@@ -173,6 +173,27 @@ fn transport_err(e: impl std::fmt::Display) -> NetError {
     NetError::Transport(e.to_string())
 }
 
+/// A TCP transport's `io::Error`, changed in one way only: `source()` yields it. The
+/// upgrade layers above TCP wrap its error in `Either`s, whose `source()` is transparent (it
+/// returns the wrapped error's *source*, never the wrapped error), so a bare `io::Error`
+/// under them ends the chain unseen; under this wrapper the walk of
+/// `transport::error_code` finds it, and with it the refusal behind a dial (§9.4's
+/// permanent-failure codes). Displays as the `io::Error`.
+#[derive(Debug)]
+pub(crate) struct OsError(pub(crate) std::io::Error);
+
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for OsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Builds the node's swarm (must run inside a tokio runtime).
 ///
 /// The transport stack is the one `SwarmBuilder` makes with `with_tcp` (noise, yamux),
@@ -190,6 +211,7 @@ pub(crate) fn build_swarm(
     let local = key.public().to_peer_id();
     let noise = noise::Config::new(&key).map_err(transport_err)?;
     let tcp_quic = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .map_err(OsError)
         .upgrade(Version::V1Lazy)
         .authenticate(noise.clone())
         .multiplex(yamux::Config::default())
@@ -197,8 +219,8 @@ pub(crate) fn build_swarm(
         .or_transport(quic::tokio::Transport::new(quic::Config::new(&key)).map(|(p, c), _| (p, StreamMuxerBox::new(c))))
         .map(|either, _| either.into_inner());
     let direct = dns::tokio::Transport::system(tcp_quic).map_err(transport_err)?;
-    let ws_tcp =
-        dns::tokio::Transport::system(tcp::tokio::Transport::new(tcp::Config::default())).map_err(transport_err)?;
+    let ws_tcp = dns::tokio::Transport::system(tcp::tokio::Transport::new(tcp::Config::default()).map_err(OsError))
+        .map_err(transport_err)?;
     let ws = websocket::Config::new(ws_tcp)
         .upgrade(Version::V1Lazy)
         .authenticate(noise.clone())

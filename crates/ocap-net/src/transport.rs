@@ -55,6 +55,9 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 ///   loop (§9.4); one torn down for inactivity does not (the next send dials). When the
 ///   loop gives up (attempts exhausted, a non-retryable error, five identical
 ///   `ECONNREFUSED`-like errors in a row) the queued frames fail and `give_up` is called.
+///   The code of a failed dial is the OS (or DNS) error found under libp2p's wrappers
+///   (`error_code`): `ECONNREFUSED` from a port nobody listens on, `ENOTFOUND` from a
+///   name that does not resolve, so such a peer is given up on even with unlimited retries.
 ///   A peer we know no address of (it dialed us) and have nothing queued for is not given
 ///   up: we reopen a stream if its connection is still up, else wait for it to redial.
 /// - When the last libp2p connection to a peer closes while it has no channel (JS's
@@ -806,10 +809,59 @@ fn io_code(kind: std::io::ErrorKind) -> Option<&'static str> {
     })
 }
 
+/// The Node-style code (`ECONNREFUSED`, …) of the OS or DNS error behind `err`, if any.
+///
+/// rust-libp2p never hands us the OS error directly: a refused TCP dial reaches the swarm as
+/// `io::Error::other(TransportTimeoutError::Other(Either::Right(Either::Right(
+/// dns::Error::Dial([TransportError::Other(Either::Left(Either::Left(Either::Left(
+/// OsError(io::Error)))))])))))` (our stack, `node::build_swarm`, boxed). So the `source()`
+/// chain is walked, each link downcast to `io::Error` (its kind, decoded from the raw OS
+/// error, gives the code; a custom `io::Error` is entered through `get_ref()`, since
+/// `io::Error::source` skips the wrapped error and yields only *its* source) and to
+/// hickory's `ResolveError` (no such name, or no records: `ENOTFOUND`, as Node's
+/// `getaddrinfo` says). The first code found wins. `Either`'s `source()` is transparent (the
+/// wrapped error's source, not the wrapped error), which is why TCP's error is wrapped in
+/// [`node::OsError`], whose source is the `io::Error` itself.
+fn error_code(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    // A guard against a (buggy) cyclic chain.
+    const MAX_DEPTH: usize = 32;
+    fn walk(err: &(dyn std::error::Error + 'static), depth: usize) -> Option<&'static str> {
+        let mut next = Some(err);
+        let mut depth = depth;
+        while let Some(e) = next {
+            if depth >= MAX_DEPTH {
+                return None;
+            }
+            depth += 1;
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(code) = io_code(io.kind()) {
+                    return Some(code);
+                }
+                if let Some(inner) = io.get_ref() {
+                    // `io.source()` is `inner.source()`: the walk below covers it.
+                    return walk(inner, depth);
+                }
+            }
+            if let Some(r) = e.downcast_ref::<libp2p::dns::ResolveError>() {
+                if r.is_nx_domain()
+                    || r.is_no_records_found()
+                    || matches!(r.kind(), libp2p::dns::ResolveErrorKind::Message("No Matching Records Found"))
+                {
+                    return Some("ENOTFOUND");
+                }
+            }
+            next = e.source();
+        }
+        None
+    }
+    walk(err, 0)
+}
+
 /// Retryable or not, as `isRetryableNetworkError` (§9.4) as far as rust-libp2p tells:
 /// transport-level dial failures and aborted dials are retryable; a wrong peer ID, a denied
 /// dial (the plain-ws gate's names the address), no address, or only unsupported addresses
-/// are not.
+/// are not. The code of a retryable failure is the one [`error_code`] digs out of the
+/// transport errors (the last address's that has one), for the permanent-failure rule.
 fn classify_dial_error(e: DialError) -> EstablishError {
     let message = e.to_string();
     match e {
@@ -819,7 +871,7 @@ fn classify_dial_error(e: DialError) -> EstablishError {
             for (_, te) in &errors {
                 if let TransportError::Other(io) = te {
                     any_io = true;
-                    code = io_code(io.kind()).or(code);
+                    code = error_code(io).or(code);
                 }
             }
             if any_io {
@@ -909,10 +961,9 @@ async fn establish(shared: Arc<Shared>, peer: PeerId, delay: Duration) -> Result
                     Err(libp2p_stream::OpenStreamError::UnsupportedProtocol(p)) => {
                         Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
                     }
-                    Err(libp2p_stream::OpenStreamError::Io(e)) => Err(EstablishError::Retryable {
-                        code: io_code(e.kind()),
-                        message: format!("opening stream: {e}"),
-                    }),
+                    Err(libp2p_stream::OpenStreamError::Io(e)) => {
+                        Err(EstablishError::Retryable { code: error_code(&e), message: format!("opening stream: {e}") })
+                    }
                     Err(e) => Err(EstablishError::Retryable { code: None, message: e.to_string() }),
                 }
             }
@@ -922,7 +973,7 @@ async fn establish(shared: Arc<Shared>, peer: PeerId, delay: Duration) -> Result
                     Err(EstablishError::Fatal(format!("peer does not support protocol {p}")))
                 }
                 Err(raw::OpenError::Io(e)) => {
-                    Err(EstablishError::Retryable { code: io_code(e.kind()), message: format!("opening stream: {e}") })
+                    Err(EstablishError::Retryable { code: error_code(&e), message: format!("opening stream: {e}") })
                 }
                 Err(e) => Err(EstablishError::Retryable { code: None, message: format!("opening stream: {e}") }),
             },
@@ -1648,5 +1699,43 @@ mod tests {
     fn io_codes() {
         assert_eq!(io_code(std::io::ErrorKind::ConnectionRefused), Some("ECONNREFUSED"));
         assert_eq!(io_code(std::io::ErrorKind::Other), None);
+    }
+
+    /// An error that only wraps another, as libp2p's transport errors do.
+    #[derive(Debug)]
+    struct Wrap(Box<dyn std::error::Error + Send + Sync>);
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "wrapped: {}", self.0)
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    /// The OS error is found under `io::Error::other` and `source()` links, as in a boxed
+    /// libp2p transport's dial error; a DNS name with no records is `ENOTFOUND`.
+    #[test]
+    fn error_codes_are_found_under_wrappers() {
+        use std::io::{Error, ErrorKind};
+        let refused = Error::other(Wrap(Box::new(Wrap(Box::new(Error::from(ErrorKind::ConnectionRefused))))));
+        assert_eq!(error_code(&refused), Some("ECONNREFUSED"));
+        let os = Error::other(Wrap(Box::new(Error::from_raw_os_error(libc_enetunreach()))));
+        assert_eq!(error_code(&os), Some("ENETUNREACH"));
+        let unresolved: libp2p::dns::ResolveError =
+            libp2p::dns::ResolveErrorKind::Message("No Matching Records Found").into();
+        assert_eq!(error_code(&Error::other(Wrap(Box::new(unresolved)))), Some("ENOTFOUND"));
+        assert_eq!(error_code(&Error::other(Wrap(Box::new(Error::other("nothing known"))))), None);
+        let timeout: Box<dyn std::error::Error + Send + Sync> = "timeout".into();
+        assert_eq!(error_code(&Error::other(Wrap(timeout))), None);
+    }
+
+    /// `ENETUNREACH`'s number on this OS, read back from std's own mapping.
+    fn libc_enetunreach() -> i32 {
+        (1..200)
+            .find(|n| std::io::Error::from_raw_os_error(*n).kind() == std::io::ErrorKind::NetworkUnreachable)
+            .expect("an OS error number for ENETUNREACH")
     }
 }

@@ -144,6 +144,43 @@ async fn reset_all_backoffs_restarts_the_attempt_count() {
     assert_eq!(more.load(Ordering::SeqCst), 2);
 }
 
+/// §9.4 permanent failures, with real dials and unlimited retries: a loopback port nobody
+/// listens on refuses each dial (`ECONNREFUSED`, found under libp2p's wrapped errors), and
+/// the fifth refusal in a row gives up on the peer: the queued frame fails, `give_up` is
+/// called, and the peer is `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_refused_dials_in_a_row_give_up() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let limits = NetLimits { max_retry_attempts: 0, ..fast_limits() };
+    let mut a = Node::start(51, &[], &[], limits);
+    let c_id = ocap_net::peer_id_from_seed([52; 32]).unwrap();
+    a.t.register_location_hints(&c_id, &[format!("/ip4/127.0.0.1/tcp/{port}/p2p/{c_id}")]);
+    a.t.send(&c_id, "lost".into());
+    let err = a.expect_failure(&c_id).await;
+    assert_eq!(err.kind, SendErrorKind::Other);
+    assert!(err.message.contains("(5 times in a row)"), "{}", err.message);
+    assert_eq!(a.expect("give_up", |e| matches!(e, Event::GiveUp(_))).await, Event::GiveUp(c_id.clone()));
+    assert_eq!(a.state_of(&c_id).as_deref(), Some("failed"));
+}
+
+/// §9.4 permanent failures for names: a `.invalid` name never resolves (the resolver answers
+/// NXDOMAIN itself, RFC 6761, so no network is needed), which is `ENOTFOUND`; five in a row
+/// give up although retries are unlimited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_unresolvable_dials_in_a_row_give_up() {
+    let limits = NetLimits { max_retry_attempts: 0, ..fast_limits() };
+    let mut a = Node::start(53, &[], &[], limits);
+    let c_id = ocap_net::peer_id_from_seed([54; 32]).unwrap();
+    a.t.register_location_hints(&c_id, &[format!("/dns4/nowhere.invalid/tcp/4001/p2p/{c_id}")]);
+    a.t.send(&c_id, "lost".into());
+    let err = a.expect_failure(&c_id).await;
+    assert!(err.message.contains("(5 times in a row)"), "{}", err.message);
+    assert_eq!(a.expect("give_up", |e| matches!(e, Event::GiveUp(_))).await, Event::GiveUp(c_id.clone()));
+}
+
 /// A fixed port another node holds is refused with "already in use", for transports and
 /// relays alike (libp2p's listeners set `SO_REUSEPORT`, so without the check both bound it).
 #[test]

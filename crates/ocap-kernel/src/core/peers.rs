@@ -24,9 +24,11 @@
 //! - **timers** (`remote_tick`): a standalone ack `delayed_ack` after receiving when nothing
 //!   carried it; retransmission of every pending frame each `ack_timeout`; after `max_retries`
 //!   retransmissions, give-up (§6).
-//! - **give-up** (§6): the pending log is dropped and every promise the peer decides is
-//!   rejected with `[KERNEL:CONNECTION_LOST]` (the JS kernel's scan finds none, §15.1); a later
-//!   send starts again.
+//! - **give-up** (§6): what was asked of the peer is withdrawn (rewritten as no-ops in the
+//!   pending log) and every promise the peer decides is rejected with
+//!   `[KERNEL:CONNECTION_LOST]` (the JS kernel's scan finds none, §15.1); a later send starts
+//!   again. A peer never heard from that holds no references is forgotten then
+//!   (`peer_is_abandoned`).
 //! - **incarnations** (§7): a handshake showing a new incarnation ID means the peer lost its
 //!   state: its seqs restart, what it exported is gone (orphaned, so sends to it are rejected
 //!   with `OBJECT_DELETED`), and the promises it decided are rejected with
@@ -928,13 +930,16 @@ impl KernelCore {
     /// (one already written to the network may still arrive and run: the ambiguity of any
     /// lost connection); the peer, if it returns with its state, still gets every notify,
     /// GC action and URL reply in order, with no gap.
+    ///
+    /// A peer that is abandoned (`peer_is_abandoned`) after that (never heard from, no
+    /// references either way, nothing owed) is then forgotten altogether, in the same unit.
     pub fn give_up_peer(&mut self, remote: RemoteId, reason: &str) -> Result<(), KernelError> {
         if !self.is_peer(remote) {
             return Ok(());
         }
         tracing::warn!(%remote, "giving up on a peer: {reason}");
         let err = kernel_error("CONNECTION_LOST", reason);
-        self.unit(|k| {
+        let forgotten = self.unit(|k| {
             for (seq, frame) in k.store.pending_frames(remote)? {
                 // What was asked of the peer: a message or a URL redemption.
                 if let Ok(Frame::Message {
@@ -952,7 +957,14 @@ impl KernelCore {
                 k.resolve_promise(kpid, true, err.clone())?;
                 k.forget_clist_entry(ep, kpid)?;
             }
-            Ok(())
+            if !k.peer_is_abandoned(remote)? {
+                return Ok(false);
+            }
+            // Nothing refers to the endpoint (checked above): its rows go, hints and pending
+            // no-ops with the peer row, and the endpoint row.
+            k.store.remove_subscriptions_of(ep)?;
+            k.store.delete_endpoint(ep)?;
+            Ok(true)
         })?;
         self.commit()?;
         // The transport may still hold the withdrawn frames, queued for a channel that is not
@@ -962,7 +974,59 @@ impl KernelCore {
             t.drop_queued(&link.peer_id);
         }
         self.reset_link(remote, reason);
+        if forgotten {
+            if let Some(link) = self.comms.links.remove(&remote) {
+                tracing::info!(%remote, peer = %link.peer_id, "forgot a peer never reached");
+                self.comms.by_peer.remove(&link.peer_id);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether a peer just given up on is *abandoned*, and so forgotten (`give_up_peer`):
+    ///
+    /// - it was never heard from: no frame taken from it (`highest_received_seq` 0) and no
+    ///   handshake with it (no incarnation known). A handshake precedes every frame on a
+    ///   channel, and the incarnation is persisted before the channel carries anything, so
+    ///   the peer has never seen a frame of ours either: it holds no state about us;
+    /// - it holds no references either way: no c-list entry (nothing imported from it,
+    ///   nothing exported to it, no promise), no object owned, no promise decided;
+    /// - nothing is owed to it: its pending log holds only the `bringOutYourDead` no-ops its
+    ///   withdrawn requests became (this kernel never sends one otherwise).
+    ///
+    /// Typically a peer made to redeem a URL, whose addresses nobody answers at. Keeping it
+    /// would list it forever, `failed` with a backlog of one no-op, for nothing: there is no
+    /// state to keep consistent with it. If it shows up later (a handshake, a frame, a new
+    /// redemption), it becomes a new remote endpoint, and since it never saw our seqs, it
+    /// starts at 1 as we do. A peer once heard from, or holding references, is kept: it may
+    /// come back with its state, and what it holds and is owed matters then.
+    ///
+    /// The transport is not told to close the peer (`close_connection` would refuse a later
+    /// redemption's frames until `reconnect_peer`): its queue is dropped, it has given up
+    /// dialing (or stops at its next failure, finding no such peer here), and its own
+    /// stale-peer cleanup forgets it (§9.5).
+    fn peer_is_abandoned(&self, remote: RemoteId) -> Result<bool, KernelError> {
+        let Some(p) = self.store.peer(remote)? else { return Ok(false) };
+        if p.highest_received_seq > 0 || p.incarnation.is_some() {
+            return Ok(false);
+        }
+        let ep = EndpointId::Remote(remote);
+        if !self.store.clist_entries(ep, 1)?.is_empty()
+            || !self.store.objects_owned_by(ep)?.is_empty()
+            || !self.store.promises_decided_by(ep)?.is_empty()
+        {
+            return Ok(false);
+        }
+        for (_, frame) in self.store.pending_frames(remote)? {
+            let noop = matches!(
+                envelope::decode(&frame),
+                Ok(Frame::Message { body: Body::Deliver(VatDelivery::BringOutYourDead), .. })
+            );
+            if !noop {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The peer was heard from (a frame, a handshake): if frames wait for it and nothing is
