@@ -18,7 +18,18 @@
 //! Why: hardening is about 40% of a delivery's time when done in
 //! interpreted JS (27 objects, ~100 µs for a ping through `makeDefaultExo`).
 //! Here it does not build descriptor objects or key arrays.
+//!
+//! Asking the WeakSet is the expensive step left (a call into JS, and
+//! QuickJS hashes object keys by address, so its chains are long). Two
+//! answers come without it, both exact:
+//! - an object that is still extensible is not hardened (hardened implies
+//!   frozen). Asked of ordinary objects only: on a proxy `isExtensible` is a
+//!   trap, which SES's algorithm does not call;
+//! - the realm's common prototypes (`Object.prototype`, `Array.prototype`,
+//!   …) are immortal, so their identities stay theirs: once the WeakSet has
+//!   said one is hardened (lockdown hardens them all), that is remembered.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::mem::MaybeUninit;
 
@@ -35,6 +46,29 @@ pub(crate) struct HardenKit {
     pub add: Persistent<Function<'static>>,
     /// SES's `freezeTypedArray`.
     pub freeze_typed_array: Persistent<Function<'static>>,
+    /// Identities of the realm's common prototypes (at most 64), and which of
+    /// them the WeakSet has said are hardened (bit i for `prototypes[i]`).
+    pub prototypes: Vec<usize>,
+    pub prototypes_hardened: Cell<u64>,
+}
+
+/// The prototypes most hardened graphs reach: captured by `common_prototypes`.
+const COMMON_PROTOTYPES: [&str; 6] = ["Object", "Array", "Function", "Promise", "Error", "Map"];
+
+/// The identities of the realm's common prototypes, for [`HardenKit::prototypes`].
+///
+/// They are the context's intrinsics, alive as long as it is, so an identity
+/// cannot be reused by another object while the kit exists.
+pub(crate) fn common_prototypes(ctx: &Ctx<'_>) -> rquickjs::Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(COMMON_PROTOTYPES.len());
+    for name in COMMON_PROTOTYPES {
+        let constructor: Object = ctx.globals().get(name)?;
+        let proto: Value = constructor.get("prototype")?;
+        if proto.is_object() {
+            out.push(identity(&proto));
+        }
+    }
+    Ok(out)
 }
 
 fn exception() -> rquickjs::Error {
@@ -65,15 +99,40 @@ impl Drop for PropertyTable {
 
 struct Traversal<'a, 'js> {
     ctx: &'a Ctx<'js>,
+    kit: &'a HardenKit,
     hardened: Object<'js>,
     has: Function<'js>,
     queue: Vec<Value<'js>>,
-    queued: HashSet<usize>,
+    /// Identities of `queue`'s objects, in the same order: scanned while
+    /// few (most graphs hardened at once are a handful of objects), then
+    /// also indexed in `queued_set` so large graphs stay linear.
+    queued: Vec<usize>,
+    queued_set: Option<HashSet<usize>>,
 }
 
+/// Past this many queued objects, membership goes through a hash set.
+const QUEUED_SCAN_MAX: usize = 32;
+
 impl<'js> Traversal<'_, 'js> {
-    fn is_hardened(&self, value: &Value<'js>) -> rquickjs::Result<bool> {
-        self.has.call((This(self.hardened.clone()), value.clone()))
+    fn is_hardened(&self, value: &Value<'js>, id: usize) -> rquickjs::Result<bool> {
+        let raw = value.as_raw();
+        // SAFETY: `raw` is a live object value (checked by the caller).
+        unsafe {
+            if !qjs::JS_IsProxy(raw) && qjs::JS_IsExtensible(self.ctx.as_raw().as_ptr(), raw) == 1 {
+                return Ok(false);
+            }
+        }
+        let known = self.kit.prototypes.iter().position(|&p| p == id);
+        if let Some(i) = known {
+            if self.kit.prototypes_hardened.get() & (1 << i) != 0 {
+                return Ok(true);
+            }
+        }
+        let hardened: bool = self.has.call((This(self.hardened.clone()), value.clone()))?;
+        if let (Some(i), true) = (known, hardened) {
+            self.kit.prototypes_hardened.set(self.kit.prototypes_hardened.get() | (1 << i));
+        }
+        Ok(hardened)
     }
 
     fn enqueue(&mut self, value: Value<'js>) -> rquickjs::Result<()> {
@@ -83,10 +142,23 @@ impl<'js> Traversal<'_, 'js> {
             return Ok(());
         }
         let id = identity(&value);
-        if self.queued.contains(&id) || self.is_hardened(&value)? {
+        let seen = match &self.queued_set {
+            Some(set) => set.contains(&id),
+            None => self.queued.contains(&id),
+        };
+        if seen || self.is_hardened(&value, id)? {
             return Ok(());
         }
-        self.queued.insert(id);
+        self.queued.push(id);
+        match &mut self.queued_set {
+            Some(set) => {
+                set.insert(id);
+            }
+            None if self.queued.len() > QUEUED_SCAN_MAX => {
+                self.queued_set = Some(self.queued.iter().copied().collect());
+            }
+            None => {}
+        }
         self.queue.push(value);
         Ok(())
     }
@@ -145,7 +217,7 @@ pub(crate) fn harden<'js>(ctx: &Ctx<'js>, kit: &HardenKit, root: Value<'js>) -> 
     }
     let hardened = kit.hardened.clone().restore(ctx)?;
     let has = kit.has.clone().restore(ctx)?;
-    let mut traversal = Traversal { ctx, hardened, has, queue: Vec::new(), queued: HashSet::new() };
+    let mut traversal = Traversal { ctx, kit, hardened, has, queue: Vec::new(), queued: Vec::new(), queued_set: None };
     traversal.enqueue(root.clone())?;
     if traversal.queue.is_empty() {
         return Ok(root); // already hardened

@@ -34,6 +34,16 @@ fn harden_freezes_the_whole_graph_prototypes_accessors_symbols_and_hidden_proper
     assert_eq!(call(&worker, "mutateAfterHarden"), json!(["TypeError", 1]));
 }
 
+/// harden.rs answers "hardened?" without the WeakSet for extensible objects and for the
+/// realm's prototypes; a frozen object that was never hardened must still be walked, and
+/// graphs past the small-graph scan (shared nodes, cycles) frozen whole.
+#[test]
+fn harden_walks_frozen_but_unhardened_objects_and_large_or_cyclic_graphs() {
+    let worker = start();
+    assert_eq!(call(&worker, "frozenButNotHardened"), json!([false, true, true]));
+    assert_eq!(call(&worker, "largeGraphs"), json!([true, true, true]));
+}
+
 #[test]
 fn harden_treats_typed_arrays_as_ses_does() {
     let worker = start();

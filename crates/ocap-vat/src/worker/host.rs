@@ -94,6 +94,8 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
                     has: Persistent::save(&ctx, has),
                     add: Persistent::save(&ctx, add),
                     freeze_typed_array: Persistent::save(&ctx, freeze_typed_array),
+                    prototypes: crate::harden::common_prototypes(&ctx)?,
+                    prototypes_hardened: std::cell::Cell::new(0),
                 };
                 s.harden_kit.replace(Some(Rc::new(kit)));
                 // The closure holds only the host state, never JS values (see

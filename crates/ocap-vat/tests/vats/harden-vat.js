@@ -46,6 +46,30 @@ export function buildRootObject() {
         Object.isFrozen(root.fn.prototype),
       ];
     },
+    /** Frozen is not hardened: harden still walks what a frozen object holds. */
+    frozenButNotHardened() {
+      const child = { leaf: {} };
+      const outer = Object.freeze({ child });
+      const before = Object.isFrozen(child);
+      harden(outer);
+      return [before, Object.isFrozen(child), Object.isFrozen(child.leaf)];
+    },
+    /** Graphs past the traversal's small-graph scan: shared and cyclic. */
+    largeGraphs() {
+      const shared = { s: true };
+      const list = Array.from({ length: 1000 }, (_, i) => ({ i, shared, inner: [i] }));
+      harden(list);
+      const ring = Array.from({ length: 200 }, (_, i) => ({ i }));
+      ring.forEach((node, i) => {
+        node.next = ring[(i + 1) % ring.length];
+      });
+      harden(ring[0]);
+      return [
+        list.every(o => Object.isFrozen(o) && Object.isFrozen(o.inner)),
+        Object.isFrozen(shared),
+        ring.every(o => Object.isFrozen(o)),
+      ];
+    },
     primitives() {
       function f() {}
       return [
