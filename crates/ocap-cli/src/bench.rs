@@ -3,6 +3,15 @@
 //!
 //! Each workload prints one JSON line (`{"workload", "n", "median", "unit", ...}`); a table
 //! for people follows unless `--json` is given. The vats are in `crates/ocap-cli/bench/vats`.
+//!
+//! Every line also says what it was measured on: `commit` (`git rev-parse --short HEAD` when
+//! the binary was built, "unknown" without git; uncommitted changes are not flagged), `cores`
+//! (the CPUs this process may run on, `std::thread::available_parallelism`, which honours
+//! `taskset` and cgroup quotas) and `run_count` (the runs the median is taken over).
+//!
+//! `fan-out` is the workload for "how it scales with cores": run it as is for the machine's
+//! figure and under `taskset -c 0 ocap bench fan-out` for the one-core figure (`cores` then
+//! says 1).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,10 +27,11 @@ use serde_json::json;
 
 use crate::CliError;
 
-pub const WORKLOADS: [&str; 15] = [
+pub const WORKLOADS: [&str; 17] = [
     "launch-1",
     "launch-10",
     "launch-100",
+    "launch-1000",
     "host-to-vat",
     "vat-to-vat-seq",
     "vat-to-vat-pipelined",
@@ -34,7 +44,21 @@ pub const WORKLOADS: [&str; 15] = [
     "remote-pipelined",
     "remote-seq-quic",
     "remote-pipelined-quic",
+    "fan-out",
 ];
+
+/// Workloads run only when named: `launch-1000` takes ~45 s and ~5.3 GB of memory, too much
+/// for the default set (which CI runs as a smoke test).
+const BY_NAME_ONLY: [&str; 1] = ["launch-1000"];
+
+/// The commit the binary was built from (see `build.rs`).
+const COMMIT: &str = match option_env!("OCAP_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+/// `fan-out`: the peers the fanning vat sends to in each round.
+const FAN_OUT_PEERS: usize = 10;
 
 /// The `runaway` workload's per-vat delivery budget (`creationOptions.deliveryBudgetMs`).
 const RUNAWAY_BUDGET_MS: u64 = 200;
@@ -44,10 +68,15 @@ const RUNAWAY_BUDGET_MS: u64 = 200;
 const RESTART_VAT_DIVISOR: usize = 5;
 
 #[derive(Args)]
+#[command(after_help = "Each JSON line carries the commit built from, the cores this process may use \
+                        (`cores`) and the run count. For the one-core figure of `fan-out` (or any \
+                        workload), run it under `taskset -c 0`, e.g. `taskset -c 0 ocap bench \
+                        fan-out`.")]
 pub struct BenchArgs {
-    /// Workloads to run (default: all).
+    /// Workloads to run (default: all but `launch-1000`). `fan-out`: one vat sends `ping` to 10 vats at once and
+    /// awaits all, `--n` rounds; `launch-1000`: 1,000 idle vats in one subcluster.
     pub workloads: Vec<String>,
-    /// Messages per workload (benchmarks.md uses 1000).
+    /// Messages per workload (benchmarks.md uses 1000; rounds for `fan-out`).
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// Runs per workload; the median is reported.
@@ -226,7 +255,7 @@ async fn launch(vats: usize) -> Result<(f64, f64, f64), CliError> {
 async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
     let mut extra = BTreeMap::new();
     let (median_value, unit, count) = match name {
-        "launch-1" | "launch-10" | "launch-100" => {
+        "launch-1" | "launch-10" | "launch-100" | "launch-1000" => {
             let vats: usize = name.trim_start_matches("launch-").parse().unwrap_or(1);
             let (elapsed, rss, per_vat) = launch(vats).await?;
             extra.insert("rss_mib".into(), json!(rss));
@@ -272,6 +301,38 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
             a.kernel.stop().await?;
             b.kernel.stop().await?;
             (rate, if seq { "round trips/s" } else { "messages/s" }, n)
+        }
+        "fan-out" => {
+            // Issue 15: one vat (v0) sends `ping` to FAN_OUT_PEERS vats at once and awaits
+            // them all (`Promise.all`), `n` rounds. Counted: the `ping` calls the fanning vat
+            // sends (FAN_OUT_PEERS per round); each call's answer (a notify back to v0) is part
+            // of the call, not a message of its own in this count.
+            let s = setup(FAN_OUT_PEERS + 1).await?;
+            let peers = s.roots.get(1..).map(|p| p.to_vec()).unwrap_or_default();
+            if peers.len() != FAN_OUT_PEERS {
+                return Err(CliError::Other(format!("fan-out: {} peers launched, not {FAN_OUT_PEERS}", peers.len())));
+            }
+            let targets = Value::Array(peers.iter().map(|p| Value::presence(*p, None)).collect());
+            // One warm-up round (first messages between these vats).
+            call(&s.kernel, s.roots[0], "fanOut", vec![targets.clone(), Value::Number(1.0)]).await?;
+            let t0 = Instant::now();
+            let sent = call(&s.kernel, s.roots[0], "fanOut", vec![targets, Value::Number(n as f64)]).await?;
+            let secs = t0.elapsed().as_secs_f64();
+            let messages = n * FAN_OUT_PEERS;
+            if !matches!(sent, Value::Number(x) if x == messages as f64) {
+                return Err(CliError::Other(format!("fan-out: the vat reports {sent:?} calls, not {messages}")));
+            }
+            extra.insert("rounds".into(), json!(n));
+            extra.insert("messages_per_round".into(), json!(FAN_OUT_PEERS));
+            extra.insert(
+                "counted".into(),
+                json!(format!(
+                    "E(peer).ping calls sent by the fanning vat, {FAN_OUT_PEERS} per round; replies not counted \
+                     separately"
+                )),
+            );
+            s.kernel.stop().await?;
+            (messages as f64 / secs, "messages/s", n)
         }
         "durable-counter" => {
             let s = setup(1).await?;
@@ -432,15 +493,20 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     // Bundle the bench vat before anything is timed.
     let _ = bench_bundle();
     let names: Vec<String> = if args.workloads.is_empty() {
-        WORKLOADS.iter().map(|s| s.to_string()).collect()
+        WORKLOADS.iter().filter(|w| !BY_NAME_ONLY.contains(w)).map(|s| s.to_string()).collect()
     } else {
         args.workloads.clone()
     };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let run_count = args.runs.max(1);
+    if !json {
+        println!("ocap bench: commit {COMMIT}, {cores} cores available to this process, {run_count} run(s) per workload (median reported)");
+    }
     let mut figures = Vec::new();
     for name in &names {
         let mut runs = Vec::new();
         let mut last = None;
-        for _ in 0..args.runs.max(1) {
+        for _ in 0..run_count {
             let f = run_one(name, args.n.max(1)).await?;
             runs.push(f.median);
             last = Some(f);
@@ -448,6 +514,13 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         let Some(mut f) = last else { continue };
         f.median = median(runs.clone());
         f.extra.insert("runs".into(), json!(runs));
+        f.extra.insert("run_count".into(), json!(run_count));
+        f.extra.insert("commit".into(), json!(COMMIT));
+        f.extra.insert("cores".into(), json!(cores));
+        // A rate per message over a fixed number per round: the rounds/s of the median.
+        if let Some(per_round) = f.extra.get("messages_per_round").and_then(|v| v.as_f64()) {
+            f.extra.insert("rounds_per_s".into(), json!(f.median / per_round));
+        }
         let mut line = json!({"workload": f.workload, "n": f.n, "median": f.median, "unit": f.unit});
         if let Some(obj) = line.as_object_mut() {
             obj.extend(f.extra.clone());
@@ -462,7 +535,7 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
             let details: Vec<String> = f
                 .extra
                 .iter()
-                .filter(|(k, _)| k.as_str() != "runs")
+                .filter(|(k, _)| !matches!(k.as_str(), "runs" | "run_count" | "commit" | "cores" | "counted"))
                 .map(|(k, v)| match v.as_f64() {
                     Some(x) => format!("{k}={x:.1}"),
                     None => format!("{k}={v}"),

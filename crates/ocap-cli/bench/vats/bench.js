@@ -46,6 +46,17 @@ export function buildRootObject(vatPowers, parameters, baggage) {
       await Promise.all(all);
       return n;
     },
+    /**
+     * The `fan-out` workload: each round sends `ping` to every peer at once and awaits them
+     * all before the next round.
+     */
+    async fanOut(targets, rounds) {
+      for (let r = 0; r < rounds; r += 1) {
+        // eslint-disable-next-line no-await-in-loop
+        await Promise.all(targets.map((peer) => E(peer).ping(r)));
+      }
+      return rounds * targets.length;
+    },
     makeMany(n) {
       const out = [];
       for (let i = 0; i < n; i += 1) {
