@@ -85,6 +85,17 @@ pub trait SyscallHandler {
 pub trait Endpoint: Send {
     fn deliver(&mut self, delivery: VatDelivery, syscalls: &mut dyn SyscallHandler) -> Result<(), String>;
 
+    /// Starts `delivery` ahead of its crank, while the kernel finishes the crank before it
+    /// (overlapping deliveries, `docs/cranks.md`). Returns false when the endpoint does not
+    /// run deliveries ahead (the default): then nothing happened. Started deliveries run in
+    /// the order they were started; the kernel's next [`Endpoint::deliver`] calls to this
+    /// endpoint are the same deliveries in the same order, and the endpoint hands over each
+    /// run's syscalls then. A different one means the kernel broke its own rule, and
+    /// `deliver` fails (the vat has run something the kernel did not record).
+    fn prefetch(&mut self, _delivery: &VatDelivery) -> bool {
+        false
+    }
+
     /// Called when the vat is terminated or the kernel stops; releases the worker.
     fn shutdown(&mut self) {}
 

@@ -79,6 +79,9 @@ pub struct BenchArgs {
     /// Messages per workload (benchmarks.md uses 1000; rounds for `fan-out`).
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
+    /// Deliver one crank at a time (no overlapping deliveries to different vats), to compare.
+    #[arg(long)]
+    pub no_overlap: bool,
     /// Runs per workload; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -118,9 +121,17 @@ fn cluster(vats: usize) -> ClusterConfig {
         .expect("bench cluster")
 }
 
+/// `--no-overlap`: every kernel this run makes delivers one crank at a time.
+static NO_OVERLAP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn make(db: &Path) -> Result<Kernel, CliError> {
     let store = Store::open(db, Durability::Process)?;
-    Ok(Kernel::make(store, KernelConfig::default(), |sink| {
+    let overlap = !NO_OVERLAP.load(std::sync::atomic::Ordering::Relaxed);
+    let config = KernelConfig {
+        options: ocap_kernel::KernelOptions { overlap_deliveries: overlap, ..Default::default() },
+        ..Default::default()
+    };
+    Ok(Kernel::make(store, config, |sink| {
         Box::new(JsVatLauncher::new(sink, LauncherOptions { base_dir: Some(bench_vats()), ..Default::default() }))
     })?)
 }
@@ -492,6 +503,7 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
 pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     // Bundle the bench vat before anything is timed.
     let _ = bench_bundle();
+    NO_OVERLAP.store(args.no_overlap, std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().filter(|w| !BY_NAME_ONLY.contains(w)).map(|s| s.to_string()).collect()
     } else {
@@ -517,6 +529,7 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         f.extra.insert("run_count".into(), json!(run_count));
         f.extra.insert("commit".into(), json!(COMMIT));
         f.extra.insert("cores".into(), json!(cores));
+        f.extra.insert("overlap".into(), json!(!args.no_overlap));
         // A rate per message over a fixed number per round: the rounds/s of the median.
         if let Some(per_round) = f.extra.get("messages_per_round").and_then(|v| v.as_f64()) {
             f.extra.insert("rounds_per_s".into(), json!(f.median / per_round));

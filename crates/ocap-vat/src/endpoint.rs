@@ -26,11 +26,13 @@
 //! itself: the event callback runs on the worker thread, and the kernel is
 //! owned by its run loop.
 
+use std::collections::VecDeque;
+
 use ocap_abi::capdata::CapData;
 use ocap_abi::vat::{Endpoint, SyscallHandler, VatDelivery, VatResolution, VatSyscall};
 use serde_json::{json, Map, Value as Json};
 
-use crate::{DeliveryReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
+use crate::{DeliveryReply, PendingReply, VatWorker, VatWorkerError, WorkerEvent, WorkerOptions};
 
 /// Longest excerpt of a malformed syscall quoted in the termination reason.
 const MALFORMED_EXCERPT_CHARS: usize = 200;
@@ -39,6 +41,9 @@ const MALFORMED_EXCERPT_CHARS: usize = 200;
 pub struct JsVat {
     vat_id: String,
     worker: Option<VatWorker>,
+    /// Deliveries started ahead of their cranks ([`Endpoint::prefetch`]), in the order they
+    /// were posted, with their replies to come.
+    prefetched: VecDeque<(VatDelivery, PendingReply)>,
 }
 
 /// What liveslots' `startVat` left behind when a [`JsVat`] was started.
@@ -116,12 +121,12 @@ impl JsVat {
             vatstore_deletes: reply.vatstore_deletes,
             syscalls: reply.syscalls.iter().map(parse_syscall).collect(),
         };
-        Ok((JsVat { vat_id, worker: Some(worker) }, start))
+        Ok((JsVat { vat_id, worker: Some(worker), prefetched: VecDeque::new() }, start))
     }
 
     /// Wraps a worker that is already initialised.
     pub fn from_worker(worker: VatWorker) -> JsVat {
-        JsVat { vat_id: worker.vat_id().to_string(), worker: Some(worker) }
+        JsVat { vat_id: worker.vat_id().to_string(), worker: Some(worker), prefetched: VecDeque::new() }
     }
 
     /// The vat id the worker was started with.
@@ -145,7 +150,22 @@ impl Endpoint for JsVat {
         let Some(worker) = self.worker.as_ref() else {
             return Err(format!("vat {} has no running worker", self.vat_id));
         };
-        let reply = match worker.deliver(delivery_to_json(&delivery)) {
+        let answer = match self.prefetched.pop_front() {
+            Some((started, pending)) if started == delivery => worker.wait(pending),
+            Some((started, pending)) => {
+                // Let the vat finish what it started; its state now holds a delivery the
+                // kernel will not record, so the crank fails and the vat is terminated.
+                let _ = worker.wait(pending);
+                self.prefetched.clear();
+                return Err(format!(
+                    "vat {} ran a delivery ahead of its crank that was not the one delivered \
+                     (started {started:?}, delivered {delivery:?})",
+                    self.vat_id
+                ));
+            }
+            None => worker.deliver(delivery_to_json(&delivery)),
+        };
+        let reply = match answer {
             Ok(reply) => reply,
             Err(e) => {
                 // A dead worker answers nothing more; free it now.
@@ -160,7 +180,20 @@ impl Endpoint for JsVat {
         replay(reply, syscalls)
     }
 
+    fn prefetch(&mut self, delivery: &VatDelivery) -> bool {
+        let Some(worker) = self.worker.as_ref() else { return false };
+        match worker.post_deliver(delivery_to_json(delivery)) {
+            Ok(pending) => {
+                self.prefetched.push_back((delivery.clone(), pending));
+                true
+            }
+            // The worker is gone: the delivery itself will find out and say so.
+            Err(_) => false,
+        }
+    }
+
     fn shutdown(&mut self) {
+        self.prefetched.clear();
         if let Some(worker) = self.worker.take() {
             worker.terminate();
         }

@@ -64,7 +64,7 @@ pub use endpoint::{delivery_to_json, parse_syscall, parse_syscalls, JsVat, JsVat
 pub use error::VatWorkerError;
 pub use launcher::{JsVatLauncher, LauncherOptions};
 pub use memory::runtime_bytes_leaked;
-pub use worker::VatWorker;
+pub use worker::{PendingReply, VatWorker};
 
 /// The 20 optional globals a vat may request in `vatConfig.globals` (spec vat-side §5.3);
 /// the kernel's config validation uses the same list.

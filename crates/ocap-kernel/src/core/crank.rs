@@ -20,7 +20,8 @@ pub(crate) enum Work {
     Gc(GcAction),
     Cleanup(EndpointId),
     Reap(VatId),
-    Run(RunQueueItem),
+    /// A run-queue item and its seq (the same item is found again by it after a rollback).
+    Run(i64, RunQueueItem),
 }
 
 impl KernelCore {
@@ -60,8 +61,10 @@ impl KernelCore {
             }
         };
         self.crank_count += 1;
+        self.crank_is_run = matches!(work, Work::Run(..));
         self.trace_begin(|| Self::traced_work(&work));
         let outcome = self.process_work(&work);
+        self.crank_is_run = false;
         let traced = self.trace.is_some().then(|| TracedOutcome::of(&outcome));
         let finished = self.finish_unit(
             outcome,
@@ -97,7 +100,20 @@ impl KernelCore {
 
     /// Takes the highest-priority item, looking only in the queues `pending` says are
     /// non-empty (nothing else writes the store between that check and this one).
+    ///
+    /// The item chosen when the previous crank started goes first (`overlap.rs`: the order is
+    /// fixed one crank ahead), if it is still queued.
     fn next_work(&mut self, pending: PendingWork) -> Result<Option<Work>, KernelError> {
+        self.crank_started = false;
+        if let Some((seq, started)) = self.chosen_next.take() {
+            if let Some(item) = self.store.take_run(seq)? {
+                self.crank_started = started;
+                return Ok(Some(Work::Run(seq, item)));
+            }
+            if started {
+                tracing::error!("the run-queue item {seq} started ahead is gone; its vat ran it for nothing");
+            }
+        }
         if pending.gc {
             if let Some(g) = self.store.take_gc_group()? {
                 return Ok(Some(Work::Gc(g)));
@@ -114,7 +130,7 @@ impl KernelCore {
             }
         }
         if pending.run {
-            return Ok(self.store.pop_run()?.map(Work::Run));
+            return Ok(self.store.pop_run()?.map(|(seq, item)| Work::Run(seq, item)));
         }
         Ok(None)
     }
@@ -125,7 +141,7 @@ impl KernelCore {
             Work::Gc(action) => TracedWork::gc(action.kind, action.endpoint, &action.krefs),
             Work::Cleanup(ep) => TracedWork::Cleanup { endpoint: *ep },
             Work::Reap(vat) => TracedWork::Reap { vat: *vat },
-            Work::Run(item) => TracedWork::of_run(item),
+            Work::Run(_, item) => TracedWork::of_run(item),
         }
     }
 
@@ -137,13 +153,13 @@ impl KernelCore {
                 Ok(Outcome::Commit)
             }
             Work::Reap(vat) => self.deliver_reap(*vat),
-            Work::Run(RunQueueItem::Send { target, message }) => self.route_send(*target, message.clone()),
-            Work::Run(RunQueueItem::Notify { endpoint_id, kpid }) => self.deliver_notify(*endpoint_id, *kpid),
+            Work::Run(_, RunQueueItem::Send { target, message }) => self.route_send(*target, message.clone()),
+            Work::Run(_, RunQueueItem::Notify { endpoint_id, kpid }) => self.deliver_notify(*endpoint_id, *kpid),
         }
     }
 
-    /// After an aborted crank: the rollback put the send it was delivering back at the head
-    /// of the queue. Its target is gone with the endpoint (OBJECT_DELETED, as in the JS
+    /// After an aborted crank: the rollback put the send it was delivering back in the queue
+    /// (under its seq). Its target is gone with the endpoint (OBJECT_DELETED, as in the JS
     /// kernel), and the sender also learns why the endpoint died.
     fn reject_aborted_send(
         &mut self,
@@ -151,8 +167,8 @@ impl KernelCore {
         endpoint: EndpointId,
         info: &CapData<KRef>,
     ) -> Result<(), KernelError> {
-        if let Work::Run(RunQueueItem::Send { .. }) = work {
-            if let Some(RunQueueItem::Send { target, message }) = self.store.pop_run()? {
+        if let Work::Run(seq, RunQueueItem::Send { .. }) = work {
+            if let Some(RunQueueItem::Send { target, message }) = self.store.take_run(*seq)? {
                 let why = smallcaps::reason_text(info);
                 let detail = format!("Target object's vat {endpoint} was terminated: {why}");
                 self.splat(target, &message, smallcaps::kernel_error("OBJECT_DELETED", &detail))?;
@@ -174,7 +190,7 @@ impl KernelCore {
                 tracing::error!("giving up cleanup of terminated endpoint {ep}: {why}");
                 self.store.delete_endpoint(*ep)?;
             }
-            Work::Run(_) => match self.store.pop_run()? {
+            Work::Run(seq, _) => match self.store.take_run(*seq)? {
                 Some(RunQueueItem::Send { target, message }) => {
                     let err = smallcaps::kernel_error("INTERNAL_ERROR", &why.to_string());
                     self.splat(target, &message, err)?;

@@ -51,29 +51,45 @@ impl KernelCore {
         item_target: KRef,
         msg: Message,
     ) -> Result<Outcome, KernelError> {
+        match self.prepare_message(ep, obj, item_target, msg)? {
+            Some(delivery) => self.deliver_to_endpoint(ep, delivery, true),
+            None => Ok(Outcome::Commit),
+        }
+    }
+
+    /// Everything of a message's delivery up to handing it to `ep`: the checks (a message
+    /// that cannot be delivered is rejected here, and None returned), the decider hand-off,
+    /// the translation into `ep`'s space, and the release of the queue item's references.
+    pub(crate) fn prepare_message(
+        &mut self,
+        ep: EndpointId,
+        obj: KRef,
+        item_target: KRef,
+        msg: Message,
+    ) -> Result<Option<VatDelivery>, KernelError> {
         let deleted = || kernel_error("OBJECT_DELETED", "Target object has no owner; it may have been deleted");
         if !self.store.endpoint_is_active(ep)? {
             self.splat(item_target, &msg, deleted())?;
-            return Ok(Outcome::Commit);
+            return Ok(None);
         }
         if !self.is_attached(ep) {
             let err = kernel_error("ENDPOINT_UNREACHABLE", &format!("{} is not running", describe(ep)));
             self.splat(item_target, &msg, err)?;
-            return Ok(Outcome::Commit);
+            return Ok(None);
         }
         let Some(entry) = self.store.clist_by_kref(ep, obj)? else {
             self.splat(item_target, &msg, deleted())?;
-            return Ok(Outcome::Commit);
+            return Ok(None);
         };
         if let EndpointId::Remote(r) = ep {
             if self.is_peer(r) && self.peer_backlog_full(r)? {
                 let err = self.backlog_full_error();
                 self.splat(item_target, &msg, err)?;
-                return Ok(Outcome::Commit);
+                return Ok(None);
             }
             if let Some(err) = self.too_large_for_peer(ep, &msg.methargs) {
                 self.splat(item_target, &msg, err)?;
-                return Ok(Outcome::Commit);
+                return Ok(None);
             }
         }
         // The decider is handed off at delivery.
@@ -93,7 +109,7 @@ impl KernelCore {
             None => (None, false),
         };
         self.release_message(Some(item_target), &msg, !result_moved)?;
-        self.deliver_to_endpoint(ep, VatDelivery::Message { target: entry.eref, methargs, result: result_eref }, true)
+        Ok(Some(VatDelivery::Message { target: entry.eref, methargs, result: result_eref }))
     }
 
     /// Delivers to an attached endpoint and turns what happened into the crank's outcome.
@@ -111,6 +127,17 @@ impl KernelCore {
             if self.is_peer(r) {
                 return self.send_to_peer(r, delivery);
             }
+        }
+        if self.crank_is_run && ep.vat().is_some() {
+            // This delivery starts first (unless the crank before started it), then the next
+            // crank is chosen, and its delivery may start too, behind this one if it goes to
+            // the same vat (`overlap.rs`).
+            if self.opts.overlap_deliveries && !self.crank_started {
+                if let Some(endpoint) = self.endpoints.get_mut(&ep) {
+                    endpoint.prefetch(&delivery);
+                }
+            }
+            self.choose_next()?;
         }
         let Some(mut endpoint) = self.endpoints.remove(&ep) else {
             return Err(match ep {
@@ -153,10 +180,34 @@ impl KernelCore {
     }
 
     pub(crate) fn deliver_notify(&mut self, ep: EndpointId, kpid: KRef) -> Result<Outcome, KernelError> {
+        let Some((delivery, kps)) = self.prepare_notify(ep, kpid)? else {
+            return Ok(Outcome::Commit);
+        };
+        let outcome = self.deliver_to_endpoint(ep, delivery, true)?;
+        if !matches!(outcome, Outcome::Abort { .. }) {
+            // Liveslots retires every vpid of a notify batch; so does the kernel (for a peer,
+            // once it has seen the notify: `peers.rs`, `retire_after_notify`).
+            if !self.retire_after_notify(ep, &kps) {
+                for kp in kps {
+                    self.forget_clist_entry(ep, kp)?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A notify's delivery up to handing it to `ep`: the batch of resolutions in `ep`'s space
+    /// (kpid plus every settled promise reachable through the values, spec §4.3) and the
+    /// promises in it; None if `ep` cannot take it (the queue item's reference is released).
+    pub(crate) fn prepare_notify(
+        &mut self,
+        ep: EndpointId,
+        kpid: KRef,
+    ) -> Result<Option<(VatDelivery, Vec<KRef>)>, KernelError> {
         let entry = if self.can_deliver(ep)? { self.store.clist_by_kref(ep, kpid)? } else { None };
         let Some(entry) = entry else {
             self.decref(kpid)?;
-            return Ok(Outcome::Commit);
+            return Ok(None);
         };
         // kpid plus every settled promise reachable through the values (spec §4.3).
         let mut batch: Vec<(KRef, bool, CapData<KRef>)> = Vec::new();
@@ -187,18 +238,8 @@ impl KernelCore {
         }
         self.fit_for_peer(ep, &mut resolutions);
         self.decref(kpid)?;
-        let outcome = self.deliver_to_endpoint(ep, VatDelivery::Notify(resolutions), true)?;
-        if !matches!(outcome, Outcome::Abort { .. }) {
-            // Liveslots retires every vpid of a notify batch; so does the kernel (for a peer,
-            // once it has seen the notify: `peers.rs`, `retire_after_notify`).
-            let kps: Vec<KRef> = batch.iter().map(|(kp, _, _)| *kp).collect();
-            if !self.retire_after_notify(ep, &kps) {
-                for kp in kps {
-                    self.forget_clist_entry(ep, kp)?;
-                }
-            }
-        }
-        Ok(outcome)
+        let kps: Vec<KRef> = batch.iter().map(|(kp, _, _)| *kp).collect();
+        Ok(Some((VatDelivery::Notify(resolutions), kps)))
     }
 
     pub(crate) fn deliver_gc(&mut self, action: &GcAction) -> Result<Outcome, KernelError> {

@@ -33,6 +33,7 @@ mod incarnation;
 pub mod io;
 mod ocap_urls;
 mod options;
+mod overlap;
 mod peers;
 mod promises;
 mod refcount;
@@ -128,6 +129,13 @@ pub struct KernelCore {
     pub(crate) tracer: Option<tokio::sync::broadcast::Sender<CrankTrace>>,
     /// The trace of the unit in progress, when someone listens.
     pub(crate) trace: Option<Box<trace::TraceInProgress>>,
+    /// The run-queue item (by seq) the next crank takes, chosen when the current one started
+    /// its delivery, and whether that item's delivery was started already (`overlap.rs`).
+    pub(crate) chosen_next: Option<(i64, bool)>,
+    /// Whether the crank in progress is a run-queue item (only those choose the next one).
+    pub(crate) crank_is_run: bool,
+    /// Whether the crank in progress had its delivery started ahead (by the crank before).
+    pub(crate) crank_started: bool,
 }
 
 impl KernelCore {
@@ -153,6 +161,9 @@ impl KernelCore {
             waker: None,
             cranks_since_commit: 0,
             crank_count: 0,
+            chosen_next: None,
+            crank_is_run: false,
+            crank_started: false,
             comms: peers::Comms::default(),
             tracer: None,
             trace: None,

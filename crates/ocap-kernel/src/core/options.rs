@@ -21,6 +21,10 @@ pub struct KernelOptions {
     /// first crank that leaves the store inconsistent is reported (`KernelError::Invariants`,
     /// logged by the run loop) with what is wrong. Slow: it reads the whole store each time.
     pub check_invariants_every_crank: bool,
+    /// Run the next delivery, when it goes to another vat and cannot depend on the current
+    /// one, at the same time as the current one (`docs/cranks.md`, `core/overlap.rs`). The
+    /// order of cranks is the same either way; only the waiting differs.
+    pub overlap_deliveries: bool,
 }
 
 impl Default for KernelOptions {
@@ -34,6 +38,7 @@ impl Default for KernelOptions {
             max_vatstore_key_bytes: 4 * 1024,
             max_vatstore_value_bytes: 16 * 1024 * 1024,
             check_invariants_every_crank: false,
+            overlap_deliveries: true,
         }
     }
 }

@@ -109,8 +109,9 @@ impl LoopState {
 
 pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
     loop {
-        // Host commands first, between cranks.
-        loop {
+        // Host commands first, between cranks; but not between a crank and the one it chose
+        // to go next (`core/overlap.rs`), whose delivery may be running already.
+        while !st.core.next_is_chosen() {
             match rx.try_recv() {
                 Ok(command) => {
                     if !st.handle(Ok(command)) {

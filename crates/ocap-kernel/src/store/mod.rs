@@ -187,6 +187,19 @@ impl Store {
         Ok(())
     }
 
+    /// Opens a savepoint inside the open unit whose writes [`Store::discard_speculation`]
+    /// undoes: what the kernel computes ahead of its turn (`core/overlap.rs`).
+    pub(crate) fn begin_speculation(&mut self) -> Result<(), StoreError> {
+        debug_assert!(self.in_unit);
+        self.control("SAVEPOINT speculate", "begin speculation")
+    }
+
+    /// Undoes every write since [`Store::begin_speculation`] and closes its savepoint.
+    pub(crate) fn discard_speculation(&mut self) -> Result<(), StoreError> {
+        self.control("ROLLBACK TO speculate", "roll back speculation")?;
+        self.control("RELEASE speculate", "release speculation")
+    }
+
     /// Makes every released unit durable.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         debug_assert!(!self.in_unit, "commit inside a unit");

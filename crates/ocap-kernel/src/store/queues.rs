@@ -84,6 +84,10 @@ pub struct GcAction {
     pub krefs: Vec<KRef>,
 }
 
+fn decode_run_item(seq: i64, json: &str) -> Result<RunQueueItem, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
+}
+
 impl Store {
     pub(crate) fn push_run(&self, item: &RunQueueItem) -> Result<(), StoreError> {
         let json = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -125,8 +129,9 @@ impl Store {
         Ok(())
     }
 
-    /// Removes and returns the oldest run-queue item, in one statement (it runs every crank).
-    pub(crate) fn pop_run(&self) -> Result<Option<RunQueueItem>, StoreError> {
+    /// Removes and returns the oldest run-queue item with its seq, in one statement (it runs
+    /// every crank).
+    pub(crate) fn pop_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
         let row: Option<(i64, String)> = self
             .conn
             .prepare_cached("DELETE FROM run_queue WHERE seq = (SELECT MIN(seq) FROM run_queue) RETURNING seq, item")
@@ -134,10 +139,33 @@ impl Store {
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .ctx("pop run")?;
-        let Some((seq, json)) = row else {
-            return Ok(None);
-        };
-        serde_json::from_str(&json).map(Some).map_err(|e| StoreError::Corrupt(format!("run queue item {seq}: {e}")))
+        row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
+    }
+
+    /// The oldest run-queue item and its seq, left in place: the item the crank after the
+    /// current one takes (`core/overlap.rs`).
+    pub(crate) fn peek_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1")
+            .ctx("prepare peek run")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("peek run")?;
+        row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
+    }
+
+    /// Removes and returns the run-queue item `seq`, wherever it is in the queue (None if it
+    /// is not there any more).
+    pub(crate) fn take_run(&self, seq: i64) -> Result<Option<RunQueueItem>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .prepare_cached("DELETE FROM run_queue WHERE seq = ?1 RETURNING item")
+            .ctx("prepare take run")?
+            .query_row([seq], |r| r.get(0))
+            .optional()
+            .ctx("take run")?;
+        json.map(|json| decode_run_item(seq, &json)).transpose()
     }
 
     /// Which kinds of work are waiting, in one statement: the crank loop asks before every

@@ -5,7 +5,7 @@
 //! hangs. Nothing here touches the runtime, which only its own thread may.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +20,19 @@ use crate::{DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
 const THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 /// How long a caller polls for the worker's answer before it blocks.
 const CALLER_SPIN_US: u64 = 1_000;
+
+/// A call posted to the worker whose reply has not been taken yet.
+struct Pending<T>(Receiver<Result<T, VatWorkerError>>);
+
+/// A delivery started by [`VatWorker::post_deliver`]; [`VatWorker::wait`] takes its reply.
+/// Dropping it drops the reply (the delivery still runs to its end in the vat).
+pub struct PendingReply(Receiver<Result<DeliveryReply, VatWorkerError>>);
+
+impl std::fmt::Debug for PendingReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingReply")
+    }
+}
 
 /// A running vat worker: a thread owning the vat's QuickJS runtime.
 ///
@@ -113,6 +126,21 @@ impl VatWorker {
         self.call(|reply| Command::Deliver { delivery, reply })
     }
 
+    /// [`VatWorker::deliver`] in two halves: the delivery starts now on the vat's thread,
+    /// and [`VatWorker::wait`] takes its reply. Meanwhile the caller may do other work (the
+    /// kernel runs another vat's delivery: `docs/cranks.md`, overlapping deliveries).
+    /// Commands run in the order they are posted, so a later call waits behind this one.
+    pub fn post_deliver(&self, delivery: Json) -> Result<PendingReply, VatWorkerError> {
+        self.post(|reply| Command::Deliver { delivery, reply }).map(|p| PendingReply(p.0))
+    }
+
+    /// The reply of a delivery started by [`VatWorker::post_deliver`], with the same
+    /// bound as [`VatWorker::deliver`] (the delivery budget plus a grace period, counted
+    /// from now).
+    pub fn wait(&self, pending: PendingReply) -> Result<DeliveryReply, VatWorkerError> {
+        self.wait_for(pending.0)
+    }
+
     /// Check that the worker thread answers.
     pub fn ping(&self) -> Result<(), VatWorkerError> {
         self.call(|reply| Command::Ping { reply })
@@ -147,9 +175,18 @@ impl VatWorker {
     }
 
     fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, VatWorkerError> {
+        let reply_rx = self.post(make)?.0;
+        self.wait_for(reply_rx)
+    }
+
+    fn post<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<Pending<T>, VatWorkerError> {
         let commands = self.commands.as_ref().ok_or_else(|| self.dead_error())?;
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
         commands.send(make(reply_tx)).map_err(|_| self.dead_error())?;
+        Ok(Pending(reply_rx))
+    }
+
+    fn wait_for<T>(&self, reply_rx: Receiver<Result<T, VatWorkerError>>) -> Result<T, VatWorkerError> {
         let wait_ms = self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS);
         // Most answers come within a millisecond. Parking the caller and
         // waking it again costs tens of microseconds (a futex round trip

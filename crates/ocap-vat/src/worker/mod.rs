@@ -49,7 +49,7 @@ use serde_json::Value as Json;
 use crate::net::FetchResponse;
 use crate::{DeliveryReply, VatWorkerError};
 
-pub use handle::VatWorker;
+pub use handle::{PendingReply, VatWorker};
 
 /// Budget for evaluating the prelude in a new runtime.
 const STARTUP_TIMEOUT_MS: u64 = 60_000;
