@@ -152,6 +152,52 @@ fn run(ops: &[Op], overlap: bool) -> Ending {
     Ending { results, tables: dump(&db) }
 }
 
+/// A stream of cranks that each choose the next does not keep host calls out: the run loop
+/// holds them back only until the chosen crank has run, and no crank chooses another while
+/// they wait (`kernel/run_loop.rs`). The vats here pass messages on forever, four chains at
+/// once, so the queue always holds an item that could be chosen.
+#[test]
+fn host_calls_get_in_while_vats_stream_messages() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        // No reaps (they would let host calls in now and then anyway).
+        let options = KernelOptions { default_reap_interval_deliveries: u64::MAX, ..Default::default() };
+        let kernel =
+            js_kernel(&dir.path().join("kernel.sqlite"), KernelConfig { options, ..Default::default() }, test_vats());
+        let vats: Vec<String> = (0..VATS)
+            .map(|i| format!("\"v{i}\":{{\"sourceSpec\":\"mix.js\",\"parameters\":{{\"name\":\"v{i}\"}}}}"))
+            .collect();
+        let cluster = ClusterConfig::from_json(&format!("{{\"bootstrap\":\"v0\",\"vats\":{{{}}}}}", vats.join(",")))
+            .expect("cluster config");
+        let launched = kernel.launch_subcluster(cluster).await.expect("launch");
+        let started = kernel.queue_message(launched.root_kref, "spam", vec![]).await.expect("spam");
+        assert_eq!(started.ok().and_then(|v| kunser(&v).ok()), Some(Value::Number(VATS as f64)));
+        // Host calls while the stream runs: each must be answered (a hang is the failure;
+        // the bound only turns it into a test failure instead of a stuck test).
+        let bound = std::time::Duration::from_secs(30);
+        for _ in 0..5 {
+            let status = tokio::time::timeout(bound, kernel.get_status()).await.expect("status answered");
+            assert!(status.expect("status").crank_count > 0);
+            let vats = tokio::time::timeout(bound, kernel.get_vats()).await.expect("vats answered");
+            assert_eq!(vats.expect("vats").len(), VATS);
+        }
+        // The stream is still running: cranks go on between the host's calls.
+        let before = kernel.get_status().await.expect("status").crank_count;
+        let mut advanced = false;
+        for _ in 0..1000 {
+            let now = tokio::time::timeout(bound, kernel.get_status()).await.expect("status answered");
+            if now.expect("status").crank_count > before {
+                advanced = true;
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(advanced, "the stream stopped");
+        tokio::time::timeout(bound, kernel.stop()).await.expect("stop answered").expect("stop");
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
 

@@ -104,5 +104,16 @@ export function buildRootObject(vatPowers, parameters) {
     log() {
       return harden([...received]);
     },
+    /** Starts a chain of `bounce` messages at every peer; they go on forever. */
+    spam() {
+      for (const p of peers) {
+        E.sendOnly(p).bounce(0);
+      }
+      return peers.length;
+    },
+    /** Passes the ball on to another vat, and again, forever. */
+    bounce(n) {
+      E.sendOnly(peers[(n * 3 + 1) % peers.length]).bounce(n + 1);
+    },
   });
 }

@@ -136,6 +136,8 @@ pub struct KernelCore {
     pub(crate) crank_is_run: bool,
     /// Whether the crank in progress had its delivery started ahead (by the crank before).
     pub(crate) crank_started: bool,
+    /// Host commands wait for the chosen crank (`run_loop.rs`): choose no further one.
+    pub(crate) commands_waiting: bool,
 }
 
 impl KernelCore {
@@ -164,6 +166,7 @@ impl KernelCore {
             chosen_next: None,
             crank_is_run: false,
             crank_started: false,
+            commands_waiting: false,
             comms: peers::Comms::default(),
             tracer: None,
             trace: None,

@@ -36,6 +36,11 @@ impl KernelCore {
     /// Called by a run-queue crank just before it hands its delivery to vat `current`: chooses
     /// the next crank if it can go now, and starts its delivery if overlap is on.
     pub(crate) fn choose_next(&mut self) -> Result<(), KernelError> {
+        // Host commands waiting run before the next crank instead (`run_loop.rs`): a stream of
+        // cranks each choosing the next must not keep them out.
+        if self.commands_waiting {
+            return Ok(());
+        }
         // Other work waiting (GC actions, cleanup, a reap) goes first, as it always did: a
         // stream of messages must not hold it back.
         let pending = self.store.pending_work()?;
@@ -116,5 +121,11 @@ impl KernelCore {
     /// Whether the next crank is chosen already: nothing may run before it (`run_loop.rs`).
     pub(crate) fn next_is_chosen(&self) -> bool {
         self.chosen_next.is_some()
+    }
+
+    /// The run loop holds commands back until the chosen crank has run; while it does, no
+    /// crank chooses another (so they are not kept out for long).
+    pub(crate) fn set_commands_waiting(&mut self, waiting: bool) {
+        self.commands_waiting = waiting;
     }
 }

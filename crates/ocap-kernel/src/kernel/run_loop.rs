@@ -6,6 +6,7 @@
 //! it. Nothing outside the loop steps the crank loop: a host call that needs work done (such
 //! as `collectGarbage`) registers a waiter the loop answers when the work is done.
 
+use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
@@ -108,20 +109,44 @@ impl LoopState {
 }
 
 pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
+    // Commands that arrived between a crank and the one it chose to go next.
+    let mut deferred: VecDeque<Command> = VecDeque::new();
     loop {
-        // Host commands first, between cranks; but not between a crank and the one it chose
-        // to go next (`core/overlap.rs`), whose delivery may be running already.
-        while !st.core.next_is_chosen() {
-            match rx.try_recv() {
-                Ok(command) => {
-                    if !st.handle(Ok(command)) {
+        if st.core.next_is_chosen() {
+            // Not between a crank and the one it chose (`core/overlap.rs`): its delivery may
+            // be running already. Commands wait, and that crank chooses no successor, so they
+            // run right after it.
+            loop {
+                match rx.try_recv() {
+                    Ok(command) => deferred.push_back(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        st.handle(Err(()));
                         return;
                     }
                 }
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    st.handle(Err(()));
+            }
+            st.core.set_commands_waiting(!deferred.is_empty());
+        } else {
+            // Host commands first, between cranks: those that waited, then new ones.
+            st.core.set_commands_waiting(false);
+            while let Some(command) = deferred.pop_front() {
+                if !st.handle(Ok(command)) {
                     return;
+                }
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(command) => {
+                        if !st.handle(Ok(command)) {
+                            return;
+                        }
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        st.handle(Err(()));
+                        return;
+                    }
                 }
             }
         }
@@ -134,6 +159,9 @@ pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
                 tracing::error!("run loop: {e}");
                 st.fail_gc_waiters(&e);
             }
+        }
+        if st.core.next_is_chosen() || !deferred.is_empty() {
+            continue;
         }
         // Idle: sleep until a command arrives.
         if !st.handle(rx.recv().map_err(|_| ())) {
