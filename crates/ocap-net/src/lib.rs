@@ -85,8 +85,16 @@
 //! `Promise.withResolvers` polyfill) over TCP, both directions, with both full and
 //! optimistic (`negotiateFully: false`) negotiation on the JS dialer
 //! (`tests/js_interop.rs`, with the JS peer in `tests/js/`; it installs the pinned npm
-//! packages under the target directory and skips without Node/npm outside CI). Not checked against JS: QUIC (`@chainsafe/libp2p-quic`), WebSocket, and
-//! relayed circuits, where JS may treat the circuit as limited (below). The wrapper
+//! packages under the target directory and skips without Node/npm outside CI); over
+//! WebSocket (`@libp2p/websockets` 10.1.21, both directions); and through a JS relay
+//! (`@libp2p/circuit-relay-v2` 4.2.13 with unlimited circuits, as the JS kernel's relay is
+//! set up: a JS peer reaching us and us reaching a JS peer). Not checked against JS: QUIC
+//! (`@chainsafe/libp2p-quic`). **Not interoperable: a JS peer through our own
+//! `RelayServer`**: rust-libp2p's relay (0.21) always announces a circuit limit (its
+//! `max_circuit_duration` and `max_circuit_bytes`), JS libp2p treats any limit as a limited
+//! connection, and the JS kernel does not run its protocol on limited connections
+//! (`LimitedConnectionError`). JS peers need a JS relay (or one that announces no limit);
+//! our relay serves our kernels. The wrapper
 //! answers only the first proposal: a dialer that proposes something else first and
 //! `whatever` after an `na` is not diverted (JS and rust-libp2p propose one id per stream
 //! here). A dialer that waits for the listener's header before proposing (none known) is

@@ -2,23 +2,38 @@
 //! ocap kernel speaks.
 //!
 //! The JS side is `tests/js/peer.mjs` (see `tests/js/README.md`): libp2p with `@libp2p/tcp`,
-//! `@chainsafe/libp2p-noise` and `@chainsafe/libp2p-yamux` as the JS kernel configures it,
-//! at the versions pinned by `tests/js/package-lock.json`. The first test copies
+//! `@libp2p/websockets`, `@libp2p/circuit-relay-v2`, `@chainsafe/libp2p-noise` and
+//! `@chainsafe/libp2p-yamux` as the JS kernel configures them, at the versions pinned by
+//! `tests/js/package-lock.json`. The first test copies
 //! `tests/js/{package.json,package-lock.json,*.mjs}` to `$CARGO_TARGET_TMPDIR/ocap-net-js/`
 //! and runs `npm ci` there (skipped while the installed tree matches the lock file), under a
 //! file lock so that concurrent test processes neither race nor run Node from a tree being
 //! reinstalled. Nothing is installed in the source tree.
 //!
-//! Each test starts `node peer.mjs <our multiaddr> <full|optimistic>`, which
+//! Each test starts `node peer.mjs <our multiaddr> <full|optimistic> [ws|circuit <relay>]`,
+//! which
 //! - handles `whatever`: reads our handshake, answers a handshakeAck with incarnation
 //!   `js-incarnation`, reads one frame, writes `js reply on the stream rust opened`;
 //! - dials us on `whatever` (`full`: libp2p's default, multistream-select completes before
 //!   the first write; `optimistic`: `negotiateFully: false`, the protocol proposal travels
 //!   with the first frame), writes a handshake, reads our ack, writes `hello from js`, reads
 //!   one frame;
-//! - prints what it read (`OUT_ACK …`, `OUT_REPLY …`, `IN_HANDSHAKE …`, `IN_FRAME …`), then
-//!   `DONE`, and stops when the test closes its stdin (after our nodes have received
+//! - prints what it read (`OUT_ACK …`, `OUT_REPLY …`, `IN_HANDSHAKE …`, `IN_FRAME …`) and
+//!   the remote addresses of the connections both streams ran on (`OUT_VIA …`, `IN_VIA …`,
+//!   which the test checks against the transport under test), then `DONE`, and stops when the test closes its stdin (after our nodes have received
 //!   everything: stopping at once could drop its last frame before we read it).
+//!
+//! Transports ([`Via`]): loopback TCP; loopback plain WebSocket (`/tcp/<port>/ws`, the JS
+//! node with `@libp2p/websockets` only, dialing with Node's global `WebSocket`, under
+//! `--experimental-websocket` on Node 20/21); and a relayed circuit through a JS relay
+//! (`tests/js/relay.mjs`: `circuitRelayServer` with `applyDefaultLimit: false`, as the JS
+//! kernel's relay), where our node and the JS peer only listen on `<relay>/p2p-circuit` and
+//! the JS peer, like the kernel, does not set `runOnLimitedConnection`. Not tested: the JS
+//! peer through our own [`ocap_net::RelayServer`], which does not interoperate:
+//! `libp2p-relay` 0.21 always sends a circuit `limit`, so JS marks the connection limited
+//! and refuses `whatever` on it (JS dialing: `LimitedConnectionError: Cannot open protocol
+//! stream on limited connection`; Rust dialing: "handshake failed: stream closed before
+//! handshakeAck", retried without end).
 //!
 //! Without `npm` or `node` the tests print "js_interop: skipped: npm not found" and pass,
 //! except under CI (`OCAP_CI`, set by `.ci/run`), where that is a failure. `OCAP_VAT_NPM` /
@@ -36,7 +51,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{options, Event, Node, WAIT};
+use common::{options, until, Event, Node, WAIT};
 use ocap_abi::remote::RemoteTransport;
 use ocap_net::JS_PROTOCOL;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -51,6 +66,9 @@ const INSTALL_WAIT: Duration = Duration::from_secs(600);
 /// The installed JS peer.
 struct JsPeerDir {
     node: String,
+    /// Flags before the script: `--experimental-websocket` where Node has no global
+    /// `WebSocket` without it (Node 20, 21), see [`websocket_flag`].
+    node_flags: Vec<&'static str>,
     dir: PathBuf,
     /// A shared lock on the install, held until the process exits: another process may only
     /// reinstall (exclusive lock) once no test runs Node from this tree.
@@ -104,7 +122,7 @@ fn install() -> Option<JsPeerDir> {
     let dir = tmp.join("ocap-net-js");
     std::fs::create_dir_all(&dir).expect("create the JS peer's install directory");
     let src = js_source_dir();
-    let files = ["package.json", "package-lock.json", "peer.mjs", "polyfill.mjs"]
+    let files = ["package.json", "package-lock.json", "peer.mjs", "polyfill.mjs", "relay.mjs"]
         .map(|f| (f, std::fs::read(src.join(f)).unwrap_or_else(|e| panic!("tests/js/{f}: {e}"))));
     // What the install stamp records: the manifest and lock file it was installed from.
     let manifest: Vec<u8> =
@@ -133,7 +151,25 @@ fn install() -> Option<JsPeerDir> {
         }
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockShared).expect("flock");
     }
-    Some(JsPeerDir { node, dir, _lock: lock })
+    let node_flags = websocket_flag(&node).into_iter().collect();
+    Some(JsPeerDir { node, node_flags, dir, _lock: lock })
+}
+
+/// `--experimental-websocket` if `node` needs it for a global `WebSocket` (Node 20 and 21;
+/// Node 22 and later have it by default). `@libp2p/websockets` dials with the global, as the
+/// JS kernel does on Node 22+ (the same undici client); its listener uses the `ws` package.
+fn websocket_flag(node: &str) -> Option<&'static str> {
+    const FLAG: &str = "--experimental-websocket";
+    let has_websocket = |flag: Option<&str>| {
+        std::process::Command::new(node)
+            .args(flag)
+            .args(["-e", "if (typeof WebSocket !== 'function') process.exit(1)"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    (!has_websocket(None) && has_websocket(Some(FLAG))).then_some(FLAG)
 }
 
 /// `npm ci` in `dir`, bounded by [`INSTALL_WAIT`].
@@ -174,12 +210,14 @@ fn npm_ci(npm: &str, dir: &Path) {
 // The Rust side
 // ---------------------------------------------------------------------------------------------
 
-/// A node as the JS kernel's peers are (`protocol = "whatever"`) on loopback TCP, with
-/// incarnation `rust-<seed>` (the JS peer prints it back).
-fn start(seed: u8) -> Node {
-    let mut opts = options(seed, &["/ip4/127.0.0.1/tcp/0"]);
+/// A node as the JS kernel's peers are (`protocol = "whatever"`), listening on `listen` and
+/// reserving a slot on each of `relays`, with incarnation `rust-<seed>` (the JS peer prints
+/// it back).
+fn start(seed: u8, listen: &[&str], relays: &[String]) -> Node {
+    let mut opts = options(seed, listen);
     opts.incarnation_id = format!("rust-{seed}");
     opts.protocol = JS_PROTOCOL.to_owned();
+    opts.relays = relays.to_vec();
     Node::start_opts(opts)
 }
 
@@ -187,7 +225,8 @@ fn start(seed: u8) -> Node {
 // The JS process
 // ---------------------------------------------------------------------------------------------
 
-/// A running `node peer.mjs`, killed when dropped (a failing test leaves no process behind).
+/// A running `node peer.mjs` (or `relay.mjs`), killed when dropped (a failing test leaves no
+/// process behind).
 struct JsPeer {
     child: tokio::process::Child,
     /// Closing it tells the peer to stop (it keeps its node up until then).
@@ -199,33 +238,36 @@ struct JsPeer {
 }
 
 impl JsPeer {
-    fn spawn(js: &JsPeerDir, target: &str, mode: &'static str) -> JsPeer {
+    /// Runs `node <script> <args…>`; `label` prefixes its output in the test log.
+    fn spawn(js: &JsPeerDir, script: &str, args: &[&str], label: &str) -> JsPeer {
         let mut child = tokio::process::Command::new(&js.node)
-            .arg("peer.mjs")
-            .arg(target)
-            .arg(mode)
+            .args(&js.node_flags)
+            .arg(script)
+            .args(args)
             .current_dir(&js.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("running `{} peer.mjs`: {e}", js.node));
+            .unwrap_or_else(|e| panic!("running `{} {script}`: {e}", js.node));
         let stdin = child.stdin.take();
         let (line_tx, lines) = mpsc::unbounded_channel();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+        let out_label = label.to_owned();
         tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
-                eprintln!("js {mode}> {line}");
+                eprintln!("js {out_label}> {line}");
                 let _ = line_tx.send(line);
             }
         });
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_lines = BufReader::new(child.stderr.take().expect("stderr piped")).lines();
         let sink = stderr.clone();
+        let err_label = label.to_owned();
         tokio::spawn(async move {
             while let Ok(Some(line)) = err_lines.next_line().await {
-                eprintln!("js {mode}! {line}");
+                eprintln!("js {err_label}! {line}");
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
@@ -265,15 +307,63 @@ impl JsPeer {
     }
 }
 
-/// The whole exchange with a JS peer that dials in `mode` (`full` or `optimistic`); `seed`
-/// and `seed + 1` key the two Rust nodes.
-async fn exchange(mode: &'static str, seed: u8) {
+/// How the JS peer and our nodes reach each other.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// Loopback TCP (`@libp2p/tcp` on the JS side).
+    Tcp,
+    /// Loopback plain WebSocket (`/tcp/<port>/ws`; `@libp2p/websockets` only on the JS side).
+    Ws,
+    /// A circuit through a JS relay (`relay.mjs`): nobody listens directly; A and the JS peer
+    /// each reserve a slot on the relay and are dialed at their `/p2p-circuit` addresses.
+    JsRelay,
+}
+
+/// The whole exchange with a JS peer that dials in `mode` (`full` or `optimistic`) over
+/// `via`; `seed` and `seed + 1` key the two Rust nodes.
+async fn exchange(mode: &'static str, via: Via, seed: u8) {
     let Some(js) = js_peer_dir() else { return };
+    let label = format!("{mode}/{via:?}");
+    // The JS relay, first: A reserves a slot on it.
+    let mut relay = None;
+    let mut relay_addr = String::new();
+    if let Via::JsRelay = via {
+        let r = relay.insert(JsPeer::spawn(js, "relay.mjs", &[], &format!("{label}/relay")));
+        loop {
+            if let Some(addr) = r.line("its address").await.strip_prefix("RELAY_ADDR ") {
+                relay_addr = addr.to_owned();
+                break;
+            }
+        }
+    }
     // A: dialed by JS. B: dials JS.
-    let mut a = start(seed);
-    let mut b = start(seed + 1);
-    let a_addr = a.t.listen_addresses()[0].clone();
-    let mut peer = JsPeer::spawn(js, &a_addr, mode);
+    let (listen, relays): (&[&str], Vec<String>) = match via {
+        Via::Tcp => (&["/ip4/127.0.0.1/tcp/0"], vec![]),
+        Via::Ws => (&["/ip4/127.0.0.1/tcp/0/ws"], vec![]),
+        Via::JsRelay => (&[], vec![relay_addr.clone()]),
+    };
+    let mut a = start(seed, listen, &relays);
+    let mut b = start(seed + 1, listen, &[]);
+    let a_addr = match via {
+        Via::Tcp | Via::Ws => a.t.listen_addresses()[0].clone(),
+        Via::JsRelay => {
+            until("A reserves a slot on the JS relay", || {
+                a.t.listen_addresses().iter().any(|l| l.contains("/p2p-circuit"))
+            })
+            .await;
+            a.t.listen_addresses().into_iter().find(|l| l.contains("/p2p-circuit")).unwrap_or_default()
+        }
+    };
+    if let Via::Ws = via {
+        assert!(a_addr.contains("/ws/p2p/"), "{a_addr}");
+    }
+    let mut args = vec![a_addr.as_str(), mode];
+    match via {
+        Via::Tcp => {}
+        Via::Ws => args.push("ws"),
+        Via::JsRelay => args.extend(["circuit", relay_addr.as_str()]),
+    }
+    let mut peer = JsPeer::spawn(js, "peer.mjs", &args, &label);
     let mut js_peer = String::new();
     let mut js_addr = String::new();
     while js_peer.is_empty() || js_addr.is_empty() {
@@ -284,6 +374,12 @@ async fn exchange(mode: &'static str, seed: u8) {
             js_addr = addr.to_owned();
         }
     }
+    let js_addr_kind = match via {
+        Via::Tcp => "/tcp/",
+        Via::Ws => "/ws/p2p/",
+        Via::JsRelay => "/p2p-circuit/p2p/",
+    };
+    assert!(js_addr.contains(js_addr_kind), "{}", peer.report(&format!("JS_ADDR {js_addr} is not {via:?}")));
 
     // JS dials A on `whatever`: handshake, then a frame each way.
     assert_eq!(a.next().await, Event::Incarnation(js_peer.clone(), "js-incarnation".into()));
@@ -302,6 +398,9 @@ async fn exchange(mode: &'static str, seed: u8) {
     a.t.stop();
     b.t.stop();
     peer.finish().await;
+    if let Some(r) = relay.as_mut() {
+        r.finish().await;
+    }
     let expect = [
         format!(r#"OUT_ACK {{"method":"handshakeAck","params":{{"incarnationId":"rust-{seed}"}}}}"#),
         "OUT_REPLY rust reply on the stream js opened".to_owned(),
@@ -313,17 +412,53 @@ async fn exchange(mode: &'static str, seed: u8) {
         assert!(peer.seen.contains(want), "{}", peer.report(&format!("the JS peer did not print {want:?}")));
     }
     assert!(!peer.seen.iter().any(|l| l.contains("ERROR")), "{}", peer.report("the JS peer failed"));
+    // Both streams ran on connections of the kind under test.
+    for prefix in ["OUT_VIA ", "IN_VIA "] {
+        let via_line = peer.seen.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_default();
+        let kind = match via {
+            Via::Tcp => !via_line.is_empty() && !via_line.contains("/ws") && !via_line.contains("/p2p-circuit"),
+            Via::Ws => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/ws")),
+            Via::JsRelay => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/p2p-circuit")),
+        };
+        assert!(kind, "{}", peer.report(&format!("{prefix}{via_line:?} is not {via:?}")));
+    }
 }
 
 /// JS dials with libp2p's default: multistream-select completes before the first frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_libp2p_peer_talks_whatever_both_ways() {
-    exchange("full", 221).await;
+    exchange("full", Via::Tcp, 221).await;
 }
 
 /// JS dials optimistically (`negotiateFully: false`): the protocol proposal and the first
 /// frame arrive together, and the protocol is confirmed only when JS reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_libp2p_peer_talks_whatever_both_ways_optimistically() {
-    exchange("optimistic", 223).await;
+    exchange("optimistic", Via::Tcp, 223).await;
+}
+
+/// The same exchange over plain WebSocket on loopback, both ways (JS has no TCP transport).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_over_websocket() {
+    exchange("full", Via::Ws, 225).await;
+}
+
+/// The same exchange over WebSocket with JS dialing optimistically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_over_websocket_optimistically() {
+    exchange("optimistic", Via::Ws, 227).await;
+}
+
+/// The same exchange through a JS circuit relay (`applyDefaultLimit: false`, as the JS
+/// kernel's relay): our node reserves a slot on it and the JS peer dials its `/p2p-circuit`
+/// address; our other node dials the JS peer's circuit address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_through_a_js_relay() {
+    exchange("full", Via::JsRelay, 229).await;
+}
+
+/// The same exchange through a JS relay with JS dialing optimistically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_through_a_js_relay_optimistically() {
+    exchange("optimistic", Via::JsRelay, 231).await;
 }

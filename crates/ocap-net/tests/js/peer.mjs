@@ -1,9 +1,18 @@
 // The JS libp2p peer of crates/ocap-net/tests/js_interop.rs (see README.md).
 //
-// Usage: node peer.mjs <rust multiaddr with /p2p/> <full|optimistic>
+// Usage: node peer.mjs <rust multiaddr with /p2p/> <full|optimistic> [tcp|ws|circuit <relay>]
 //
-// A libp2p node configured as the JS ocap kernel's (TCP, Noise, Yamux, identify, ping) that
-// speaks ocap's remote-comms framing on the bare protocol id `whatever`:
+// A libp2p node configured as the JS ocap kernel's (Noise, Yamux, identify, ping) that speaks
+// ocap's remote-comms framing on the bare protocol id `whatever`. Its transport (default
+// `tcp`):
+// - `tcp`: `@libp2p/tcp` only, listening on `/ip4/127.0.0.1/tcp/0`;
+// - `ws`: `@libp2p/websockets` only, listening on `/ip4/127.0.0.1/tcp/0/ws` (so every
+//   connection, both ways, is a plain WebSocket one);
+// - `circuit <relay multiaddr with /p2p/>`: `@libp2p/tcp` and `circuitRelayTransport()`,
+//   listening only on `<relay>/p2p-circuit` (a reservation on that relay); its `JS_ADDR` is
+//   its circuit address, and the target is expected to be one too. No
+//   `runOnLimitedConnection`, as in the JS kernel: the relay must grant unlimited circuits.
+// In every mode:
 // - it handles `whatever`: reads the handshake frame, answers a handshakeAck with incarnation
 //   `js-incarnation`, reads one frame and writes `js reply on the stream rust opened`;
 // - it dials the Rust node on `whatever` (`full`: multistream-select negotiated before the
@@ -11,10 +20,13 @@
 //   proposal sent together with the first frame), writes a handshake with incarnation
 //   `js-incarnation`, reads the ack, writes `hello from js` and reads one frame.
 // Everything it reads is printed on stdout (`OUT_ACK …`, `OUT_REPLY …`, `IN_HANDSHAKE …`,
-// `IN_FRAME …`; failures as `…_ERROR`), then `DONE`; it stops once its stdin is closed.
+// `IN_FRAME …`; failures as `…_ERROR`), with the remote addresses of the connections the
+// streams ran on (`OUT_VIA …`, `IN_VIA …`), then `DONE`; it stops once its stdin is closed.
 import './polyfill.mjs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -22,11 +34,21 @@ import { ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
 
-const [target, mode] = process.argv.slice(2)
-if (!target || !['full', 'optimistic'].includes(mode)) {
-  console.error('usage: node peer.mjs <multiaddr> <full|optimistic>')
+const [target, mode, transport = 'tcp', relay] = process.argv.slice(2)
+if (
+  !target ||
+  !['full', 'optimistic'].includes(mode) ||
+  !['tcp', 'ws', 'circuit'].includes(transport) ||
+  (transport === 'circuit') !== (relay != null)
+) {
+  console.error('usage: node peer.mjs <multiaddr> <full|optimistic> [tcp|ws|circuit <relay multiaddr>]')
   process.exit(2)
 }
+const config = {
+  tcp: { transports: [tcp()], listen: ['/ip4/127.0.0.1/tcp/0'] },
+  ws: { transports: [webSockets()], listen: ['/ip4/127.0.0.1/tcp/0/ws'] },
+  circuit: { transports: [tcp(), circuitRelayTransport()], listen: [`${relay}/p2p-circuit`] },
+}[transport]
 
 // A hang guard: the Rust side bounds its waits too, and kills this process when it is done.
 const WAIT_MS = 30000
@@ -41,8 +63,8 @@ const say = (...a) => console.log(...a)
 const frame = (method) => JSON.stringify({ method, params: { incarnationId: 'js-incarnation' } })
 
 const node = await createLibp2p({
-  addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-  transports: [tcp()],
+  addresses: { listen: config.listen },
+  transports: config.transports,
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
   services: { identify: identify(), ping: ping() },
@@ -58,13 +80,20 @@ await node.handle('whatever', async (stream, connection) => {
     say('IN_FRAME', dec(await lp.read()))
     await lp.write(enc('js reply on the stream rust opened'))
     say('IN_PROTOCOL', stream.protocol, connection.remotePeer.toString())
+    say('IN_VIA', connection.remoteAddr.toString())
   } catch (e) {
     say('IN_ERROR', e.stack)
   }
   inboundDone()
 })
 say('JS_PEER', node.peerId.toString())
-say('JS_ADDR', node.getMultiaddrs()[0].toString())
+// Listening on `<relay>/p2p-circuit` resolves once the reservation is made, so the circuit
+// address is there by now.
+const ownAddr = node.getMultiaddrs().find((a) => (transport === 'circuit') === a.toString().includes('/p2p-circuit'))
+if (ownAddr == null) {
+  say('LISTEN_ERROR no', transport, 'address among', node.getMultiaddrs().map(String).join(' '))
+}
+say('JS_ADDR', String(ownAddr))
 
 try {
   const options = mode === 'optimistic' ? { negotiateFully: false } : {}
@@ -75,6 +104,9 @@ try {
   await lp.write(enc('hello from js'))
   say('OUT_REPLY', dec(await lp.read()))
   say('OUT_PROTOCOL', stream.protocol)
+  const targetPeer = target.split('/p2p/').pop()
+  const conns = node.getConnections().filter((c) => c.remotePeer.toString() === targetPeer)
+  say('OUT_VIA', conns.map((c) => c.remoteAddr.toString()).join(' '))
 } catch (e) {
   say('OUT_ERROR', e.stack)
 }
