@@ -14,7 +14,7 @@ use std::path::Path;
 
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
-use ocap_kernel::{KRef, KernelConfig, KernelOptions};
+use ocap_kernel::{KRef, Kernel, KernelConfig, KernelOptions};
 use proptest::prelude::*;
 
 /// Vats in the test's subcluster.
@@ -119,6 +119,19 @@ fn text(result: Result<ocap_kernel::HostResult, ocap_kernel::KernelError>) -> St
     }
 }
 
+/// Launches the test's subcluster of `mix.js` vats (v0 bootstraps and introduces them to each
+/// other) and returns v0's root.
+async fn launch_mix(kernel: &Kernel) -> KRef {
+    let vats: Vec<String> = (0..VATS)
+        .map(|i| format!("\"v{i}\":{{\"sourceSpec\":\"mix.js\",\"parameters\":{{\"name\":\"v{i}\"}}}}"))
+        .collect();
+    let cluster = ClusterConfig::from_json(&format!("{{\"bootstrap\":\"v0\",\"vats\":{{{}}}}}", vats.join(",")))
+        .expect("cluster config");
+    let launched = kernel.launch_subcluster(cluster).await.expect("launch");
+    assert_eq!(kunser(&launched.bootstrap_result).ok(), Some(Value::Number(VATS as f64)));
+    launched.root_kref
+}
+
 fn run(ops: &[Op], overlap: bool) -> Ending {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("kernel.sqlite");
@@ -129,14 +142,8 @@ fn run(ops: &[Op], overlap: bool) -> Ending {
             ..Default::default()
         };
         let kernel = js_kernel(&db, config, test_vats());
-        let vats: Vec<String> = (0..VATS)
-            .map(|i| format!("\"v{i}\":{{\"sourceSpec\":\"mix.js\",\"parameters\":{{\"name\":\"v{i}\"}}}}"))
-            .collect();
-        let cluster = ClusterConfig::from_json(&format!("{{\"bootstrap\":\"v0\",\"vats\":{{{}}}}}", vats.join(",")))
-            .expect("cluster config");
-        let launched = kernel.launch_subcluster(cluster).await.expect("launch");
-        assert_eq!(kunser(&launched.bootstrap_result).ok(), Some(Value::Number(VATS as f64)));
-        let mut results = vec![text(kernel.queue_message(launched.root_kref, "run", vec![script(ops)]).await)];
+        let root = launch_mix(&kernel).await;
+        let mut results = vec![text(kernel.queue_message(root, "run", vec![script(ops)]).await)];
         let mut roots: Vec<KRef> = Vec::new();
         for vat in kernel.get_vats().await.expect("vats") {
             roots.push(kernel.pin_vat_root(vat.id).await.expect("vat root"));
@@ -165,13 +172,8 @@ fn host_calls_get_in_while_vats_stream_messages() {
         let options = KernelOptions { default_reap_interval_deliveries: u64::MAX, ..Default::default() };
         let kernel =
             js_kernel(&dir.path().join("kernel.sqlite"), KernelConfig { options, ..Default::default() }, test_vats());
-        let vats: Vec<String> = (0..VATS)
-            .map(|i| format!("\"v{i}\":{{\"sourceSpec\":\"mix.js\",\"parameters\":{{\"name\":\"v{i}\"}}}}"))
-            .collect();
-        let cluster = ClusterConfig::from_json(&format!("{{\"bootstrap\":\"v0\",\"vats\":{{{}}}}}", vats.join(",")))
-            .expect("cluster config");
-        let launched = kernel.launch_subcluster(cluster).await.expect("launch");
-        let started = kernel.queue_message(launched.root_kref, "spam", vec![]).await.expect("spam");
+        let root = launch_mix(&kernel).await;
+        let started = kernel.queue_message(root, "spam", vec![]).await.expect("spam");
         assert_eq!(started.ok().and_then(|v| kunser(&v).ok()), Some(Value::Number(VATS as f64)));
         // Host calls while the stream runs: each must be answered (a hang is the failure;
         // the bound only turns it into a test failure instead of a stuck test).
