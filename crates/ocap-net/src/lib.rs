@@ -88,8 +88,8 @@
 //! packages under the target directory and skips without Node/npm outside CI); over
 //! WebSocket (`@libp2p/websockets` 10.1.21, both directions); and through a JS relay
 //! (`@libp2p/circuit-relay-v2` 4.2.13 with unlimited circuits, as the JS kernel's relay is
-//! set up: a JS peer reaching us and us reaching a JS peer). Not checked against JS: QUIC
-//! (`@chainsafe/libp2p-quic`). **Not interoperable: a JS peer through our own
+//! set up: a JS peer reaching us and us reaching a JS peer); and over QUIC
+//! (`@chainsafe/libp2p-quic` 2.1.1, its linux-x64-gnu binary). **Not interoperable: a JS peer through our own
 //! `RelayServer`**: rust-libp2p's relay (0.21) always announces a circuit limit (its
 //! `max_circuit_duration` and `max_circuit_bytes`), JS libp2p treats any limit as a limited
 //! connection, and the JS kernel does not run its protocol on limited connections

@@ -3,15 +3,16 @@
 //!
 //! The JS side is `tests/js/peer.mjs` (see `tests/js/README.md`): libp2p with `@libp2p/tcp`,
 //! `@libp2p/websockets`, `@libp2p/circuit-relay-v2`, `@chainsafe/libp2p-noise` and
-//! `@chainsafe/libp2p-yamux` as the JS kernel configures them, at the versions pinned by
-//! `tests/js/package-lock.json`. The first test copies
+//! `@chainsafe/libp2p-yamux` as the JS kernel configures them, plus `@chainsafe/libp2p-quic`
+//! (a native addon; its `linux-x64-gnu` binary is the one the registry serves), at the
+//! versions pinned by `tests/js/package-lock.json`. The first test copies
 //! `tests/js/{package.json,package-lock.json,*.mjs}` to `$CARGO_TARGET_TMPDIR/ocap-net-js/`
 //! and runs `npm ci` there (skipped while the installed tree matches the lock file), under a
 //! file lock so that concurrent test processes neither race nor run Node from a tree being
 //! reinstalled. Nothing is installed in the source tree.
 //!
-//! Each test starts `node peer.mjs <our multiaddr> <full|optimistic> [ws|circuit <relay>]`,
-//! which
+//! Each test starts `node peer.mjs <our multiaddr> <full|optimistic> [ws|quic|circuit
+//! <relay>]`, which
 //! - handles `whatever`: reads our handshake, answers a handshakeAck with incarnation
 //!   `js-incarnation`, reads one frame, writes `js reply on the stream rust opened`;
 //! - dials us on `whatever` (`full`: libp2p's default, multistream-select completes before
@@ -25,7 +26,9 @@
 //!
 //! Transports ([`Via`]): loopback TCP; loopback plain WebSocket (`/tcp/<port>/ws`, the JS
 //! node with `@libp2p/websockets` only, dialing with Node's global `WebSocket`, under
-//! `--experimental-websocket` on Node 20/21); and a relayed circuit through a JS relay
+//! `--experimental-websocket` on Node 20/21); loopback QUIC v1 (`/udp/<port>/quic-v1`, the
+//! JS node with `@chainsafe/libp2p-quic` only and no Noise or Yamux, QUIC securing and
+//! multiplexing itself); and a relayed circuit through a JS relay
 //! (`tests/js/relay.mjs`: `circuitRelayServer` with `applyDefaultLimit: false`, as the JS
 //! kernel's relay), where our node and the JS peer only listen on `<relay>/p2p-circuit` and
 //! the JS peer, like the kernel, does not set `runOnLimitedConnection`. Not tested: the JS
@@ -314,6 +317,9 @@ enum Via {
     Tcp,
     /// Loopback plain WebSocket (`/tcp/<port>/ws`; `@libp2p/websockets` only on the JS side).
     Ws,
+    /// Loopback QUIC v1 (`/udp/<port>/quic-v1`; `@chainsafe/libp2p-quic` only on the JS side,
+    /// with no Noise or Yamux: QUIC secures and multiplexes itself).
+    Quic,
     /// A circuit through a JS relay (`relay.mjs`): nobody listens directly; A and the JS peer
     /// each reserve a slot on the relay and are dialed at their `/p2p-circuit` addresses.
     JsRelay,
@@ -340,12 +346,13 @@ async fn exchange(mode: &'static str, via: Via, seed: u8) {
     let (listen, relays): (&[&str], Vec<String>) = match via {
         Via::Tcp => (&["/ip4/127.0.0.1/tcp/0"], vec![]),
         Via::Ws => (&["/ip4/127.0.0.1/tcp/0/ws"], vec![]),
+        Via::Quic => (&["/ip4/127.0.0.1/udp/0/quic-v1"], vec![]),
         Via::JsRelay => (&[], vec![relay_addr.clone()]),
     };
     let mut a = start(seed, listen, &relays);
     let mut b = start(seed + 1, listen, &[]);
     let a_addr = match via {
-        Via::Tcp | Via::Ws => a.t.listen_addresses()[0].clone(),
+        Via::Tcp | Via::Ws | Via::Quic => a.t.listen_addresses()[0].clone(),
         Via::JsRelay => {
             until("A reserves a slot on the JS relay", || {
                 a.t.listen_addresses().iter().any(|l| l.contains("/p2p-circuit"))
@@ -354,13 +361,16 @@ async fn exchange(mode: &'static str, via: Via, seed: u8) {
             a.t.listen_addresses().into_iter().find(|l| l.contains("/p2p-circuit")).unwrap_or_default()
         }
     };
-    if let Via::Ws = via {
-        assert!(a_addr.contains("/ws/p2p/"), "{a_addr}");
+    match via {
+        Via::Ws => assert!(a_addr.contains("/ws/p2p/"), "{a_addr}"),
+        Via::Quic => assert!(a_addr.contains("/quic-v1/p2p/"), "{a_addr}"),
+        Via::Tcp | Via::JsRelay => {}
     }
     let mut args = vec![a_addr.as_str(), mode];
     match via {
         Via::Tcp => {}
         Via::Ws => args.push("ws"),
+        Via::Quic => args.push("quic"),
         Via::JsRelay => args.extend(["circuit", relay_addr.as_str()]),
     }
     let mut peer = JsPeer::spawn(js, "peer.mjs", &args, &label);
@@ -377,6 +387,7 @@ async fn exchange(mode: &'static str, via: Via, seed: u8) {
     let js_addr_kind = match via {
         Via::Tcp => "/tcp/",
         Via::Ws => "/ws/p2p/",
+        Via::Quic => "/quic-v1/p2p/",
         Via::JsRelay => "/p2p-circuit/p2p/",
     };
     assert!(js_addr.contains(js_addr_kind), "{}", peer.report(&format!("JS_ADDR {js_addr} is not {via:?}")));
@@ -418,6 +429,9 @@ async fn exchange(mode: &'static str, via: Via, seed: u8) {
         let kind = match via {
             Via::Tcp => !via_line.is_empty() && !via_line.contains("/ws") && !via_line.contains("/p2p-circuit"),
             Via::Ws => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/ws")),
+            Via::Quic => {
+                !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/udp/") && a.contains("/quic-v1"))
+            }
             Via::JsRelay => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/p2p-circuit")),
         };
         assert!(kind, "{}", peer.report(&format!("{prefix}{via_line:?} is not {via:?}")));
@@ -447,6 +461,19 @@ async fn js_libp2p_peer_talks_whatever_over_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_libp2p_peer_talks_whatever_over_websocket_optimistically() {
     exchange("optimistic", Via::Ws, 227).await;
+}
+
+/// The same exchange over QUIC v1 on loopback, both ways (JS has only `@chainsafe/libp2p-quic`,
+/// without Noise or Yamux).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_over_quic() {
+    exchange("full", Via::Quic, 233).await;
+}
+
+/// The same exchange over QUIC with JS dialing optimistically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_peer_talks_whatever_over_quic_optimistically() {
+    exchange("optimistic", Via::Quic, 235).await;
 }
 
 /// The same exchange through a JS circuit relay (`applyDefaultLimit: false`, as the JS

@@ -1,6 +1,6 @@
 // The JS libp2p peer of crates/ocap-net/tests/js_interop.rs (see README.md).
 //
-// Usage: node peer.mjs <rust multiaddr with /p2p/> <full|optimistic> [tcp|ws|circuit <relay>]
+// Usage: node peer.mjs <rust multiaddr with /p2p/> <full|optimistic> [tcp|ws|quic|circuit <relay>]
 //
 // A libp2p node configured as the JS ocap kernel's (Noise, Yamux, identify, ping) that speaks
 // ocap's remote-comms framing on the bare protocol id `whatever`. Its transport (default
@@ -8,6 +8,8 @@
 // - `tcp`: `@libp2p/tcp` only, listening on `/ip4/127.0.0.1/tcp/0`;
 // - `ws`: `@libp2p/websockets` only, listening on `/ip4/127.0.0.1/tcp/0/ws` (so every
 //   connection, both ways, is a plain WebSocket one);
+// - `quic`: `@chainsafe/libp2p-quic` only, listening on `/ip4/127.0.0.1/udp/0/quic-v1`; QUIC
+//   brings its own TLS 1.3 and stream multiplexing, so this node has no Noise or Yamux;
 // - `circuit <relay multiaddr with /p2p/>`: `@libp2p/tcp` and `circuitRelayTransport()`,
 //   listening only on `<relay>/p2p-circuit` (a reservation on that relay); its `JS_ADDR` is
 //   its circuit address, and the target is expected to be one too. No
@@ -38,16 +40,22 @@ const [target, mode, transport = 'tcp', relay] = process.argv.slice(2)
 if (
   !target ||
   !['full', 'optimistic'].includes(mode) ||
-  !['tcp', 'ws', 'circuit'].includes(transport) ||
+  !['tcp', 'ws', 'quic', 'circuit'].includes(transport) ||
   (transport === 'circuit') !== (relay != null)
 ) {
-  console.error('usage: node peer.mjs <multiaddr> <full|optimistic> [tcp|ws|circuit <relay multiaddr>]')
+  console.error('usage: node peer.mjs <multiaddr> <full|optimistic> [tcp|ws|quic|circuit <relay multiaddr>]')
   process.exit(2)
 }
+// Imported in `quic` mode only: it loads a native binding when imported, and the other modes
+// must not need one.
+const quic = transport === 'quic' ? (await import('@chainsafe/libp2p-quic')).quic : null
+// Noise and Yamux secure and multiplex the TCP-based transports; QUIC does both itself.
+const upgrade = { connectionEncrypters: [noise()], streamMuxers: [yamux()] }
 const config = {
-  tcp: { transports: [tcp()], listen: ['/ip4/127.0.0.1/tcp/0'] },
-  ws: { transports: [webSockets()], listen: ['/ip4/127.0.0.1/tcp/0/ws'] },
-  circuit: { transports: [tcp(), circuitRelayTransport()], listen: [`${relay}/p2p-circuit`] },
+  tcp: { transports: [tcp()], listen: ['/ip4/127.0.0.1/tcp/0'], ...upgrade },
+  ws: { transports: [webSockets()], listen: ['/ip4/127.0.0.1/tcp/0/ws'], ...upgrade },
+  quic: { transports: quic ? [quic()] : [], listen: ['/ip4/127.0.0.1/udp/0/quic-v1'], connectionEncrypters: [], streamMuxers: [] },
+  circuit: { transports: [tcp(), circuitRelayTransport()], listen: [`${relay}/p2p-circuit`], ...upgrade },
 }[transport]
 
 // A hang guard: the Rust side bounds its waits too, and kills this process when it is done.
@@ -65,8 +73,8 @@ const frame = (method) => JSON.stringify({ method, params: { incarnationId: 'js-
 const node = await createLibp2p({
   addresses: { listen: config.listen },
   transports: config.transports,
-  connectionEncrypters: [noise()],
-  streamMuxers: [yamux()],
+  connectionEncrypters: config.connectionEncrypters,
+  streamMuxers: config.streamMuxers,
   services: { identify: identify(), ping: ping() },
 })
 
