@@ -10,7 +10,23 @@
 //! installs strace), where it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+/// Held while a copy of the binary is written and while a child is started. Otherwise a child
+/// forked by one test, between its fork and its exec, still holds the other test's copy open
+/// for writing, and executing that copy fails with `ETXTBSY` ("Text file busy"): the classic
+/// race of writing an executable in a process that forks from other threads.
+static WRITE_OR_SPAWN: Mutex<()> = Mutex::new(());
+
+/// `command`'s output, started under [`WRITE_OR_SPAWN`] (waited for outside it).
+fn run(command: &mut Command) -> std::io::Result<Output> {
+    let child = {
+        let _guard = WRITE_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?
+    };
+    child.wait_with_output()
+}
 
 /// A copy of the built binary in a directory of its own, so that nothing about where it runs
 /// from leads back to the build tree.
@@ -23,7 +39,10 @@ struct CopiedBinary {
 fn copied_binary() -> CopiedBinary {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ocap");
-    std::fs::copy(env!("CARGO_BIN_EXE_ocap"), &path).expect("copying the ocap binary");
+    {
+        let _guard = WRITE_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::copy(env!("CARGO_BIN_EXE_ocap"), &path).expect("copying the ocap binary");
+    }
     let home = dir.path().join("home");
     std::fs::create_dir(&home).expect("home dir");
     CopiedBinary { _dir: dir, path, home }
@@ -115,16 +134,15 @@ fn a_copied_binary_runs_a_source_vat_without_the_build_tree() {
         .expect("writing the cluster");
     let trace = work.path().join("strace.txt");
 
-    let out = binary
+    let out = run(binary
         .command(strace, work.path())
         .arg("-f")
         .args(["-e", "trace=%file"])
         .arg("-o")
         .arg(&trace)
         .arg(&binary.path)
-        .args(["run", "cluster.json"])
-        .output()
-        .expect("running the copied binary under strace");
+        .args(["run", "cluster.json"]))
+    .expect("running the copied binary under strace");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.trim(), "far 5 true guarded");
@@ -185,7 +203,7 @@ fn a_vats_own_node_modules_win_over_the_embedded_packages() {
     std::fs::write(work.path().join("cluster.json"), r#"{"bootstrap":"v","vats":{"v":{"sourceSpec":"vats/vat.js"}}}"#)
         .expect("writing the cluster");
 
-    let out = binary.ocap(work.path()).args(["run", "cluster.json"]).output().expect("running the copied binary");
+    let out = run(binary.ocap(work.path()).args(["run", "cluster.json"])).expect("running the copied binary");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.trim(), "the vat's own @endo/far, passStyleOf is a function");
