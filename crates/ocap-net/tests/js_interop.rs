@@ -426,14 +426,13 @@ async fn exchange(mode: &'static str, via: Via, seed: u8) {
     // Both streams ran on connections of the kind under test.
     for prefix in ["OUT_VIA ", "IN_VIA "] {
         let via_line = peer.seen.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_default();
-        let kind = match via {
-            Via::Tcp => !via_line.is_empty() && !via_line.contains("/ws") && !via_line.contains("/p2p-circuit"),
-            Via::Ws => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/ws")),
-            Via::Quic => {
-                !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/udp/") && a.contains("/quic-v1"))
-            }
-            Via::JsRelay => !via_line.is_empty() && via_line.split(' ').all(|a| a.contains("/p2p-circuit")),
-        };
+        let kind = !via_line.is_empty()
+            && via_line.split(' ').all(|a| match via {
+                Via::Tcp => !a.contains("/ws") && !a.contains("/p2p-circuit"),
+                Via::Ws => a.contains("/ws"),
+                Via::Quic => a.contains("/udp/") && a.contains("/quic-v1"),
+                Via::JsRelay => a.contains("/p2p-circuit"),
+            });
         assert!(kind, "{}", peer.report(&format!("{prefix}{via_line:?} is not {via:?}")));
     }
 }

@@ -48,6 +48,7 @@ impl KernelCore {
             return Ok(!self.pending_replies.is_empty());
         }
         self.open_unit()?;
+        self.other_work_waiting = pending.gc || pending.cleanup || pending.reap;
         let work = match self.next_work(pending) {
             Ok(Some(w)) => w,
             taken => {

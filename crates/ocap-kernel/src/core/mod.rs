@@ -138,6 +138,9 @@ pub struct KernelCore {
     pub(crate) crank_started: bool,
     /// Host commands wait for the chosen crank (`run_loop.rs`): choose no further one.
     pub(crate) commands_waiting: bool,
+    /// Whether GC actions, cleanup or a reap waited when the crank in progress started
+    /// (`step`'s one look at the queues; `overlap.rs` reads it instead of looking again).
+    pub(crate) other_work_waiting: bool,
 }
 
 impl KernelCore {
@@ -167,6 +170,7 @@ impl KernelCore {
             crank_is_run: false,
             crank_started: false,
             commands_waiting: false,
+            other_work_waiting: false,
             comms: peers::Comms::default(),
             tracer: None,
             trace: None,

@@ -42,9 +42,10 @@ impl KernelCore {
             return Ok(());
         }
         // Other work waiting (GC actions, cleanup, a reap) goes first, as it always did: a
-        // stream of messages must not hold it back.
-        let pending = self.store.pending_work()?;
-        if pending.gc || pending.cleanup || pending.reap {
+        // stream of messages must not hold it back. What `step` saw when this crank started
+        // still holds: a crank adds such work only once its delivery is done (GC actions at
+        // the end of its unit, a reap after the delivery, cleanup after a termination).
+        if self.other_work_waiting {
             return Ok(());
         }
         let Some((seq, item)) = self.store.peek_run()? else {

@@ -132,26 +132,22 @@ impl Store {
     /// Removes and returns the oldest run-queue item with its seq, in one statement (it runs
     /// every crank).
     pub(crate) fn pop_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
-        let row: Option<(i64, String)> = self
-            .conn
-            .prepare_cached("DELETE FROM run_queue WHERE seq = (SELECT MIN(seq) FROM run_queue) RETURNING seq, item")
-            .ctx("prepare pop run")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .ctx("pop run")?;
-        row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
+        self.head_run_item(
+            "DELETE FROM run_queue WHERE seq = (SELECT MIN(seq) FROM run_queue) RETURNING seq, item",
+            "pop run",
+        )
     }
 
     /// The oldest run-queue item and its seq, left in place: the item the crank after the
     /// current one takes (`core/overlap.rs`).
     pub(crate) fn peek_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
-        let row: Option<(i64, String)> = self
-            .conn
-            .prepare_cached("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1")
-            .ctx("prepare peek run")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .ctx("peek run")?;
+        self.head_run_item("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1", "peek run")
+    }
+
+    /// The `(seq, item)` row `sql` yields, if any.
+    fn head_run_item(&self, sql: &'static str, op: &'static str) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
+        let row: Option<(i64, String)> =
+            self.conn.prepare_cached(sql).ctx(op)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional().ctx(op)?;
         row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
     }
 
