@@ -55,6 +55,7 @@ mod harden;
 mod launcher;
 mod memory;
 mod net;
+mod pass_style;
 mod prelude;
 mod vatstore;
 mod worker;

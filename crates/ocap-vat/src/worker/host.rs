@@ -76,6 +76,8 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
     web::add_host_functions(ctx, &host)?;
     fetch::add_host_functions(ctx, &host, state.clone())?;
 
+    add_pass_style_functions(ctx, &host, state.clone())?;
+
     // The native `harden` (src/harden.rs), built by js/src/prelude/harden.js
     // before SES loads.
     let s = state;
@@ -116,4 +118,46 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
         )?,
     )?;
     Ok(host)
+}
+
+/// The native `passStyleOf` (src/pass_style.rs): `makeNativePassStyleOf()` builds it
+/// before `@endo/pass-style` loads (js/src/prelude/04-pass-style.js), and
+/// `setPassStyleFallback(jsPassStyleOf, onlyWellFormedStrings)` gives it the
+/// JavaScript one once the package has (05-pass-style.js).
+fn add_pass_style_functions<'js>(ctx: &Ctx<'js>, host: &Object<'js>, state: Rc<HostState>) -> rquickjs::Result<()> {
+    let s = state.clone();
+    host.set(
+        "makeNativePassStyleOf",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Function<'js>> {
+            s.pass_style_kit.replace(Some(Rc::new(crate::pass_style::PassStyleKit::new(&ctx)?)));
+            // As `harden`: the closure holds only the host state, never JS values.
+            let s = s.clone();
+            let pass_style_of = Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: Value<'js>| {
+                let kit = s.pass_style_kit.borrow().clone();
+                match kit {
+                    Some(kit) => crate::pass_style::pass_style_of(&ctx, &kit, value),
+                    None => Err(throw(&ctx, "passStyleOf: the vat is being torn down")),
+                }
+            })?;
+            pass_style_of.set_name("passStyleOf")?;
+            Ok(pass_style_of)
+        })?,
+    )?;
+    let s = state;
+    host.set(
+        "setPassStyleFallback",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, fallback: Function<'js>, only_well_formed_strings: bool| -> rquickjs::Result<()> {
+                let kit = s.pass_style_kit.borrow().clone();
+                let Some(kit) = kit else {
+                    return Err(throw(&ctx, "setPassStyleFallback: makeNativePassStyleOf was not called"));
+                };
+                kit.fallback.replace(Some(Persistent::save(&ctx, fallback)));
+                kit.strings_to_fallback.set(only_well_formed_strings);
+                Ok(())
+            },
+        )?,
+    )?;
+    Ok(())
 }

@@ -47,4 +47,7 @@ pub(super) struct HostState {
     /// reference) the whole realm were never freed, ~400 KB per vat start.
     /// `Runner`'s `Drop` takes it before the context goes.
     pub(super) harden_kit: RefCell<Option<Rc<crate::harden::HardenKit>>>,
+    /// What the native `passStyleOf` needs (src/pass_style.rs): held here for the
+    /// same reason as `harden_kit`, and taken in the same places.
+    pub(super) pass_style_kit: RefCell<Option<Rc<crate::pass_style::PassStyleKit>>>,
 }

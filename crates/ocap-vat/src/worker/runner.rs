@@ -102,6 +102,7 @@ impl Runner {
             commands_tx,
             starting: Cell::new(true),
             harden_kit: RefCell::new(None),
+            pass_style_kit: RefCell::new(None),
             max_syscalls_per_delivery: opts.max_syscalls_per_delivery,
         });
         deadline.set(Some(Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS)));
@@ -126,6 +127,7 @@ impl Runner {
             .map_err(|e| {
                 // No runner will exist to release what the prelude's harden holds.
                 drop(state.harden_kit.borrow_mut().take());
+                drop(state.pass_style_kit.borrow_mut().take());
                 spawn_err(format!("evaluating the prelude: {e}"))
             })?;
         deadline.set(None);
@@ -232,5 +234,6 @@ impl Drop for Runner {
         // Release the JS values held from Rust while the runtime is alive, so that
         // freeing the context can collect everything (see `HostState::harden_kit`).
         drop(self.state.harden_kit.borrow_mut().take());
+        drop(self.state.pass_style_kit.borrow_mut().take());
     }
 }

@@ -7,4 +7,6 @@ import './harden.js';
 import './01-shims.js';
 import './02-repair.js';
 import './03-harden.js';
+import './04-pass-style.js';
+import './05-pass-style.js';
 import '../supervisor.js';
