@@ -56,7 +56,9 @@ mod launcher;
 mod memory;
 mod net;
 mod pass_style;
+mod plain_data;
 mod prelude;
+mod smallcaps;
 mod vatstore;
 mod worker;
 

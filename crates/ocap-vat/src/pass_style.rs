@@ -16,11 +16,9 @@
 //!
 //! What it decides itself, exactly as the JavaScript does: primitives other than
 //! symbols (and strings, when the realm accepts only well-formed ones), `null`,
-//! and the plain data around them: **copyArray** (an array whose prototype is
-//! `%Array.prototype%`, frozen, with only index properties `0..length` that are
-//! enumerable data properties, and `length`) and **copyRecord** (an ordinary
-//! object whose prototype is `%Object.prototype%`, frozen, with only
-//! string-keyed enumerable data properties whose values are not functions).
+//! and the plain data around them: **copyArray** and **copyRecord** as
+//! `plain_data.rs` reads them (frozen, the right prototype, only enumerable data
+//! properties, no functions in records).
 //! Everything else (symbols, functions, remotables, promises, errors, tagged
 //! values, byte arrays, proxies, objects that are not frozen or not of those
 //! shapes) goes to the JavaScript `passStyleOf`: for the whole value when the
@@ -39,27 +37,28 @@
 //! structure natively costs less than the JavaScript's `WeakMap` lookup.
 
 use std::cell::{Cell, RefCell};
-use std::mem::MaybeUninit;
 
 use rquickjs::{qjs, Ctx, Function, Persistent, Value};
+
+use crate::plain_data::{plain_parts, Intrinsics, PlainParts};
 
 /// Nesting the native walk handles before handing the rest to the JavaScript.
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// The pass styles the native walk can answer, as JS strings made once.
 pub(crate) struct StyleNames {
-    pub undefined: Persistent<rquickjs::String<'static>>,
-    pub null: Persistent<rquickjs::String<'static>>,
-    pub boolean: Persistent<rquickjs::String<'static>>,
-    pub number: Persistent<rquickjs::String<'static>>,
-    pub bigint: Persistent<rquickjs::String<'static>>,
-    pub string: Persistent<rquickjs::String<'static>>,
-    pub copy_array: Persistent<rquickjs::String<'static>>,
-    pub copy_record: Persistent<rquickjs::String<'static>>,
+    undefined: Persistent<rquickjs::String<'static>>,
+    null: Persistent<rquickjs::String<'static>>,
+    boolean: Persistent<rquickjs::String<'static>>,
+    number: Persistent<rquickjs::String<'static>>,
+    bigint: Persistent<rquickjs::String<'static>>,
+    string: Persistent<rquickjs::String<'static>>,
+    copy_array: Persistent<rquickjs::String<'static>>,
+    copy_record: Persistent<rquickjs::String<'static>>,
 }
 
 impl StyleNames {
-    pub(crate) fn new(ctx: &Ctx<'_>) -> rquickjs::Result<StyleNames> {
+    fn new(ctx: &Ctx<'_>) -> rquickjs::Result<StyleNames> {
         let make = |s: &str| -> rquickjs::Result<Persistent<rquickjs::String<'static>>> {
             Ok(Persistent::save(ctx, rquickjs::String::from_str(ctx.clone(), s)?))
         };
@@ -84,14 +83,21 @@ pub(crate) struct PassStyleKit {
     /// Whether strings must be well formed to pass (`ONLY_WELL_FORMED_STRINGS_PASSABLE`):
     /// then the JavaScript checks them. Set with the fallback.
     pub strings_to_fallback: Cell<bool>,
-    /// Identities of `%Object.prototype%` and `%Array.prototype%` (immortal intrinsics).
-    pub object_prototype: usize,
-    pub array_prototype: usize,
-    /// QuickJS's class id of ordinary objects (`{}`).
-    pub ordinary_class: u32,
-    /// The atom `length` (predefined in QuickJS: never freed, so never leaked).
-    pub length_atom: qjs::JSAtom,
-    pub names: StyleNames,
+    pub intrinsics: Intrinsics,
+    names: StyleNames,
+}
+
+impl PassStyleKit {
+    /// Captures the realm's intrinsics. Called from trusted prelude code after
+    /// lockdown (the prototypes are frozen by then).
+    pub(crate) fn new(ctx: &Ctx<'_>) -> rquickjs::Result<PassStyleKit> {
+        Ok(PassStyleKit {
+            fallback: RefCell::new(None),
+            strings_to_fallback: Cell::new(false),
+            intrinsics: Intrinsics::new(ctx)?,
+            names: StyleNames::new(ctx)?,
+        })
+    }
 }
 
 /// What the native walk found about one value.
@@ -116,91 +122,6 @@ enum Style {
     CopyRecord,
 }
 
-impl PassStyleKit {
-    /// Captures the realm's intrinsics. Called from trusted prelude code after
-    /// lockdown (the prototypes are frozen by then).
-    pub(crate) fn new(ctx: &Ctx<'_>) -> rquickjs::Result<PassStyleKit> {
-        let raw_ctx = ctx.as_raw().as_ptr();
-        let object_prototype = prototype_identity(ctx, "Object")?;
-        let array_prototype = prototype_identity(ctx, "Array")?;
-        // SAFETY: plain C API calls on this live context; the new object is
-        // wrapped at once so it is freed.
-        let (ordinary_class, length_atom) = unsafe {
-            let plain = Value::from_raw(ctx.clone(), qjs::JS_NewObject(raw_ctx));
-            let class = qjs::JS_GetClassID(plain.as_raw());
-            (class, qjs::JS_NewAtom(raw_ctx, c"length".as_ptr()))
-        };
-        Ok(PassStyleKit {
-            fallback: RefCell::new(None),
-            strings_to_fallback: Cell::new(false),
-            object_prototype,
-            array_prototype,
-            ordinary_class,
-            length_atom,
-            names: StyleNames::new(ctx)?,
-        })
-    }
-}
-
-fn prototype_identity(ctx: &Ctx<'_>, constructor: &str) -> rquickjs::Result<usize> {
-    let constructor: rquickjs::Object = ctx.globals().get(constructor)?;
-    let proto: Value = constructor.get("prototype")?;
-    if !proto.is_object() {
-        return Err(rquickjs::Error::new_from_js("value", "prototype object"));
-    }
-    Ok(identity(&proto))
-}
-
-/// Identity of an object value (its `JSObject` pointer).
-fn identity(value: &Value<'_>) -> usize {
-    // SAFETY: only called on values whose tag is JS_TAG_OBJECT.
-    unsafe { qjs::JS_VALUE_GET_PTR(value.as_raw()) as usize }
-}
-
-/// Frees a property table on every exit path.
-struct PropertyTable {
-    ctx: *mut qjs::JSContext,
-    tab: *mut qjs::JSPropertyEnum,
-    len: u32,
-}
-
-impl Drop for PropertyTable {
-    fn drop(&mut self) {
-        if !self.tab.is_null() {
-            // SAFETY: tab/len come from JS_GetOwnPropertyNames on this ctx.
-            unsafe { qjs::JS_FreePropertyEnum(self.ctx, self.tab, self.len) };
-        }
-    }
-}
-
-/// An own property, read without running JavaScript: `None` when it is missing.
-/// The value of an accessor property is not kept (its flags say it was one).
-///
-/// # Safety
-/// `obj` must be a live non-proxy object of `ctx`, and `atom` a live atom.
-unsafe fn own_property<'js>(ctx: &Ctx<'js>, obj: qjs::JSValue, atom: qjs::JSAtom) -> Option<(i32, Value<'js>)> {
-    let mut desc = MaybeUninit::<qjs::JSPropertyDescriptor>::zeroed();
-    if qjs::JS_GetOwnProperty(ctx.as_raw().as_ptr(), desc.as_mut_ptr(), obj, atom) <= 0 {
-        // Missing, or an exception (none for ordinary objects; the walk then
-        // leaves the whole value to the JavaScript, which sees it too).
-        let _ = ctx.catch();
-        return None;
-    }
-    let desc = desc.assume_init();
-    let value = Value::from_raw(ctx.clone(), desc.value);
-    drop(Value::from_raw(ctx.clone(), desc.getter));
-    drop(Value::from_raw(ctx.clone(), desc.setter));
-    Some((desc.flags, value))
-}
-
-/// Flags of a frozen, enumerable data property (configurable and writable unset).
-fn is_frozen_enumerable_data(flags: i32) -> bool {
-    let flags = flags as u32;
-    flags & qjs::JS_PROP_GETSET == 0
-        && flags & qjs::JS_PROP_ENUMERABLE != 0
-        && flags & (qjs::JS_PROP_CONFIGURABLE | qjs::JS_PROP_WRITABLE) == 0
-}
-
 struct Walk<'a, 'js> {
     ctx: &'a Ctx<'js>,
     kit: &'a PassStyleKit,
@@ -211,9 +132,8 @@ impl<'js> Walk<'_, 'js> {
     /// What the native walk finds about `value`. Errors are JavaScript
     /// exceptions from the fallback on a nested value.
     fn classify(&self, value: &Value<'js>, depth: usize) -> rquickjs::Result<Found> {
-        let raw = value.as_raw();
         // SAFETY: reading the tag of a live value.
-        let tag = unsafe { qjs::JS_VALUE_GET_NORM_TAG(raw) };
+        let tag = unsafe { qjs::JS_VALUE_GET_NORM_TAG(value.as_raw()) };
         Ok(Found::Style(match tag {
             qjs::JS_TAG_UNDEFINED => Style::Undefined,
             qjs::JS_TAG_NULL => Style::Null,
@@ -227,114 +147,22 @@ impl<'js> Walk<'_, 'js> {
         }))
     }
 
+    /// Shape first (the whole object), then each value in order: the order in
+    /// which the JavaScript meets its errors.
     fn classify_object(&self, value: &Value<'js>, depth: usize) -> rquickjs::Result<Found> {
-        let ctx = self.ctx.as_raw().as_ptr();
-        let raw = value.as_raw();
-        // SAFETY: `raw` is a live object value; every value the C API hands
-        // back is owned and wrapped in a `Value` at once, so it is freed.
-        unsafe {
-            if qjs::JS_IsProxy(raw) || qjs::JS_IsFunction(ctx, raw) {
-                return Ok(Found::Ask);
-            }
-            let is_array = qjs::JS_IsArray(raw);
-            if !is_array && qjs::JS_GetClassID(raw) != self.kit.ordinary_class {
-                return Ok(Found::Ask);
-            }
-            // Not frozen: the JavaScript throws its "Use harden()" error.
-            if qjs::JS_IsExtensible(ctx, raw) != 0 {
-                return Ok(Found::Ask);
-            }
-            let proto = Value::from_raw(self.ctx.clone(), qjs::JS_GetPrototype(ctx, raw));
-            if !proto.is_object() {
-                let _ = self.ctx.catch();
-                return Ok(Found::Ask);
-            }
-            let expected = if is_array { self.kit.array_prototype } else { self.kit.object_prototype };
-            if identity(&proto) != expected {
-                return Ok(Found::Ask);
-            }
-            let mut table = PropertyTable { ctx, tab: std::ptr::null_mut(), len: 0 };
-            let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_SYMBOL_MASK) as i32;
-            if qjs::JS_GetOwnPropertyNames(ctx, &mut table.tab, &mut table.len, raw, flags) < 0 {
-                let _ = self.ctx.catch();
-                return Ok(Found::Ask);
-            }
-            let values = if is_array { self.array_values(raw, table.len)? } else { self.record_values(raw, &table)? };
-            let Some(values) = values else {
-                return Ok(Found::Ask);
-            };
-            drop(table);
-            for child in &values {
-                match self.classify(child, depth + 1)? {
-                    Found::Style(_) => {}
-                    Found::Ask => drop(self.call_fallback(child)?),
-                    Found::TooDeep => return Ok(Found::TooDeep),
-                }
-            }
-            Ok(Found::Style(if is_array { Style::CopyArray } else { Style::CopyRecord }))
-        }
-    }
-
-    /// The elements of a frozen array with nothing but its indices and
-    /// `length` (CopyArrayHelper), or `None` if it is not one.
-    ///
-    /// # Safety
-    /// `raw` must be a live non-proxy array of this context.
-    unsafe fn array_values(&self, raw: qjs::JSValue, key_count: u32) -> rquickjs::Result<Option<Vec<Value<'js>>>> {
-        let ctx = self.ctx.as_raw().as_ptr();
-        let Some((length_flags, length)) = own_property(self.ctx, raw, self.kit.length_atom) else {
-            return Ok(None);
+        let (style, values) = match plain_parts(self.ctx, &self.kit.intrinsics, value) {
+            None => return Ok(Found::Ask),
+            Some(PlainParts::Array(values)) => (Style::CopyArray, values),
+            Some(PlainParts::Record(entries)) => (Style::CopyRecord, entries.into_iter().map(|(_, v)| v).collect()),
         };
-        // `length` is never an accessor nor configurable; frozen means read-only.
-        if length_flags as u32 & qjs::JS_PROP_WRITABLE != 0 {
-            return Ok(None);
-        }
-        let Some(len) = length.as_int().and_then(|n| u32::try_from(n).ok()) else {
-            return Ok(None);
-        };
-        if key_count != len.saturating_add(1) {
-            return Ok(None);
-        }
-        let mut values = Vec::with_capacity(len as usize);
-        for i in 0..len {
-            let atom = qjs::JS_NewAtomUInt32(ctx, i);
-            let property = own_property(self.ctx, raw, atom);
-            qjs::JS_FreeAtom(ctx, atom);
-            match property {
-                Some((flags, value)) if is_frozen_enumerable_data(flags) => values.push(value),
-                _ => return Ok(None),
+        for child in &values {
+            match self.classify(child, depth + 1)? {
+                Found::Style(_) => {}
+                Found::Ask => drop(self.call_fallback(child)?),
+                Found::TooDeep => return Ok(Found::TooDeep),
             }
         }
-        Ok(Some(values))
-    }
-
-    /// The property values of a frozen record with only string-keyed
-    /// enumerable data properties holding no functions (CopyRecordHelper), or
-    /// `None` if it is not one.
-    ///
-    /// # Safety
-    /// `raw` must be a live non-proxy ordinary object of this context, and
-    /// `table` its own keys.
-    unsafe fn record_values(
-        &self,
-        raw: qjs::JSValue,
-        table: &PropertyTable,
-    ) -> rquickjs::Result<Option<Vec<Value<'js>>>> {
-        let ctx = self.ctx.as_raw().as_ptr();
-        let mut values = Vec::with_capacity(table.len as usize);
-        for i in 0..table.len as usize {
-            let atom = (*table.tab.add(i)).atom;
-            let key = Value::from_raw(self.ctx.clone(), qjs::JS_AtomToValue(ctx, atom));
-            if !key.is_string() {
-                let _ = self.ctx.catch();
-                return Ok(None); // a symbol key: a remotable or a tagged value, or an error
-            }
-            match own_property(self.ctx, raw, atom) {
-                Some((flags, value)) if is_frozen_enumerable_data(flags) && !value.is_function() => values.push(value),
-                _ => return Ok(None),
-            }
-        }
-        Ok(Some(values))
+        Ok(Found::Style(style))
     }
 
     fn call_fallback(&self, value: &Value<'js>) -> rquickjs::Result<Value<'js>> {
@@ -361,11 +189,11 @@ pub(crate) fn pass_style_of<'js>(
         None => None,
     };
     let walk = Walk { ctx, kit, fallback };
-    let names = &kit.names;
     let style = match walk.classify(&value, 0)? {
         Found::Style(style) => style,
         Found::Ask | Found::TooDeep => return walk.call_fallback(&value),
     };
+    let names = &kit.names;
     let name = match style {
         Style::Undefined => &names.undefined,
         Style::Null => &names.null,

@@ -143,6 +143,51 @@ fn add_pass_style_functions<'js>(ctx: &Ctx<'js>, host: &Object<'js>, state: Rc<H
             Ok(pass_style_of)
         })?,
     )?;
+    // The native smallcaps codec (src/smallcaps.rs), made after `passStyleOf`
+    // (it reads the same intrinsics): `{ encode(value) -> body | undefined,
+    // decode(body) -> [value] | undefined }`, `undefined` meaning "the
+    // JavaScript does it".
+    let s = state.clone();
+    host.set(
+        "makeNativeSmallcaps",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| -> rquickjs::Result<Object<'js>> {
+            let codec = Object::new(ctx.clone())?;
+            let kit = s.clone();
+            codec.set(
+                "encode",
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<Option<String>> {
+                        let kit = kit.pass_style_kit.borrow().clone();
+                        let Some(kit) = kit else {
+                            return Err(throw(&ctx, "smallcaps: the vat is being torn down"));
+                        };
+                        Ok(crate::smallcaps::encode(&ctx, &kit.intrinsics, &value))
+                    },
+                )?,
+            )?;
+            codec.set(
+                "decode",
+                Function::new(
+                    ctx.clone(),
+                    move |ctx: Ctx<'js>, body: rquickjs::String<'js>| -> rquickjs::Result<Value<'js>> {
+                        let Ok(body) = body.to_string() else {
+                            return Ok(Value::new_undefined(ctx.clone()));
+                        };
+                        match crate::smallcaps::decode(&ctx, &body) {
+                            Some(decoded) => {
+                                let wrapper = rquickjs::Array::new(ctx.clone())?;
+                                wrapper.set(0, decoded)?;
+                                Ok(wrapper.into_value())
+                            }
+                            None => Ok(Value::new_undefined(ctx.clone())),
+                        }
+                    },
+                )?,
+            )?;
+            Ok(codec)
+        })?,
+    )?;
     let s = state;
     host.set(
         "setPassStyleFallback",

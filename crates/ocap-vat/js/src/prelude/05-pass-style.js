@@ -5,6 +5,8 @@
 // start compartment's global object: vats get `passStyleOf` from liveslots.
 
 import { makeJsPassStyleOf } from '@endo/pass-style';
+// Loaded now, so that it takes the native smallcaps codec before the global goes.
+import '@endo/marshal';
 import { host } from './00-host.js';
 
 const PassStyleOfEndowmentSymbol = Symbol.for('@endo passStyleOf');
@@ -20,4 +22,5 @@ if (globalThis[PassStyleOfEndowmentSymbol] !== undefined) {
   }
   host.setPassStyleFallback(jsPassStyleOf, onlyWellFormedStrings);
   delete globalThis[PassStyleOfEndowmentSymbol];
+  delete globalThis[Symbol.for('@ocap fastSmallcaps')];
 }

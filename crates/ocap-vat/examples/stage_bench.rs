@@ -1,0 +1,57 @@
+//! Per-stage cost of a delivery inside QuickJS: each piece (a guarded exo call,
+//! marshal's `toCapData` / `fromCapData`, `passStyleOf`, `harden`, eventual
+//! send) run `n` times in one delivery, timed from outside (vats have no clock),
+//! minus an empty loop. For BENCHMARKS.md's per-stage table (issue 15).
+//!
+//! The marshal stages time the JavaScript `@endo/marshal` (the probe vat's own
+//! copy, in its compartment); liveslots' marshaller in the prelude first asks
+//! the native smallcaps codec (`src/smallcaps.rs`), which this probe cannot
+//! reach: `vat_bench`'s whole delivery shows that part.
+//!
+//! `cargo run --release -p ocap-vat --example stage_bench [n]`
+
+use std::path::Path;
+use std::time::Instant;
+
+use ocap_vat::{bundle_vat_source, VatWorker, WorkerOptions};
+use serde_json::{json, Value};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let n: usize = std::env::args().nth(1).map_or(Ok(5000), |a| a.parse())?;
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vats/stage-probe-vat.js");
+    let bundle = bundle_vat_source(&source)?;
+    let worker = VatWorker::spawn(WorkerOptions::new("v1", "stage-probe"), Box::new(|_| {}))?;
+    let reply = worker.init(json!({"bundleSpec": "stage-probe-vat.bundle"}), Some(bundle), vec![])?;
+    if let Some(error) = reply.error {
+        return Err(error.into());
+    }
+    let mut result = 0;
+    let mut call = |method: &str, args: Value| -> Result<(Value, f64), Box<dyn std::error::Error>> {
+        result += 1;
+        let body = format!("#{}", json!([method, args]));
+        let t = Instant::now();
+        let reply = worker.deliver(
+            json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": format!("p-{result}")}]),
+        )?;
+        let elapsed = t.elapsed().as_secs_f64();
+        let resolution = &reply.syscalls.first().ok_or("no resolve")?[1][0];
+        if resolution[1] != json!(false) {
+            return Err(format!("{method} rejected: {resolution}").into());
+        }
+        let body = resolution[2]["body"].as_str().ok_or("no body")?;
+        Ok((serde_json::from_str(&body[1..])?, elapsed))
+    };
+    let (names, _) = call("names", json!([]))?;
+    let names: Vec<String> = serde_json::from_value(names)?;
+    let mut per_op = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
+        call("run", json!([name, n / 10]))?; // warm up
+        let (_, seconds) = call("run", json!([name, n]))?;
+        Ok(seconds * 1e6 / n as f64)
+    };
+    let empty = per_op("empty")?;
+    println!("{n} iterations per stage; µs per operation, minus the empty loop ({empty:.2} µs)");
+    for name in names.iter().filter(|name| *name != "empty") {
+        println!("{name:>20}: {:6.1}", per_op(name)? - empty);
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+import { E } from '@endo/eventual-send';
+import { makeMarshal } from '@endo/marshal';
+import { passStyleOf } from '@endo/pass-style';
+import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+
+// The pieces of a delivery, each run `n` times in one delivery, so the
+// `stage_bench` example can time them from outside (vats have no clock).
+// Liveslots' own marshaller is not reachable from a vat; this one is made the
+// same way (smallcaps, no slots in these values).
+
+const m = makeMarshal(undefined, undefined, {
+  serializeBodyFormat: 'smallcaps',
+  marshalName: 'probe',
+});
+const methargs = harden(['ping', [1]]);
+const capdata = m.toCapData(methargs);
+const target = makeDefaultExo('target', { ping: x => x });
+const plain = harden({ ping: x => x });
+
+const stages = {
+  empty: () => {},
+  exoCall: () => target.ping(1),
+  toCapData: () => m.toCapData(harden(['ping', [1]])),
+  fromCapData: () => m.fromCapData(capdata),
+  toCapDataString: () => m.toCapData('pong'),
+  passStyleOfArray: () => passStyleOf(harden([1, 'two'])),
+  harden: () => harden([1, 'two']),
+};
+const asyncStages = {
+  eventualSendPlain: async () => E(plain).ping(1),
+  eventualSendExo: async () => E(target).ping(1),
+  awaitNull: async () => {
+    await null;
+  },
+};
+
+export function buildRootObject() {
+  return makeDefaultExo('root', {
+    names() {
+      return harden([...Object.keys(stages), ...Object.keys(asyncStages)]);
+    },
+    async run(name, n) {
+      const sync = stages[name];
+      if (sync) {
+        for (let i = 0; i < n; i += 1) sync();
+        return n;
+      }
+      const run = asyncStages[name];
+      for (let i = 0; i < n; i += 1) await run();
+      return n;
+    },
+  });
+}
