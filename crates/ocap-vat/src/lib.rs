@@ -59,6 +59,7 @@ mod pass_style;
 mod plain_data;
 mod prelude;
 mod smallcaps;
+mod source_scan;
 mod vatstore;
 mod worker;
 

@@ -78,6 +78,17 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
 
     add_pass_style_functions(ctx, &host, state.clone())?;
 
+    // SES's source checks find their anchors with it (src/source_scan.rs). A
+    // source with a lone surrogate is not UTF-8: `undefined`, and SES searches
+    // itself.
+    host.set(
+        "findAll",
+        Function::new(ctx.clone(), |source: rquickjs::String<'js>, needles: Vec<String>| -> Option<Vec<u32>> {
+            let source = source.to_string().ok()?;
+            Some(crate::source_scan::find_all(&source, &needles))
+        })?,
+    )?;
+
     // The native `harden` (src/harden.rs), built by js/src/prelude/harden.js
     // before SES loads.
     let s = state;

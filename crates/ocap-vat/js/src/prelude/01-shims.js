@@ -4,3 +4,6 @@
 // compartments to get it (liveslots and every vat bundle must share it).
 import 'ses';
 import '@endo/eventual-send/shim.js';
+
+// SES has taken the host's substring search (source-scan.js); nothing else may.
+delete globalThis[Symbol.for('@ocap findAll')];

@@ -4,6 +4,7 @@
 // liveslots and the supervisor load.
 import './00-host.js';
 import './harden.js';
+import './source-scan.js';
 import './01-shims.js';
 import './02-repair.js';
 import './03-harden.js';
