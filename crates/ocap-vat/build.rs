@@ -10,7 +10,9 @@
 //!    install runs with `--ignore-scripts`, so we run it ourselves). The
 //!    patches are part of the stamp, so editing one reinstalls from scratch;
 //! 2. run `node js/build.mjs prelude` (esbuild from that node_modules) to
-//!    write `$OUT_DIR/prelude.js`;
+//!    write `$OUT_DIR/prelude.js`, and `node js/build.mjs url` for
+//!    `$OUT_DIR/url-module.js` (the `URL` endowment, loaded only by vats that
+//!    ask for it);
 //! 3. pack what vat sources may import into `$OUT_DIR/vat-packages.tar.gz`
 //!    ([`pack_vat_packages`]), which `src/bundle.rs` embeds so that the binary bundles
 //!    `sourceSpec` vats without this build directory.
@@ -93,6 +95,18 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("running `{node} build.mjs prelude`: {e}"))?;
     if !status.success() {
         return Err(format!("bundling the prelude with esbuild failed ({status})"));
+    }
+
+    let url_module = out_dir.join("url-module.js");
+    let status = Command::new(&node)
+        .arg(js_dir.join("build.mjs"))
+        .arg("url")
+        .arg(&node_modules)
+        .arg(&url_module)
+        .status()
+        .map_err(|e| format!("running `{node} build.mjs url`: {e}"))?;
+    if !status.success() {
+        return Err(format!("bundling the URL module with esbuild failed ({status})"));
     }
 
     pack_vat_packages(&install_dir, &js_dir, &out_dir.join("vat-packages.tar.gz"))?;

@@ -60,6 +60,18 @@ if (mode === 'prelude') {
     format: 'esm',
   });
   await writeFile(out, result.outputFiles[0].text);
+} else if (mode === 'url') {
+  // The `URL` endowment's code (core-js-pure's URL, ~170 KB), a module of its
+  // own that a vat's runtime loads only when the vat asks for `URL` or
+  // `URLSearchParams` (src/lazy_module.rs), instead of every vat carrying its
+  // bytecode in the prelude.
+  const [out] = rest;
+  const result = await esbuild.build({
+    ...common,
+    entryPoints: [path.join(here, 'src', 'web', 'url-module.js')],
+    format: 'esm',
+  });
+  await writeFile(out, result.outputFiles[0].text);
 } else if (mode === 'vat') {
   const [entry, out] = rest;
   const result = await esbuild.build({

@@ -53,6 +53,7 @@ mod endpoint;
 mod error;
 mod harden;
 mod launcher;
+mod lazy_module;
 mod memory;
 mod net;
 mod pass_style;

@@ -78,6 +78,15 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
 
     add_pass_style_functions(ctx, &host, state.clone())?;
 
+    // The `URL` endowment's code, loaded into this realm on first request
+    // (src/lazy_module.rs, js/src/web/url.js).
+    host.set(
+        "loadURLModule",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>| -> rquickjs::Result<Object<'js>> {
+            crate::lazy_module::load_url_module(&ctx).map_err(|e| throw(&ctx, &e))
+        })?,
+    )?;
+
     // SES's source checks find their anchors with it (src/source_scan.rs). A
     // source with a lone surrogate is not UTF-8: `undefined`, and SES searches
     // itself.
