@@ -85,29 +85,8 @@ fn run() -> Result<(), String> {
         write(&stamp_path, stamp.as_bytes())?;
     }
 
-    let prelude = out_dir.join("prelude.js");
-    let status = Command::new(&node)
-        .arg(js_dir.join("build.mjs"))
-        .arg("prelude")
-        .arg(&node_modules)
-        .arg(&prelude)
-        .status()
-        .map_err(|e| format!("running `{node} build.mjs prelude`: {e}"))?;
-    if !status.success() {
-        return Err(format!("bundling the prelude with esbuild failed ({status})"));
-    }
-
-    let url_module = out_dir.join("url-module.js");
-    let status = Command::new(&node)
-        .arg(js_dir.join("build.mjs"))
-        .arg("url")
-        .arg(&node_modules)
-        .arg(&url_module)
-        .status()
-        .map_err(|e| format!("running `{node} build.mjs url`: {e}"))?;
-    if !status.success() {
-        return Err(format!("bundling the URL module with esbuild failed ({status})"));
-    }
+    esbuild(&node, &js_dir, &node_modules, "prelude", &out_dir.join("prelude.js"))?;
+    esbuild(&node, &js_dir, &node_modules, "url", &out_dir.join("url-module.js"))?;
 
     pack_vat_packages(&install_dir, &js_dir, &out_dir.join("vat-packages.tar.gz"))?;
 
@@ -191,6 +170,21 @@ fn check_tool(program: &str, what: &str, var: &str) -> Result<(), String> {
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// `node js/build.mjs <mode> <node_modules> <out>`: one esbuild bundle.
+fn esbuild(node: &str, js_dir: &Path, node_modules: &Path, mode: &str, out: &Path) -> Result<(), String> {
+    let status = Command::new(node)
+        .arg(js_dir.join("build.mjs"))
+        .arg(mode)
+        .arg(node_modules)
+        .arg(out)
+        .status()
+        .map_err(|e| format!("running `{node} build.mjs {mode}`: {e}"))?;
+    if !status.success() {
+        return Err(format!("bundling `{mode}` with esbuild failed ({status})"));
+    }
+    Ok(())
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {

@@ -36,6 +36,8 @@ use std::mem::MaybeUninit;
 use rquickjs::function::This;
 use rquickjs::{qjs, Ctx, Function, Object, Persistent, Value};
 
+use crate::plain_data::{identity, PropertyTable};
+
 /// What the native harden needs from the JS side, captured at install time
 /// (before lockdown, from trusted prelude code).
 pub(crate) struct HardenKit {
@@ -73,28 +75,6 @@ pub(crate) fn common_prototypes(ctx: &Ctx<'_>) -> rquickjs::Result<Vec<usize>> {
 
 fn exception() -> rquickjs::Error {
     rquickjs::Error::Exception
-}
-
-/// Identity of an object value (its `JSObject` pointer).
-fn identity(value: &Value<'_>) -> usize {
-    // SAFETY: only called on values whose tag is JS_TAG_OBJECT.
-    unsafe { qjs::JS_VALUE_GET_PTR(value.as_raw()) as usize }
-}
-
-/// Frees a property table on every exit path.
-struct PropertyTable {
-    ctx: *mut qjs::JSContext,
-    tab: *mut qjs::JSPropertyEnum,
-    len: u32,
-}
-
-impl Drop for PropertyTable {
-    fn drop(&mut self) {
-        if !self.tab.is_null() {
-            // SAFETY: tab/len come from JS_GetOwnPropertyNames on this ctx.
-            unsafe { qjs::JS_FreePropertyEnum(self.ctx, self.tab, self.len) };
-        }
-    }
 }
 
 struct Traversal<'a, 'js> {

@@ -69,11 +69,11 @@ pub(crate) enum PlainParts<'js> {
     Record(Vec<(Value<'js>, Value<'js>)>),
 }
 
-/// Frees a property table on every exit path.
-struct PropertyTable {
-    ctx: *mut qjs::JSContext,
-    tab: *mut qjs::JSPropertyEnum,
-    len: u32,
+/// Frees a property table (`JS_GetOwnPropertyNames`'s) on every exit path.
+pub(crate) struct PropertyTable {
+    pub ctx: *mut qjs::JSContext,
+    pub tab: *mut qjs::JSPropertyEnum,
+    pub len: u32,
 }
 
 impl Drop for PropertyTable {

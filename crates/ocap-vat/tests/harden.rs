@@ -2,28 +2,16 @@
 //! js/src/prelude/harden.js). These probes, run as vat code, check that it
 //! keeps SES's semantics.
 
-use std::path::Path;
-
-use ocap_vat::{bundle_vat_source, VatWorker, WorkerOptions};
 use serde_json::{json, Value};
 
-fn start() -> VatWorker {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats/harden-vat.js");
-    let bundle = bundle_vat_source(&source).expect("bundle");
-    let worker = VatWorker::spawn(WorkerOptions::new("v1", "harden"), Box::new(|_| {})).expect("spawn");
-    let reply = worker.init(json!({"bundleSpec": "harden-vat.bundle"}), Some(bundle), vec![]).expect("init");
-    assert_eq!(reply.error, None);
-    worker
+mod common;
+
+fn start() -> ocap_vat::VatWorker {
+    common::start_vat("harden-vat")
 }
 
-fn call(worker: &VatWorker, method: &str) -> Value {
-    let body = format!("#{}", json!([method, []]));
-    let reply = worker
-        .deliver(json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": "p-1"}]))
-        .expect("deliver");
-    let resolution = &reply.syscalls[0][1][0];
-    assert_eq!(resolution[1], json!(false), "{method} rejected: {resolution}");
-    serde_json::from_str(&resolution[2]["body"].as_str().unwrap()[1..]).unwrap()
+fn call(worker: &ocap_vat::VatWorker, method: &str) -> Value {
+    common::call(worker, method, json!([]))
 }
 
 #[test]

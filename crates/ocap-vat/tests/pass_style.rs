@@ -4,28 +4,13 @@
 //! `@endo/pass-style`'s JavaScript `passStyleOf` does (vat-side spec §"marshal":
 //! the pass styles of liveslots' marshaller).
 
-use std::path::Path;
-
-use ocap_vat::{bundle_vat_source, VatWorker, WorkerOptions};
 use serde_json::{json, Value};
 
-fn start() -> VatWorker {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats/pass-style-vat.js");
-    let bundle = bundle_vat_source(&source).expect("bundle");
-    let worker = VatWorker::spawn(WorkerOptions::new("v1", "pass-style"), Box::new(|_| {})).expect("spawn");
-    let reply = worker.init(json!({"bundleSpec": "pass-style-vat.bundle"}), Some(bundle), vec![]).expect("init");
-    assert_eq!(reply.error, None);
-    worker
-}
+mod common;
+use common::call;
 
-fn call(worker: &VatWorker, method: &str, args: Value) -> Value {
-    let body = format!("#{}", json!([method, args]));
-    let reply = worker
-        .deliver(json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": "p-1"}]))
-        .expect("deliver");
-    let resolution = &reply.syscalls[0][1][0];
-    assert_eq!(resolution[1], json!(false), "{method} rejected: {resolution}");
-    serde_json::from_str(&resolution[2]["body"].as_str().unwrap()[1..]).unwrap()
+fn start() -> ocap_vat::VatWorker {
+    common::start_vat("pass-style-vat")
 }
 
 #[test]

@@ -7,30 +7,13 @@
 //! against the JavaScript decoding, and liveslots' native encoding of the
 //! answer must be the JavaScript's body.
 
-use std::path::Path;
-
-use ocap_vat::{bundle_vat_source, VatWorker, WorkerOptions};
 use serde_json::{json, Value};
 
-fn start() -> VatWorker {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vats/smallcaps-vat.js");
-    let bundle = bundle_vat_source(&source).expect("bundle");
-    let worker = VatWorker::spawn(WorkerOptions::new("v1", "smallcaps"), Box::new(|_| {})).expect("spawn");
-    let reply = worker.init(json!({"bundleSpec": "smallcaps-vat.bundle"}), Some(bundle), vec![]).expect("init");
-    assert_eq!(reply.error, None);
-    worker
-}
+mod common;
+use common::deliver_body as deliver;
 
-/// Delivers a message whose methargs body is `body`; returns the answer's body.
-fn deliver(worker: &VatWorker, body: &str, result: usize) -> String {
-    let reply = worker
-        .deliver(json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": format!("p-{result}")}]))
-        .expect("deliver");
-    let Some(resolution) = reply.syscalls.first().map(|s| &s[1][0]) else {
-        panic!("no resolve: {reply:?} (methargs {body})")
-    };
-    assert_eq!(resolution[1], json!(false), "rejected: {resolution} (methargs {body})");
-    resolution[2]["body"].as_str().expect("body").to_string()
+fn start() -> ocap_vat::VatWorker {
+    common::start_vat("smallcaps-vat")
 }
 
 #[test]

@@ -1,22 +1,11 @@
 import { Far, makeJsPassStyleOf, makeTagged, passStyleOf } from '@endo/pass-style';
 import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+import { makeRandom } from './lib/random.js';
 
 // Probes of the realm's `passStyleOf` (the native one, src/pass_style.rs, which
 // liveslots endows and this bundle's copy of @endo/pass-style takes) against
 // the JavaScript one (`makeJsPassStyleOf`, our patch's export). Every method
 // returns plain data.
-
-/** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-const makeRandom = seed => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 const KEYS = ['a', 'b', 'then', '0', '1', 'length', 'constructor', 'x y', ''];
 

@@ -1,5 +1,6 @@
 import { makeMarshal } from '@endo/marshal';
 import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+import { makeRandom } from './lib/random.js';
 
 // Probes of liveslots' smallcaps codec for plain data (the native one,
 // src/smallcaps.rs, which only the prelude's marshallers reach) against the
@@ -10,18 +11,6 @@ const jsMarshal = makeMarshal(undefined, undefined, {
   serializeBodyFormat: 'smallcaps',
   marshalName: 'reference',
 });
-
-/** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-const makeRandom = seed => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 // Strings and keys that exercise the escaping rules: smallcaps' special first
 // characters (`!` to `-`), JSON escapes, non-BMP characters, lone surrogates,

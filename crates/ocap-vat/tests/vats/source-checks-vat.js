@@ -1,4 +1,5 @@
 import { makeDefaultExo } from '@metamask/kernel-utils/exo';
+import { makeRandom } from './lib/random.js';
 
 // Probes of SES's source checks (html-like comments, `import(` expressions,
 // direct `eval(`) as `Compartment.prototype.evaluate` runs them in our realm,
@@ -48,18 +49,6 @@ const actual = src => {
     const found = /:(\d+)\. \((SES_[A-Z_]+)\)/.exec(`${e && e.message}`);
     return found ? `${found[2]}:${found[1]}` : 'pass'; // a parse error: the checks passed
   }
-};
-
-/** mulberry32: a small seeded generator, so a failing seed can be replayed. */
-const makeRandom = seed => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 };
 
 export function buildRootObject() {
