@@ -69,6 +69,20 @@ enum Command {
     Comms(commands::comms::CommsCommand),
     /// The daemon's remote-comms state and its peers.
     Peers,
+    /// Hold objects for the host (one more pin each). The objects in results are already
+    /// pinned once.
+    Pin {
+        /// Objects (`ko12` …).
+        #[arg(required = true)]
+        krefs: Vec<String>,
+    },
+    /// Release the host's hold on objects (one pin each): an object nobody else holds is
+    /// collected, and its kref stops working.
+    Unpin {
+        /// Objects (`ko12` …).
+        #[arg(required = true)]
+        krefs: Vec<String>,
+    },
     /// Open the web control panel: start the daemon with it (or start it in the running
     /// daemon) and print its URL, which carries the access token.
     Panel(commands::panel::PanelArgs),
@@ -92,6 +106,8 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Url(cmd) => commands::url::run(cmd, &home()?, cli.json).await,
         Command::Comms(cmd) => commands::comms::run(cmd, &home()?, cli.json).await,
         Command::Peers => commands::comms::peers(&home()?, cli.json).await,
+        Command::Pin { krefs } => commands::pin::run(&home()?, &krefs, true, cli.json).await,
+        Command::Unpin { krefs } => commands::pin::run(&home()?, &krefs, false, cli.json).await,
         Command::Panel(args) => commands::panel::panel(&home()?, args, cli.json).await,
         Command::Relay(cmd) => commands::relay::run(cmd, &home()?, cli.json).await,
     }

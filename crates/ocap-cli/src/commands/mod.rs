@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod inspect;
 pub mod launch;
 pub mod panel;
+pub mod pin;
 pub mod relay;
 pub mod send;
 pub mod status;

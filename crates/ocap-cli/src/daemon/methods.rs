@@ -22,6 +22,7 @@ pub fn kernel_error(e: KernelError) -> RpcError {
         KernelError::Config(_)
         | KernelError::BadRef(_)
         | KernelError::NotAnObject(..)
+        | KernelError::NotPinned(_)
         | KernelError::BadValue(_)
         | KernelError::OcapUrl(_) => codes::INVALID_PARAMS,
         KernelError::UnknownKref(_)
@@ -110,6 +111,20 @@ pub async fn call(state: &Arc<DaemonState>, method: &str, params: Json) -> Resul
             let p: KrefParams = parse(params)?;
             let revoked = state.kernel().await.is_revoked(kref(&p.kref)?).await.map_err(kernel_error)?;
             Ok(json!(revoked))
+        }
+        // Ours: the objects in the results the host receives are pinned for it (so a kref it
+        // was given stays valid); `unpinObject` releases one pin, and an object nobody else
+        // holds is then collected. `pinObject` adds one. The JS kernel has these as kernel
+        // functions (`pinObject`, `unpinObject`) but no control method.
+        "pinObject" => {
+            let p: KrefParams = parse(params)?;
+            state.kernel().await.pin(kref(&p.kref)?).await.map_err(kernel_error)?;
+            Ok(Json::Null)
+        }
+        "unpinObject" => {
+            let p: KrefParams = parse(params)?;
+            state.kernel().await.unpin(kref(&p.kref)?).await.map_err(kernel_error)?;
+            Ok(Json::Null)
         }
         "issueOcapURL" => {
             let p: KrefParams = parse(params)?;

@@ -17,6 +17,10 @@ pub enum KernelError {
     Invariants { crank: u64, violations: Vec<String> },
     #[error("{0} is a promise; {1} needs an object")]
     NotAnObject(KRef, &'static str),
+    /// `unpin` of an object the host holds no pin on (an OCAP URL's pin goes only by revoking
+    /// the URL).
+    #[error("{0} is not pinned by the host")]
+    NotPinned(KRef),
     #[error("vat {0} does not exist")]
     NoSuchVat(VatId),
     #[error("vat {0} is not running")]

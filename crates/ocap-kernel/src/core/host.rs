@@ -93,7 +93,7 @@ impl KernelCore {
             let rec = k.store.object(kref)?.ok_or(KernelError::UnknownKref(kref))?;
             // Pins held by unrevoked OCAP URLs are released only by revoking them.
             if rec.pins <= k.store.live_url_count(kref)? {
-                return Err(KernelError::Internal(format!("{kref} is not pinned")));
+                return Err(KernelError::NotPinned(kref));
             }
             k.store.adjust_pins(kref, -1)?;
             k.decref(kref)

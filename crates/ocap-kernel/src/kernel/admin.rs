@@ -86,7 +86,7 @@ impl Kernel {
 
     /// Releases one pin; an object with no pins and no other references is collected. Also how
     /// to release a vat root's pin once the vat is gone (`unpin_vat_root` needs the vat).
-    /// Errors: `NotAnObject`, `UnknownKref`, `Internal` if it is not pinned.
+    /// Errors: `NotAnObject`, `UnknownKref`, `NotPinned`.
     pub async fn unpin(&self, kref: KRef) -> Result<(), KernelError> {
         self.call(move |st| st.core.unpin(kref)).await
     }
