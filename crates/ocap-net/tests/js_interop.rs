@@ -125,7 +125,7 @@ fn install() -> Option<JsPeerDir> {
     let dir = tmp.join("ocap-net-js");
     std::fs::create_dir_all(&dir).expect("create the JS peer's install directory");
     let src = js_source_dir();
-    let files = ["package.json", "package-lock.json", "peer.mjs", "polyfill.mjs", "relay.mjs"]
+    let files = ["package.json", "package-lock.json", "peer.mjs", "polyfill.mjs", "relay.mjs", "lifecycle.mjs"]
         .map(|f| (f, std::fs::read(src.join(f)).unwrap_or_else(|e| panic!("tests/js/{f}: {e}"))));
     // What the install stamp records: the manifest and lock file it was installed from.
     let manifest: Vec<u8> =

@@ -125,7 +125,6 @@ enum Style {
 struct Walk<'a, 'js> {
     ctx: &'a Ctx<'js>,
     kit: &'a PassStyleKit,
-    fallback: Option<Function<'js>>,
 }
 
 impl<'js> Walk<'_, 'js> {
@@ -150,12 +149,28 @@ impl<'js> Walk<'_, 'js> {
     /// Shape first (the whole object), then each value in order: the order in
     /// which the JavaScript meets its errors.
     fn classify_object(&self, value: &Value<'js>, depth: usize) -> rquickjs::Result<Found> {
-        let (style, values) = match plain_parts(self.ctx, &self.kit.intrinsics, value) {
+        let found = match plain_parts(self.ctx, &self.kit.intrinsics, value) {
             None => return Ok(Found::Ask),
-            Some(PlainParts::Array(values)) => (Style::CopyArray, values),
-            Some(PlainParts::Record(entries)) => (Style::CopyRecord, entries.into_iter().map(|(_, v)| v).collect()),
+            Some(PlainParts::Array(values)) => self.check_children(values.iter(), depth, Style::CopyArray)?,
+            Some(PlainParts::Record(entries)) => {
+                self.check_children(entries.iter().map(|(_, v)| v), depth, Style::CopyRecord)?
+            }
         };
-        for child in &values {
+        Ok(found)
+    }
+
+    /// `style` if every child passes (natively, or by the JavaScript, whose error is
+    /// thrown); `TooDeep` as soon as one is.
+    fn check_children<'v>(
+        &self,
+        children: impl Iterator<Item = &'v Value<'js>>,
+        depth: usize,
+        style: Style,
+    ) -> rquickjs::Result<Found>
+    where
+        'js: 'v,
+    {
+        for child in children {
             match self.classify(child, depth + 1)? {
                 Found::Style(_) => {}
                 Found::Ask => drop(self.call_fallback(child)?),
@@ -165,9 +180,12 @@ impl<'js> Walk<'_, 'js> {
         Ok(Found::Style(style))
     }
 
+    /// The JavaScript `passStyleOf` on `value`, restored only when it is needed (plain data
+    /// never needs it). Cloned out of the kit: it may run `passStyleOf` again (a proxy's trap).
     fn call_fallback(&self, value: &Value<'js>) -> rquickjs::Result<Value<'js>> {
-        match &self.fallback {
-            Some(fallback) => fallback.call((value.clone(),)),
+        let fallback = self.kit.fallback.borrow().clone();
+        match fallback {
+            Some(fallback) => fallback.restore(self.ctx)?.call((value.clone(),)),
             None => Err(rquickjs::Exception::throw_type(
                 self.ctx,
                 "passStyleOf: the JavaScript passStyleOf is not loaded yet (only plain data can be asked)",
@@ -182,13 +200,7 @@ pub(crate) fn pass_style_of<'js>(
     kit: &PassStyleKit,
     value: Value<'js>,
 ) -> rquickjs::Result<Value<'js>> {
-    // Cloned out: the fallback may run `passStyleOf` again (a proxy's trap).
-    let fallback = kit.fallback.borrow().clone();
-    let fallback = match fallback {
-        Some(f) => Some(f.restore(ctx)?),
-        None => None,
-    };
-    let walk = Walk { ctx, kit, fallback };
+    let walk = Walk { ctx, kit };
     let style = match walk.classify(&value, 0)? {
         Found::Style(style) => style,
         Found::Ask | Found::TooDeep => return walk.call_fallback(&value),

@@ -185,24 +185,21 @@ impl<'js> Encoder<'_, 'js> {
                     let Some(key) = text_of(&key) else { return false };
                     named.push((key, value));
                 }
-                // `ownKeys(record).sort()`: UTF-16 code unit order.
-                named.sort_by(|(a, _), (b, _)| a.encode_utf16().cmp(b.encode_utf16()));
-                // `Object.fromEntries` then `JSON.stringify`: array-index keys come
-                // first, ascending; the others keep the sorted order. (Escaped keys
-                // start with `!`, so they are never indices.)
-                let mut indices: Vec<(u32, usize)> =
-                    named.iter().enumerate().filter_map(|(i, (k, _))| array_index(k).map(|n| (n, i))).collect();
-                indices.sort_unstable();
-                let order = indices
-                    .iter()
-                    .map(|&(_, i)| i)
-                    .chain((0..named.len()).filter(|&i| array_index(&named[i].0).is_none()));
+                // `ownKeys(record).sort()` (UTF-16 code unit order), then the order
+                // `JSON.stringify(Object.fromEntries(…))` writes them in: array-index keys
+                // first, ascending, then the others in sorted order. (Escaped keys start
+                // with `!`, so they are never indices.)
+                named.sort_by(|(a, _), (b, _)| match (array_index(a), array_index(b)) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => a.encode_utf16().cmp(b.encode_utf16()),
+                });
                 self.out.push('{');
-                for (n, i) in order.enumerate() {
+                for (n, (key, value)) in named.iter().enumerate() {
                     if n > 0 {
                         self.out.push(',');
                     }
-                    let (key, value) = &named[i];
                     self.string(key);
                     self.out.push(':');
                     if !self.value(value, depth + 1) {

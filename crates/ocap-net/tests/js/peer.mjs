@@ -25,6 +25,7 @@
 // `IN_FRAME …`; failures as `…_ERROR`), with the remote addresses of the connections the
 // streams ran on (`OUT_VIA …`, `IN_VIA …`), then `DONE`; it stops once its stdin is closed.
 import './polyfill.mjs'
+import { stopWhenStdinCloses } from './lifecycle.mjs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
@@ -122,10 +123,4 @@ await Promise.race([inbound, new Promise((resolve) => setTimeout(resolve, WAIT_M
 say('DONE')
 // Stay up until the test closes our stdin: stopping the node at once could drop the reply
 // frame before the Rust side has read it.
-await new Promise((resolve) => {
-  process.stdin.on('end', resolve)
-  process.stdin.on('close', resolve)
-  process.stdin.resume()
-})
-await Promise.race([node.stop(), new Promise((resolve) => setTimeout(resolve, 5000))])
-process.exit(0)
+await stopWhenStdinCloses(node)

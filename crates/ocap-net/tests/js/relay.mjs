@@ -8,6 +8,7 @@
 // with a random identity. It prints `RELAY_ADDR <address with /p2p/>` and stops once its
 // stdin is closed.
 import './polyfill.mjs'
+import { stopWhenStdinCloses } from './lifecycle.mjs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -34,10 +35,4 @@ const node = await createLibp2p({
   },
 })
 console.log('RELAY_ADDR', node.getMultiaddrs()[0].toString())
-await new Promise((resolve) => {
-  process.stdin.on('end', resolve)
-  process.stdin.on('close', resolve)
-  process.stdin.resume()
-})
-await Promise.race([node.stop(), new Promise((resolve) => setTimeout(resolve, 5000))])
-process.exit(0)
+await stopWhenStdinCloses(node)
