@@ -84,16 +84,13 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes an entry and returns what it was, in one statement.
+    /// Deletes an entry and returns what it was.
     pub(crate) fn take_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM clist WHERE endpoint = ?1 AND kref = ?2 RETURNING eref, reachable")
-            .ctx("prepare take clist")?
-            .query_row(params![endpoint.to_string(), kref.to_string()], |r| {
-                Ok(CListEntry { eref: r.get(0)?, reachable: r.get(1)? })
-            })
-            .optional()
-            .ctx("take clist")
+        let entry = self.clist_by_kref(endpoint, kref)?;
+        if entry.is_some() {
+            self.delete_clist(endpoint, kref)?;
+        }
+        Ok(entry)
     }
 
     /// Endpoints that import `kref` (c-list entries that are not exports), in endpoint order.

@@ -81,27 +81,33 @@ impl Store {
 
     /// Allocates the next import eref number for an endpoint (`o-N`/`p-N`, `ro-N`/`rp-N`).
     pub(crate) fn next_import_index(&self, ep: EndpointId, promise: bool) -> Result<u64, StoreError> {
-        let sql = match (table(ep), promise) {
-            (Some("vats"), true) => {
-                "UPDATE vats SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
-            }
-            (Some("vats"), false) => {
-                "UPDATE vats SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
-            }
-            (Some(_), true) => {
-                "UPDATE remotes SET next_promise = next_promise + 1 WHERE id = ?1 RETURNING next_promise - 1"
-            }
-            (Some(_), false) => {
-                "UPDATE remotes SET next_object = next_object + 1 WHERE id = ?1 RETURNING next_object - 1"
-            }
+        let (update, read) = match (table(ep), promise) {
+            (Some("vats"), true) => (
+                "UPDATE vats SET next_promise = next_promise + 1 WHERE id = ?1",
+                "SELECT next_promise - 1 FROM vats WHERE id = ?1",
+            ),
+            (Some("vats"), false) => (
+                "UPDATE vats SET next_object = next_object + 1 WHERE id = ?1",
+                "SELECT next_object - 1 FROM vats WHERE id = ?1",
+            ),
+            (Some(_), true) => (
+                "UPDATE remotes SET next_promise = next_promise + 1 WHERE id = ?1",
+                "SELECT next_promise - 1 FROM remotes WHERE id = ?1",
+            ),
+            (Some(_), false) => (
+                "UPDATE remotes SET next_object = next_object + 1 WHERE id = ?1",
+                "SELECT next_object - 1 FROM remotes WHERE id = ?1",
+            ),
             (None, _) => return Err(StoreError::Corrupt("the kernel has no c-list to import into".into())),
         };
+        let id = ep.to_string();
+        self.conn.prepare_cached(update).ctx("prepare import index")?.execute([&id]).ctx("import index")?;
         let v: i64 = self
             .conn
-            .prepare_cached(sql)
-            .ctx("prepare import index")?
-            .query_row([ep.to_string()], |r| r.get(0))
-            .ctx("import index")?;
+            .prepare_cached(read)
+            .ctx("prepare read import index")?
+            .query_row([&id], |r| r.get(0))
+            .ctx("read import index")?;
         Ok(v as u64)
     }
 }

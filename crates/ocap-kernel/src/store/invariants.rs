@@ -304,6 +304,18 @@ fn check_inner(store: &Store) -> Result<Vec<String>, rusqlite::Error> {
         }
     }
 
+    // A peer's pending log is a run of consecutive seqs (`Store::pending_count` counts on it).
+    if table_exists(conn, "remote_pending")? {
+        let mut stmt =
+            conn.prepare("SELECT remote, COUNT(*), MAX(seq) - MIN(seq) + 1 FROM remote_pending GROUP BY remote")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+            let (remote, count, span) = row?;
+            if count != span {
+                errs.push(format!("pending log of {remote} has {count} frames over {span} seqs: not consecutive"));
+            }
+        }
+    }
+
     // Issued OCAP URLs: each unrevoked one pins an existing object.
     let mut url_pins: HashMap<u64, u64> = HashMap::new();
     if table_exists(conn, "ocap_urls")? {

@@ -67,21 +67,28 @@ impl Store {
         d_reachable: i64,
         d_recognizable: i64,
     ) -> Result<Option<(u64, u64)>, StoreError> {
-        let row: Option<(i64, i64)> = self
+        let changed = self
             .conn
             .prepare_cached(
-                "UPDATE objects SET reachable = reachable + ?2, recognizable = recognizable + ?3 WHERE id = ?1
-                 RETURNING reachable, recognizable",
+                "UPDATE objects SET reachable = reachable + ?2, recognizable = recognizable + ?3 WHERE id = ?1",
             )
             .ctx("prepare adjust object")?
-            .query_row(params![kref.id() as i64, d_reachable, d_recognizable], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
+            .execute(params![kref.id() as i64, d_reachable, d_recognizable])
             .map_err(|e| {
                 StoreError::Corrupt(format!(
                     "refcount of {kref} would go out of range ({d_reachable},{d_recognizable}): {e}"
                 ))
             })?;
-        Ok(row.map(|(a, b)| (a as u64, b as u64)))
+        if changed == 0 {
+            return Ok(None);
+        }
+        let (a, b): (i64, i64) = self
+            .conn
+            .prepare_cached("SELECT reachable, recognizable FROM objects WHERE id = ?1")
+            .ctx("prepare read object counts")?
+            .query_row([kref.id() as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("read object counts")?;
+        Ok(Some((a as u64, b as u64)))
     }
 
     pub(crate) fn set_object_owner(&self, kref: KRef, owner: Option<EndpointId>) -> Result<(), StoreError> {

@@ -121,15 +121,18 @@ impl Store {
     /// Assigns the next seq for a frame to `remote`; returns it with the ack to piggyback
     /// (`highest_received_seq`, 0 when nothing was received).
     pub(crate) fn next_send_seq(&self, remote: RemoteId) -> Result<(u64, u64), StoreError> {
+        let id = remote.to_string();
+        self.conn
+            .prepare_cached("UPDATE remote_peers SET next_send_seq = next_send_seq + 1 WHERE remote = ?1")
+            .ctx("prepare next seq")?
+            .execute([&id])
+            .ctx("next seq")?;
         let (seq, ack): (i64, i64) = self
             .conn
-            .prepare_cached(
-                "UPDATE remote_peers SET next_send_seq = next_send_seq + 1 WHERE remote = ?1
-                 RETURNING next_send_seq, highest_received_seq",
-            )
-            .ctx("prepare next seq")?
-            .query_row([remote.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx("next seq")?;
+            .prepare_cached("SELECT next_send_seq, highest_received_seq FROM remote_peers WHERE remote = ?1")
+            .ctx("prepare read next seq")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx("read next seq")?;
         Ok((seq as u64, ack as u64))
     }
 
@@ -211,11 +214,17 @@ impl Store {
         Ok(v.unwrap_or(0) as u64)
     }
 
-    /// How many frames to `remote` wait for an ack.
+    /// How many frames to `remote` wait for an ack. The log holds a run of consecutive
+    /// seqs (frames are added at the next seq and leave only by acks, which take a prefix,
+    /// or all at once), so its two ends give the count without walking it: this is asked
+    /// before every frame, with up to `max_pending` frames logged.
     pub(crate) fn pending_count(&self, remote: RemoteId) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn
-            .prepare_cached("SELECT COUNT(*) FROM remote_pending WHERE remote = ?1")
+            .prepare_cached(
+                "SELECT COALESCE((SELECT MAX(seq) FROM remote_pending WHERE remote = ?1) \
+                 - (SELECT MIN(seq) FROM remote_pending WHERE remote = ?1) + 1, 0)",
+            )
             .ctx("prepare pending count")?
             .query_row([remote.to_string()], |r| r.get(0))
             .ctx("pending count")?;

@@ -125,14 +125,22 @@ impl Store {
 
     /// Adds to the refcount; returns the new count, or `None` if the promise is gone.
     pub(crate) fn adjust_promise(&self, kpid: KRef, delta: i64) -> Result<Option<u64>, StoreError> {
-        let v: Option<i64> = self
+        let changed = self
             .conn
-            .prepare_cached("UPDATE promises SET refcount = refcount + ?2 WHERE id = ?1 RETURNING refcount")
+            .prepare_cached("UPDATE promises SET refcount = refcount + ?2 WHERE id = ?1")
             .ctx("prepare adjust promise")?
-            .query_row(params![kpid.id() as i64, delta], |r| r.get(0))
-            .optional()
+            .execute(params![kpid.id() as i64, delta])
             .map_err(|e| StoreError::Corrupt(format!("refcount of {kpid} would go out of range ({delta}): {e}")))?;
-        Ok(v.map(|v| v as u64))
+        if changed == 0 {
+            return Ok(None);
+        }
+        let v: i64 = self
+            .conn
+            .prepare_cached("SELECT refcount FROM promises WHERE id = ?1")
+            .ctx("prepare read refcount")?
+            .query_row([kpid.id() as i64], |r| r.get(0))
+            .ctx("read refcount")?;
+        Ok(Some(v as u64))
     }
 
     pub(crate) fn set_decider(&self, kpid: KRef, decider: Option<EndpointId>) -> Result<(), StoreError> {
@@ -178,19 +186,25 @@ impl Store {
             .ctx("prepare settle")?
             .execute(params![kpid.id() as i64, state.as_str(), json])
             .ctx("settle")?;
+        // Read, then delete (no RETURNING on hot paths: module doc of `store`).
         let mut stmt = self
             .conn
-            .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1 RETURNING vat")
-            .ctx("prepare take subscribers")?;
-        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("take subscribers")?;
-        let mut vats = rows
+            .prepare_cached("SELECT vat FROM promise_subscribers WHERE kpid = ?1 ORDER BY vat")
+            .ctx("prepare subscribers of settled")?;
+        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("subscribers of settled")?;
+        let vats = rows
             .map(|r| {
                 let s = r.ctx("subscriber row")?;
                 s.parse::<EndpointId>().map_err(|e| StoreError::Corrupt(format!("subscriber of {kpid}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // The same order as `subscribers` (the primary key's), whatever order RETURNING used.
-        vats.sort_by_key(|v| v.to_string());
+        if !vats.is_empty() {
+            self.conn
+                .prepare_cached("DELETE FROM promise_subscribers WHERE kpid = ?1")
+                .ctx("prepare take subscribers")?
+                .execute([kpid.id() as i64])
+                .ctx("take subscribers")?;
+        }
         Ok(vats)
     }
 
@@ -284,15 +298,19 @@ impl Store {
     pub(crate) fn take_parked(&self, kpid: KRef) -> Result<Vec<Message>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("DELETE FROM promise_queue WHERE kpid = ?1 RETURNING seq, message")
-            .ctx("prepare take parked")?;
-        let rows = stmt
-            .query_map([kpid.id() as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .ctx("take parked")?;
-        let mut out = rows.collect::<Result<Vec<_>, _>>().ctx("parked row")?;
-        out.sort_by_key(|(seq, _)| *seq);
+            .prepare_cached("SELECT message FROM promise_queue WHERE kpid = ?1 ORDER BY seq")
+            .ctx("prepare parked")?;
+        let rows = stmt.query_map([kpid.id() as i64], |r| r.get::<_, String>(0)).ctx("parked")?;
+        let out = rows.collect::<Result<Vec<_>, _>>().ctx("parked row")?;
+        if !out.is_empty() {
+            self.conn
+                .prepare_cached("DELETE FROM promise_queue WHERE kpid = ?1")
+                .ctx("prepare take parked")?
+                .execute([kpid.id() as i64])
+                .ctx("take parked")?;
+        }
         out.into_iter()
-            .map(|(_, m)| {
+            .map(|m| {
                 serde_json::from_str(&m).map_err(|e| StoreError::Corrupt(format!("parked message on {kpid}: {e}")))
             })
             .collect()

@@ -129,13 +129,21 @@ impl Store {
         Ok(())
     }
 
-    /// Removes and returns the oldest run-queue item with its seq, in one statement (it runs
-    /// every crank).
+    /// Removes and returns the oldest run-queue item with its seq (it runs every crank).
     pub(crate) fn pop_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
-        self.head_run_item(
-            "DELETE FROM run_queue WHERE seq = (SELECT MIN(seq) FROM run_queue) RETURNING seq, item",
-            "pop run",
-        )
+        let head = self.peek_run()?;
+        if let Some((seq, _)) = &head {
+            self.delete_run(*seq)?;
+        }
+        Ok(head)
+    }
+
+    fn delete_run(&self, seq: i64) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM run_queue WHERE seq = ?1")
+            .ctx("prepare delete run")?
+            .execute([seq])
+            .ctx("delete run")
     }
 
     /// The oldest run-queue item and its seq, left in place: the item the crank after the
@@ -156,12 +164,14 @@ impl Store {
     pub(crate) fn take_run(&self, seq: i64) -> Result<Option<RunQueueItem>, StoreError> {
         let json: Option<String> = self
             .conn
-            .prepare_cached("DELETE FROM run_queue WHERE seq = ?1 RETURNING item")
+            .prepare_cached("SELECT item FROM run_queue WHERE seq = ?1")
             .ctx("prepare take run")?
             .query_row([seq], |r| r.get(0))
             .optional()
             .ctx("take run")?;
-        json.map(|json| decode_run_item(seq, &json)).transpose()
+        let Some(json) = json else { return Ok(None) };
+        self.delete_run(seq)?;
+        decode_run_item(seq, &json).map(Some)
     }
 
     /// Which kinds of work are waiting, in one statement: the crank loop asks before every
@@ -234,12 +244,17 @@ impl Store {
         };
         let mut stmt = self
             .conn
-            .prepare_cached("DELETE FROM gc_actions WHERE endpoint = ?1 AND kind = ?2 RETURNING kref")
-            .ctx("prepare take gc")?;
-        let rows = stmt.query_map(params![endpoint, kind], |r| r.get::<_, String>(0)).ctx("take gc")?;
+            .prepare_cached("SELECT kref FROM gc_actions WHERE endpoint = ?1 AND kind = ?2")
+            .ctx("prepare gc krefs")?;
+        let rows = stmt.query_map(params![endpoint, kind], |r| r.get::<_, String>(0)).ctx("gc krefs")?;
         let mut krefs = rows
             .map(|r| r.ctx("gc row")?.parse::<KRef>().map_err(|e| StoreError::Corrupt(format!("gc action: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        self.conn
+            .prepare_cached("DELETE FROM gc_actions WHERE endpoint = ?1 AND kind = ?2")
+            .ctx("prepare take gc")?
+            .execute(params![endpoint, kind])
+            .ctx("take gc")?;
         krefs.sort();
         Ok(Some(GcAction {
             endpoint: endpoint.parse().map_err(|e| StoreError::Corrupt(format!("gc action endpoint: {e}")))?,

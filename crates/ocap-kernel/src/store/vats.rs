@@ -94,16 +94,26 @@ impl Store {
 
     /// Counts one delivery against the vat's reap interval; true when a reap is due.
     pub(crate) fn tick_reap(&self, id: VatId) -> Result<bool, StoreError> {
-        let row: Option<(i64, i64)> = self
+        let id = id.to_string();
+        let changed = self
             .conn
             .prepare_cached(
                 "UPDATE vats SET reap_countdown = CASE WHEN reap_countdown <= 1 THEN reap_interval ELSE reap_countdown - 1 END
-                 WHERE id = ?1 AND reap_interval > 0 RETURNING reap_countdown, reap_interval",
+                 WHERE id = ?1 AND reap_interval > 0",
             )
             .ctx("prepare tick reap")?
-            .query_row([id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
+            .execute([&id])
             .ctx("tick reap")?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached("SELECT reap_countdown, reap_interval FROM vats WHERE id = ?1")
+            .ctx("prepare read reap")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("read reap")?;
         // After the update the countdown equals the interval exactly when it wrapped.
         Ok(matches!(row, Some((c, i)) if c == i))
     }
