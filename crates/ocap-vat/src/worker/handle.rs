@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use super::spin::poll_briefly;
 use super::thread::worker_thread;
 use super::{Command, Reply, CALLER_GRACE_MS, STARTUP_TIMEOUT_MS};
 use crate::{DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
@@ -188,18 +189,9 @@ impl VatWorker {
 
     fn wait_for<T>(&self, reply_rx: Receiver<Result<T, VatWorkerError>>) -> Result<T, VatWorkerError> {
         let wait_ms = self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS);
-        // Most answers come within a millisecond. Parking the caller and
-        // waking it again costs tens of microseconds (a futex round trip
-        // plus an idle CPU's wake-up), so poll first, yielding the CPU
-        // between polls, and only then block.
-        let spin_until = Instant::now() + Duration::from_micros(CALLER_SPIN_US);
-        loop {
-            match reply_rx.try_recv() {
-                Ok(result) => return result,
-                Err(mpsc::TryRecvError::Disconnected) => return Err(self.dead_error()),
-                Err(mpsc::TryRecvError::Empty) if Instant::now() < spin_until => std::thread::yield_now(),
-                Err(mpsc::TryRecvError::Empty) => break,
-            }
+        // Most answers come within a millisecond: poll first (`spin.rs`).
+        if let Some(result) = poll_briefly(&reply_rx, Duration::from_micros(CALLER_SPIN_US)) {
+            return result;
         }
         match reply_rx.recv_timeout(Duration::from_millis(wait_ms)) {
             Ok(result) => result,

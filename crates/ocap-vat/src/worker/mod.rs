@@ -20,11 +20,13 @@
 //! - `host_state`: the state the runner and the host functions share;
 //! - `timers`, `web`, `fetch`: the host side of the timer, crypto/text and `fetch` endowments;
 //! - `timer_queue`: the vat's timer deadlines;
+//! - `spin`: polling before blocking, on both sides of the boundary (fixed for the caller,
+//!   adaptive for the worker);
 //! - `js_error`: QuickJS errors both ways (describing a caught one, throwing one).
 //!
 //! The modules depend on each other in one direction only (`tests/import_circles.rs` in
 //! ocap-kernel checks it): `handle` → `thread` → `runner` → `host` → `timers`, `fetch`,
-//! `web` → `host_state` → `timer_queue`; `init` and `quiescence` add methods to `Runner`
+//! `web` → `host_state` → `timer_queue`; `spin` is used by both sides and uses nothing; `init` and `quiescence` add methods to `Runner`
 //! from above it. What the host functions and the runner both need lives at the bottom, and
 //! the host functions never name the `Runner`: the turns they start (a due timer, a fetch
 //! outcome) are run from `quiescence`.
@@ -37,6 +39,7 @@ mod init;
 mod js_error;
 mod quiescence;
 mod runner;
+mod spin;
 mod thread;
 mod timer_queue;
 mod timers;

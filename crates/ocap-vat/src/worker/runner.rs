@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use rquickjs::{Context, Module, Object, Persistent, Runtime, Value};
 use super::host::make_host;
 use super::host_state::HostState;
 use super::js_error::describe_error;
+use super::spin::{poll_briefly, AdaptiveSpin};
 use super::timer_queue::Timers;
 use super::{Command, Fatal, Reply, STARTUP_TIMEOUT_MS};
 use crate::memory::LimitedAllocator;
@@ -26,21 +27,6 @@ use crate::{prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
 
 /// The part of the worker thread's stack QuickJS may use.
 const JS_STACK_BYTES: usize = 8 * 1024 * 1024;
-/// How long an idle worker polls for its next command before it blocks.
-const WORKER_SPIN_US: u64 = 100;
-
-/// Polls `rx` for up to `us` microseconds, yielding the CPU between polls.
-fn poll_briefly<T>(rx: &Receiver<T>, us: u64) -> Option<T> {
-    let until = Instant::now() + Duration::from_micros(us);
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Some(v),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
-            Err(mpsc::TryRecvError::Empty) => return None,
-        }
-    }
-}
 
 /// The runtime of one vat. Field order matters: the persistent handle must
 /// be dropped before the context, and the context before the runtime.
@@ -150,6 +136,7 @@ impl Runner {
     /// Serve commands and timers until the channel closes (returns None) or
     /// the vat dies (returns the reason).
     pub(super) fn run(&mut self, commands: &Receiver<Command>) -> Option<String> {
+        let mut spin = AdaptiveSpin::new();
         loop {
             // Terminated: start nothing more (a queued fetch outcome or a
             // due timer must not turn a terminate into a death).
@@ -157,7 +144,8 @@ impl Runner {
                 return None;
             }
             let next_timer = self.state.timers.borrow().next_deadline();
-            let polled = poll_briefly(commands, WORKER_SPIN_US);
+            let waiting_since = Instant::now();
+            let polled = poll_briefly(commands, spin.budget());
             let command = match (polled, next_timer) {
                 (Some(c), _) => c,
                 (None, None) => match commands.recv() {
@@ -175,6 +163,7 @@ impl Runner {
                     Err(RecvTimeoutError::Disconnected) => return None,
                 },
             };
+            spin.observe(waiting_since.elapsed());
             let fatal = match command {
                 Command::Ping { reply } => {
                     let _ = reply.send(Ok(()));
