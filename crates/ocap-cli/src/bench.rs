@@ -100,17 +100,26 @@ fn bench_vats() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/vats"))
 }
 
-/// The bench vat, bundled once per process (bundling is not what the workloads measure; the
-/// JS kernel's figures are for pre-built bundles too).
-fn bench_bundle() -> &'static str {
-    static BUNDLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BUNDLE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("ocap-bench-{}.bundle", std::process::id()));
-        match ocap_vat::bundle_vat(&bench_vats().join("bench.js")) {
-            Ok(text) if std::fs::write(&path, &text).is_ok() => path.to_string_lossy().into_owned(),
-            _ => bench_vats().join("bench.js").to_string_lossy().into_owned(),
-        }
-    })
+/// The bench vat's bundle, written by [`bundle_bench_vat`] into a directory that lives as long
+/// as the `bench` command; `None` (the vats are bundled from source at launch) if that failed.
+static BENCH_BUNDLE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Bundles the bench vat into `dir` before anything is timed (bundling is not what the
+/// workloads measure; the JS kernel's figures are for pre-built bundles too).
+fn bundle_bench_vat(dir: &Path) {
+    let path = dir.join("bench.bundle");
+    let written = match ocap_vat::bundle_vat(&bench_vats().join("bench.js")) {
+        Ok(text) => std::fs::write(&path, text).is_ok(),
+        Err(_) => false,
+    };
+    let mut bundle = BENCH_BUNDLE.lock().unwrap_or_else(|e| e.into_inner());
+    *bundle = written.then(|| path.to_string_lossy().into_owned());
+}
+
+/// The bench vat's spec: its bundle, or its source when there is none.
+fn bench_bundle() -> String {
+    let bundle = BENCH_BUNDLE.lock().unwrap_or_else(|e| e.into_inner());
+    bundle.clone().unwrap_or_else(|| bench_vats().join("bench.js").to_string_lossy().into_owned())
 }
 
 fn cluster(vats: usize) -> ClusterConfig {
@@ -501,8 +510,10 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
 
 /// `json` (the global `--json`): only the JSON lines.
 pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
-    // Bundle the bench vat before anything is timed.
-    let _ = bench_bundle();
+    // The bundle goes when the command ends (it used to be left in the temporary directory).
+    let bundle_dir =
+        tempfile::tempdir().map_err(|e| CliError::Other(format!("a directory for the bench bundle: {e}")))?;
+    bundle_bench_vat(bundle_dir.path());
     NO_OVERLAP.store(args.no_overlap, std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().filter(|w| !BY_NAME_ONLY.contains(w)).map(|s| s.to_string()).collect()
