@@ -4,6 +4,13 @@
 #[derive(Debug, Clone)]
 pub struct KernelOptions {
     /// Deliveries between automatic bring-out-your-dead for a vat that does not set its own.
+    ///
+    /// Default 1,000: SwingSet's default `reapDirtThreshold.deliveries`. (The JS kernel
+    /// reaps only when its host asks, so a vat's dropped imports are never released
+    /// otherwise.) A reap is a full collection of the vat's QuickJS heap, so it costs in
+    /// proportion to what the vat holds: with 1,000 promises in flight, reaping every 200
+    /// deliveries cost `remote-pipelined` a fifth of its throughput (BENCHMARKS.md, third
+    /// session of 2026-12-01).
     pub default_reap_interval_deliveries: u64,
     /// Cranks that may share one SQLite commit when nothing is waiting on them.
     pub max_cranks_per_commit: u32,
@@ -30,7 +37,7 @@ pub struct KernelOptions {
 impl Default for KernelOptions {
     fn default() -> Self {
         KernelOptions {
-            default_reap_interval_deliveries: 200,
+            default_reap_interval_deliveries: 1_000,
             max_cranks_per_commit: 64,
             cleanup_budget_entries: 64,
             max_syscalls_per_delivery: ocap_abi::launch::DEFAULT_MAX_SYSCALLS_PER_DELIVERY,
