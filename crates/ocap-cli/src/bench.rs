@@ -100,20 +100,35 @@ fn bench_vats() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/vats"))
 }
 
-/// The bench vat's bundle, written by [`bundle_bench_vat`] into a directory that lives as long
-/// as the `bench` command; `None` (the vats are bundled from source at launch) if that failed.
+/// The path of the bench vat's bundle while a [`BenchBundle`] lives; `None` (the vats are
+/// bundled from source at launch) otherwise, or if writing it failed.
 static BENCH_BUNDLE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// Bundles the bench vat into `dir` before anything is timed (bundling is not what the
-/// workloads measure; the JS kernel's figures are for pre-built bundles too).
-fn bundle_bench_vat(dir: &Path) {
-    let path = dir.join("bench.bundle");
-    let written = match ocap_vat::bundle_vat(&bench_vats().join("bench.js")) {
-        Ok(text) => std::fs::write(&path, text).is_ok(),
-        Err(_) => false,
-    };
-    let mut bundle = BENCH_BUNDLE.lock().unwrap_or_else(|e| e.into_inner());
-    *bundle = written.then(|| path.to_string_lossy().into_owned());
+/// The bench vat bundled before anything is timed (bundling is not what the workloads
+/// measure; the JS kernel's figures are for pre-built bundles too), in a temporary directory
+/// that goes, with [`BENCH_BUNDLE`]'s path to it, when this is dropped.
+struct BenchBundle {
+    /// Held for its drop, which removes the directory.
+    _dir: tempfile::TempDir,
+}
+
+impl BenchBundle {
+    fn write() -> Result<BenchBundle, CliError> {
+        let dir = tempfile::tempdir().map_err(|e| CliError::Other(format!("a directory for the bench bundle: {e}")))?;
+        let path = dir.path().join("bench.bundle");
+        let written = match ocap_vat::bundle_vat(&bench_vats().join("bench.js")) {
+            Ok(text) => std::fs::write(&path, text).is_ok(),
+            Err(_) => false,
+        };
+        *BENCH_BUNDLE.lock().unwrap_or_else(|e| e.into_inner()) = written.then(|| path.to_string_lossy().into_owned());
+        Ok(BenchBundle { _dir: dir })
+    }
+}
+
+impl Drop for BenchBundle {
+    fn drop(&mut self) {
+        *BENCH_BUNDLE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
 }
 
 /// The bench vat's spec: its bundle, or its source when there is none.
@@ -511,9 +526,7 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
 /// `json` (the global `--json`): only the JSON lines.
 pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     // The bundle goes when the command ends (it used to be left in the temporary directory).
-    let bundle_dir =
-        tempfile::tempdir().map_err(|e| CliError::Other(format!("a directory for the bench bundle: {e}")))?;
-    bundle_bench_vat(bundle_dir.path());
+    let _bundle = BenchBundle::write()?;
     NO_OVERLAP.store(args.no_overlap, std::sync::atomic::Ordering::Relaxed);
     let names: Vec<String> = if args.workloads.is_empty() {
         WORKLOADS.iter().filter(|w| !BY_NAME_ONLY.contains(w)).map(|s| s.to_string()).collect()

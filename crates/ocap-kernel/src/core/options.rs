@@ -5,12 +5,13 @@
 pub struct KernelOptions {
     /// Deliveries between automatic bring-out-your-dead for a vat that does not set its own.
     ///
-    /// Default 1,000: SwingSet's default `reapDirtThreshold.deliveries`. (The JS kernel
-    /// reaps only when its host asks, so a vat's dropped imports are never released
+    /// Default 1,000, the `defaultReapInterval` of Agoric's chain configurations. (The JS
+    /// kernel reaps only when its host asks, so a vat's dropped imports are never released
     /// otherwise.) A reap is a full collection of the vat's QuickJS heap, so it costs in
     /// proportion to what the vat holds: with 1,000 promises in flight, reaping every 200
-    /// deliveries cost `remote-pipelined` a fifth of its throughput (BENCHMARKS.md, third
-    /// session of 2026-12-01).
+    /// deliveries cost `remote-pipelined` about 12 % (BENCHMARKS.md, third session of
+    /// 2026-12-01). Stored with each vat when it is created: changing it leaves existing
+    /// vats as they were.
     pub default_reap_interval_deliveries: u64,
     /// Cranks that may share one SQLite commit when nothing is waiting on them.
     pub max_cranks_per_commit: u32,

@@ -141,10 +141,10 @@ impl Store {
         // journal only serves rollbacks inside the open transaction.
         conn.pragma_update(None, "temp_store", "MEMORY").ctx("set temp_store")?;
         conn.set_prepared_statement_cache_capacity(256);
-        // One plan per statement, whatever values are bound. Without this, the bundled
-        // SQLite (built with STAT4) marks statements whose plan could depend on a bound value
-        // (`WHERE kpid = ?1 ORDER BY seq`, `MIN(seq) … WHERE remote = ?1`) to be compiled
-        // again whenever that value changes: on every run, for a cached statement.
+        // One plan per statement, whatever values are bound. Without this, SQLite marks a
+        // statement whose plan used a bound value (`WHERE kpid = ?1 ORDER BY seq`,
+        // `MIN(seq) … WHERE remote = ?1` were) to be compiled again whenever that value
+        // changes: on every run, for a cached statement.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .ctx("set query planner stability")?;
         conn.execute_batch(SCHEMA).ctx("create schema")?;

@@ -217,7 +217,7 @@ impl Store {
     /// How many frames to `remote` wait for an ack. The log holds a run of consecutive
     /// seqs (frames are added at the next seq and leave only by acks, which take a prefix,
     /// or all at once), so its two ends give the count without walking it: this is asked
-    /// before every frame, with up to `max_pending` frames logged.
+    /// before every message to the peer, with up to `max_pending` frames logged.
     pub(crate) fn pending_count(&self, remote: RemoteId) -> Result<u64, StoreError> {
         let n: i64 = self
             .conn

@@ -165,10 +165,10 @@ impl Store {
         let json: Option<String> = self
             .conn
             .prepare_cached("SELECT item FROM run_queue WHERE seq = ?1")
-            .ctx("prepare take run")?
+            .ctx("prepare read run item")?
             .query_row([seq], |r| r.get(0))
             .optional()
-            .ctx("take run")?;
+            .ctx("read run item")?;
         let Some(json) = json else { return Ok(None) };
         self.delete_run(seq)?;
         decode_run_item(seq, &json).map(Some)

@@ -26,8 +26,8 @@
 //!
 //! The modules depend on each other in one direction only (`tests/import_circles.rs` in
 //! ocap-kernel checks it): `handle` → `thread` → `runner` → `host` → `timers`, `fetch`,
-//! `web` → `host_state` → `timer_queue`; `spin` is used by both sides and uses nothing; `init` and `quiescence` add methods to `Runner`
-//! from above it. What the host functions and the runner both need lives at the bottom, and
+//! `web` → `host_state` → `timer_queue`; `spin` is used by both sides and uses nothing;
+//! `init` and `quiescence` add methods to `Runner` from above it. What the host functions and the runner both need lives at the bottom, and
 //! the host functions never name the `Runner`: the turns they start (a due timer, a fetch
 //! outcome) are run from `quiescence`.
 

@@ -145,7 +145,12 @@ impl Runner {
             }
             let next_timer = self.state.timers.borrow().next_deadline();
             let waiting_since = Instant::now();
-            let polled = poll_briefly(commands, spin.budget());
+            // Never poll past the next timer: it fires on time, and then the wait ends.
+            let budget = match next_timer {
+                Some(at) => spin.budget().min(at.saturating_duration_since(waiting_since)),
+                None => spin.budget(),
+            };
+            let polled = poll_briefly(commands, budget);
             let command = match (polled, next_timer) {
                 (Some(c), _) => c,
                 (None, None) => match commands.recv() {
@@ -155,6 +160,9 @@ impl Runner {
                 (None, Some(at)) => match commands.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(c) => c,
                     Err(RecvTimeoutError::Timeout) => {
+                        // A timer, not a command, ended the wait: the pace of commands is
+                        // unknown again, so the next wait polls only briefly.
+                        spin.reset();
                         if let Err(Fatal(reason)) = self.fire_due_timers() {
                             return Some(reason);
                         }

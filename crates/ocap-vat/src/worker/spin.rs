@@ -33,10 +33,11 @@ pub(super) fn poll_briefly<T>(rx: &Receiver<T>, budget: Duration) -> Option<T> {
 ///
 /// After a wait of `w` up to [`AdaptiveSpin::MAX`], the next poll lasts `1.5 × w` (at least
 /// [`AdaptiveSpin::MIN`], at most `MAX`): long enough to catch a message that comes at the
-/// same pace. After a longer wait it is `MIN` again. Measured (BENCHMARKS.md, session of
-/// 2026-12-01, third): against a fixed 100 µs, `remote-seq` went up about 30 % and
-/// `fan-out` about 25 %; a fixed 1 ms did as well but kept every idle vat polling for a
-/// millisecond after each message.
+/// same pace. After a longer wait it is `MIN` again. A worker never polls past its next
+/// timer's deadline. Measured (BENCHMARKS.md, third session of 2026-12-01): a 1 ms poll
+/// against the fixed 100 µs it replaced, all else equal, took `remote-seq` up about 30 %
+/// and `vat-to-vat-pipelined` about 20 %; this one does as well without keeping every idle
+/// vat polling for a millisecond after each message.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AdaptiveSpin {
     budget: Duration,
@@ -55,6 +56,12 @@ impl AdaptiveSpin {
     /// How long to poll before blocking.
     pub(super) fn budget(&self) -> Duration {
         self.budget
+    }
+
+    /// Forgets the pace: the next poll is the shortest (after a wait that something other than
+    /// a command ended, such as a timer).
+    pub(super) fn reset(&mut self) {
+        self.budget = Self::MIN;
     }
 
     /// Records how long the last wait for a command lasted (polling and blocked).
@@ -79,6 +86,9 @@ mod tests {
         assert_eq!(s.budget(), AdaptiveSpin::MAX, "never above the maximum");
         s.observe(Duration::from_millis(50));
         assert_eq!(s.budget(), AdaptiveSpin::MIN, "an idle vat stops betting");
+        s.observe(Duration::from_micros(800));
+        s.reset();
+        assert_eq!(s.budget(), AdaptiveSpin::MIN, "a reset forgets the pace");
     }
 
     #[test]

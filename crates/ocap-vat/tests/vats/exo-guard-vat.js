@@ -1,4 +1,5 @@
 import { Far } from '@endo/far';
+import { makeTagged } from '@endo/pass-style';
 import { makeDefaultExo } from '@metamask/kernel-utils/exo';
 
 /**
@@ -36,6 +37,12 @@ export function buildRootObject() {
           return harden({ f: () => 1 });
         case 'undefined':
           return undefined;
+        case 'tagged':
+          return makeTagged('match:any', undefined);
+        case 'tagged named like an Object.prototype member':
+          return makeTagged('toString', 1);
+        case 'tagged copySet out of order':
+          return makeTagged('copySet', harden([1, 2]));
         default:
           return kind;
       }
@@ -60,6 +67,7 @@ export function buildRootObject() {
         ['nested function', [{ f: () => 1 }]],
         ['accessor', [{ get x() { return 1; } }]],
         ['symbol', [Symbol('local')]],
+        ['tagged named like an Object.prototype member', [makeTagged('toString', 1)]],
       ].map(([name, a]) => `${name}: ${outcome(() => inner.count(...a))}`);
       const results = [
         'record',
@@ -71,6 +79,9 @@ export function buildRootObject() {
         'error',
         'nested-function',
         'undefined',
+        'tagged',
+        'tagged named like an Object.prototype member',
+        'tagged copySet out of order',
         'text',
       ].map(kind => `${kind}: ${outcome(() => inner.give(kind))}`);
       const arg = [{ deep: [1] }];
