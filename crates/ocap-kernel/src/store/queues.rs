@@ -149,13 +149,13 @@ impl Store {
     /// The oldest run-queue item and its seq, left in place: the item the crank after the
     /// current one takes (`core/overlap.rs`).
     pub(crate) fn peek_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
-        self.head_run_item("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1", "peek run")
-    }
-
-    /// The `(seq, item)` row `sql` yields, if any.
-    fn head_run_item(&self, sql: &'static str, op: &'static str) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
-        let row: Option<(i64, String)> =
-            self.conn.prepare_cached(sql).ctx(op)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional().ctx(op)?;
+        let row: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, item FROM run_queue ORDER BY seq LIMIT 1")
+            .ctx("prepare peek run")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .ctx("peek run")?;
         row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
     }
 

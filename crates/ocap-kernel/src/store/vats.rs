@@ -107,15 +107,12 @@ impl Store {
         if changed == 0 {
             return Ok(false);
         }
-        let row: Option<(i64, i64)> = self
-            .conn
-            .prepare_cached("SELECT reap_countdown, reap_interval FROM vats WHERE id = ?1")
-            .ctx("prepare read reap")?
-            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .ctx("read reap")?;
         // After the update the countdown equals the interval exactly when it wrapped.
-        Ok(matches!(row, Some((c, i)) if c == i))
+        self.conn
+            .prepare_cached("SELECT reap_countdown = reap_interval FROM vats WHERE id = ?1")
+            .ctx("prepare read reap")?
+            .query_row([&id], |r| r.get(0))
+            .ctx("read reap")
     }
 
     // ---- vatstore --------------------------------------------------------------------
