@@ -12,7 +12,7 @@ use super::{KernelCore, KernelError, TracedOutcome, TracedWork};
 use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef, VatId};
 use crate::smallcaps;
-use crate::store::{GcAction, PendingWork, RunQueueItem};
+use crate::store::{GcAction, Message, PendingWork, RunQueueItem};
 use crate::vat::VatSyscall;
 
 #[derive(Debug, Clone)]
@@ -20,8 +20,11 @@ pub(crate) enum Work {
     Gc(GcAction),
     Cleanup(EndpointId),
     Reap(VatId),
-    /// A run-queue item and its seq (the same item is found again by it after a rollback).
-    Run(i64, RunQueueItem),
+    /// A run-queue `send` and its seq (the same item is found again by it after a rollback).
+    Send(i64, KRef, Message),
+    /// Run-queue `notify` items to one endpoint, consecutive in the queue, by seq and kpid:
+    /// one, or a batch delivered together (`notify_batch.rs`).
+    Notify(EndpointId, Vec<(i64, KRef)>),
 }
 
 impl KernelCore {
@@ -62,7 +65,7 @@ impl KernelCore {
             }
         };
         self.crank_count += 1;
-        self.crank_is_run = matches!(work, Work::Run(..));
+        self.crank_is_run = matches!(work, Work::Send(..) | Work::Notify(..));
         self.trace_begin(|| Self::traced_work(&work));
         let outcome = self.process_work(&work);
         self.crank_is_run = false;
@@ -106,13 +109,13 @@ impl KernelCore {
     /// fixed one crank ahead), if it is still queued.
     fn next_work(&mut self, pending: PendingWork) -> Result<Option<Work>, KernelError> {
         self.crank_started = false;
-        if let Some((seq, started)) = self.chosen_next.take() {
-            if let Some(item) = self.store.take_run(seq)? {
-                self.crank_started = started;
-                return Ok(Some(Work::Run(seq, item)));
+        if let Some(chosen) = self.chosen_next.take() {
+            if let Some(item) = self.store.take_run(chosen.seq)? {
+                self.crank_started = chosen.started;
+                return self.run_work(chosen.seq, item, Some(chosen.followers)).map(Some);
             }
-            if started {
-                tracing::error!("the run-queue item {seq} started ahead is gone; its vat ran it for nothing");
+            if chosen.started {
+                tracing::error!("the run-queue item {} started ahead is gone; its vat ran it for nothing", chosen.seq);
             }
         }
         if pending.gc {
@@ -131,9 +134,43 @@ impl KernelCore {
             }
         }
         if pending.run {
-            return Ok(self.store.pop_run()?.map(|(seq, item)| Work::Run(seq, item)));
+            if let Some((seq, item)) = self.store.pop_run()? {
+                return self.run_work(seq, item, None).map(Some);
+            }
         }
         Ok(None)
+    }
+
+    /// The work of run-queue item `seq`, taken off the queue. A notify takes the items that
+    /// join it (`notify_batch.rs`) off the queue too: `followers` when they were fixed one
+    /// crank ahead, else those behind it now.
+    fn run_work(
+        &mut self,
+        seq: i64,
+        item: RunQueueItem,
+        followers: Option<Vec<(i64, KRef)>>,
+    ) -> Result<Work, KernelError> {
+        match item {
+            RunQueueItem::Send { target, message } => Ok(Work::Send(seq, target, message)),
+            RunQueueItem::Notify { endpoint_id, kpid } => {
+                let followers = match followers {
+                    Some(f) => f,
+                    None => self.notify_followers(seq, endpoint_id, kpid)?,
+                };
+                let mut items = Vec::with_capacity(1 + followers.len());
+                items.push((seq, kpid));
+                for (seq, kp) in followers {
+                    // Nothing takes run-queue items but the cranks that run them, so one
+                    // fixed a crank ahead is still there.
+                    if self.store.remove_run(seq)? {
+                        items.push((seq, kp));
+                    } else {
+                        tracing::error!("run-queue notify {seq} chosen ahead is gone");
+                    }
+                }
+                Ok(Work::Notify(endpoint_id, items))
+            }
+        }
     }
 
     /// A unit of work as its trace shows it.
@@ -142,7 +179,12 @@ impl KernelCore {
             Work::Gc(action) => TracedWork::gc(action.kind, action.endpoint, &action.krefs),
             Work::Cleanup(ep) => TracedWork::Cleanup { endpoint: *ep },
             Work::Reap(vat) => TracedWork::Reap { vat: *vat },
-            Work::Run(_, item) => TracedWork::of_run(item),
+            Work::Send(_, target, message) => TracedWork::send(*target, message),
+            Work::Notify(endpoint, items) => TracedWork::Notify {
+                endpoint: *endpoint,
+                kpid: items[0].1,
+                batched: items[1..].iter().map(|(_, kp)| *kp).collect(),
+            },
         }
     }
 
@@ -154,8 +196,11 @@ impl KernelCore {
                 Ok(Outcome::Commit)
             }
             Work::Reap(vat) => self.deliver_reap(*vat),
-            Work::Run(_, RunQueueItem::Send { target, message }) => self.route_send(*target, message.clone()),
-            Work::Run(_, RunQueueItem::Notify { endpoint_id, kpid }) => self.deliver_notify(*endpoint_id, *kpid),
+            Work::Send(_, target, message) => self.route_send(*target, message.clone()),
+            Work::Notify(endpoint, items) => {
+                let kpids: Vec<KRef> = items.iter().map(|(_, kp)| *kp).collect();
+                self.deliver_notify(*endpoint, &kpids)
+            }
         }
     }
 
@@ -168,7 +213,7 @@ impl KernelCore {
         endpoint: EndpointId,
         info: &CapData<KRef>,
     ) -> Result<(), KernelError> {
-        if let Work::Run(seq, RunQueueItem::Send { .. }) = work {
+        if let Work::Send(seq, ..) = work {
             if let Some(RunQueueItem::Send { target, message }) = self.store.take_run(*seq)? {
                 let why = smallcaps::reason_text(info);
                 let detail = format!("Target object's vat {endpoint} was terminated: {why}");
@@ -191,14 +236,19 @@ impl KernelCore {
                 tracing::error!("giving up cleanup of terminated endpoint {ep}: {why}");
                 self.store.delete_endpoint(*ep)?;
             }
-            Work::Run(seq, _) => match self.store.take_run(*seq)? {
-                Some(RunQueueItem::Send { target, message }) => {
+            Work::Send(seq, ..) => {
+                if let Some(RunQueueItem::Send { target, message }) = self.store.take_run(*seq)? {
                     let err = smallcaps::kernel_error("INTERNAL_ERROR", &why.to_string());
                     self.splat(target, &message, err)?;
                 }
-                Some(RunQueueItem::Notify { kpid, .. }) => self.decref(kpid)?,
-                None => {}
-            },
+            }
+            Work::Notify(_, items) => {
+                for (seq, _) in items {
+                    if let Some(RunQueueItem::Notify { kpid, .. }) = self.store.take_run(*seq)? {
+                        self.decref(kpid)?;
+                    }
+                }
+            }
         }
         Ok(())
     }

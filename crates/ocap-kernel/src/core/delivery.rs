@@ -179,8 +179,10 @@ impl KernelCore {
         report.outcome(ep, Ok(()))
     }
 
-    pub(crate) fn deliver_notify(&mut self, ep: EndpointId, kpid: KRef) -> Result<Outcome, KernelError> {
-        let Some((delivery, kps)) = self.prepare_notify(ep, kpid)? else {
+    /// Delivers the notifies of `kpids` (run-queue items, in queue order: one, or a batch,
+    /// `notify_batch.rs`) to `ep` in one `notify`.
+    pub(crate) fn deliver_notify(&mut self, ep: EndpointId, kpids: &[KRef]) -> Result<Outcome, KernelError> {
+        let Some((delivery, kps)) = self.prepare_notify(ep, kpids)? else {
             return Ok(Outcome::Commit);
         };
         let outcome = self.deliver_to_endpoint(ep, delivery, true)?;
@@ -196,49 +198,69 @@ impl KernelCore {
         Ok(outcome)
     }
 
-    /// A notify's delivery up to handing it to `ep`: the batch of resolutions in `ep`'s space
-    /// (kpid plus every settled promise reachable through the values, spec §4.3) and the
-    /// promises in it; None if `ep` cannot take it (the queue item's reference is released).
+    /// A notify's delivery up to handing it to `ep`: the resolutions in `ep`'s space and the
+    /// promises in them; None if `ep` cannot take any (each queue item's reference is released
+    /// either way).
+    ///
+    /// For each of `kpids` in order (the run-queue items of one delivery): that promise plus
+    /// every settled promise reachable through its value (spec §4.3). A kpid `ep` has no
+    /// c-list entry for, or that an earlier one of the batch already carried, adds nothing:
+    /// delivered one by one, its notify would have found the entry gone.
     pub(crate) fn prepare_notify(
         &mut self,
         ep: EndpointId,
-        kpid: KRef,
+        kpids: &[KRef],
     ) -> Result<Option<(VatDelivery, Vec<KRef>)>, KernelError> {
-        let entry = if self.can_deliver(ep)? { self.store.clist_by_kref(ep, kpid)? } else { None };
-        let Some(entry) = entry else {
-            self.decref(kpid)?;
-            return Ok(None);
-        };
-        // kpid plus every settled promise reachable through the values (spec §4.3).
-        let mut batch: Vec<(KRef, bool, CapData<KRef>)> = Vec::new();
-        let mut queue = vec![kpid];
-        let mut seen = std::collections::HashSet::from([kpid]);
-        while let Some(kp) = queue.pop() {
-            let p = self.store.promise(kp)?.ok_or(KernelError::UnknownKref(kp))?;
-            let Some(value) = p.value else {
-                if kp == kpid {
-                    return Err(KernelError::Internal(format!("notify for unresolved {kpid}")));
-                }
+        let deliverable = self.can_deliver(ep)?;
+        // (promise, rejected, value, its eref when already read).
+        let mut batch: Vec<(KRef, bool, CapData<KRef>, Option<String>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut delivered = Vec::with_capacity(kpids.len());
+        for &kpid in kpids {
+            let entry = if deliverable && !seen.contains(&kpid) { self.store.clist_by_kref(ep, kpid)? } else { None };
+            let Some(entry) = entry else {
+                self.decref(kpid)?;
                 continue;
             };
-            for s in &value.slots {
-                if s.is_promise() && seen.insert(*s) {
-                    queue.push(*s);
+            delivered.push(kpid);
+            seen.insert(kpid);
+            let mut queue = vec![kpid];
+            while let Some(kp) = queue.pop() {
+                let p = self.store.promise(kp)?.ok_or(KernelError::UnknownKref(kp))?;
+                let Some(value) = p.value else {
+                    if kp == kpid {
+                        return Err(KernelError::Internal(format!("notify for unresolved {kpid}")));
+                    }
+                    continue;
+                };
+                for s in &value.slots {
+                    if s.is_promise() && seen.insert(*s) {
+                        queue.push(*s);
+                    }
                 }
+                // The notified promise's entry was just read; a promise entry has no
+                // reachable flag to restore, so `kref_to_eref` would only read it again.
+                let eref = (kp == kpid).then(|| entry.eref.clone());
+                batch.push((kp, p.state == PromiseState::Rejected, value, eref));
             }
-            batch.push((kp, p.state == PromiseState::Rejected, value));
+        }
+        if batch.is_empty() {
+            return Ok(None);
         }
         let mut resolutions = Vec::with_capacity(batch.len());
-        for (kp, rejected, value) in &batch {
-            // The notified promise's entry was just read; a promise entry has no reachable
-            // flag to restore, so `kref_to_eref` would only read it again.
-            let vpid = if *kp == kpid { entry.eref.clone() } else { self.kref_to_eref(ep, *kp)? };
+        for (kp, rejected, value, eref) in &batch {
+            let vpid = match eref {
+                Some(eref) => eref.clone(),
+                None => self.kref_to_eref(ep, *kp)?,
+            };
             let data = self.capdata_to_endpoint(ep, value)?;
             resolutions.push(VatResolution { vpid, rejected: *rejected, data });
         }
         self.fit_for_peer(ep, &mut resolutions);
-        self.decref(kpid)?;
-        let kps: Vec<KRef> = batch.iter().map(|(kp, _, _)| *kp).collect();
+        for kpid in delivered {
+            self.decref(kpid)?;
+        }
+        let kps: Vec<KRef> = batch.iter().map(|(kp, ..)| *kp).collect();
         Ok(Some((VatDelivery::Notify(resolutions), kps)))
     }
 

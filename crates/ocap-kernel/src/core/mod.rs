@@ -11,7 +11,8 @@
 //!   and terminate, commit and terminate) and rolled back, and `Outcome`;
 //! - `router.rs`: where a send goes (object, promise, service, nowhere);
 //! - `delivery.rs`: deliveries to endpoints (message, notify, GC actions, reap) and the one
-//!   place a delivery's report becomes an `Outcome`;
+//!   place a delivery's report becomes an `Outcome`; `notify_batch.rs`: which notifies go to
+//!   a vat together;
 //! - `endpoints.rs`: the attached endpoints (vats and remotes) behind one `Endpoint` interface;
 //! - `syscalls.rs`: what an endpoint asks of the kernel, validated (`SyscallError`);
 //! - `translate.rs`: c-list translation between krefs and erefs, for any endpoint;
@@ -31,6 +32,7 @@ mod host;
 mod identity;
 mod incarnation;
 pub mod io;
+mod notify_batch;
 mod ocap_urls;
 mod options;
 mod overlap;
@@ -52,6 +54,7 @@ pub use error::KernelError;
 pub use incarnation::IncarnationReport;
 pub use ocap_abi::launch::{LaunchRequest, LaunchedVat, VatCodeLoader, VatLauncher};
 pub use options::KernelOptions;
+pub(crate) use overlap::Chosen;
 pub(crate) use peers::check_peer_id;
 pub use peers::{PeerStatus, RedeemReply, RemoteOptions};
 pub use services::{KernelService, ServiceInfo, ServiceReply, Waker};
@@ -129,9 +132,9 @@ pub struct KernelCore {
     pub(crate) tracer: Option<tokio::sync::broadcast::Sender<CrankTrace>>,
     /// The trace of the unit in progress, when someone listens.
     pub(crate) trace: Option<Box<trace::TraceInProgress>>,
-    /// The run-queue item (by seq) the next crank takes, chosen when the current one started
-    /// its delivery, and whether that item's delivery was started already (`overlap.rs`).
-    pub(crate) chosen_next: Option<(i64, bool)>,
+    /// The run-queue item the next crank takes, chosen when the current one started its
+    /// delivery (`overlap.rs`).
+    pub(crate) chosen_next: Option<Chosen>,
     /// Whether the crank in progress is a run-queue item (only those choose the next one).
     pub(crate) crank_is_run: bool,
     /// Whether the crank in progress had its delivery started ahead (by the crank before).

@@ -33,6 +33,14 @@ pub struct KernelOptions {
     /// one, at the same time as the current one (`docs/cranks.md`, `core/overlap.rs`). The
     /// order of cranks is the same either way; only the waiting differs.
     pub overlap_deliveries: bool,
+    /// The most run-queue `notify` items one delivery may carry. Consecutive notifies to the
+    /// same vat at the head of the run queue are delivered together, as one `notify` whose
+    /// resolutions are in queue order (liveslots takes a batch like this already: spec
+    /// kernel-core.md §4.3), so a vat that many answers come back to pays one delivery and
+    /// one crank for them (`docs/cranks.md`, "Notify batches"). The batch is one delivery
+    /// for the vat's delivery budget and syscall limit. 1 delivers each item on its own,
+    /// as the JS kernel does.
+    pub max_notifies_per_delivery: usize,
 }
 
 impl Default for KernelOptions {
@@ -47,6 +55,7 @@ impl Default for KernelOptions {
             max_vatstore_value_bytes: 16 * 1024 * 1024,
             check_invariants_every_crank: false,
             overlap_deliveries: true,
+            max_notifies_per_delivery: 32,
         }
     }
 }

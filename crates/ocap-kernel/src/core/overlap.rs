@@ -29,8 +29,20 @@
 //! above and terminated.
 
 use super::{KernelCore, KernelError};
-use crate::refs::EndpointId;
+use crate::refs::{EndpointId, KRef};
 use crate::store::RunQueueItem;
+
+/// The run-queue item the next crank takes, chosen one crank ahead.
+#[derive(Debug, Clone)]
+pub(crate) struct Chosen {
+    /// The item's seq.
+    pub seq: i64,
+    /// For a notify: the items that join it in one delivery (`notify_batch.rs`), by seq and
+    /// kpid, fixed with it.
+    pub followers: Vec<(i64, KRef)>,
+    /// Whether its delivery was started already.
+    pub started: bool,
+}
 
 impl KernelCore {
     /// Called by a run-queue crank just before it hands its delivery to vat `current`: chooses
@@ -54,7 +66,11 @@ impl KernelCore {
         let Some(next) = self.independent_vat(&item)? else {
             return Ok(());
         };
-        self.chosen_next = Some((seq, false));
+        let followers = match &item {
+            RunQueueItem::Notify { endpoint_id, kpid } => self.notify_followers(seq, *endpoint_id, *kpid)?,
+            RunQueueItem::Send { .. } => Vec::new(),
+        };
+        self.chosen_next = Some(Chosen { seq, followers, started: false });
         if !self.opts.overlap_deliveries {
             return Ok(());
         }
@@ -64,7 +80,9 @@ impl KernelCore {
         let prepared = match item {
             RunQueueItem::Send { target, message } => self.prepare_message(next, target, target, message),
             RunQueueItem::Notify { endpoint_id, kpid } => {
-                self.prepare_notify(endpoint_id, kpid).map(|p| p.map(|(delivery, _)| delivery))
+                let followers = self.chosen_next.as_ref().map(|c| c.followers.as_slice()).unwrap_or_default();
+                let kpids: Vec<KRef> = std::iter::once(kpid).chain(followers.iter().map(|(_, kp)| *kp)).collect();
+                self.prepare_notify(endpoint_id, &kpids).map(|p| p.map(|(delivery, _)| delivery))
             }
         };
         self.store.discard_speculation()?;
@@ -74,7 +92,9 @@ impl KernelCore {
             Ok(Some(delivery)) => {
                 if let Some(endpoint) = self.endpoints.get_mut(&next) {
                     if endpoint.prefetch(&delivery) {
-                        self.chosen_next = Some((seq, true));
+                        if let Some(chosen) = &mut self.chosen_next {
+                            chosen.started = true;
+                        }
                     }
                 }
             }

@@ -21,7 +21,7 @@ use super::unit::Outcome;
 use super::KernelError;
 use crate::refs::{EndpointId, KRef, VatId};
 use crate::smallcaps;
-use crate::store::{GcActionKind, RunQueueItem};
+use crate::store::{GcActionKind, Message};
 use crate::vat::VatSyscall;
 
 /// At most this many syscalls are recorded per crank; the rest are only counted
@@ -61,8 +61,15 @@ pub enum TracedWork {
     /// A message from the run queue: its target, method (when the body names it plainly) and
     /// result promise.
     Send { target: KRef, method: Option<String>, result: Option<KRef> },
-    /// A promise's settlement, to a subscriber.
-    Notify { endpoint: EndpointId, kpid: KRef },
+    /// A promise's settlement, to a subscriber; with `batched`, the settlements of the
+    /// run-queue notifies delivered with it in one `notify`, in queue order
+    /// (`notify_batch.rs`).
+    Notify {
+        endpoint: EndpointId,
+        kpid: KRef,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        batched: Vec<KRef>,
+    },
     /// A GC action (`dropExports`, `retireExports`, `retireImports`) and its krefs.
     Gc { action: &'static str, endpoint: EndpointId, krefs: Vec<KRef> },
     /// Bring-out-your-dead.
@@ -183,14 +190,9 @@ impl TracedOutcome {
 }
 
 impl TracedWork {
-    /// A run-queue item as a trace shows it.
-    pub(crate) fn of_run(item: &RunQueueItem) -> TracedWork {
-        match item {
-            RunQueueItem::Send { target, message } => {
-                TracedWork::Send { target: *target, method: method_of(&message.methargs.body), result: message.result }
-            }
-            RunQueueItem::Notify { endpoint_id, kpid } => TracedWork::Notify { endpoint: *endpoint_id, kpid: *kpid },
-        }
+    /// A run-queue `send` as a trace shows it.
+    pub(crate) fn send(target: KRef, message: &Message) -> TracedWork {
+        TracedWork::Send { target, method: method_of(&message.methargs.body), result: message.result }
     }
 
     pub(crate) fn gc(kind: GcActionKind, endpoint: EndpointId, krefs: &[KRef]) -> TracedWork {

@@ -138,6 +138,11 @@ impl Store {
         Ok(head)
     }
 
+    /// Removes run-queue item `seq`; false if it was not there.
+    pub(crate) fn remove_run(&self, seq: i64) -> Result<bool, StoreError> {
+        Ok(self.delete_run(seq)? > 0)
+    }
+
     fn delete_run(&self, seq: i64) -> Result<usize, StoreError> {
         self.conn
             .prepare_cached("DELETE FROM run_queue WHERE seq = ?1")
@@ -157,6 +162,44 @@ impl Store {
             .optional()
             .ctx("peek run")?;
         row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
+    }
+
+    /// The `notify` items to `endpoint` that follow item `after` in the run queue with nothing
+    /// else between: their seqs and kpids, in order, at most `limit`, stopping before a kpid
+    /// already in `exclude` or among them (a notify batch, `core/notify_batch.rs`). Rows are
+    /// decoded one at a time, so the first item of another kind ends the read.
+    pub(crate) fn notifies_after(
+        &self,
+        after: i64,
+        endpoint: EndpointId,
+        exclude: &[KRef],
+        limit: usize,
+    ) -> Result<Vec<(i64, KRef)>, StoreError> {
+        let mut out: Vec<(i64, KRef)> = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, item FROM run_queue WHERE seq > ?1 ORDER BY seq")
+            .ctx("prepare read run queue")?;
+        let mut rows = stmt.query([after]).ctx("read run queue")?;
+        while let Some(row) = rows.next().ctx("read run queue")? {
+            let seq: i64 = row.get(0).ctx("read run seq")?;
+            let json: String = row.get(1).ctx("read run item")?;
+            match decode_run_item(seq, &json)? {
+                RunQueueItem::Notify { endpoint_id, kpid }
+                    if endpoint_id == endpoint && !exclude.contains(&kpid) && !out.iter().any(|(_, k)| *k == kpid) =>
+                {
+                    out.push((seq, kpid));
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Removes and returns the run-queue item `seq`, wherever it is in the queue (None if it

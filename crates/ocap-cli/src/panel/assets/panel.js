@@ -999,7 +999,7 @@ let traceConnected = false;
 function traceWork(w) {
   switch (w.kind) {
     case 'send': return `send ${w.target}.${w.method ?? '?'}()${w.result ? ` → ${w.result}` : ''}`;
-    case 'notify': return `notify ${w.kpid}`;
+    case 'notify': return `notify ${[w.kpid, ...(w.batched ?? [])].join(' ')}`;
     case 'gc': return `${w.action} ${w.krefs.join(' ')}`;
     case 'reap': return 'bringOutYourDead';
     case 'cleanup': return 'cleanup step';
