@@ -874,3 +874,46 @@ fn location_hints_are_checked_and_bounded_9_2() {
     assert_eq!(kept.len(), 16);
     assert_eq!(kept.last(), Some(&hint(39)));
 }
+
+/// Notify batches to a peer (`core/notify_batch.rs`): answers queued together leave in one
+/// `notify` frame carrying a list of resolutions, as the JS kernel's `deliver` frame allows
+/// (§4.4), and reach the host in order; a batch stays under half the frame limit.
+fn notify_frames(b: &Node) -> Vec<usize> {
+    frames(&b.sent)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Message { body: Body::Deliver(VatDelivery::Notify(rs)), .. } => Some(rs.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn answers_queued_together_leave_in_one_notify_frame_in_order_4_4() {
+    let Pair { mut a, mut b, remote, .. } = pair("counter");
+    let answers: Vec<_> = (0..10).map(|_| a.k.send(remote, "increment", vec![])).collect();
+    settle(&mut a, &mut b);
+    let got: Vec<Value> = answers.iter().map(|rx| ok_value(rx.try_recv().ok())).collect();
+    assert_eq!(got, (1..=10).map(|n| Value::Number(n as f64)).collect::<Vec<_>>());
+    assert_eq!(notify_frames(&b), vec![10]);
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn a_notify_batch_to_a_peer_stays_under_half_the_frame_limit_4_1() {
+    let opts = RemoteOptions { max_frame_bytes: 4096, ..options() };
+    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts));
+    let (vat, _log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let name = "n".repeat(1000);
+    let answers: Vec<_> = (0..10).map(|_| a.k.send(remote, "hello", vec![Value::str(name.clone())])).collect();
+    settle(&mut a, &mut b);
+    for rx in &answers {
+        assert_eq!(ok_value(rx.try_recv().ok()), Value::str(format!("hello, {name}")));
+    }
+    // Each answer is about 1,300 bytes as a frame estimates it: two fit in 2,048.
+    assert_eq!(notify_frames(&b), vec![2; 5]);
+    assert!(b.sent.iter().all(|f| f.len() <= 4096));
+}

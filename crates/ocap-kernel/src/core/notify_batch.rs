@@ -15,21 +15,32 @@
 //! cannot tell when the kernel queued an answer). A batch is one delivery for the vat's
 //! delivery budget and syscall limit, and one crank: if it fails, all of it rolls back.
 //!
+//! **Peers too.** A notify to another kernel is a frame (`peers.rs`), and the JS kernel's
+//! `notify` frame carries a list of resolutions like liveslots' (spec remote-comms.md §4.4:
+//! "translate each resolution"), so answers to many messages from a peer leave in a few
+//! frames: fewer cranks and frames here, fewer frames to receive and units to run there.
+//!
 //! **Which items join.** The head item (taken as the crank's work, or chosen one crank ahead
-//! by `overlap.rs`) to a vat, then the items right behind it that notify the same vat of
-//! promises it was not told of yet in this batch, settled to values that carry no promise
-//! (so the batch's translation depends on nothing a crank before it could still change,
-//! as `overlap.rs` requires of what it runs ahead), at most
-//! `KernelOptions::max_notifies_per_delivery` in all. The rule is the same whether the batch
-//! is formed when its crank starts or one crank ahead, with overlap on or off.
+//! by `overlap.rs`) to a vat or a peer, then the items right behind it that notify the same
+//! endpoint of promises it was not told of yet in this batch, settled to values that carry
+//! no promise (so the batch's translation depends on nothing a crank before it could still
+//! change, as `overlap.rs` requires of what it runs ahead), at most
+//! `KernelOptions::max_notifies_per_delivery` in all, and values of bounded size (1 MiB of
+//! bodies to a vat; to a peer half its frame limit, so the frame fits). The rule is the
+//! same whether the batch is formed when its crank starts or one crank ahead, with overlap
+//! on or off.
 
 use super::{KernelCore, KernelError};
 use crate::refs::{EndpointId, KRef};
 
+/// The most bytes of settled values (their smallcaps bodies) a batch to a vat carries beyond
+/// its first item: a batch stays a delivery of ordinary size.
+const VAT_BATCH_BYTES: usize = 1024 * 1024;
+
 impl KernelCore {
     /// The run-queue items that join the notify of `kpid` to `ep` (run-queue item `seq`) in
-    /// one delivery: their seqs and kpids, in queue order; empty when `ep` is not a vat or
-    /// batches are off.
+    /// one delivery: their seqs and kpids, in queue order; empty when `ep` is neither a vat
+    /// nor a peer, or batches are off.
     pub(crate) fn notify_followers(
         &self,
         seq: i64,
@@ -37,18 +48,22 @@ impl KernelCore {
         kpid: KRef,
     ) -> Result<Vec<(i64, KRef)>, KernelError> {
         let max = self.opts.max_notifies_per_delivery;
-        if ep.vat().is_none() || max <= 1 {
+        let budget = match ep {
+            EndpointId::Vat(_) => VAT_BATCH_BYTES,
+            // One frame carries the batch: half a frame leaves room for the first item.
+            EndpointId::Remote(r) if self.is_peer(r) => self.peer_frame_bytes() / 2,
+            _ => 0,
+        };
+        if max <= 1 || budget == 0 {
             return Ok(Vec::new());
         }
         let mut followers = self.store.notifies_after(seq, ep, &[kpid], max - 1)?;
         let mut keep = 0;
+        let mut bytes = 0;
         for (_, kp) in &followers {
-            let settled_without_promises = self
-                .store
-                .promise(*kp)?
-                .and_then(|p| p.value)
-                .is_some_and(|value| !value.slots.iter().any(|s| s.is_promise()));
-            if !settled_without_promises {
+            let Some(value) = self.store.promise(*kp)?.and_then(|p| p.value) else { break };
+            bytes += super::peers::frame_estimate(&value.body, value.slots.len());
+            if value.slots.iter().any(|s| s.is_promise()) || bytes > budget {
                 break;
             }
             keep += 1;

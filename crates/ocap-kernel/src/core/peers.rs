@@ -425,6 +425,11 @@ impl KernelCore {
         }
     }
 
+    /// The largest frame to a peer, in bytes (`RemoteOptions::max_frame_bytes`).
+    pub(crate) fn peer_frame_bytes(&self) -> usize {
+        self.comms.opts.max_frame_bytes
+    }
+
     /// Whether new messages to `remote` must be refused: its backlog is full.
     pub(crate) fn peer_backlog_full(&self, remote: RemoteId) -> Result<bool, KernelError> {
         Ok(self.store.pending_count(remote)? >= self.comms.opts.max_pending)
@@ -1143,7 +1148,7 @@ const WAKE_GAP_MS: f64 = 3_600_000.0;
 
 /// An upper estimate of a frame's size: the body with room for JSON's escapes (a quote,
 /// backslash or control byte becomes up to 6 bytes), the refs and the envelope.
-fn frame_estimate(body: &str, slots: usize) -> usize {
+pub(crate) fn frame_estimate(body: &str, slots: usize) -> usize {
     let escapes = body.bytes().filter(|b| *b == b'"' || *b == b'\\' || *b < 0x20).count();
     body.len() + escapes * 5 + slots * 24 + 256
 }
