@@ -118,6 +118,9 @@ struct PeerLink {
     gap_since: Option<Instant>,
     /// The ack value a fast retransmission was last made for (see `handle_ack`).
     fast_resent_at: Option<u64>,
+    /// The highest ack from the peer processed in this process: a frame that carries it
+    /// again acknowledges nothing new (see `handle_ack`).
+    acked_upto: u64,
     /// The last seq taken from the peer in this process (what a standalone ack must cover).
     last_received: u64,
     /// The seq of the last frame logged for the peer in this process.
@@ -646,10 +649,19 @@ impl KernelCore {
     /// at once, once per such ack value, rather than at the ack timeout (TCP's fast
     /// retransmit).
     fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
+        // A stream of frames from the peer repeats its ack until it hears from us: frames up
+        // to it were dropped and their promises retired when it first came (every frame
+        // logged since has a higher seq), so only a standalone ack (fast retransmit) is news.
+        if !standalone && self.comms.links.get(&remote).is_some_and(|l| n <= l.acked_upto) {
+            return Ok(());
+        }
         let acked = self.unit(|k| {
             k.retire_acked(remote, n)?;
             Ok(k.store.drop_pending(remote, n)?)
         })?;
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.acked_upto = link.acked_upto.max(n);
+        }
         let more = self.store.has_pending(remote)?;
         if acked == 0 && !more {
             return Ok(());
@@ -911,6 +923,9 @@ impl KernelCore {
             link.ack_deadline = None;
             link.ack_due = None;
             link.last_error = Some(why.to_owned());
+            // The peer's acks count from the start again (a new incarnation resets the seqs).
+            link.acked_upto = 0;
+            link.fast_resent_at = None;
         }
         let keys: Vec<String> =
             self.comms.redemptions.iter().filter(|(_, r)| r.remote == remote).map(|(k, _)| k.clone()).collect();
