@@ -22,14 +22,9 @@ fn notifies(log: &ocap_kernel::testing::DeliveryLog) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Vat A sends `n` messages to vat B in one delivery and subscribes to each result; B
-/// answers each at once. Returns A's notify deliveries and the values they carried.
-fn pipelined_answers(opts: KernelOptions, n: usize) -> (Vec<Vec<String>>, Vec<String>) {
-    let mut k = kernel_with(opts);
-    let (a, a_log, a_plan) = ScriptedVat::planned();
-    let (_, a_root) = k.add("a", a);
-    let (b, _b_log) = ScriptedVat::new(answer(|_, args| Ok(args[0].clone())));
-    let (_, b_root) = k.add("b", b);
+/// A's syscalls: `n` pings to its import `o-1`, each result subscribed (`p+10`…), then the
+/// answer to the host's `go` (`p-1`).
+fn pings(n: usize) -> Vec<VatSyscall> {
     let mut calls = Vec::new();
     for i in 0..n {
         let vpid = format!("p+{}", 10 + i);
@@ -41,7 +36,18 @@ fn pipelined_answers(opts: KernelOptions, n: usize) -> (Vec<Vec<String>>, Vec<St
         calls.push(VatSyscall::Subscribe(vpid));
     }
     calls.push(resolve("p-1", false, "#null", &[]));
-    a_plan.push(calls);
+    calls
+}
+
+/// Vat A sends `n` messages to vat B in one delivery and subscribes to each result; B
+/// answers each at once. Returns A's notify deliveries and the values they carried.
+fn pipelined_answers(opts: KernelOptions, n: usize) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut k = kernel_with(opts);
+    let (a, a_log, a_plan) = ScriptedVat::planned();
+    let (_, a_root) = k.add("a", a);
+    let (b, _b_log) = ScriptedVat::new(answer(|_, args| Ok(args[0].clone())));
+    let (_, b_root) = k.add("b", b);
+    a_plan.push(pings(n));
     let done = k.call(a_root, "go", vec![Value::presence(b_root, None)]);
     assert_eq!(ok_value(done), Value::Null);
     k.check();
@@ -127,18 +133,7 @@ fn notifies_queued_for_a_vat_terminated_meanwhile_are_released() {
     let (a_id, a_root) = k.add("a", a);
     let (b, _b_log) = ScriptedVat::new(answer(|_, args| Ok(args[0].clone())));
     let (_, b_root) = k.add("b", b);
-    let mut calls = Vec::new();
-    for i in 0..5 {
-        let vpid = format!("p+{}", 10 + i);
-        calls.push(VatSyscall::Send {
-            target: "o-1".into(),
-            methargs: vdata(&format!("#[\"ping\",[{i}]]"), &[]),
-            result: Some(vpid.clone()),
-        });
-        calls.push(VatSyscall::Subscribe(vpid));
-    }
-    calls.push(resolve("p-1", false, "#null", &[]));
-    a_plan.push(calls);
+    a_plan.push(pings(5));
     let _rx = k.send(a_root, "go", vec![Value::presence(b_root, None)]);
     // Run A's delivery and B's five answers, then terminate A before its notifies run.
     for _ in 0..6 {
