@@ -82,9 +82,10 @@ fn answers_queued_together_reach_the_sender_in_one_notify_each_batch_in_queue_or
     assert_eq!(values, (0..n).map(|i| format!("#{i}")).collect::<Vec<_>>());
 }
 
-/// §4.3 inside a batch: a promise already carried by an earlier resolution of the batch (as a
-/// settled promise in its value) is not delivered again; one by one, its own notify would
-/// have found the c-list entry retired. The store ends the same either way.
+/// §4.3 next to a batch: a notify whose value carries a settled promise goes alone, with
+/// that promise's resolution (the batch §4.3 asks for), and the notify queued behind it for
+/// the same promise finds its entry retired and delivers nothing: one delivery, batched or
+/// not, and the store ends the same.
 #[test]
 fn a_promise_carried_by_an_earlier_resolution_of_the_batch_is_delivered_once() {
     for max in [1, 32] {

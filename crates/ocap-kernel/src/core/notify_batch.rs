@@ -26,15 +26,16 @@
 //! no promise (so the batch's translation depends on nothing a crank before it could still
 //! change, as `overlap.rs` requires of what it runs ahead), at most
 //! `KernelOptions::max_notifies_per_delivery` in all, and values of bounded size (1 MiB of
-//! bodies to a vat; to a peer half its frame limit, so the frame fits). The rule is the
-//! same whether the batch is formed when its crank starts or one crank ahead, with overlap
-//! on or off.
+//! bodies to a vat; to a peer half its frame limit, so the frame fits), the first item's
+//! included; a first item whose value carries promises goes alone. The rule is the same
+//! whether the batch is formed when its crank starts or one crank ahead, with overlap on or
+//! off.
 
 use super::{KernelCore, KernelError};
 use crate::refs::{EndpointId, KRef};
 
-/// The most bytes of settled values (their smallcaps bodies) a batch to a vat carries beyond
-/// its first item: a batch stays a delivery of ordinary size.
+/// The most bytes of settled values (their smallcaps bodies, as a frame would carry them) a
+/// batch to a vat carries: a batch stays a delivery of ordinary size.
 const VAT_BATCH_BYTES: usize = 1024 * 1024;
 
 impl KernelCore {
@@ -50,16 +51,26 @@ impl KernelCore {
         let max = self.opts.max_notifies_per_delivery;
         let budget = match ep {
             EndpointId::Vat(_) => VAT_BATCH_BYTES,
-            // One frame carries the batch: half a frame leaves room for the first item.
+            // One frame carries the batch, well under the frame limit.
             EndpointId::Remote(r) if self.is_peer(r) => self.peer_frame_bytes() / 2,
             _ => 0,
         };
         if max <= 1 || budget == 0 {
             return Ok(Vec::new());
         }
+        // The first item counts against the budget too (a frame carries all of them), and
+        // one whose value carries promises goes alone: the settled ones among them join it
+        // (spec §4.3) at a size not known here.
+        let Some(first) = self.store.promise(kpid)?.and_then(|p| p.value) else { return Ok(Vec::new()) };
+        if first.slots.iter().any(|s| s.is_promise()) {
+            return Ok(Vec::new());
+        }
+        let mut bytes = super::peers::frame_estimate(&first.body, first.slots.len());
+        if bytes > budget {
+            return Ok(Vec::new());
+        }
         let mut followers = self.store.notifies_after(seq, ep, &[kpid], max - 1)?;
         let mut keep = 0;
-        let mut bytes = 0;
         for (_, kp) in &followers {
             let Some(value) = self.store.promise(*kp)?.and_then(|p| p.value) else { break };
             bytes += super::peers::frame_estimate(&value.body, value.slots.len());
