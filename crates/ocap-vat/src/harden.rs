@@ -28,6 +28,20 @@
 //! - the realm's common prototypes (`Object.prototype`, `Array.prototype`,
 //!   …) are immortal, so their identities stay theirs: once the WeakSet has
 //!   said one is hardened (lockdown hardens them all), that is remembered.
+//!
+//! **Leaves are not added to the WeakSet.** A *leaf* is a function, a promise
+//! or an array of at most 7 elements (not a proxy, not a typed array) that is
+//! not extensible, whose prototype is null or a common prototype known to be
+//! hardened, and whose own properties (at most 8) are all non-writable,
+//! non-configurable data properties holding primitives. SES's harden does
+//! nothing to a leaf but add it to the WeakSet: freezing it changes nothing,
+//! its prototype is hardened and its values are primitives. So the WeakSet
+//! entry only saves a later harden that work, and checking the leaf's shape
+//! (a few property reads, `is_frozen_leaf`) is cheaper than the WeakSet's
+//! add and lookups: most of what a message makes and hardens is such leaves
+//! (the closures of an `E()` call, promises, argument lists), about 11 of the
+//! 18 objects hardened per send. Nothing but harden reads the WeakSet, and an
+//! object that passes the check is one harden would leave exactly as it is.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -93,6 +107,45 @@ struct Traversal<'a, 'js> {
 /// Past this many queued objects, membership goes through a hash set.
 const QUEUED_SCAN_MAX: usize = 32;
 
+/// The most own properties a leaf has (see the module doc): an array's
+/// elements and `length`, a function's `length` and `name`.
+const LEAF_MAX_PROPERTIES: usize = 8;
+
+impl HardenKit {
+    /// Whether `proto` is null or a common prototype the WeakSet has said is
+    /// hardened.
+    fn is_known_hardened_prototype(&self, proto: &Value<'_>) -> bool {
+        if proto.is_null() {
+            return true;
+        }
+        if !proto.is_object() {
+            return false;
+        }
+        let id = identity(proto);
+        self.prototypes.iter().position(|&p| p == id).is_some_and(|i| self.prototypes_hardened.get() & (1 << i) != 0)
+    }
+}
+
+/// Whether the object `raw` is of a kind that may be a leaf, from cheap checks
+/// only: a function, a promise, or an array of at most
+/// `LEAF_MAX_PROPERTIES - 1` elements; never a proxy or a typed array.
+///
+/// # Safety
+/// `raw` must be a live object value of `ctx`.
+unsafe fn leaf_kind(ctx: *mut qjs::JSContext, raw: qjs::JSValue) -> bool {
+    if qjs::JS_IsProxy(raw) || qjs::JS_GetTypedArrayType(raw) >= 0 {
+        return false;
+    }
+    if qjs::JS_IsFunction(ctx, raw) || qjs::JS_IsPromise(raw) {
+        return true;
+    }
+    if qjs::JS_IsArray(raw) {
+        let mut len: i64 = 0;
+        return qjs::JS_GetLength(ctx, raw, &mut len) == 0 && (0..LEAF_MAX_PROPERTIES as i64).contains(&len);
+    }
+    false
+}
+
 impl<'js> Traversal<'_, 'js> {
     fn is_hardened(&self, value: &Value<'js>, id: usize) -> rquickjs::Result<bool> {
         let raw = value.as_raw();
@@ -108,11 +161,60 @@ impl<'js> Traversal<'_, 'js> {
                 return Ok(true);
             }
         }
+        if self.is_frozen_leaf(value)? {
+            return Ok(true);
+        }
         let hardened: bool = self.has.call((This(self.hardened.clone()), value.clone()))?;
         if let (Some(i), true) = (known, hardened) {
             self.kit.prototypes_hardened.set(self.kit.prototypes_hardened.get() | (1 << i));
         }
         Ok(hardened)
+    }
+
+    /// Whether `value`, a non-extensible object, is a leaf (module doc): what
+    /// harden would leave exactly as it is, WeakSet or not.
+    fn is_frozen_leaf(&self, value: &Value<'js>) -> rquickjs::Result<bool> {
+        let ctx = self.ctx.as_raw().as_ptr();
+        let raw = value.as_raw();
+        // SAFETY: `raw` is a live object value; every value the C API hands
+        // back is owned and wrapped in a `Value` at once, so it is freed.
+        unsafe {
+            if !leaf_kind(ctx, raw) {
+                return Ok(false);
+            }
+            let proto = qjs::JS_GetPrototype(ctx, raw);
+            if qjs::JS_IsException(proto) {
+                return Err(exception());
+            }
+            if !self.kit.is_known_hardened_prototype(&Value::from_raw(self.ctx.clone(), proto)) {
+                return Ok(false);
+            }
+            let mut table = PropertyTable { ctx, tab: std::ptr::null_mut(), len: 0 };
+            let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_SYMBOL_MASK) as i32;
+            if qjs::JS_GetOwnPropertyNames(ctx, &mut table.tab, &mut table.len, raw, flags) < 0 {
+                return Err(exception());
+            }
+            if table.len as usize > LEAF_MAX_PROPERTIES {
+                return Ok(false);
+            }
+            for i in 0..table.len as usize {
+                let atom = (*table.tab.add(i)).atom;
+                let mut desc = MaybeUninit::<qjs::JSPropertyDescriptor>::zeroed();
+                if qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), raw, atom) != 1 {
+                    // An error, or a key that went away: not worth deciding here.
+                    return Ok(false);
+                }
+                let desc = desc.assume_init();
+                let value = Value::from_raw(self.ctx.clone(), desc.value);
+                let _getter = Value::from_raw(self.ctx.clone(), desc.getter);
+                let _setter = Value::from_raw(self.ctx.clone(), desc.setter);
+                let open = (qjs::JS_PROP_GETSET | qjs::JS_PROP_WRITABLE | qjs::JS_PROP_CONFIGURABLE) as i32;
+                if desc.flags & open != 0 || value.is_object() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
     }
 
     fn enqueue(&mut self, value: Value<'js>) -> rquickjs::Result<()> {
@@ -143,7 +245,9 @@ impl<'js> Traversal<'_, 'js> {
         Ok(())
     }
 
-    fn freeze_and_traverse(&mut self, obj: &Value<'js>, freeze_typed_array: &Function<'js>) -> rquickjs::Result<()> {
+    /// Freezes `obj` and queues what hangs from it; returns whether it is a
+    /// leaf (module doc), which then stays out of the WeakSet.
+    fn freeze_and_traverse(&mut self, obj: &Value<'js>, freeze_typed_array: &Function<'js>) -> rquickjs::Result<bool> {
         let ctx = self.ctx.as_raw().as_ptr();
         let raw = obj.as_raw();
         // SAFETY: `raw` is a live object value owned by `self.queue`; every
@@ -159,19 +263,28 @@ impl<'js> Traversal<'_, 'js> {
             if qjs::JS_IsException(proto) {
                 return Err(exception());
             }
-            self.enqueue(Value::from_raw(self.ctx.clone(), proto))?;
+            let proto = Value::from_raw(self.ctx.clone(), proto);
+            // Decided before the prototype is queued: a prototype hardened by this
+            // same call is not known yet, and its object goes to the WeakSet.
+            let mut leaf = leaf_kind(ctx, raw) && self.kit.is_known_hardened_prototype(&proto);
+            self.enqueue(proto)?;
 
             let mut table = PropertyTable { ctx, tab: std::ptr::null_mut(), len: 0 };
             let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_SYMBOL_MASK) as i32;
             if qjs::JS_GetOwnPropertyNames(ctx, &mut table.tab, &mut table.len, raw, flags) < 0 {
                 return Err(exception());
             }
+            leaf &= table.len as usize <= LEAF_MAX_PROPERTIES;
             for i in 0..table.len as usize {
                 let atom = (*table.tab.add(i)).atom;
                 let mut desc = MaybeUninit::<qjs::JSPropertyDescriptor>::zeroed();
                 match qjs::JS_GetOwnProperty(ctx, desc.as_mut_ptr(), raw, atom) {
                     r if r < 0 => return Err(exception()),
-                    0 => continue, // gone (a proxy may say so): not in the descriptors
+                    0 => {
+                        // Gone (a proxy may say so): not in the descriptors.
+                        leaf = false;
+                        continue;
+                    }
                     _ => {}
                 }
                 let desc = desc.assume_init();
@@ -179,14 +292,16 @@ impl<'js> Traversal<'_, 'js> {
                 let getter = Value::from_raw(self.ctx.clone(), desc.getter);
                 let setter = Value::from_raw(self.ctx.clone(), desc.setter);
                 if desc.flags & qjs::JS_PROP_GETSET as i32 != 0 {
+                    leaf = false;
                     self.enqueue(getter)?;
                     self.enqueue(setter)?;
                 } else {
+                    leaf &= !value.is_object();
                     self.enqueue(value)?;
                 }
             }
+            Ok(leaf)
         }
-        Ok(())
     }
 }
 
@@ -205,14 +320,17 @@ pub(crate) fn harden<'js>(ctx: &Ctx<'js>, kit: &HardenKit, root: Value<'js>) -> 
     let freeze_typed_array = kit.freeze_typed_array.clone().restore(ctx)?;
     // The queue grows while it is walked: breadth first, as SES's Set.
     let mut next = 0;
+    let mut leaves = Vec::with_capacity(traversal.queue.len());
     while next < traversal.queue.len() {
         let obj = traversal.queue[next].clone();
         next += 1;
-        traversal.freeze_and_traverse(&obj, &freeze_typed_array)?;
+        leaves.push(traversal.freeze_and_traverse(&obj, &freeze_typed_array)?);
     }
     let add = kit.add.clone().restore(ctx)?;
-    for value in traversal.queue {
-        add.call::<_, Value>((This(traversal.hardened.clone()), value))?;
+    for (value, leaf) in traversal.queue.into_iter().zip(leaves) {
+        if !leaf {
+            add.call::<_, Value>((This(traversal.hardened.clone()), value))?;
+        }
     }
     Ok(root)
 }

@@ -32,6 +32,16 @@ fn harden_walks_frozen_but_unhardened_objects_and_large_or_cyclic_graphs() {
     assert_eq!(call(&worker, "largeGraphs"), json!([true, true, true]));
 }
 
+/// harden.rs keeps *leaves* out of the WeakSet (a frozen function, promise or short array
+/// holding only primitives, with a hardened intrinsic for prototype: harden would change
+/// nothing in them). Objects that look like leaves but hold something unhardened, or are not
+/// quite frozen, must still be walked and frozen whole.
+#[test]
+fn harden_walks_objects_that_look_like_leaves_but_are_not() {
+    let worker = start();
+    assert_eq!(call(&worker, "leafLookalikes"), Value::Array(vec![Value::Bool(true); 10]));
+}
+
 #[test]
 fn harden_treats_typed_arrays_as_ses_does() {
     let worker = start();

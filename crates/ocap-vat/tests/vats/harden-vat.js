@@ -47,6 +47,72 @@ export function buildRootObject() {
       ];
     },
     /** Frozen is not hardened: harden still walks what a frozen object holds. */
+    /**
+     * Objects that look like the leaves harden.rs keeps out of its WeakSet (a function, a
+     * promise or a short array, frozen, holding only primitives, whose prototype is a
+     * hardened intrinsic) but are not: harden must still walk and freeze what hangs from
+     * them. Each answer is true when it did.
+     */
+    leafLookalikes() {
+      const frozenAll = (...xs) => xs.every(x => Object.isFrozen(x));
+      // A frozen function whose prototype is not hardened.
+      const proto = { inner: {} };
+      const f1 = () => 1;
+      Object.setPrototypeOf(f1, proto);
+      Object.freeze(f1);
+      harden(f1);
+      // A frozen array holding an object.
+      const element = {};
+      const a1 = Object.freeze([1, element]);
+      harden(a1);
+      // A function made non-extensible but not frozen (its `name` stays configurable).
+      const f2 = () => 2;
+      Object.preventExtensions(f2);
+      harden(f2);
+      // A frozen function with an accessor.
+      const f3 = () => 3;
+      const getter = () => 'got';
+      Object.defineProperty(f3, 'g', { get: getter });
+      Object.freeze(f3);
+      harden(f3);
+      // A frozen promise with an object on it.
+      const p = Promise.resolve(4);
+      const extra = {};
+      p.extra = extra;
+      Object.freeze(p);
+      harden(p);
+      // A frozen function with a symbol-keyed object.
+      const f4 = () => 5;
+      const hidden = {};
+      f4[Symbol.for('hidden')] = hidden;
+      Object.freeze(f4);
+      harden(f4);
+      // Arrays at the size limit and past it, each holding an object at the end.
+      const tail7 = {};
+      const a7 = Object.freeze([1, 2, 3, 4, 5, 6, tail7]);
+      harden(a7);
+      const tail8 = {};
+      const a8 = Object.freeze([1, 2, 3, 4, 5, 6, 7, tail8]);
+      harden(a8);
+      // Leaves themselves: hardened, and a graph through them is hardened whole.
+      const leafFn = harden(() => 6);
+      const leafArray = harden([1, 'two']);
+      const leafPromise = harden(Promise.resolve(7));
+      const around = { leafFn, leafArray, leafPromise, more: {} };
+      harden(around);
+      return [
+        frozenAll(proto, proto.inner),
+        frozenAll(element),
+        frozenAll(f2) && !Object.getOwnPropertyDescriptor(f2, 'name').configurable,
+        frozenAll(getter),
+        frozenAll(extra),
+        frozenAll(hidden),
+        frozenAll(tail7),
+        frozenAll(tail8),
+        frozenAll(leafFn, leafArray, leafPromise, around, around.more),
+        harden(leafFn) === leafFn && harden(leafArray) === leafArray,
+      ];
+    },
     frozenButNotHardened() {
       const child = { leaf: {} };
       const outer = Object.freeze({ child });
