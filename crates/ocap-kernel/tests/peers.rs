@@ -918,3 +918,33 @@ fn a_notify_batch_to_a_peer_stays_under_half_the_frame_limit_4_1() {
     assert_eq!(notify_frames(&b), vec![3, 3, 3, 1]);
     assert!(b.sent.iter().filter(|f| f.contains("\"notify\"")).all(|f| f.len() <= 2048));
 }
+
+/// §5.1: a frame leaves only once the unit that logged it is committed. A frame from the
+/// peer that arrives between the crank that logged one and its commit (here an ack, while
+/// none of ours waited for one) makes the kernel look at its log and resend what is pending:
+/// it must not send what a crash could still take back.
+#[test]
+fn a_frame_leaves_only_after_the_commit_of_the_crank_that_logged_it_5_1() {
+    let Pair { mut a, b, remote, .. } = pair("counter");
+    a.wire.take();
+    let _answer = a.k.send(remote, "increment", vec![]);
+    // The crank that routes the message to B logs its frame; the unit is released, and the
+    // commit waits for the next group commit.
+    assert!(a.k.core.step().expect("step"));
+    let durable = |seq: u64| -> i64 {
+        let conn = rusqlite::Connection::open(&a.k.path).expect("open the store");
+        conn.query_row("SELECT COUNT(*) FROM remote_pending WHERE seq = ?1", [seq as i64], |r| r.get(0))
+            .expect("read the log")
+    };
+    a.k.core.receive_from_peer(&b.peer, &envelope::encode_ack(1)).expect("receive");
+    let mut messages = 0;
+    for frame in a.wire.take() {
+        if let Frame::Message { seq, body: Body::Deliver(VatDelivery::Message { .. }), .. } =
+            envelope::decode(&frame).expect("our frames decode")
+        {
+            messages += 1;
+            assert_eq!(durable(seq), 1, "frame {seq} was sent before it was committed");
+        }
+    }
+    assert!(messages > 0, "the message was sent (the ack made the kernel resend its log)");
+}

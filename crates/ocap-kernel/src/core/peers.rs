@@ -521,8 +521,13 @@ impl KernelCore {
     }
 
     /// Sends every pending frame of `remote` again, in seq order, and re-arms its ack timer.
+    ///
+    /// Only what is durable is sent: the log read here includes the frames of units released
+    /// since the last commit, so they are committed first (the commit hands them to the
+    /// transport too; the peer drops the second copy).
     fn resend_pending(&mut self, remote: RemoteId, now: Instant) -> Result<(), KernelError> {
         let Some(t) = self.comms.transport.clone() else { return Ok(()) };
+        self.commit()?;
         let frames = self.store.pending_frames(remote)?;
         let timeout = self.comms.opts.ack_timeout;
         self.push_hints(remote, &*t);
