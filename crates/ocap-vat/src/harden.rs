@@ -112,17 +112,23 @@ const QUEUED_SCAN_MAX: usize = 32;
 const LEAF_MAX_PROPERTIES: usize = 8;
 
 impl HardenKit {
+    /// The slot of the common prototype whose identity is `id`, if it is one.
+    fn prototype_slot(&self, id: usize) -> Option<usize> {
+        self.prototypes.iter().position(|&p| p == id)
+    }
+
+    /// Whether the WeakSet has said the common prototype in `slot` is hardened.
+    fn slot_hardened(&self, slot: usize) -> bool {
+        self.prototypes_hardened.get() & (1 << slot) != 0
+    }
+
     /// Whether `proto` is null or a common prototype the WeakSet has said is
     /// hardened.
     fn is_known_hardened_prototype(&self, proto: &Value<'_>) -> bool {
         if proto.is_null() {
             return true;
         }
-        if !proto.is_object() {
-            return false;
-        }
-        let id = identity(proto);
-        self.prototypes.iter().position(|&p| p == id).is_some_and(|i| self.prototypes_hardened.get() & (1 << i) != 0)
+        proto.is_object() && self.prototype_slot(identity(proto)).is_some_and(|i| self.slot_hardened(i))
     }
 }
 
@@ -155,11 +161,9 @@ impl<'js> Traversal<'_, 'js> {
                 return Ok(false);
             }
         }
-        let known = self.kit.prototypes.iter().position(|&p| p == id);
-        if let Some(i) = known {
-            if self.kit.prototypes_hardened.get() & (1 << i) != 0 {
-                return Ok(true);
-            }
+        let known = self.kit.prototype_slot(id);
+        if known.is_some_and(|i| self.kit.slot_hardened(i)) {
+            return Ok(true);
         }
         if self.is_frozen_leaf(value)? {
             return Ok(true);

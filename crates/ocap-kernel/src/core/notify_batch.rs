@@ -58,28 +58,27 @@ impl KernelCore {
         if max <= 1 || budget == 0 {
             return Ok(Vec::new());
         }
+        // Most notifies have nothing behind them to join: the queue is read first, and the
+        // values only when there is something to weigh.
+        let mut followers = self.store.notifies_after(seq, ep, kpid, max - 1)?;
+        if followers.is_empty() {
+            return Ok(followers);
+        }
         // The first item counts against the budget too (a frame carries all of them), and
         // one whose value carries promises goes alone: the settled ones among them join it
-        // (spec §4.3) at a size not known here.
-        let Some(first) = self.store.promise(kpid)?.and_then(|p| p.value) else { return Ok(Vec::new()) };
-        if first.slots.iter().any(|s| s.is_promise()) {
-            return Ok(Vec::new());
-        }
-        let mut bytes = super::peers::frame_estimate(&first.body, first.slots.len());
-        if bytes > budget {
-            return Ok(Vec::new());
-        }
-        let mut followers = self.store.notifies_after(seq, ep, &[kpid], max - 1)?;
-        let mut keep = 0;
-        for (_, kp) in &followers {
-            let Some(value) = self.store.promise(*kp)?.and_then(|p| p.value) else { break };
+        // (spec §4.3) at a size not known here. A follower ends the batch the same way.
+        let mut bytes = 0;
+        let mut keep: usize = 0;
+        for kp in std::iter::once(kpid).chain(followers.iter().map(|(_, kp)| *kp)) {
+            let Some(value) = self.store.promise(kp)?.and_then(|p| p.value) else { break };
             bytes += super::peers::frame_estimate(&value.body, value.slots.len());
             if value.slots.iter().any(|s| s.is_promise()) || bytes > budget {
                 break;
             }
             keep += 1;
         }
-        followers.truncate(keep);
+        // `keep` counts the first item too.
+        followers.truncate(keep.saturating_sub(1));
         Ok(followers)
     }
 }

@@ -66,9 +66,14 @@ impl KernelCore {
         let Some(next) = self.independent_vat(&item)? else {
             return Ok(());
         };
-        let followers = match &item {
-            RunQueueItem::Notify { endpoint_id, kpid } => self.notify_followers(seq, *endpoint_id, *kpid)?,
-            RunQueueItem::Send { .. } => Vec::new(),
+        // A notify's batch (`notify_batch.rs`) is fixed now, with the promises it settles.
+        let (followers, kpids) = match &item {
+            RunQueueItem::Notify { endpoint_id, kpid } => {
+                let followers = self.notify_followers(seq, *endpoint_id, *kpid)?;
+                let kpids: Vec<KRef> = std::iter::once(*kpid).chain(followers.iter().map(|(_, kp)| *kp)).collect();
+                (followers, kpids)
+            }
+            RunQueueItem::Send { .. } => (Vec::new(), Vec::new()),
         };
         self.chosen_next = Some(Chosen { seq, followers, started: false });
         if !self.opts.overlap_deliveries {
@@ -79,9 +84,7 @@ impl KernelCore {
         self.store.begin_speculation()?;
         let prepared = match item {
             RunQueueItem::Send { target, message } => self.prepare_message(next, target, target, message),
-            RunQueueItem::Notify { endpoint_id, kpid } => {
-                let followers = self.chosen_next.as_ref().map(|c| c.followers.as_slice()).unwrap_or_default();
-                let kpids: Vec<KRef> = std::iter::once(kpid).chain(followers.iter().map(|(_, kp)| *kp)).collect();
+            RunQueueItem::Notify { endpoint_id, .. } => {
                 self.prepare_notify(endpoint_id, &kpids).map(|p| p.map(|(delivery, _)| delivery))
             }
         };

@@ -133,22 +133,20 @@ impl Store {
     pub(crate) fn pop_run(&self) -> Result<Option<(i64, RunQueueItem)>, StoreError> {
         let head = self.peek_run()?;
         if let Some((seq, _)) = &head {
-            self.delete_run(*seq)?;
+            self.remove_run(*seq)?;
         }
         Ok(head)
     }
 
     /// Removes run-queue item `seq`; false if it was not there.
     pub(crate) fn remove_run(&self, seq: i64) -> Result<bool, StoreError> {
-        Ok(self.delete_run(seq)? > 0)
-    }
-
-    fn delete_run(&self, seq: i64) -> Result<usize, StoreError> {
-        self.conn
+        let removed = self
+            .conn
             .prepare_cached("DELETE FROM run_queue WHERE seq = ?1")
             .ctx("prepare delete run")?
             .execute([seq])
-            .ctx("delete run")
+            .ctx("delete run")?;
+        Ok(removed > 0)
     }
 
     /// The oldest run-queue item and its seq, left in place: the item the crank after the
@@ -164,15 +162,16 @@ impl Store {
         row.map(|(seq, json)| Ok((seq, decode_run_item(seq, &json)?))).transpose()
     }
 
-    /// The `notify` items to `endpoint` that follow item `after` in the run queue with nothing
-    /// else between: their seqs and kpids, in order, at most `limit`, stopping before a kpid
-    /// already in `exclude` or among them (a notify batch, `core/notify_batch.rs`). Rows are
-    /// decoded one at a time, so the first item of another kind ends the read.
+    /// The `notify` items to `endpoint` that follow item `after` (a notify of `first`) in the
+    /// run queue with nothing else between: their seqs and kpids, in order, at most `limit`,
+    /// stopping before a kpid already among them or `first` (a notify batch,
+    /// `core/notify_batch.rs`). Rows are decoded one at a time, so the first item of another
+    /// kind ends the read.
     pub(crate) fn notifies_after(
         &self,
         after: i64,
         endpoint: EndpointId,
-        exclude: &[KRef],
+        first: KRef,
         limit: usize,
     ) -> Result<Vec<(i64, KRef)>, StoreError> {
         let mut out: Vec<(i64, KRef)> = Vec::new();
@@ -189,7 +188,7 @@ impl Store {
             let json: String = row.get(1).ctx("read run item")?;
             match decode_run_item(seq, &json)? {
                 RunQueueItem::Notify { endpoint_id, kpid }
-                    if endpoint_id == endpoint && !exclude.contains(&kpid) && !out.iter().any(|(_, k)| *k == kpid) =>
+                    if endpoint_id == endpoint && kpid != first && !out.iter().any(|(_, k)| *k == kpid) =>
                 {
                     out.push((seq, kpid));
                     if out.len() == limit {
@@ -213,7 +212,7 @@ impl Store {
             .optional()
             .ctx("read run item")?;
         let Some(json) = json else { return Ok(None) };
-        self.delete_run(seq)?;
+        self.remove_run(seq)?;
         decode_run_item(seq, &json).map(Some)
     }
 
