@@ -13,11 +13,14 @@
 //! - **receive** (§4.5): the ack is taken first; a seq at or below the highest received is a
 //!   duplicate, dropped (and re-acked); the next seq is processed as the peer's syscalls and
 //!   `highest_received_seq` is written in the same unit: exactly once. A seq past a gap is
-//!   not taken (nor acked) at first: the JS kernel accepts gaps and so relies on the stream's
-//!   order, but a frame that overtook another would then make the other a "duplicate" and lose
-//!   it. The sender resends everything pending in order each ack timeout, so a missing frame
-//!   that is still pending arrives within one; a gap that lasts `1.5 × ack_timeout` is one the
-//!   sender made on purpose (it gave up on those frames, §6) and is accepted. A frame the
+//!   held in memory (bounded), unacked, and processed once the frames before it come: the JS
+//!   kernel accepts gaps and so relies on the stream's order, but frames can overtake each
+//!   other across the two channels of a simultaneous dial, and a frame taken early would make
+//!   the one it overtook a "duplicate" and lose it. While a frame is missing the receiver
+//!   repeats its ack every `gap_nudge` (200 ms), and each repeat makes the sender resend what
+//!   is pending (`handle_ack`), so a lost frame costs a fraction of a second, not the 10 s
+//!   ack timeout. A gap that lasts `1.5 × ack_timeout` is one the sender made on purpose (it
+//!   gave up on those frames, §6) and is accepted. A frame the
 //!   kernel cannot process (an unknown ref, a resolution it may not make) is rolled back,
 //!   acked, and recorded as the peer's last error; a message it cannot take is answered with a
 //!   rejection of its result, so the sending vat hears why (§14: lenient on receive).
@@ -39,7 +42,7 @@
 //! receiver's frame and either frame is accepted on receipt (§8.4); a late or duplicate notify
 //! or URL reply is acked and ignored (§8.3).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,6 +99,35 @@ impl RemoteOptions {
     pub fn redemption_timeout(&self) -> Duration {
         self.ack_timeout * (self.max_retries + 1)
     }
+
+    /// How often a receiver missing a frame says so again (a standalone ack of what it has),
+    /// and how long after a gap first shows: `ack_timeout / 50` (200 ms by default), at least
+    /// 10 ms. TCP's retransmission timer starts at 200 ms too; waiting for the sender's full
+    /// ack timeout would stall the link for 10 s on one frame lost or overtaken.
+    pub fn gap_nudge(&self) -> Duration {
+        (self.ack_timeout / 50).max(Duration::from_millis(10))
+    }
+
+    /// How long a sender waits before resending for the same ack value again (half of
+    /// `gap_nudge`): one resend per nudge of a receiver still missing a frame, not one per
+    /// copy of an ack that crossed frames in flight.
+    pub fn fast_resend_holdoff(&self) -> Duration {
+        self.gap_nudge() / 2
+    }
+}
+
+/// At most this many frames past a gap are kept per peer until the gap fills (the rest are
+/// dropped: the sender still has them and resends them).
+const MAX_HELD_FRAMES: usize = 4096;
+/// At most this many bytes of frames (their text) past a gap are kept per peer.
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
+
+/// A frame taken off the wire but not yet processed: its seq is past a gap.
+#[derive(Debug)]
+struct HeldFrame {
+    ack: Option<u64>,
+    body: Body,
+    bytes: usize,
 }
 
 /// Called once with the outcome of a URL redemption: the kref of the object, or why not.
@@ -116,8 +148,12 @@ struct PeerLink {
     last_error: Option<String>,
     /// Since when frames past a gap in the peer's seqs have been arriving (see `receive`).
     gap_since: Option<Instant>,
-    /// The ack value a fast retransmission was last made for (see `handle_ack`).
-    fast_resent_at: Option<u64>,
+    /// Frames past a gap, by seq, processed once the gap fills (see `receive_from_peer`).
+    held: BTreeMap<u64, HeldFrame>,
+    /// The text size of `held`, bytes.
+    held_bytes: usize,
+    /// The ack value a fast retransmission was last made for, and when (see `handle_ack`).
+    fast_resent: Option<(u64, Instant)>,
     /// The highest ack from the peer processed in this process: a frame that carries it
     /// again acknowledges nothing new (see `handle_ack`).
     acked_upto: u64,
@@ -128,6 +164,16 @@ struct PeerLink {
     /// Promise entries to forget once the peer acks the notify that settled them:
     /// `(the notify's seq, kpid)` (see `retire_after_notify`).
     retiring: Vec<(u64, KRef)>,
+}
+
+/// Keeps a frame past a gap until the gap fills, within `MAX_HELD_*` (a copy of one held
+/// already, or one past the limits, is dropped: the sender still has it).
+fn hold(link: &mut PeerLink, seq: u64, ack: Option<u64>, body: Body, bytes: usize) {
+    if link.held.contains_key(&seq) || link.held.len() >= MAX_HELD_FRAMES || link.held_bytes + bytes > MAX_HELD_BYTES {
+        return;
+    }
+    link.held_bytes += bytes;
+    link.held.insert(seq, HeldFrame { ack, body, bytes });
 }
 
 struct Redemption {
@@ -493,8 +539,9 @@ impl KernelCore {
         let timeout = self.comms.opts.ack_timeout;
         let Some(t) = self.comms.transport.clone() else { return };
         let Some(link) = self.comms.links.get_mut(&remote) else { return };
-        // The frame carries the ack, unless something arrived after it was made.
-        if ack >= link.last_received {
+        // The frame carries the ack, unless something arrived after it was made. A missing
+        // frame is still said with standalone acks: only those make the peer resend.
+        if ack >= link.last_received && link.held.is_empty() {
             link.ack_due = None;
         }
         if link.ack_deadline.is_none() {
@@ -585,20 +632,65 @@ impl KernelCore {
         }
         if seq > highest + 1 {
             let now = Instant::now();
-            let tolerance = self.comms.opts.ack_timeout * 3 / 2;
+            let (tolerance, nudge) = (self.comms.opts.ack_timeout * 3 / 2, self.comms.opts.gap_nudge());
             let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
             let since = *link.gap_since.get_or_insert(now);
+            hold(link, seq, ack, body, text.len());
             if now.duration_since(since) < tolerance {
                 tracing::debug!(%remote, seq, highest, "frame past a gap from a peer, held back");
-                // Ack what we have now: the sender resends what we miss (`handle_ack`).
-                link.ack_due = Some(now);
+                // Tell the sender what we have, soon even while frames keep coming: it
+                // resends what we miss (`handle_ack`).
+                let due = since + nudge;
+                link.ack_due = Some(link.ack_due.map_or(due, |d| d.min(due)));
                 return Ok(());
             }
-            tracing::info!(%remote, seq, highest, "accepting a gap in the peer's seqs (it gave up on those frames)");
+            return self.accept_gap(remote);
         }
-        if let Some(link) = self.comms.links.get_mut(&remote) {
+        self.take_in_order(remote, seq, ack, body)
+    }
+
+    /// Processes frame `seq` (the next one from the peer) and then the held frames that
+    /// follow it. What remains held is past another gap, which starts now.
+    fn take_in_order(&mut self, remote: RemoteId, seq: u64, ack: Option<u64>, body: Body) -> Result<(), KernelError> {
+        self.take_frame(remote, seq, ack, body)?;
+        let mut last = seq;
+        loop {
+            let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+            // Copies of frames already taken (held twice, or resent) go.
+            while let Some(entry) = link.held.first_entry() {
+                if *entry.key() > last {
+                    break;
+                }
+                link.held_bytes -= entry.remove().bytes;
+            }
+            let Some(next) = link.held.remove(&(last + 1)) else {
+                link.gap_since = (!link.held.is_empty()).then(Instant::now);
+                return Ok(());
+            };
+            link.held_bytes -= next.bytes;
+            last += 1;
+            self.take_frame(remote, last, next.ack, next.body)?;
+        }
+    }
+
+    /// The gap before the peer's held frames has lasted longer than the sender's
+    /// retransmission would: it skipped those seqs on purpose (it gave up on them, §6), so the
+    /// lowest held frame is taken as the next.
+    fn accept_gap(&mut self, remote: RemoteId) -> Result<(), KernelError> {
+        let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+        let Some((seq, frame)) = link.held.pop_first() else {
             link.gap_since = None;
-        }
+            return Ok(());
+        };
+        link.held_bytes -= frame.bytes;
+        tracing::info!(%remote, seq, "accepting a gap in the peer's seqs (it gave up on those frames)");
+        self.take_in_order(remote, seq, frame.ack, frame.body)
+    }
+
+    /// Processes the next frame from the peer in a unit of its own, with its seq recorded in
+    /// the same unit (exactly once). A frame that cannot be processed is recorded as the
+    /// peer's last error, taken all the same, and a message in it refused to its sender.
+    fn take_frame(&mut self, remote: RemoteId, seq: u64, ack: Option<u64>, body: Body) -> Result<(), KernelError> {
         let mut completions: Vec<Completion> = Vec::new();
         let processed = self.unit(|k| {
             // First, so that frames this one produces (a URL reply) carry its ack.
@@ -649,10 +741,12 @@ impl KernelCore {
     }
 
     /// A cumulative ack from the peer: frames up to `n` are delivered. A standalone ack that
-    /// acknowledges nothing new while frames are pending says the peer saw a duplicate or a
-    /// gap (a frame of ours was lost and a later one arrived): everything pending is resent
-    /// at once, once per such ack value, rather than at the ack timeout (TCP's fast
-    /// retransmit).
+    /// acknowledges nothing new while frames are pending says the peer saw a duplicate or is
+    /// missing a frame (one was lost, or overtaken by a later one on another channel): what
+    /// is pending is resent at once rather than at the ack timeout (TCP's fast retransmit).
+    /// A peer still missing a frame repeats its ack every `gap_nudge`, so a resend is made
+    /// again for the same value after `fast_resend_holdoff` (a lost resend costs a nudge, not
+    /// the 10 s timeout); acks that only crossed frames in flight come once.
     fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
         // A stream of frames from the peer repeats its ack until it hears from us: frames up
         // to it were dropped and their promises retired when it first came (every frame
@@ -672,15 +766,17 @@ impl KernelCore {
             return Ok(());
         }
         let timeout = self.comms.opts.ack_timeout;
+        let holdoff = self.comms.opts.fast_resend_holdoff();
         let attached = self.comms.transport.is_some();
+        let now = Instant::now();
         let mut fast_resend = false;
         if let Some(link) = self.comms.links.get_mut(&remote) {
             if acked > 0 {
                 link.retries = 0;
                 link.last_error = None;
-                link.ack_deadline = (more && attached).then(|| Instant::now() + timeout);
-            } else if standalone && link.fast_resent_at != Some(n) {
-                link.fast_resent_at = Some(n);
+                link.ack_deadline = (more && attached).then(|| now + timeout);
+            } else if standalone && link.fast_resent.is_none_or(|(m, at)| m != n || now.duration_since(at) >= holdoff) {
+                link.fast_resent = Some((n, now));
                 fast_resend = true;
             }
         }
@@ -930,7 +1026,11 @@ impl KernelCore {
             link.last_error = Some(why.to_owned());
             // The peer's acks count from the start again (a new incarnation resets the seqs).
             link.acked_upto = 0;
-            link.fast_resent_at = None;
+            link.fast_resent = None;
+            // Its frames past a gap were of the old seqs.
+            link.held.clear();
+            link.held_bytes = 0;
+            link.gap_since = None;
         }
         let keys: Vec<String> =
             self.comms.redemptions.iter().filter(|(_, r)| r.remote == remote).map(|(k, _)| k.clone()).collect();
@@ -1094,6 +1194,7 @@ impl KernelCore {
     pub fn remote_tick(&mut self, now: Instant) -> Result<(), KernelError> {
         let Some(t) = self.comms.transport.clone() else { return Ok(()) };
         let remotes: Vec<RemoteId> = self.comms.links.keys().copied().collect();
+        let (tolerance, nudge) = (self.comms.opts.ack_timeout * 3 / 2, self.comms.opts.gap_nudge());
         for remote in remotes {
             let Some(link) = self.comms.links.get(&remote) else { continue };
             let ack_due = link.ack_due.is_some_and(|d| d <= now);
@@ -1107,7 +1208,11 @@ impl KernelCore {
                     t.send(&peer_id, envelope::encode_ack(highest));
                 }
                 if let Some(link) = self.comms.links.get_mut(&remote) {
-                    link.ack_due = None;
+                    // Still missing a frame: say so again (`handle_ack`) until it comes, or
+                    // until the gap looks deliberate (then the next frame takes it, `receive`).
+                    let missing = !link.held.is_empty()
+                        && link.gap_since.is_some_and(|since| now.duration_since(since) < tolerance);
+                    link.ack_due = missing.then(|| now + nudge);
                 }
             }
             if retransmit_due {
