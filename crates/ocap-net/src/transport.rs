@@ -1059,27 +1059,18 @@ fn spawn_channel(
     let (drained_tx, drained_rx) = oneshot::channel();
     let activity = Arc::new(Activity { base: Instant::now(), last_ms: AtomicU64::new(0) });
     let peer_str = peer.to_string();
-    tokio::spawn(read_loop(
-        shared.clone(),
-        peer_str.clone(),
-        reader,
-        id,
-        actor_tx.clone(),
-        abort_rx.clone(),
-        activity.clone(),
-    ));
+    let reading =
+        read_loop(shared.clone(), peer_str.clone(), reader, id, actor_tx.clone(), abort_rx.clone(), activity.clone());
     let last_activity = activity.clone();
-    let writer = tokio::spawn(write_loop(
-        shared.clone(),
-        peer_str,
-        writer,
-        id,
-        writer_rx,
-        actor_tx,
-        abort_rx,
-        activity,
-        drained_tx,
-    ));
+    let writing = write_loop(shared.clone(), peer_str, writer, id, writer_rx, actor_tx, abort_rx, activity, drained_tx);
+    // One task for both halves, never two: a yamux stream's command sender keeps a single
+    // waker, and a read (which may send a window update through it) replaces the writer's.
+    // Two tasks then lose the writer's wake-up when its command queue is full: the write
+    // stalls until the write timeout (rust-libp2p#5410). In one task every wake-up is the
+    // same task's, which polls both halves.
+    let writer = tokio::spawn(async move {
+        tokio::join!(reading, writing);
+    });
     ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), writer, activity: last_activity }
 }
 

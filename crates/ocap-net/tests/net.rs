@@ -491,3 +491,32 @@ async fn start_works_inside_a_current_thread_runtime() {
     b.t.send(&a.id, "pong".into());
     a.expect_frames(&b.id, &["pong".to_owned()]).await;
 }
+
+/// Both peers flood each other on one channel at once. Each channel used to be read and
+/// written by two tasks sharing the stream's command sender, which keeps one waker: a read
+/// (which asks to send a window update) took the writer's place, and a writer parked on a
+/// full command queue was never woken (rust-libp2p#5410), until the write timeout (10 s,
+/// here longer than the test's hang guard) failed the channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_flooded_both_ways_at_once_never_stalls() {
+    let limits = NetLimits { write_timeout: Duration::from_secs(120), ..fast_limits() };
+    let mut a = Node::start(40, &["/ip4/127.0.0.1/tcp/0"], &[], limits.clone());
+    let mut b = Node::start(41, &["/ip4/127.0.0.1/tcp/0"], &[], limits);
+    a.t.register_location_hints(&b.id, &b.t.listen_addresses());
+    let hello = frames("hello", 1);
+    a.send_all(&b.id, &hello);
+    b.expect_frames(&a.id, &hello).await;
+    let pad = "x".repeat(300);
+    let flood = |tag: &str| -> Vec<String> {
+        (0..20_000).map(|i| format!(r#"{{"seq":{i},"from":"{tag}","pad":"{pad}"}}"#)).collect()
+    };
+    let (a_to_b, b_to_a) = (flood("a"), flood("b"));
+    a.send_all(&b.id, &a_to_b);
+    b.send_all(&a.id, &b_to_a);
+    let (a_id, b_id) = (a.id.clone(), b.id.clone());
+    tokio::join!(b.expect_frames(&a_id, &a_to_b), a.expect_frames(&b_id, &b_to_a));
+    a.assert_no_failures();
+    b.assert_no_failures();
+    a.t.stop();
+    b.t.stop();
+}
