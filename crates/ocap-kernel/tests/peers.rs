@@ -766,6 +766,39 @@ fn a_lost_frame_is_resent_on_the_receivers_repeated_ack_even_when_the_resend_is_
 }
 
 #[test]
+fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_timer_9_4() {
+    // A channel died with A's frame in it (the peer was killed and came back with its
+    // state, or the link broke). The handshake of the next channel shows the incarnation A
+    // knows: A resends what is pending a moment later, without waiting for its 10 s ack
+    // timer, and such resends are not retries (any number of reconnections never give up).
+    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
+    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts.clone()));
+    let (vat, log) = counter();
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    log.take();
+    let result = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    let lost = a.wire.take();
+    assert_eq!(lost.len(), 1, "the frame that went with the channel");
+    // The first handshake A sees records B's incarnation; each later one is a new channel.
+    assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap());
+    for reconnection in 0..opts.max_retries + 2 {
+        assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap(), "the same incarnation");
+        a.k.core.remote_tick(Instant::now() + opts.gap_nudge()).unwrap();
+        assert_eq!(a.wire.take(), lost, "reconnection {reconnection}: sent again, well before the ack timer");
+    }
+    for f in &lost {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert_eq!(ok_value(result.try_recv().ok()), Value::Number(1.0), "never given up, answered once");
+    assert_eq!(log.methods(), ["increment"]);
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
 fn a_backlog_past_the_limit_rejects_new_messages_with_the_js_text_5_1() {
     let opts = RemoteOptions { max_pending: 3, ..options() };
     let (mut a, mut b) = (node_with(opts.clone()), node_with(opts));

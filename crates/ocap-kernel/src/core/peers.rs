@@ -25,8 +25,9 @@
 //!   acked, and recorded as the peer's last error; a message it cannot take is answered with a
 //!   rejection of its result, so the sending vat hears why (§14: lenient on receive).
 //! - **timers** (`remote_tick`): a standalone ack `delayed_ack` after receiving when nothing
-//!   carried it; retransmission of every pending frame each `ack_timeout`; after `max_retries`
-//!   retransmissions, give-up (§6).
+//!   carried it; retransmission of every pending frame each `ack_timeout`, and `gap_nudge`
+//!   after a new channel's handshake (frames may have gone with the old one; not a retry);
+//!   after `max_retries` retransmissions, give-up (§6).
 //! - **give-up** (§6): what was asked of the peer is withdrawn (rewritten as no-ops in the
 //!   pending log) and every promise the peer decides is rejected with
 //!   `[KERNEL:CONNECTION_LOST]` (the JS kernel's scan finds none, §15.1); a later send starts
@@ -141,6 +142,9 @@ struct PeerLink {
     retries: u32,
     /// When pending frames are sent again, while any are pending and a transport is attached.
     ack_deadline: Option<Instant>,
+    /// `ack_deadline` was brought forward for a new channel (`resend_soon`): its resend is
+    /// not a retry.
+    early_resend: bool,
     /// When a standalone ack is due.
     ack_due: Option<Instant>,
     /// Whether the peer's persisted hints were handed to the transport in this process.
@@ -362,6 +366,7 @@ impl KernelCore {
         }
         for link in self.comms.links.values_mut() {
             link.ack_deadline = None;
+            link.early_resend = false;
             link.ack_due = None;
         }
         self.comms.transport.take()
@@ -580,6 +585,7 @@ impl KernelCore {
         self.push_hints(remote, &*t);
         let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
         link.ack_deadline = if frames.is_empty() { None } else { Some(now + timeout) };
+        link.early_resend = false;
         for (_, frame) in frames {
             t.send(&link.peer_id, frame);
         }
@@ -775,6 +781,7 @@ impl KernelCore {
                 link.retries = 0;
                 link.last_error = None;
                 link.ack_deadline = (more && attached).then(|| now + timeout);
+                link.early_resend = false;
             } else if standalone && link.fast_resent.is_none_or(|(m, at)| m != n || now.duration_since(at) >= holdoff) {
                 link.fast_resent = Some((n, now));
                 fast_resend = true;
@@ -972,6 +979,7 @@ impl KernelCore {
         match known {
             Some(k) if k == incarnation => {
                 self.peer_is_back(remote)?;
+                self.resend_soon(remote);
                 Ok(false)
             }
             None => {
@@ -1022,6 +1030,7 @@ impl KernelCore {
         if let Some(link) = self.comms.links.get_mut(&remote) {
             link.retries = 0;
             link.ack_deadline = None;
+            link.early_resend = false;
             link.ack_due = None;
             link.last_error = Some(why.to_owned());
             // The peer's acks count from the start again (a new incarnation resets the seqs).
@@ -1164,6 +1173,21 @@ impl KernelCore {
         Ok(())
     }
 
+    /// A new channel to the peer is being opened (its handshake showed the incarnation we
+    /// know): frames sent on the old channel may have been lost with it, as when the peer was
+    /// killed and restarted with its state. What is pending goes again `gap_nudge` from now,
+    /// once the channel is up, rather than at the ack timer (the JS kernel waits for it,
+    /// remote-comms.md §9.4); that resend is not counted as a retry.
+    fn resend_soon(&mut self, remote: RemoteId) {
+        let soon = Instant::now() + self.comms.opts.gap_nudge();
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            if let Some(deadline) = link.ack_deadline.filter(|d| *d > soon) {
+                link.ack_deadline = Some(soon.min(deadline));
+                link.early_resend = true;
+            }
+        }
+    }
+
     /// The transport gave up on `peer_id` (`RemoteInbox::give_up`).
     pub fn transport_gave_up(&mut self, peer_id: &str) -> Result<(), KernelError> {
         match self.store.remote_of_peer(peer_id)? {
@@ -1199,7 +1223,7 @@ impl KernelCore {
             let Some(link) = self.comms.links.get(&remote) else { continue };
             let ack_due = link.ack_due.is_some_and(|d| d <= now);
             let retransmit_due = link.ack_deadline.is_some_and(|d| d <= now);
-            let (retries, peer_id) = (link.retries, link.peer_id.clone());
+            let (retries, early, peer_id) = (link.retries, link.early_resend, link.peer_id.clone());
             if ack_due {
                 // Only what is durable is acknowledged.
                 self.commit()?;
@@ -1216,7 +1240,9 @@ impl KernelCore {
                 }
             }
             if retransmit_due {
-                if retries >= self.comms.opts.max_retries {
+                if early {
+                    self.resend_pending(remote, now)?;
+                } else if retries >= self.comms.opts.max_retries {
                     self.give_up_peer(remote, &lost_reason(&peer_id))?;
                 } else {
                     if let Some(link) = self.comms.links.get_mut(&remote) {
