@@ -1016,10 +1016,13 @@ enum WriterMsg {
 
 struct ChannelHandle {
     writer_tx: mpsc::UnboundedSender<WriterMsg>,
-    /// Set to the kind of the abort: both tasks stop at once, unsent frames fail with it.
+    /// Set to the kind of the abort: reading and writing stop at once, unsent frames fail
+    /// with it.
     abort_tx: watch::Sender<Option<SendErrorKind>>,
     /// Fires when the writer has written (or failed) its last frame.
     drained: Option<oneshot::Receiver<()>>,
+    /// The channel's one task (reading and writing, see `spawn_channel`): it ends once both
+    /// have, the writer after closing its half.
     writer: tokio::task::JoinHandle<()>,
     /// When a frame was last read or written (the channel's start before any).
     activity: Arc<Activity>,
