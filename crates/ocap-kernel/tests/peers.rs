@@ -659,15 +659,21 @@ fn a_gap_in_the_seqs_is_held_back_until_the_sender_has_shown_it_is_on_purpose_5_
     b.k.run();
     assert!(log.is_empty(), "held back at first");
     std::thread::sleep(options().ack_timeout * 3 / 2);
-    // The sender's retransmission shows the gap is on purpose.
+    // A frame sent later is not proof enough (the missing ones may still come after a
+    // long outage) ...
+    let later = js.replace(&format!(r#""seq":{next}"#), &format!(r#""seq":{}"#, next + 1)).replace("rp+9", "rp+10");
+    b.k.core.receive_from_peer(&a.peer, &later).unwrap();
+    b.k.run();
+    assert!(log.is_empty(), "still held");
+    // ... the sender's retransmission of its log without them is.
     b.k.core.receive_from_peer(&a.peer, &js).unwrap();
     b.k.run();
-    assert_eq!(log.methods(), ["increment"]);
+    assert_eq!(log.methods(), ["increment", "increment"]);
     // A copy that comes later is a duplicate.
     b.k.core.receive_from_peer(&a.peer, &js).unwrap();
     b.k.run();
-    assert_eq!(log.methods(), ["increment"], "taken once");
-    assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, next);
+    assert_eq!(log.methods(), ["increment", "increment"], "each taken once");
+    assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, next + 1);
     b.k.check();
 }
 
@@ -770,7 +776,7 @@ fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_t
     // A channel died with A's frame in it (the peer was killed and came back with its
     // state, or the link broke). The handshake of the next channel shows the incarnation A
     // knows: A resends what is pending a moment later, without waiting for its 10 s ack
-    // timer, and such resends are not retries (any number of reconnections never give up).
+    // timer. Such resends are not retries (reconnecting often does not give up on the peer).
     let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
     let (mut a, mut b) = (node_with(opts.clone()), node_with(opts.clone()));
     let (vat, log) = counter();
@@ -794,6 +800,86 @@ fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_t
     settle(&mut a, &mut b);
     assert_eq!(ok_value(result.try_recv().ok()), Value::Number(1.0), "never given up, answered once");
     assert_eq!(log.methods(), ["increment"]);
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
+fn reconnecting_does_not_keep_a_peer_that_never_acks_from_being_given_up_6() {
+    // Early resends after new channels do not put the ack timer off: a peer whose channels
+    // keep coming back but which never acknowledges is given up on after `max_retries`.
+    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
+    let (mut a, b) = (node_with(opts.clone()), node_with(opts.clone()));
+    let (vat, _log) = counter();
+    let mut b = b;
+    let (_, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    let result = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    a.wire.take();
+    assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap());
+    // Each round: a new channel and its early resend a second in, then the ack timer half a
+    // second past its deadline (a resend that put the timer off would leave it not yet due).
+    let mut clock = Instant::now();
+    for round in 0..=opts.max_retries {
+        assert!(result.try_recv().is_err(), "round {round}: not given up yet");
+        assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap());
+        clock += Duration::from_secs(1);
+        a.k.core.remote_tick(clock).unwrap();
+        assert_eq!(a.wire.take().len(), 1, "round {round}: resent on the new channel");
+        clock += opts.ack_timeout - Duration::from_millis(500);
+        a.k.core.remote_tick(clock).unwrap();
+        a.wire.take();
+    }
+    let why = rejection(result.try_recv().ok());
+    assert!(why.contains("CONNECTION_LOST"), "{why}");
+    a.k.check();
+}
+
+#[test]
+fn an_ack_that_overtook_a_call_on_the_promise_it_retires_does_not_retire_it_early_8_1() {
+    // As `a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1`, but A's
+    // later frames (whose acks cover B's answer) overtake its pipelined call on another
+    // channel: B holds them and must not forget the promise before the call comes.
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
+    let made = a.k.send(remote, "make", vec![]);
+    a.k.run();
+    for f in a.wire.take() {
+        b.k.core.receive_from_peer(&a.peer, &f).unwrap();
+    }
+    b.k.run();
+    let notify = b.wire.take();
+    let made_kp: KRef = a
+        .k
+        .core
+        .store()
+        .connection()
+        .query_row("SELECT kref FROM clist WHERE endpoint LIKE 'r%' AND kref LIKE 'kp%'", [], |r| r.get::<_, String>(0))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hello = a.k.send(made_kp, "hello", vec![Value::str("late")]);
+    a.k.run();
+    let call = a.wire.take();
+    assert_eq!(call.len(), 1);
+    for f in notify {
+        a.k.core.receive_from_peer(&b.peer, &f).unwrap();
+    }
+    a.k.run();
+    let count = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    a.k.core.remote_tick(Instant::now() + Duration::from_secs(1)).unwrap();
+    let overtaking = a.wire.take();
+    assert!(overtaking.iter().any(|f| f.contains("increment")), "{overtaking:?}");
+    for f in overtaking.iter().chain(&call) {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert!(matches!(made.try_recv(), Ok(Ok(_))));
+    assert_eq!(ok_value(hello.try_recv().ok()), Value::str("hello, late"));
+    assert_eq!(ok_value(count.try_recv().ok()), Value::Number(1.0));
+    assert_eq!(log.methods(), ["make", "hello", "increment"]);
+    assert!(b.k.core.peer_statuses().unwrap()[0].last_error.is_none());
     a.k.check();
     b.k.check();
 }

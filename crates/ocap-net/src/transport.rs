@@ -1023,7 +1023,7 @@ struct ChannelHandle {
     drained: Option<oneshot::Receiver<()>>,
     /// The channel's one task (reading and writing, see `spawn_channel`): it ends once both
     /// have, the writer after closing its half.
-    writer: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
     /// When a frame was last read or written (the channel's start before any).
     activity: Arc<Activity>,
 }
@@ -1071,10 +1071,10 @@ fn spawn_channel(
     // Two tasks then lose the writer's wake-up when its command queue is full: the write
     // stalls until the write timeout (rust-libp2p#5410). In one task every wake-up is the
     // same task's, which polls both halves.
-    let writer = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         tokio::join!(reading, writing);
     });
-    ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), writer, activity: last_activity }
+    ChannelHandle { writer_tx, abort_tx, drained: Some(drained_rx), task, activity: last_activity }
 }
 
 async fn read_loop(
@@ -1104,6 +1104,10 @@ async fn read_loop(
                         continue;
                     }
                     inbox.deliver(&peer, text);
+                    // yamux's buffered data never makes a read wait, so a backlog would be
+                    // read in one go while this task's writer waits: yield when tokio's
+                    // budget for the task is spent.
+                    tokio::task::coop::consume_budget().await;
                 }
                 Ok(None) => return ChannelEnd::Eof,
                 Err(ReadError::Oversize(m)) => return ChannelEnd::Oversize(m),
@@ -1407,14 +1411,14 @@ impl PeerActor {
             PeerCmd::Stop => {
                 self.connecting = None;
                 self.drop_current(SendErrorKind::NetworkStopped);
-                let mut writers = Vec::new();
+                let mut tasks = Vec::new();
                 for (_, ch) in self.channels.drain() {
                     ch.abort(SendErrorKind::NetworkStopped);
-                    writers.push(ch.writer);
+                    tasks.push(ch.task);
                 }
                 self.fail_queue(SendErrorKind::NetworkStopped, "network stopped");
-                for w in writers {
-                    let _ = tokio::time::timeout(STOP_GRACE, w).await;
+                for t in tasks {
+                    let _ = tokio::time::timeout(STOP_GRACE, t).await;
                 }
                 return false;
             }

@@ -117,6 +117,10 @@ impl RemoteOptions {
     }
 }
 
+/// At most this many bytes of pending frames go again in a fast retransmission (beyond the
+/// first frame): the frames that fill the receiver's gap.
+const FAST_RESEND_BYTES: usize = 256 * 1024;
+
 /// At most this many frames past a gap are kept per peer until the gap fills (the rest are
 /// dropped: the sender still has them and resends them).
 const MAX_HELD_FRAMES: usize = 4096;
@@ -142,9 +146,10 @@ struct PeerLink {
     retries: u32,
     /// When pending frames are sent again, while any are pending and a transport is attached.
     ack_deadline: Option<Instant>,
-    /// `ack_deadline` was brought forward for a new channel (`resend_soon`): its resend is
-    /// not a retry.
-    early_resend: bool,
+    /// `ack_deadline` was brought forward for a new channel (`resend_soon`): the deadline it
+    /// replaced, which the early resend keeps (it is not a retry, and does not put off the
+    /// next one either: a peer that reconnects but never acks is still given up on).
+    early_resend: Option<Instant>,
     /// When a standalone ack is due.
     ack_due: Option<Instant>,
     /// Whether the peer's persisted hints were handed to the transport in this process.
@@ -156,6 +161,8 @@ struct PeerLink {
     held: BTreeMap<u64, HeldFrame>,
     /// The text size of `held`, bytes.
     held_bytes: usize,
+    /// While frames are held: when the receiver next says what it has (see `remote_tick`).
+    next_nudge: Option<Instant>,
     /// The ack value a fast retransmission was last made for, and when (see `handle_ack`).
     fast_resent: Option<(u64, Instant)>,
     /// The highest ack from the peer processed in this process: a frame that carries it
@@ -171,10 +178,17 @@ struct PeerLink {
 }
 
 /// Keeps a frame past a gap until the gap fills, within `MAX_HELD_*` (a copy of one held
-/// already, or one past the limits, is dropped: the sender still has it).
+/// already is dropped; when full, the highest seqs go first: the sender still has them).
 fn hold(link: &mut PeerLink, seq: u64, ack: Option<u64>, body: Body, bytes: usize) {
-    if link.held.contains_key(&seq) || link.held.len() >= MAX_HELD_FRAMES || link.held_bytes + bytes > MAX_HELD_BYTES {
+    if link.held.contains_key(&seq) {
         return;
+    }
+    // Full: lower seqs are worth more (they fill the gap first), so higher ones make room.
+    while link.held.len() >= MAX_HELD_FRAMES || link.held_bytes + bytes > MAX_HELD_BYTES {
+        match link.held.last_entry() {
+            Some(entry) if *entry.key() > seq => link.held_bytes -= entry.remove().bytes,
+            _ => return,
+        }
     }
     link.held_bytes += bytes;
     link.held.insert(seq, HeldFrame { ack, body, bytes });
@@ -366,7 +380,7 @@ impl KernelCore {
         }
         for link in self.comms.links.values_mut() {
             link.ack_deadline = None;
-            link.early_resend = false;
+            link.early_resend = None;
             link.ack_due = None;
         }
         self.comms.transport.take()
@@ -578,6 +592,13 @@ impl KernelCore {
     /// since the last commit, so they are committed first (the commit hands them to the
     /// transport too; the peer drops the second copy).
     fn resend_pending(&mut self, remote: RemoteId, now: Instant) -> Result<(), KernelError> {
+        self.resend_first(remote, now, usize::MAX)
+    }
+
+    /// `resend_pending`, but only the first pending frames, up to `budget` bytes (at least
+    /// one frame): a fast retransmission fills the receiver's gap, which is at the start of
+    /// the log (it holds what follows); all of it goes again only at the ack timer.
+    fn resend_first(&mut self, remote: RemoteId, now: Instant, budget: usize) -> Result<(), KernelError> {
         let Some(t) = self.comms.transport.clone() else { return Ok(()) };
         self.commit()?;
         let frames = self.store.pending_frames(remote)?;
@@ -585,8 +606,13 @@ impl KernelCore {
         self.push_hints(remote, &*t);
         let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
         link.ack_deadline = if frames.is_empty() { None } else { Some(now + timeout) };
-        link.early_resend = false;
+        link.early_resend = None;
+        let mut sent = 0;
         for (_, frame) in frames {
+            if sent > 0 && sent + frame.len() > budget {
+                break;
+            }
+            sent += frame.len();
             t.send(&link.peer_id, frame);
         }
         Ok(())
@@ -618,41 +644,70 @@ impl KernelCore {
         };
         let (seq, ack, body) = match frame {
             Frame::Ack(n) => {
-                self.handle_ack(remote, n, true)?;
+                // With a frame of the peer's missing, one it sent before this ack may still
+                // name a promise the ack would retire: retiring waits for the frames.
+                let gap = self.comms.links.get(&remote).is_some_and(|l| !l.held.is_empty());
+                self.handle_ack(remote, n, true, !gap)?;
                 return self.peer_is_back(remote);
             }
             Frame::Message { seq, ack, body } => (seq, ack, body),
         };
+        let highest = self.store.highest_received_seq(remote)?;
+        let past_gap = seq > highest + 1;
         if let Some(n) = ack {
-            self.handle_ack(remote, n, false)?;
+            // A frame past a gap retires what its ack allows when it is taken (`take_frame`):
+            // the frames before it may name those promises.
+            self.handle_ack(remote, n, false, !past_gap)?;
         }
         self.peer_is_back(remote)?;
-        let delayed_ack = self.comms.opts.delayed_ack;
-        if let Some(link) = self.comms.links.get_mut(&remote) {
-            link.ack_due = Some(Instant::now() + delayed_ack);
-        }
-        let highest = self.store.highest_received_seq(remote)?;
         if seq <= highest {
             tracing::debug!(%remote, seq, "duplicate frame from a peer, dropped");
+            self.ack_soon(remote);
             return Ok(());
         }
-        if seq > highest + 1 {
-            let now = Instant::now();
-            let (tolerance, nudge) = (self.comms.opts.ack_timeout * 3 / 2, self.comms.opts.gap_nudge());
-            let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
-            let since = *link.gap_since.get_or_insert(now);
-            hold(link, seq, ack, body, text.len());
-            if now.duration_since(since) < tolerance {
-                tracing::debug!(%remote, seq, highest, "frame past a gap from a peer, held back");
-                // Tell the sender what we have, soon even while frames keep coming: it
-                // resends what we miss (`handle_ack`).
-                let due = since + nudge;
-                link.ack_due = Some(link.ack_due.map_or(due, |d| d.min(due)));
-                return Ok(());
-            }
+        if past_gap {
+            return self.receive_past_gap(remote, seq, ack, body, text.len());
+        }
+        self.ack_soon(remote);
+        self.take_in_order(remote, seq, ack, body)
+    }
+
+    /// A standalone ack `delayed_ack` from now, unless a frame of ours carries one first.
+    fn ack_soon(&mut self, remote: RemoteId) {
+        let due = Instant::now() + self.comms.opts.delayed_ack;
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.ack_due = Some(due);
+        }
+    }
+
+    /// Frame `seq` is past a gap in the peer's seqs: held until the gap fills, while the
+    /// receiver says what it has every `gap_nudge` (`remote_tick`), or taken as the next if
+    /// the gap is the sender's on purpose: it has lasted `1.5 × ack_timeout` since it showed
+    /// (or since the last new channel: nothing could be resent while the link was down) and
+    /// this frame is a copy of one held already, so the sender has resent its log without the
+    /// missing frames (the JS kernel leaves such gaps after a give-up, §6; ours never does).
+    fn receive_past_gap(
+        &mut self,
+        remote: RemoteId,
+        seq: u64,
+        ack: Option<u64>,
+        body: Body,
+        bytes: usize,
+    ) -> Result<(), KernelError> {
+        let now = Instant::now();
+        let (tolerance, nudge) = (self.comms.opts.ack_timeout * 3 / 2, self.comms.opts.gap_nudge());
+        let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
+        let since = *link.gap_since.get_or_insert(now);
+        let resent = link.held.contains_key(&seq);
+        hold(link, seq, ack, body, bytes);
+        if resent && now.duration_since(since) >= tolerance {
             return self.accept_gap(remote);
         }
-        self.take_in_order(remote, seq, ack, body)
+        tracing::debug!(%remote, seq, "frame past a gap from a peer, held back");
+        // Say what we have at the next nudge, not at every frame that comes meanwhile.
+        let nudge_at = *link.next_nudge.get_or_insert(now + nudge);
+        link.ack_due = Some(link.ack_due.map_or(nudge_at, |d| d.min(nudge_at)));
+        Ok(())
     }
 
     /// Processes frame `seq` (the next one from the peer) and then the held frames that
@@ -671,6 +726,9 @@ impl KernelCore {
             }
             let Some(next) = link.held.remove(&(last + 1)) else {
                 link.gap_since = (!link.held.is_empty()).then(Instant::now);
+                if link.held.is_empty() {
+                    link.next_nudge = None;
+                }
                 return Ok(());
             };
             link.held_bytes -= next.bytes;
@@ -753,7 +811,10 @@ impl KernelCore {
     /// A peer still missing a frame repeats its ack every `gap_nudge`, so a resend is made
     /// again for the same value after `fast_resend_holdoff` (a lost resend costs a nudge, not
     /// the 10 s timeout); acks that only crossed frames in flight come once.
-    fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool) -> Result<(), KernelError> {
+    ///
+    /// `retire`: whether the promise entries the ack allows to forget go now
+    /// (`retire_after_notify`); not while a frame the peer sent before the ack is missing.
+    fn handle_ack(&mut self, remote: RemoteId, n: u64, standalone: bool, retire: bool) -> Result<(), KernelError> {
         // A stream of frames from the peer repeats its ack until it hears from us: frames up
         // to it were dropped and their promises retired when it first came (every frame
         // logged since has a higher seq), so only a standalone ack (fast retransmit) is news.
@@ -761,7 +822,9 @@ impl KernelCore {
             return Ok(());
         }
         let acked = self.unit(|k| {
-            k.retire_acked(remote, n)?;
+            if retire {
+                k.retire_acked(remote, n)?;
+            }
             Ok(k.store.drop_pending(remote, n)?)
         })?;
         if let Some(link) = self.comms.links.get_mut(&remote) {
@@ -781,15 +844,23 @@ impl KernelCore {
                 link.retries = 0;
                 link.last_error = None;
                 link.ack_deadline = (more && attached).then(|| now + timeout);
-                link.early_resend = false;
+                link.early_resend = None;
             } else if standalone && link.fast_resent.is_none_or(|(m, at)| m != n || now.duration_since(at) >= holdoff) {
                 link.fast_resent = Some((n, now));
                 fast_resend = true;
             }
         }
         if fast_resend {
-            tracing::debug!(%remote, ack = n, "the peer missed a frame: resending what is pending");
-            self.resend_pending(remote, Instant::now())?;
+            tracing::debug!(%remote, ack = n, "the peer missed a frame: resending the first pending frames");
+            // The ack timer keeps its course: a fast retransmission is not a retry.
+            let timer = self.comms.links.get(&remote).map(|l| (l.ack_deadline, l.early_resend));
+            self.resend_first(remote, now, FAST_RESEND_BYTES)?;
+            if let (Some(link), Some((Some(deadline), early))) = (self.comms.links.get_mut(&remote), timer) {
+                if link.ack_deadline.is_some() {
+                    link.ack_deadline = Some(deadline);
+                    link.early_resend = early;
+                }
+            }
         }
         Ok(())
     }
@@ -1030,7 +1101,7 @@ impl KernelCore {
         if let Some(link) = self.comms.links.get_mut(&remote) {
             link.retries = 0;
             link.ack_deadline = None;
-            link.early_resend = false;
+            link.early_resend = None;
             link.ack_due = None;
             link.last_error = Some(why.to_owned());
             // The peer's acks count from the start again (a new incarnation resets the seqs).
@@ -1040,6 +1111,8 @@ impl KernelCore {
             link.held.clear();
             link.held_bytes = 0;
             link.gap_since = None;
+            link.next_nudge = None;
+            link.last_received = 0;
         }
         let keys: Vec<String> =
             self.comms.redemptions.iter().filter(|(_, r)| r.remote == remote).map(|(k, _)| k.clone()).collect();
@@ -1179,11 +1252,17 @@ impl KernelCore {
     /// once the channel is up, rather than at the ack timer (the JS kernel waits for it,
     /// remote-comms.md §9.4); that resend is not counted as a retry.
     fn resend_soon(&mut self, remote: RemoteId) {
-        let soon = Instant::now() + self.comms.opts.gap_nudge();
+        let now = Instant::now();
+        let soon = now + self.comms.opts.gap_nudge();
         if let Some(link) = self.comms.links.get_mut(&remote) {
+            // Frames missing from the peer could not be resent while the link was down: the
+            // time a gap may last before it counts as deliberate starts again.
+            if link.gap_since.is_some() {
+                link.gap_since = Some(now);
+            }
             if let Some(deadline) = link.ack_deadline.filter(|d| *d > soon) {
-                link.ack_deadline = Some(soon.min(deadline));
-                link.early_resend = true;
+                link.ack_deadline = Some(soon);
+                link.early_resend = Some(link.early_resend.unwrap_or(deadline));
             }
         }
     }
@@ -1228,20 +1307,24 @@ impl KernelCore {
                 // Only what is durable is acknowledged.
                 self.commit()?;
                 let highest = self.store.highest_received_seq(remote)?;
-                if highest > 0 {
+                let Some(link) = self.comms.links.get_mut(&remote) else { continue };
+                // Still missing a frame: say so again every `gap_nudge` (`handle_ack`) until it
+                // comes, or until the gap looks deliberate (then a resent frame takes it,
+                // `receive_past_gap`). Even "nothing yet" (0) when the first one is missing.
+                let missing =
+                    !link.held.is_empty() && link.gap_since.is_some_and(|since| now.duration_since(since) < tolerance);
+                link.next_nudge = missing.then(|| now + nudge);
+                link.ack_due = link.next_nudge;
+                if highest > 0 || missing {
                     t.send(&peer_id, envelope::encode_ack(highest));
-                }
-                if let Some(link) = self.comms.links.get_mut(&remote) {
-                    // Still missing a frame: say so again (`handle_ack`) until it comes, or
-                    // until the gap looks deliberate (then the next frame takes it, `receive`).
-                    let missing = !link.held.is_empty()
-                        && link.gap_since.is_some_and(|since| now.duration_since(since) < tolerance);
-                    link.ack_due = missing.then(|| now + nudge);
                 }
             }
             if retransmit_due {
-                if early {
+                if let Some(deadline) = early {
                     self.resend_pending(remote, now)?;
+                    if let Some(link) = self.comms.links.get_mut(&remote) {
+                        link.ack_deadline = link.ack_deadline.map(|_| deadline);
+                    }
                 } else if retries >= self.comms.opts.max_retries {
                     self.give_up_peer(remote, &lost_reason(&peer_id))?;
                 } else {
