@@ -17,10 +17,13 @@
 //!   kernel accepts gaps and so relies on the stream's order, but frames can overtake each
 //!   other across the two channels of a simultaneous dial, and a frame taken early would make
 //!   the one it overtook a "duplicate" and lose it. While a frame is missing the receiver
-//!   repeats its ack every `gap_nudge` (200 ms), and each repeat makes the sender resend what
-//!   is pending (`handle_ack`), so a lost frame costs a fraction of a second, not the 10 s
-//!   ack timeout. A gap that lasts `1.5 × ack_timeout` is one the sender made on purpose (it
-//!   gave up on those frames, §6) and is accepted. A frame the
+//!   repeats its ack every `gap_nudge` (200 ms), and each repeat makes the sender resend the
+//!   first frames of its log (`handle_ack`), so a lost frame costs a fraction of a second,
+//!   not the 10 s ack timeout. Acks the peer sent after a missing frame retire no promise
+//!   entry until that frame is taken (it may call on them). A gap that outlasts
+//!   `1.5 × ack_timeout` (counted again from each new channel) while the sender resends its
+//!   log without the missing frames is one it made on purpose (it gave up on those frames,
+//!   §6) and is accepted. A frame the
 //!   kernel cannot process (an unknown ref, a resolution it may not make) is rolled back,
 //!   acked, and recorded as the peer's last error; a message it cannot take is answered with a
 //!   rejection of its result, so the sending vat hears why (§14: lenient on receive).
