@@ -1052,8 +1052,12 @@ impl KernelCore {
         let known = self.store.peer(remote)?.and_then(|p| p.incarnation);
         match known {
             Some(k) if k == incarnation => {
+                // After a give-up nothing is retransmitting: `peer_is_back` resends at once.
+                let retransmitting = self.comms.links.get(&remote).is_some_and(|l| l.ack_deadline.is_some());
                 self.peer_is_back(remote)?;
-                self.resend_soon(remote);
+                if retransmitting {
+                    self.resend_soon(remote);
+                }
                 Ok(false)
             }
             None => {
