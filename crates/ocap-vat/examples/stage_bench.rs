@@ -20,7 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = std::env::args().nth(1).map_or(Ok(5000), |a| a.parse())?;
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vats/stage-probe-vat.js");
     let bundle = bundle_vat_source(&source)?;
-    let worker = VatWorker::spawn(WorkerOptions::new("v1", "stage-probe"), Box::new(|_| {}))?;
+    let mut options = WorkerOptions::new("v1", "stage-probe");
+    // The send stages make two syscalls per send.
+    options.max_syscalls_per_delivery = 1_000_000;
+    let worker = VatWorker::spawn(options, Box::new(|_| {}))?;
     let reply = worker.init(json!({"bundleSpec": "stage-probe-vat.bundle"}), Some(bundle), vec![])?;
     if let Some(error) = reply.error {
         return Err(error.into());
@@ -34,7 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": format!("p-{result}")}]),
         )?;
         let elapsed = t.elapsed().as_secs_f64();
-        let resolution = &reply.syscalls.first().ok_or("no resolve")?[1][0];
+        let resolve = reply.syscalls.iter().rev().find(|s| s[0] == "resolve").ok_or("no resolve")?;
+        let resolution = &resolve[1][0];
         if resolution[1] != json!(false) {
             return Err(format!("{method} rejected: {resolution}").into());
         }
@@ -42,6 +46,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok((serde_json::from_str(&body[1..])?, elapsed))
     };
     let (names, _) = call("names", json!([]))?;
+    // A presence of another vat's object, for the send stages.
+    {
+        let t = worker.deliver(json!(["message", "o+0", {
+            "methargs": {"body": "#[\"setPeer\",[\"$0.Alleged: peer\"]]", "slots": ["o-5"]},
+            "result": "p-1000000"
+        }]))?;
+        if t.error.is_some() {
+            return Err(format!("setPeer: {:?}", t.error).into());
+        }
+    }
     let names: Vec<String> = serde_json::from_value(names)?;
     let mut per_op = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
         call("run", json!([name, n / 10]))?; // warm up
