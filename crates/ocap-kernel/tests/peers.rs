@@ -173,6 +173,18 @@ fn pair(name: &str) -> Pair {
     Pair { a, b, log, vat_id, remote }
 }
 
+/// As `pair`, with the JS kernel's 10 s ack timer (so that whatever is resent sooner is
+/// resent by something else), and its options.
+fn pair_with_the_js_ack_timer() -> (RemoteOptions, Pair) {
+    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
+    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts.clone()));
+    let (vat, log) = counter();
+    let (vat_id, root) = b.k.add("counter", vat);
+    let remote = redeem(&mut a, &mut b, root);
+    log.take();
+    (opts, Pair { a, b, log, vat_id, remote })
+}
+
 fn host_call(
     a: &mut Node,
     b: &mut Node,
@@ -726,12 +738,7 @@ fn a_lost_frame_is_resent_on_the_receivers_repeated_ack_even_when_the_resend_is_
     // that, once spent for that ack value, was never made again before the ack timeout. B
     // now repeats its ack while it misses a frame and A resends on each repeat, so the frame
     // arrives though its first two copies are lost. A's ack timer never runs here.
-    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
-    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts.clone()));
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
-    log.take();
+    let (opts, Pair { mut a, mut b, log, remote, .. }) = pair_with_the_js_ack_timer();
     let results: Vec<_> = (0..5).map(|i| a.k.send(remote, "hello", vec![Value::str(i.to_string())])).collect();
     a.k.run();
     let first = a.wire.take();
@@ -777,12 +784,7 @@ fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_t
     // state, or the link broke). The handshake of the next channel shows the incarnation A
     // knows: A resends what is pending a moment later, without waiting for its 10 s ack
     // timer. Such resends are not retries (reconnecting often does not give up on the peer).
-    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
-    let (mut a, mut b) = (node_with(opts.clone()), node_with(opts.clone()));
-    let (vat, log) = counter();
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
-    log.take();
+    let (opts, Pair { mut a, mut b, log, remote, .. }) = pair_with_the_js_ack_timer();
     let result = a.k.send(remote, "increment", vec![]);
     a.k.run();
     let lost = a.wire.take();
@@ -808,12 +810,7 @@ fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_t
 fn reconnecting_does_not_keep_a_peer_that_never_acks_from_being_given_up_6() {
     // Early resends after new channels do not put the ack timer off: a peer whose channels
     // keep coming back but which never acknowledges is given up on after `max_retries`.
-    let opts = RemoteOptions { ack_timeout: Duration::from_secs(10), ..options() };
-    let (mut a, b) = (node_with(opts.clone()), node_with(opts.clone()));
-    let (vat, _log) = counter();
-    let mut b = b;
-    let (_, root) = b.k.add("counter", vat);
-    let remote = redeem(&mut a, &mut b, root);
+    let (opts, Pair { mut a, b, remote, .. }) = pair_with_the_js_ack_timer();
     let result = a.k.send(remote, "increment", vec![]);
     a.k.run();
     a.wire.take();
