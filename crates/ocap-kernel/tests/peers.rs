@@ -839,22 +839,7 @@ fn an_ack_that_overtook_a_call_on_the_promise_it_retires_does_not_retire_it_earl
     // later frames (whose acks cover B's answer) overtake its pipelined call on another
     // channel: B holds them and must not forget the promise before the call comes.
     let Pair { mut a, mut b, log, remote, .. } = pair("maker");
-    let made = a.k.send(remote, "make", vec![]);
-    a.k.run();
-    for f in a.wire.take() {
-        b.k.core.receive_from_peer(&a.peer, &f).unwrap();
-    }
-    b.k.run();
-    let notify = b.wire.take();
-    let made_kp: KRef = a
-        .k
-        .core
-        .store()
-        .connection()
-        .query_row("SELECT kref FROM clist WHERE endpoint LIKE 'r%' AND kref LIKE 'kp%'", [], |r| r.get::<_, String>(0))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (made, notify, made_kp) = make_answered_not_yet_told(&mut a, &mut b, remote);
     let hello = a.k.send(made_kp, "hello", vec![Value::str("late")]);
     a.k.run();
     let call = a.wire.take();
@@ -988,12 +973,13 @@ fn the_other_kernels_own_errors_arrive_as_they_were_made_4_4() {
     b.k.check();
 }
 
-#[test]
-fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
-    // The race the kernels must survive: B answers `make()` and notifies A, while A's
-    // `hello()`, pipelined on that answer, is already on its way. B must still know the
-    // promise when `hello` arrives (it forgets it only once A has seen the notify).
-    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
+/// A calls `make()` on B's `remote`; B answers, and its notify frames are returned, not yet
+/// given to A. Also returns A's result and A's kpid for the answer.
+fn make_answered_not_yet_told(
+    a: &mut Node,
+    b: &mut Node,
+    remote: KRef,
+) -> (mpsc::Receiver<ocap_kernel::HostResult>, Vec<String>, KRef) {
     let made = a.k.send(remote, "make", vec![]);
     a.k.run();
     for f in a.wire.take() {
@@ -1002,7 +988,6 @@ fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
     b.k.run();
     let notify = b.wire.take();
     assert!(notify.iter().any(|f| f.contains("\"notify\"")), "B answered: {notify:?}");
-    // A has not seen the answer yet: its `hello` goes to the promise, at B.
     let made_kp: KRef = a
         .k
         .core
@@ -1012,6 +997,17 @@ fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
         .unwrap()
         .parse()
         .unwrap();
+    (made, notify, made_kp)
+}
+
+#[test]
+fn a_call_pipelined_on_a_result_just_answered_still_reaches_the_answer_8_1() {
+    // The race the kernels must survive: B answers `make()` and notifies A, while A's
+    // `hello()`, pipelined on that answer, is already on its way. B must still know the
+    // promise when `hello` arrives (it forgets it only once A has seen the notify).
+    let Pair { mut a, mut b, log, remote, .. } = pair("maker");
+    let (made, notify, made_kp) = make_answered_not_yet_told(&mut a, &mut b, remote);
+    // A has not seen the answer yet: its `hello` goes to the promise, at B.
     let hello = a.k.send(made_kp, "hello", vec![Value::str("late")]);
     a.k.run();
     for f in a.wire.take() {
