@@ -807,6 +807,40 @@ fn frames_lost_with_a_channel_go_again_when_a_new_channel_comes_not_at_the_ack_t
 }
 
 #[test]
+fn an_ack_for_part_of_the_log_does_not_cancel_the_resend_for_a_new_channel_9_4() {
+    // Two frames left on a channel that died; the peer got the first only. Its ack for it
+    // comes after the next channel's handshake: the second still goes again a moment later.
+    let (opts, Pair { mut a, mut b, log, remote, .. }) = pair_with_the_js_ack_timer();
+    let first = a.k.send(remote, "increment", vec![]);
+    let second = a.k.send(remote, "increment", vec![]);
+    a.k.run();
+    let sent = a.wire.take();
+    assert_eq!(sent.len(), 2);
+    b.k.core.receive_from_peer(&a.peer, &sent[0]).unwrap();
+    b.k.run();
+    assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap());
+    assert!(!a.k.core.peer_incarnation(&b.peer, "incarnation-b").unwrap());
+    b.k.core.remote_tick(Instant::now() + Duration::from_secs(1)).unwrap();
+    for f in b.wire.take() {
+        a.k.core.receive_from_peer(&b.peer, &f).unwrap();
+    }
+    a.k.run();
+    a.k.core.remote_tick(Instant::now() + opts.gap_nudge()).unwrap();
+    let resent = a.wire.take();
+    assert!(resent.contains(&sent[1]), "the second frame went again: {resent:?}");
+    assert!(!resent.contains(&sent[0]), "the first was acknowledged");
+    for f in &resent {
+        b.k.core.receive_from_peer(&a.peer, f).unwrap();
+    }
+    settle(&mut a, &mut b);
+    assert_eq!(ok_value(first.try_recv().ok()), Value::Number(1.0));
+    assert_eq!(ok_value(second.try_recv().ok()), Value::Number(2.0));
+    assert_eq!(log.methods(), ["increment", "increment"]);
+    a.k.check();
+    b.k.check();
+}
+
+#[test]
 fn reconnecting_does_not_keep_a_peer_that_never_acks_from_being_given_up_6() {
     // Early resends after new channels do not put the ack timer off: a peer whose channels
     // keep coming back but which never acknowledges is given up on after `max_retries`.

@@ -846,8 +846,16 @@ impl KernelCore {
             if acked > 0 {
                 link.retries = 0;
                 link.last_error = None;
-                link.ack_deadline = (more && attached).then(|| now + timeout);
-                link.early_resend = None;
+                let deadline = (more && attached).then(|| now + timeout);
+                match (link.early_resend, deadline) {
+                    // A resend for a new channel is still due: what this ack does not cover
+                    // may have gone with the old channel. The timer starts again after it.
+                    (Some(_), Some(d)) => link.early_resend = Some(d),
+                    _ => {
+                        link.ack_deadline = deadline;
+                        link.early_resend = None;
+                    }
+                }
             } else if standalone && link.fast_resent.is_none_or(|(m, at)| m != n || now.duration_since(at) >= holdoff) {
                 link.fast_resent = Some((n, now));
                 fast_resend = true;
