@@ -164,8 +164,6 @@ struct PeerLink {
     held: BTreeMap<u64, HeldFrame>,
     /// The text size of `held`, bytes.
     held_bytes: usize,
-    /// While frames are held: when the receiver next says what it has (see `remote_tick`).
-    next_nudge: Option<Instant>,
     /// The ack value a fast retransmission was last made for, and when (see `handle_ack`).
     fast_resent: Option<(u64, Instant)>,
     /// The highest ack from the peer processed in this process: a frame that carries it
@@ -589,27 +587,30 @@ impl KernelCore {
         }
     }
 
-    /// Sends every pending frame of `remote` again, in seq order, and re-arms its ack timer.
-    ///
-    /// Only what is durable is sent: the log read here includes the frames of units released
-    /// since the last commit, so they are committed first (the commit hands them to the
-    /// transport too; the peer drops the second copy).
+    /// Sends every pending frame of `remote` again, in seq order (`send_log`; the commit
+    /// there hands the newest to the transport too, and the peer drops the second copy), and
+    /// re-arms its ack timer.
     fn resend_pending(&mut self, remote: RemoteId, now: Instant) -> Result<(), KernelError> {
-        self.resend_first(remote, now, usize::MAX)
+        let pending = self.send_log(remote, usize::MAX)?;
+        let timeout = self.comms.opts.ack_timeout;
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.ack_deadline = pending.then(|| now + timeout);
+            link.early_resend = None;
+        }
+        Ok(())
     }
 
-    /// `resend_pending`, but only the first pending frames, up to `budget` bytes (at least
-    /// one frame): a fast retransmission fills the receiver's gap, which is at the start of
-    /// the log (it holds what follows); all of it goes again only at the ack timer.
-    fn resend_first(&mut self, remote: RemoteId, now: Instant, budget: usize) -> Result<(), KernelError> {
-        let Some(t) = self.comms.transport.clone() else { return Ok(()) };
+    /// Sends the pending frames of `remote` in seq order, up to `budget` bytes (at least one
+    /// frame), its timers untouched; returns whether any were pending. Only what is durable
+    /// is sent: the log read here includes the frames of units released since the last
+    /// commit, so they are committed first.
+    fn send_log(&mut self, remote: RemoteId, budget: usize) -> Result<bool, KernelError> {
+        let Some(t) = self.comms.transport.clone() else { return Ok(false) };
         self.commit()?;
         let frames = self.store.pending_frames(remote)?;
-        let timeout = self.comms.opts.ack_timeout;
+        let pending = !frames.is_empty();
         self.push_hints(remote, &*t);
-        let Some(link) = self.comms.links.get_mut(&remote) else { return Ok(()) };
-        link.ack_deadline = if frames.is_empty() { None } else { Some(now + timeout) };
-        link.early_resend = None;
+        let Some(link) = self.comms.links.get(&remote) else { return Ok(pending) };
         let mut sent = 0;
         for (_, frame) in frames {
             if sent > 0 && sent + frame.len() > budget {
@@ -618,7 +619,7 @@ impl KernelCore {
             sent += frame.len();
             t.send(&link.peer_id, frame);
         }
-        Ok(())
+        Ok(pending)
     }
 
     /// A frame from `peer_id` (`RemoteInbox::deliver`). Never fails for what the peer sent:
@@ -707,9 +708,9 @@ impl KernelCore {
             return self.accept_gap(remote);
         }
         tracing::debug!(%remote, seq, "frame past a gap from a peer, held back");
-        // Say what we have at the next nudge, not at every frame that comes meanwhile.
-        let nudge_at = *link.next_nudge.get_or_insert(now + nudge);
-        link.ack_due = Some(link.ack_due.map_or(nudge_at, |d| d.min(nudge_at)));
+        // Say what we have at the next nudge (or the ack already due), not at every frame
+        // that comes meanwhile.
+        link.ack_due.get_or_insert(now + nudge);
         Ok(())
     }
 
@@ -729,9 +730,6 @@ impl KernelCore {
             }
             let Some(next) = link.held.remove(&(last + 1)) else {
                 link.gap_since = (!link.held.is_empty()).then(Instant::now);
-                if link.held.is_empty() {
-                    link.next_nudge = None;
-                }
                 return Ok(());
             };
             link.held_bytes -= next.bytes;
@@ -863,15 +861,9 @@ impl KernelCore {
         }
         if fast_resend {
             tracing::debug!(%remote, ack = n, "the peer missed a frame: resending the first pending frames");
-            // The ack timer keeps its course: a fast retransmission is not a retry.
-            let timer = self.comms.links.get(&remote).map(|l| (l.ack_deadline, l.early_resend));
-            self.resend_first(remote, now, FAST_RESEND_BYTES)?;
-            if let (Some(link), Some((Some(deadline), early))) = (self.comms.links.get_mut(&remote), timer) {
-                if link.ack_deadline.is_some() {
-                    link.ack_deadline = Some(deadline);
-                    link.early_resend = early;
-                }
-            }
+            // The first frames fill the receiver's gap (it holds what follows); the ack timer
+            // keeps its course: a fast retransmission is not a retry.
+            self.send_log(remote, FAST_RESEND_BYTES)?;
         }
         Ok(())
     }
@@ -1126,7 +1118,6 @@ impl KernelCore {
             link.held.clear();
             link.held_bytes = 0;
             link.gap_since = None;
-            link.next_nudge = None;
             link.last_received = 0;
         }
         let keys: Vec<String> =
@@ -1328,17 +1319,18 @@ impl KernelCore {
                 // `receive_past_gap`). Even "nothing yet" (0) when the first one is missing.
                 let missing =
                     !link.held.is_empty() && link.gap_since.is_some_and(|since| now.duration_since(since) < tolerance);
-                link.next_nudge = missing.then(|| now + nudge);
-                link.ack_due = link.next_nudge;
+                link.ack_due = missing.then(|| now + nudge);
                 if highest > 0 || missing {
                     t.send(&peer_id, envelope::encode_ack(highest));
                 }
             }
             if retransmit_due {
                 if let Some(deadline) = early {
-                    self.resend_pending(remote, now)?;
+                    // Not a retry: the timer keeps the deadline it had.
+                    let pending = self.send_log(remote, usize::MAX)?;
                     if let Some(link) = self.comms.links.get_mut(&remote) {
-                        link.ack_deadline = link.ack_deadline.map(|_| deadline);
+                        link.ack_deadline = pending.then_some(deadline);
+                        link.early_resend = None;
                     }
                 } else if retries >= self.comms.opts.max_retries {
                     self.give_up_peer(remote, &lost_reason(&peer_id))?;
