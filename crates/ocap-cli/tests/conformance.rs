@@ -476,6 +476,56 @@ fn run_marshal(b: Bundler) {
     assert_cases("marshal", &run_ok(&vats.single("marshal-vat")), &expected_marshal());
 }
 
+/// Eventual sends run in the same turns in a vat as with npm's `@endo/eventual-send`: the
+/// `HandledPromise` vats get is the prelude's copy with
+/// `crates/ocap-vat/js/patches/@endo+eventual-send+1.5.0.patch` applied (a fast path for
+/// sends to presences, a postponed handler made lazily). Vat code may depend on the order of
+/// its promise jobs, and every bundle uses this one (spec vat-side §4.3: "The inlined
+/// `@endo/eventual-send` (no-shim entry) reads the global `HandledPromise`"; §5.1: the realm
+/// "installs the `@endo/eventual-send` shim, i.e. a global `HandledPromise`"). The same scenario
+/// (`tests/conformance/turn-order-scenario.js`: sends of every kind beside a ticker that logs
+/// each promise job) runs in a vat and in Node with npm's unpatched package under SES
+/// (`turn-order.mjs`); the two logs must be equal, entry for entry.
+fn run_turn_order(b: Bundler) {
+    let Some(vats) = Vats::new(b) else { return };
+    if vats.bundles.is_none() {
+        let _ = writeln!(std::io::stderr(), "conformance: turn order: skipped: no Node.js to run npm's package");
+        return;
+    }
+    let node = tool("OCAP_VAT_NODE", "node");
+    let out = Command::new(&node)
+        .arg("turn-order.mjs")
+        .current_dir(conformance_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("running `{node} turn-order.mjs`: {e}"));
+    assert!(out.status.success(), "turn-order.mjs failed ({}): {}", out.status, text(&out.stderr));
+    let npm_log: Vec<String> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("turn-order.mjs printed no log ({e}): {}", text(&out.stdout)));
+    let vat_log: Vec<String> = serde_json::from_value(run_ok(&vats.single("turn-order-vat")))
+        .expect("the vat answers its log, a list of strings");
+    // The scenario ran to its end, and every kind of send settled, on npm's package.
+    for entry in [
+        "t20",
+        "send fulfilled presence hello",
+        "pipelined fulfilled presence-answer again",
+        "presence.quiet(8) result:false",
+        "proxied fulfilled proxied hi",
+        "pending pipelined fulfilled presence again",
+        "handled, settled fulfilled presence hello",
+        "rejected rejected rejected on purpose",
+    ] {
+        assert!(npm_log.iter().any(|e| e == entry), "npm's log lacks {entry:?}: {npm_log:?}");
+    }
+    if vat_log != npm_log {
+        let first = vat_log.iter().zip(&npm_log).position(|(a, b)| a != b).unwrap_or(vat_log.len().min(npm_log.len()));
+        panic!(
+            "the vat's turn order differs from npm's @endo/eventual-send from entry {first}:\n  vat: {:?}\n  npm: {:?}",
+            &vat_log[first.min(vat_log.len())..],
+            &npm_log[first.min(npm_log.len())..]
+        );
+    }
+}
+
 /// `ocap run` of a vat that cannot launch: a non-zero exit, the vat's own message on stderr,
 /// nothing on stdout.
 fn run_launch_errors(b: Bundler) {
@@ -647,6 +697,7 @@ both_bundlers!(
     run_promises,
     run_exos,
     run_marshal,
+    run_turn_order,
     run_launch_errors,
     daemon_launch_errors_then_promises_and_exos,
     daemon_durable_counter,

@@ -8,7 +8,8 @@
 //! the native smallcaps codec (`src/smallcaps.rs`), which this probe cannot
 //! reach: `vat_bench`'s whole delivery shows that part.
 //!
-//! `cargo run --release -p ocap-vat --example stage_bench [n]`
+//! `cargo run --release -p ocap-vat --example stage_bench [n] [stage ...]` (all stages when
+//! none is named)
 
 use std::path::Path;
 use std::time::Instant;
@@ -32,11 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut call = |method: &str, args: Value| -> Result<(Value, f64), Box<dyn std::error::Error>> {
         result += 1;
         let body = format!("#{}", json!([method, args]));
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), vat_cpu_ns());
         let reply = worker.deliver(
             json!(["message", "o+0", {"methargs": {"body": body, "slots": []}, "result": format!("p-{result}")}]),
         )?;
-        let elapsed = t.elapsed().as_secs_f64();
+        let elapsed = match (cpu, vat_cpu_ns()) {
+            (Some(before), Some(after)) => after.saturating_sub(before) as f64 / 1e9,
+            _ => t.elapsed().as_secs_f64(),
+        };
         let resolve = reply.syscalls.iter().rev().find(|s| s[0] == "resolve").ok_or("no resolve")?;
         let resolution = &resolve[1][0];
         if resolution[1] != json!(false) {
@@ -56,16 +60,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("setPeer: {:?}", t.error).into());
         }
     }
-    let names: Vec<String> = serde_json::from_value(names)?;
+    let mut names: Vec<String> = serde_json::from_value(names)?;
+    let only: Vec<String> = std::env::args().skip(2).collect();
+    if !only.is_empty() {
+        names.retain(|name| only.contains(name));
+    }
     let mut per_op = |name: &str| -> Result<f64, Box<dyn std::error::Error>> {
         call("run", json!([name, n / 10]))?; // warm up
         let (_, seconds) = call("run", json!([name, n]))?;
         Ok(seconds * 1e6 / n as f64)
     };
     let empty = per_op("empty")?;
-    println!("{n} iterations per stage; µs per operation, minus the empty loop ({empty:.2} µs)");
+    let clock = if vat_cpu_ns().is_some() { "the vat thread's CPU time" } else { "wall-clock time" };
+    println!("{n} iterations per stage; µs per operation ({clock}), minus the empty loop ({empty:.2} µs)");
     for name in names.iter().filter(|name| *name != "empty") {
         println!("{name:>20}: {:6.1}", per_op(name)? - empty);
     }
     Ok(())
+}
+
+/// CPU time of the vat's worker thread so far (ns), from Linux's per-thread `schedstat`: what a
+/// stage costs, unlike wall-clock time, does not count time the thread waited for a core on a
+/// busy machine. `None` where it cannot be read.
+fn vat_cpu_ns() -> Option<u64> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        if std::fs::read_to_string(dir.join("comm")).ok()?.trim() == "vat-v1" {
+            return std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse().ok();
+        }
+    }
+    None
 }

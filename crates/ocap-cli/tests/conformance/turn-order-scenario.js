@@ -1,0 +1,155 @@
+// The order in which eventual sends run, among plain promise jobs.
+//
+// `runScenario(E, HandledPromise)` starts eventual sends of every kind (to presences with and
+// without a proxy, to local objects, to promises pending and settled, with and without a
+// pending handler, pipelined, send-only, `get`, function calls, failures) beside a ticker that
+// logs one entry per promise job, and answers the log once the ticker has run out. Every
+// handler call, every settlement and every tick is an entry, so the log shows in which job each
+// thing happened.
+//
+// Run twice by ../conformance.rs with the same expectation: by Node with npm's
+// `@endo/eventual-send` under SES (turn-order.mjs), and in an ocap vat
+// (vats/turn-order-vat.js), whose `HandledPromise` is ocap's prelude copy with
+// crates/ocap-vat/js/patches/@endo+eventual-send+1.5.0.patch applied (a fast path for
+// presences, a lazy postponed handler). The two logs must be equal.
+
+/** Jobs the ticker runs; everything in the scenario settles well before. */
+const TICKS = 20;
+
+export const runScenario = (E, HandledPromise) => {
+  const log = [];
+  const note = entry => {
+    log.push(entry);
+  };
+  const show = v => (typeof v === 'string' ? v : typeof v);
+  const settle = (label, p) =>
+    p.then(
+      v => note(`${label} fulfilled ${show(v)}`),
+      e => note(`${label} rejected ${e.message}`),
+    );
+
+  let tick = 0;
+  let finished;
+  const done = new Promise(resolve => {
+    finished = resolve;
+  });
+  const ticker = () => {
+    tick += 1;
+    note(`t${tick}`);
+    if (tick < TICKS) {
+      Promise.resolve().then(ticker);
+    } else {
+      finished();
+    }
+  };
+  Promise.resolve().then(ticker);
+
+  const makeHandler = name => ({
+    applyMethod(_o, prop, args, returnedP) {
+      note(`${name}.${String(prop)}(${args.join(',')}) result:${returnedP !== undefined}`);
+      if (prop === 'fail') {
+        throw Error(`${name} fails`);
+      }
+      if (prop === 'later') {
+        return Promise.resolve(`${name} later`);
+      }
+      if (prop === 'presence') {
+        // A handled promise with its own pending handler, as liveslots answers a send.
+        return new HandledPromise(resolve => {
+          Promise.resolve().then(() => resolve(presence));
+        }, makeHandler(`${name}-answer`));
+      }
+      return `${name} ${String(prop)}`;
+    },
+    applyFunction(_o, args, returnedP) {
+      note(`${name}(${args.join(',')}) result:${returnedP !== undefined}`);
+      return `${name} called`;
+    },
+    get(_o, prop, returnedP) {
+      note(`${name}.get ${String(prop)} result:${returnedP !== undefined}`);
+      return `${name}.${String(prop)}`;
+    },
+  });
+
+  // A presence made without a proxy (as liveslots makes them) and its promise.
+  let presence;
+  const presenceP = new HandledPromise((_resolve, _reject, resolveWithPresence) => {
+    presence = resolveWithPresence(makeHandler('presence'));
+  });
+  // A presence that is a proxy; its `then` reads are logged.
+  let proxied;
+  // eslint-disable-next-line no-new
+  new HandledPromise((_resolve, _reject, resolveWithPresence) => {
+    proxied = resolveWithPresence(makeHandler('proxied'), {
+      proxy: {
+        handler: {
+          get(target, key) {
+            if (key === 'then') {
+              note('proxied: then read');
+            }
+            return target[key];
+          },
+        },
+        target: {},
+      },
+    });
+  });
+  const local = harden({
+    hi: x => {
+      note(`local.hi(${x})`);
+      return 'local hi';
+    },
+  });
+
+  settle('send', E(presence).hello(1));
+  settle('fail', E(presence).fail(2));
+  settle('later', E(presence).later(3));
+  settle('pipelined', E(E(presence).presence(4)).again(5));
+  settle('on a string', E(E(presence).hello(6)).again(7));
+  E.sendOnly(presence).quiet(8);
+  settle('get', E.get(presence).prop);
+  settle('call', E(presence)(9));
+  settle('to its promise', E(presenceP).viaPromise(10));
+  settle('proxied', E(proxied).hi(11));
+  settle('local', E(local).hi(12));
+
+  // Handled promises without a handler (postponed), settled later.
+  let resolvePending;
+  const pending = new HandledPromise(resolve => {
+    resolvePending = resolve;
+  });
+  settle('pending', E(pending).hello(13));
+  settle('pending pipelined', E(E(pending).presence(14)).again(15));
+  let resolvePendingLocal;
+  const pendingLocal = new HandledPromise(resolve => {
+    resolvePendingLocal = resolve;
+  });
+  settle('pending local', E(pendingLocal).hi(16));
+  let rejectPending;
+  const rejected = new HandledPromise((_resolve, reject) => {
+    rejectPending = reject;
+  });
+  settle('rejected', E(rejected).hi(17));
+  // A handled promise with a pending handler, resolved to the presence later.
+  let resolveHandled;
+  const handled = new HandledPromise(resolve => {
+    resolveHandled = resolve;
+  }, makeHandler('pending-handler'));
+  settle('handled', E(handled).hello(18));
+
+  Promise.resolve()
+    .then(() => {
+      note('settling the pending promises');
+      resolvePending(presence);
+      resolvePendingLocal(local);
+      rejectPending(Error('rejected on purpose'));
+      settle('after a turn', E(presence).hello(19));
+    })
+    .then(() => {
+      resolveHandled(presence);
+      settle('pending, settled', E(pending).hello(20));
+      settle('handled, settled', E(handled).hello(21));
+    });
+
+  return done.then(() => harden([...log]));
+};
