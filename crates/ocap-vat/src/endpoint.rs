@@ -7,8 +7,10 @@
 //!   (`["message", vref, {methargs, result?}]`, `["notify", [[vpid, rejected,
 //!   capdata], ..]]`, `["dropExports", [..]]`, `["retireExports", [..]]`,
 //!   `["retireImports", [..]]`, `["bringOutYourDead"]`);
-//! - every syscall of the reply is parsed into a [`VatSyscall`] and handed to
-//!   the kernel's [`SyscallHandler`], in order; then the delivery's vatstore
+//! - every syscall of the delivery is parsed into a [`VatSyscall`] and handed to
+//!   the kernel's [`SyscallHandler`], in order: those the worker hands over while
+//!   the vat runs (in chunks, [`VatWorker::deliver_streaming`]) at once, the
+//!   rest from the reply; then the delivery's vatstore
 //!   checkpoint is replayed as `VatstoreSet` / `VatstoreDelete` syscalls, so
 //!   the kernel writes the vatstore inside the crank's transaction (and a
 //!   crank that aborts forgets it);
@@ -150,8 +152,15 @@ impl Endpoint for JsVat {
         let Some(worker) = self.worker.as_ref() else {
             return Err(format!("vat {} has no running worker", self.vat_id));
         };
+        // Syscalls the vat hands over while it runs go to the kernel at once (the chunks of
+        // `VatWorker::deliver_streaming`); the reply brings the rest.
+        let mut early = |chunk: Vec<Json>| {
+            for call in &chunk {
+                syscalls.syscall(parse_syscall(call));
+            }
+        };
         let answer = match self.prefetched.pop_front() {
-            Some((started, pending)) if started == delivery => worker.wait(pending),
+            Some((started, pending)) if started == delivery => worker.wait_streaming(pending, &mut early),
             Some((started, pending)) => {
                 // Let the vat finish what it started; its state now holds a delivery the
                 // kernel will not record, so the crank fails and the vat is terminated.
@@ -163,7 +172,7 @@ impl Endpoint for JsVat {
                     self.vat_id
                 ));
             }
-            None => worker.deliver(delivery_to_json(&delivery)),
+            None => worker.deliver_streaming(delivery_to_json(&delivery), &mut early),
         };
         let reply = match answer {
             Ok(reply) => reply,

@@ -41,7 +41,9 @@
 //! - one `Runtime` + one `Context` per vat, never shared, touched only by the
 //!   vat's own thread;
 //! - the vat never waits for a syscall result (optimistic syscalls), so the
-//!   syscalls of a delivery are returned in its reply, in order;
+//!   syscalls of a delivery are returned in its reply, in order, except that a
+//!   delivery that makes many hands them over in chunks of 64 while it runs
+//!   (`VatWorker::deliver_streaming`), for the kernel to apply meanwhile;
 //! - vatstore syscalls are served inside the worker; the kernel only sees the
 //!   checkpoint (`vatstore_sets` / `vatstore_deletes`) of each delivery;
 //! - a stuck or memory-hungry vat is stopped by the interrupt handler or the

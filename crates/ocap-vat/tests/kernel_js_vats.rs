@@ -544,6 +544,27 @@ fn infinite_loop_and_memory_hog_vats_are_terminated() {
     h.check();
 }
 
+/// The syscalls a delivery hands over while it runs (`VatWorker::deliver_streaming`: 200 here,
+/// three chunks before the vat spins) are applied inside its crank, so a delivery that then
+/// fails takes them back with it: none of its 100 messages is delivered.
+#[test]
+fn messages_a_failed_delivery_sent_before_it_failed_are_never_delivered() {
+    let mut h = Harness::new();
+    let (_, counter) = h.launch("counter", "ping-vat", json!({}), |_| {});
+    let (spin_id, spinner) = h.launch("spinner", "ping-vat", json!({}), |o| {
+        o.delivery_timeout_ms = 1_000;
+    });
+    let message = h.rejected(spinner, "sendManyThenSpin", vec![presence(counter), n(100.0)]);
+    assert!(message.contains("interrupt"), "{message}");
+    assert!(!h.is_active(spin_id));
+    assert_eq!(h.ok(counter, "increment", vec![]), n(1.0), "no increment of the failed delivery arrived");
+    // The same sends from a delivery that ends well all arrive.
+    let (_, sender) = h.launch("sender", "ping-vat", json!({}), |_| {});
+    assert_eq!(h.ok(sender, "sendMany", vec![presence(counter), n(100.0)]), n(100.0));
+    assert_eq!(h.ok(counter, "increment", vec![]), n(102.0));
+    h.check();
+}
+
 #[test]
 fn syscalls_made_from_timers_reach_the_kernel_as_async_syscalls() {
     let mut h = Harness::new();

@@ -348,6 +348,39 @@ fn a_delivery_past_its_syscall_limit_gets_no_more_syscalls() {
     assert_eq!(reply.syscalls[0][0], json!("send"));
 }
 
+/// A delivery hands its syscalls over in chunks while it runs
+/// (`VatWorker::deliver_streaming`); the reply holds the rest. Together they are every
+/// syscall, in order, as `deliver` answers them in one list.
+#[test]
+fn a_delivery_hands_its_syscalls_over_in_chunks_while_it_runs() {
+    let (vat, reply) = TestVat::start("ping-vat", json!({}), vec![]);
+    assert_eq!(reply.error, None);
+    let send_many = |result: &str| {
+        json!(["message", "o+0", {
+            "methargs": {"body": "#[\"sendMany\",[\"$0.Alleged: other\",100]]", "slots": ["o-1"]},
+            "result": result,
+        }])
+    };
+    let mut chunks: Vec<Vec<Value>> = Vec::new();
+    let reply = vat.worker.deliver_streaming(send_many("p-1"), &mut |chunk| chunks.push(chunk)).expect("deliver");
+    assert_eq!(reply.error, None);
+    // 100 sends, a send and a subscribe each, and the result's resolve: 201 syscalls.
+    assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), [64, 64, 64], "handed over in chunks");
+    assert_eq!(reply.syscalls.len(), 201 - 3 * 64, "the rest comes with the reply");
+    let all: Vec<Value> = chunks.into_iter().flatten().chain(reply.syscalls).collect();
+    for (i, pair) in all[..200].chunks(2).enumerate() {
+        assert_eq!(pair[0][0], json!("send"), "send {i}: {}", pair[0]);
+        assert_eq!(pair[0][2]["methargs"]["body"], json!(format!("#[\"increment\",[{i}]]")), "in order");
+        assert_eq!(pair[1][0], json!("subscribe"));
+    }
+    assert_eq!(all[200][0], json!("resolve"));
+    // `deliver` answers the same syscalls in one list.
+    let reply = vat.worker.deliver(send_many("p-2")).expect("deliver");
+    assert_eq!(reply.syscalls.len(), 201);
+    assert_eq!(reply.syscalls[0][2]["methargs"]["body"], json!("#[\"increment\",[0]]"));
+    assert_eq!(reply.syscalls[199][0], json!("subscribe"));
+}
+
 #[test]
 fn a_vat_over_its_memory_limit_dies() {
     let mut opts = WorkerOptions::new("v8", "hog");

@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
 use super::spin::poll_briefly;
 use super::thread::worker_thread;
-use super::{Command, Reply, CALLER_GRACE_MS, STARTUP_TIMEOUT_MS};
+use super::{Command, DeliveryEvent, Reply, CALLER_GRACE_MS, STARTUP_TIMEOUT_MS};
 use crate::{DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
 
 /// Stack of the worker thread (QuickJS may use part of it: `runner::JS_STACK_BYTES`).
@@ -27,7 +27,7 @@ struct Pending<T>(Receiver<Result<T, VatWorkerError>>);
 
 /// A delivery started by [`VatWorker::post_deliver`]; [`VatWorker::wait`] takes its reply.
 /// Dropping it drops the reply (the delivery still runs to its end in the vat).
-pub struct PendingReply(Receiver<Result<DeliveryReply, VatWorkerError>>);
+pub struct PendingReply(Receiver<DeliveryEvent>);
 
 impl std::fmt::Debug for PendingReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,7 +124,22 @@ impl VatWorker {
     /// `["retireExports", [..]]`, `["retireImports", [..]]`,
     /// `["bringOutYourDead"]`. Returns once the vat is quiescent.
     pub fn deliver(&self, delivery: Json) -> Result<DeliveryReply, VatWorkerError> {
-        self.call(|reply| Command::Deliver { delivery, reply })
+        let pending = self.post_deliver(delivery)?;
+        self.wait(pending)
+    }
+
+    /// [`VatWorker::deliver`], handing the delivery's syscalls to `on_syscalls` as the vat
+    /// makes them, in chunks, while it runs on (the kernel applies them meanwhile: a
+    /// delivery that sends many messages does not leave them all for after its end). The
+    /// reply holds the syscalls made after the last chunk; all of them, in order, are the
+    /// chunks followed by the reply's. A delivery that fails may have handed some over.
+    pub fn deliver_streaming(
+        &self,
+        delivery: Json,
+        on_syscalls: &mut dyn FnMut(Vec<Json>),
+    ) -> Result<DeliveryReply, VatWorkerError> {
+        let pending = self.post_deliver(delivery)?;
+        self.wait_streaming(pending, on_syscalls)
     }
 
     /// [`VatWorker::deliver`] in two halves: the delivery starts now on the vat's thread,
@@ -132,14 +147,56 @@ impl VatWorker {
     /// kernel runs another vat's delivery: `docs/cranks.md`, overlapping deliveries).
     /// Commands run in the order they are posted, so a later call waits behind this one.
     pub fn post_deliver(&self, delivery: Json) -> Result<PendingReply, VatWorkerError> {
-        self.post(|reply| Command::Deliver { delivery, reply }).map(|p| PendingReply(p.0))
+        let commands = self.commands.as_ref().ok_or_else(|| self.dead_error())?;
+        let (events, events_rx) = mpsc::channel();
+        commands.send(Command::Deliver { delivery, events }).map_err(|_| self.dead_error())?;
+        Ok(PendingReply(events_rx))
     }
 
     /// The reply of a delivery started by [`VatWorker::post_deliver`], with the same
     /// bound as [`VatWorker::deliver`] (the delivery budget plus a grace period, counted
-    /// from now).
+    /// from now). Its `syscalls` are all the delivery made.
     pub fn wait(&self, pending: PendingReply) -> Result<DeliveryReply, VatWorkerError> {
-        self.wait_for(pending.0)
+        let mut early = Vec::new();
+        let mut reply = self.wait_streaming(pending, &mut |chunk| early.extend(chunk))?;
+        if !early.is_empty() {
+            early.append(&mut reply.syscalls);
+            reply.syscalls = early;
+        }
+        Ok(reply)
+    }
+
+    /// [`VatWorker::wait`], handing the syscalls over as they come
+    /// ([`VatWorker::deliver_streaming`]).
+    pub fn wait_streaming(
+        &self,
+        pending: PendingReply,
+        on_syscalls: &mut dyn FnMut(Vec<Json>),
+    ) -> Result<DeliveryReply, VatWorkerError> {
+        let events = pending.0;
+        let wait = Duration::from_millis(self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS));
+        let deadline = Instant::now() + wait;
+        loop {
+            // Most answers come within a millisecond: poll first (`spin.rs`), again after
+            // each chunk (the vat ran on while the caller took it).
+            let event = match poll_briefly(&events, Duration::from_micros(CALLER_SPIN_US)) {
+                Some(event) => event,
+                None => match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(event) => event,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Backstop: make the interrupt handler stop whatever runs.
+                        self.terminate.store(true, Ordering::SeqCst);
+                        let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                        return Err(VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms });
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Err(self.dead_error()),
+                },
+            };
+            match event {
+                DeliveryEvent::Syscalls(chunk) => on_syscalls(chunk),
+                DeliveryEvent::Done(result) => return result,
+            }
+        }
     }
 
     /// Check that the worker thread answers.

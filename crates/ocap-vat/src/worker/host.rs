@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::host_state::HostState;
 use super::js_error::throw;
-use super::{fetch, timers, web};
+use super::{fetch, timers, web, DeliveryEvent, SYSCALL_CHUNK};
 use crate::WorkerEvent;
 
 /// The object the prelude takes as `globalThis.__ocapHost`.
@@ -26,14 +26,22 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
         "syscall",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, json: String| -> rquickjs::Result<()> {
             let vso: Json = serde_json::from_str(&json).map_err(|e| throw(&ctx, &format!("bad syscall JSON: {e}")))?;
-            let mut syscalls = s.syscalls.borrow_mut();
-            if syscalls.len() >= s.max_syscalls_per_delivery {
+            if s.syscall_count.get() >= s.max_syscalls_per_delivery {
                 return Err(throw(
                     &ctx,
                     &format!("vat {} exceeded {} syscalls in one delivery", s.vat_id, s.max_syscalls_per_delivery),
                 ));
             }
+            s.syscall_count.set(s.syscall_count.get() + 1);
+            let mut syscalls = s.syscalls.borrow_mut();
             syscalls.push(vso);
+            if syscalls.len() >= SYSCALL_CHUNK {
+                if let Some(stream) = &*s.syscall_stream.borrow() {
+                    // A caller that went away (a dropped prefetch) takes nothing more; the
+                    // delivery runs to its end all the same.
+                    let _ = stream.send(DeliveryEvent::Syscalls(std::mem::take(&mut *syscalls)));
+                }
+            }
             Ok(())
         })?,
     )?;

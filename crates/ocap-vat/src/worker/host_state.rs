@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::timer_queue::Timers;
-use super::Command;
+use super::{Command, DeliveryEvent};
 use crate::vatstore::VatStore;
 use crate::WorkerEvent;
 
@@ -22,7 +22,13 @@ use crate::WorkerEvent;
 pub(super) struct HostState {
     pub(super) vat_id: String,
     pub(super) events: Rc<dyn Fn(WorkerEvent)>,
+    /// The syscalls of the running delivery (or turn) not yet handed over.
     pub(super) syscalls: RefCell<Vec<Json>>,
+    /// How many syscalls the running delivery (or turn) has made, handed over or not.
+    pub(super) syscall_count: Cell<usize>,
+    /// Where the running delivery hands its syscalls over in chunks (`SYSCALL_CHUNK`); none
+    /// outside deliveries (a timer's or a fetch's turn sends them all at its end).
+    pub(super) syscall_stream: RefCell<Option<Sender<DeliveryEvent>>>,
     /// The most syscalls one delivery (or turn) may buffer in `syscalls`: the kernel's
     /// `KernelOptions::max_syscalls_per_delivery`, passed in `WorkerOptions`. Past it the
     /// syscall throws in the vat, so a runaway vat cannot fill the worker's memory first.
@@ -50,4 +56,13 @@ pub(super) struct HostState {
     /// What the native `passStyleOf` needs (src/pass_style.rs): held here for the
     /// same reason as `harden_kit`, and taken in the same places.
     pub(super) pass_style_kit: RefCell<Option<Rc<crate::pass_style::PassStyleKit>>>,
+}
+
+impl HostState {
+    /// The syscalls not handed over yet, at the end of a delivery or turn; the count starts
+    /// again for the next one.
+    pub(super) fn take_syscalls(&self) -> Vec<Json> {
+        self.syscall_count.set(0);
+        std::mem::take(&mut *self.syscalls.borrow_mut())
+    }
 }

@@ -45,7 +45,7 @@ mod timer_queue;
 mod timers;
 mod web;
 
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Sender, SyncSender};
 
 use serde_json::Value as Json;
 
@@ -63,6 +63,20 @@ const CALLER_GRACE_MS: u64 = 10_000;
 /// Where the worker thread sends a command's answer.
 type Reply<T> = SyncSender<Result<T, VatWorkerError>>;
 
+/// The most syscalls a delivery holds back before it hands them to its caller (as
+/// [`DeliveryEvent::Syscalls`]), while the vat runs on. The kernel applies them meanwhile on
+/// its own thread, so a delivery that sends a thousand messages (two syscalls each) does not
+/// leave them all for after its end. A delivery that makes fewer hands them over only with
+/// its reply, as before.
+const SYSCALL_CHUNK: usize = 64;
+
+/// What a delivery sends its caller: its syscalls so far, in chunks, then its reply (which
+/// holds the syscalls made after the last chunk).
+enum DeliveryEvent {
+    Syscalls(Vec<Json>),
+    Done(Result<DeliveryReply, VatWorkerError>),
+}
+
 /// What the worker thread is asked to do: calls from [`VatWorker`], and fetch outcomes from
 /// the vat's fetch threads (a fetch's outcome must run on the vat thread, as its own turn).
 enum Command {
@@ -74,7 +88,7 @@ enum Command {
     },
     Deliver {
         delivery: Json,
-        reply: Reply<DeliveryReply>,
+        events: Sender<DeliveryEvent>,
     },
     Ping {
         reply: Reply<()>,

@@ -9,6 +9,7 @@
 //! A JS exception that escapes the supervisor, an interrupt and an exhausted memory limit
 //! are [`Fatal`]: the supervisor catches everything the vat itself can throw.
 
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use rquickjs::{Ctx, Function, Object};
@@ -16,12 +17,18 @@ use serde_json::Value as Json;
 
 use super::js_error::{describe_error, describe_value, is_out_of_memory};
 use super::runner::Runner;
-use super::{fetch, timers, Fatal};
+use super::{fetch, timers, DeliveryEvent, Fatal};
 use crate::net::FetchResponse;
 use crate::{DeliveryReply, VatWorkerError, WorkerEvent};
 
 impl Runner {
-    pub(super) fn deliver(&mut self, delivery: Json) -> Result<Result<DeliveryReply, VatWorkerError>, Fatal> {
+    /// Runs `delivery`; syscalls go to `events` in chunks of `SYSCALL_CHUNK` as the vat makes
+    /// them (the rest with the reply, which the caller sends).
+    pub(super) fn deliver(
+        &mut self,
+        delivery: Json,
+        events: &Sender<DeliveryEvent>,
+    ) -> Result<Result<DeliveryReply, VatWorkerError>, Fatal> {
         let vat_id = self.vat_id();
         if !self.initialized {
             return Ok(Err(VatWorkerError::NotInitialized { vat_id }));
@@ -33,11 +40,13 @@ impl Runner {
             }));
         }
         let text = delivery.to_string();
-        self.run_delivery(move |_ctx, sup| {
+        *self.state.syscall_stream.borrow_mut() = Some(events.clone());
+        let result = self.run_delivery(move |_ctx, sup| {
             let f: Function = sup.get("deliver")?;
             f.call::<_, ()>((text,))
-        })
-        .map(Ok)
+        });
+        self.state.syscall_stream.borrow_mut().take();
+        result.map(Ok)
     }
 
     /// Start a delivery with `start`, run the vat to quiescence, and collect
@@ -51,7 +60,7 @@ impl Runner {
         self.deadline.set(None);
         self.check_memory()?;
         let error = result?;
-        let syscalls = std::mem::take(&mut *self.state.syscalls.borrow_mut());
+        let syscalls = self.state.take_syscalls();
         let (vatstore_sets, vatstore_deletes) = self.state.vatstore.borrow_mut().checkpoint();
         self.check_memory()?;
         Ok(DeliveryReply { syscalls, vatstore_sets, vatstore_deletes, error })
@@ -167,7 +176,7 @@ impl Runner {
         let result = self.call_supervisor(|ctx, sup| start(ctx, sup)).and_then(|()| self.drive());
         self.deadline.set(None);
         result?;
-        let syscalls = std::mem::take(&mut *self.state.syscalls.borrow_mut());
+        let syscalls = self.state.take_syscalls();
         self.check_memory()?;
         if !syscalls.is_empty() {
             (self.state.events)(WorkerEvent::AsyncSyscalls { syscalls });

@@ -20,7 +20,7 @@ use super::host_state::HostState;
 use super::js_error::describe_error;
 use super::spin::{poll_briefly, AdaptiveSpin};
 use super::timer_queue::Timers;
-use super::{Command, Fatal, Reply, STARTUP_TIMEOUT_MS};
+use super::{Command, DeliveryEvent, Fatal, Reply, STARTUP_TIMEOUT_MS};
 use crate::memory::LimitedAllocator;
 use crate::vatstore::VatStore;
 use crate::{prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
@@ -80,6 +80,8 @@ impl Runner {
             vat_id: opts.vat_id.clone(),
             events,
             syscalls: RefCell::new(Vec::new()),
+            syscall_count: Cell::new(0),
+            syscall_stream: RefCell::new(None),
             vatstore: RefCell::new(VatStore::default()),
             timers: RefCell::new(Timers::default()),
             gc_requested: Cell::new(false),
@@ -184,9 +186,9 @@ impl Runner {
                     self.rt.run_gc();
                     self.answer(reply, result)
                 }
-                Command::Deliver { delivery, reply } => {
-                    let result = self.deliver(delivery);
-                    self.answer(reply, result)
+                Command::Deliver { delivery, events } => {
+                    let result = self.deliver(delivery, &events);
+                    self.answer_delivery(&events, result)
                 }
                 Command::FetchDone { id, outcome } => self.settle_fetch(id, outcome).err(),
                 Command::Shutdown => return None,
@@ -210,6 +212,25 @@ impl Runner {
             Err(Fatal(reason)) => {
                 let _ =
                     reply.send(Err(VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() }));
+                Some(Fatal(reason))
+            }
+        }
+    }
+
+    /// [`Runner::answer`] for a delivery, whose caller may have taken syscalls already.
+    fn answer_delivery(
+        &self,
+        events: &Sender<DeliveryEvent>,
+        result: Result<Result<DeliveryReply, VatWorkerError>, Fatal>,
+    ) -> Option<Fatal> {
+        match result {
+            Ok(r) => {
+                let _ = events.send(DeliveryEvent::Done(r));
+                None
+            }
+            Err(Fatal(reason)) => {
+                let died = VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() };
+                let _ = events.send(DeliveryEvent::Done(Err(died)));
                 Some(Fatal(reason))
             }
         }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::runner::Runner;
-use super::Command;
+use super::{Command, DeliveryEvent};
 use crate::{VatWorkerError, WorkerEvent, WorkerOptions};
 
 pub(super) fn worker_thread(
@@ -60,7 +60,8 @@ pub(super) fn worker_thread(
         let reason = death.lock().ok().and_then(|d| d.clone()).unwrap_or_else(|| "terminated".into());
         let err = || VatWorkerError::Died { vat_id: vat_id.clone(), reason: reason.clone() };
         match command {
-            Command::Init { reply, .. } | Command::Deliver { reply, .. } => drop(reply.send(Err(err()))),
+            Command::Init { reply, .. } => drop(reply.send(Err(err()))),
+            Command::Deliver { events, .. } => drop(events.send(DeliveryEvent::Done(Err(err())))),
             Command::Ping { reply } => drop(reply.send(Err(err()))),
             Command::FetchDone { .. } | Command::Shutdown => {}
         }

@@ -32,6 +32,24 @@ export function buildRootObject(vatPowers, parameters, baggage) {
     async callFoo(other) {
       return E(other).foo(1, 'two');
     },
+    /** `n` messages to `other`, not awaited: two syscalls each (send, subscribe). */
+    sendMany(other, n) {
+      for (let i = 0; i < n; i += 1) {
+        E(other).increment(i);
+      }
+      return n;
+    },
+    /** `sendMany`, then, once the sends have been made, a loop the delivery budget ends. */
+    async sendManyThenSpin(other, n) {
+      for (let i = 0; i < n; i += 1) {
+        E(other).increment(i);
+      }
+      // Each send is made in the job its `E()` queued, before this continuation.
+      await null;
+      for (;;) {
+        // a vat stuck in a loop
+      }
+    },
     fail() {
       throw Error('deliberate failure');
     },
