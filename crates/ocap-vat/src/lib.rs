@@ -58,6 +58,7 @@ mod launcher;
 mod lazy_module;
 mod memory;
 mod net;
+mod non_thenable;
 mod pass_style;
 mod plain_data;
 mod prelude;

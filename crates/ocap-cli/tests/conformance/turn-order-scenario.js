@@ -10,8 +10,8 @@
 // Run twice by ../conformance.rs with the same expectation: by Node with npm's
 // `@endo/eventual-send` under SES (turn-order.mjs), and in an ocap vat
 // (vats/turn-order-vat.js), whose `HandledPromise` is ocap's prelude copy with
-// crates/ocap-vat/js/patches/@endo+eventual-send+1.5.0.patch applied (a fast path for
-// presences, a lazy postponed handler). The two logs must be equal.
+// crates/ocap-vat/js/patches/@endo+eventual-send+1.5.0.patch applied (fast paths for
+// presences and for local objects, a lazy postponed handler). The two logs must be equal.
 
 /** Jobs the ticker runs; everything in the scenario settles well before. */
 const TICKS = 20;
@@ -112,6 +112,36 @@ export const runScenario = (E, HandledPromise) => {
   settle('to its promise', E(presenceP).viaPromise(10));
   settle('proxied', E(proxied).hi(11));
   settle('local', E(local).hi(12));
+  // Local objects whose `then` reads can be seen: a getter of their own, one inherited,
+  // and a proxy.
+  const sneaky = {
+    hi: () => 'sneaky hi',
+    get then() {
+      note('sneaky: then read');
+      return undefined;
+    },
+  };
+  settle('then getter', E(sneaky).hi(22));
+  const heir = { __proto__: sneaky, hi: () => 'heir hi' };
+  settle('inherited then getter', E(heir).hi(23));
+  const proxiedLocal = new Proxy(local, {
+    get(target, key) {
+      if (key === 'then') {
+        note('proxied local: then read');
+      }
+      return target[key];
+    },
+  });
+  settle('proxied local', E(proxiedLocal).hi(24));
+  // A local object that is a thenable.
+  const thenable = {
+    hi: () => 'thenable hi',
+    then: resolve => {
+      note('thenable: then called');
+      resolve(local);
+    },
+  };
+  settle('thenable', E(thenable).hi(25));
 
   // Handled promises without a handler (postponed), settled later.
   let resolvePending;

@@ -38,6 +38,8 @@ const sendStages = {
   applyMethodPresence: () => HandledPromise.applyMethod(peer, 'ping', [1]),
   sendPlainNotAwaited: () => E(plain).ping(1),
   newHandledPromise: () => new HandledPromise(() => {}),
+  // What liveslots does with each message delivered to a local object.
+  applyMethodExo: () => HandledPromise.applyMethod(target, 'ping', [1]),
   newPromise: () => new Promise(() => {}),
   promiseThen: () => Promise.resolve(1).then(x => x),
 };

@@ -85,6 +85,13 @@ pub(super) fn make_host<'js>(ctx: &Ctx<'js>, state: Rc<HostState>) -> rquickjs::
     fetch::add_host_functions(ctx, &host, state.clone())?;
 
     add_pass_style_functions(ctx, &host, state.clone())?;
+    // For our patch to @endo/eventual-send (js/src/prelude/eventual-send-native.js).
+    host.set(
+        "nonThenableObject",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, value: Value<'js>| {
+            crate::non_thenable::is_non_thenable_object(&ctx, &value)
+        })?,
+    )?;
 
     // The `URL` endowment's code, loaded into this realm on first request
     // (src/lazy_module.rs, js/src/web/url.js).

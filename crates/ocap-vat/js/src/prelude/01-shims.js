@@ -7,3 +7,5 @@ import '@endo/eventual-send/shim.js';
 
 // SES has taken the host's substring search (source-scan.js); nothing else may.
 delete globalThis[Symbol.for('@ocap findAll')];
+// The HandledPromise shim has taken `nonThenableObject` (eventual-send-native.js).
+delete globalThis[Symbol.for('@ocap nonThenableObject')];

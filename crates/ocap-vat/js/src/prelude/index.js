@@ -5,6 +5,7 @@
 import './00-host.js';
 import './harden.js';
 import './source-scan.js';
+import './eventual-send-native.js';
 import './01-shims.js';
 import './02-repair.js';
 import './03-harden.js';
