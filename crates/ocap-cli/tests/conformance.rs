@@ -513,6 +513,9 @@ fn run_turn_order(b: Bundler) {
         "pending pipelined fulfilled presence again",
         "handled, settled fulfilled presence hello",
         "rejected rejected rejected on purpose",
+        "far fulfilled far hi",
+        "throws rejected boom",
+        "subclass presence fulfilled subclass-presence hello",
     ] {
         assert!(npm_log.iter().any(|e| e == entry), "npm's log lacks {entry:?}: {npm_log:?}");
     }

@@ -153,7 +153,10 @@ impl Endpoint for JsVat {
             return Err(format!("vat {} has no running worker", self.vat_id));
         };
         // Syscalls the vat hands over while it runs go to the kernel at once (the chunks of
-        // `VatWorker::deliver_streaming`); the reply brings the rest.
+        // `VatWorker::deliver_streaming`); the reply brings the rest. If the worker then
+        // dies or times out, the crank fails and takes them back; should one of them have
+        // been illegal, the vat is terminated for that first fault (`SyscallReport::outcome`),
+        // not for the death.
         let mut early = |chunk: Vec<Json>| {
             for call in &chunk {
                 syscalls.syscall(parse_syscall(call));

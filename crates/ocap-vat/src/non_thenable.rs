@@ -39,7 +39,13 @@ pub(crate) fn is_non_thenable_object<'js>(ctx: &Ctx<'js>, value: &Value<'js>) ->
             // A null descriptor: only whether the property is there (no value to free).
             match qjs::JS_GetOwnProperty(raw_ctx, std::ptr::null_mut(), raw, then) {
                 0 => {}
-                _ => return false,
+                1 => return false,
+                _ => {
+                    // An exception (not for an ordinary object's property): leave none
+                    // pending; the slow path decides.
+                    drop(ctx.catch());
+                    return false;
+                }
             }
             let proto = qjs::JS_GetPrototype(raw_ctx, raw);
             if qjs::JS_IsException(proto) {

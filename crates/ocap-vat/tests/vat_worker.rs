@@ -381,6 +381,30 @@ fn a_delivery_hands_its_syscalls_over_in_chunks_while_it_runs() {
     assert_eq!(reply.syscalls[199][0], json!("subscribe"));
 }
 
+/// The syscall limit counts every syscall of a delivery, those handed over in chunks as well
+/// as those in the reply, and starts again with the next delivery.
+#[test]
+fn the_syscall_limit_counts_the_chunks_too_and_starts_again_with_each_delivery() {
+    let mut opts = WorkerOptions::new("v9", "limited");
+    opts.max_syscalls_per_delivery = 100;
+    let (vat, reply) = TestVat::start_with(opts, "ping-vat", json!({}), vec![]);
+    assert_eq!(reply.error, None);
+    let send_many = |n: u32, result: &str| {
+        json!(["message", "o+0", {
+            "methargs": {"body": format!("#[\"sendMany\",[\"$0.Alleged: other\",{n}]]"), "slots": ["o-1"]},
+            "result": result,
+        }])
+    };
+    // 75 sends would make 150 syscalls: the first 100 are made (one chunk of 64 among them),
+    // the next ones throw in the vat.
+    let reply = vat.worker.deliver(send_many(75, "p-1")).expect("deliver");
+    assert_eq!(reply.syscalls.len(), 100, "{:?}", reply.syscalls.last());
+    // 40 sends and the result's resolve: 81, all made.
+    let reply = vat.worker.deliver(send_many(40, "p-2")).expect("deliver");
+    assert_eq!(reply.syscalls.len(), 81);
+    assert_eq!(reply.syscalls[80][0], json!("resolve"));
+}
+
 #[test]
 fn a_vat_over_its_memory_limit_dies() {
     let mut opts = WorkerOptions::new("v8", "hog");

@@ -13,6 +13,8 @@
 // crates/ocap-vat/js/patches/@endo+eventual-send+1.5.0.patch applied (fast paths for
 // presences and for local objects, a lazy postponed handler). The two logs must be equal.
 
+import { Far } from '@endo/far';
+
 /** Jobs the ticker runs; everything in the scenario settles well before. */
 const TICKS = 20;
 
@@ -142,6 +144,36 @@ export const runScenario = (E, HandledPromise) => {
     },
   };
   settle('thenable', E(thenable).hi(25));
+  // A local method that throws, send-only and `get` on a local object, and a `Far` object.
+  const thrower = harden({
+    boom: () => {
+      note('thrower.boom()');
+      throw Error('boom');
+    },
+  });
+  settle('throws', E(thrower).boom());
+  E.sendOnly(local).hi(26);
+  settle('local get', E.get(local).hi);
+  const far = Far('far', {
+    hi: x => {
+      note(`far.hi(${x})`);
+      return 'far hi';
+    },
+  });
+  settle('far', E(far).hi(27));
+  // A presence made by a subclass of HandledPromise whose `then` logs.
+  class LoggingHandledPromise extends HandledPromise {
+    then(onFulfilled, onRejected) {
+      note('subclass: then called');
+      return super.then(onFulfilled, onRejected);
+    }
+  }
+  let subPresence;
+  // eslint-disable-next-line no-new
+  new LoggingHandledPromise((_resolve, _reject, resolveWithPresence) => {
+    subPresence = resolveWithPresence(makeHandler('subclass-presence'));
+  });
+  settle('subclass presence', E(subPresence).hello(28));
 
   // Handled promises without a handler (postponed), settled later.
   let resolvePending;

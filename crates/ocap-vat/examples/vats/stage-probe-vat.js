@@ -31,6 +31,11 @@ const stages = {
 // quiescence, so each send's later turns (the handler race, liveslots'
 // `queueMessage`, the `send` and `subscribe` syscalls) are in the time.
 let peer;
+let ownPresence;
+// eslint-disable-next-line no-new
+new HandledPromise((_resolve, _reject, resolveWithPresence) => {
+  ownPresence = resolveWithPresence({ applyMethod: (_o, _m, [x]) => x });
+});
 const sendStages = {
   eProxy: () => E(peer),
   eProxyGet: () => E(peer).ping,
@@ -38,6 +43,8 @@ const sendStages = {
   applyMethodPresence: () => HandledPromise.applyMethod(peer, 'ping', [1]),
   sendPlainNotAwaited: () => E(plain).ping(1),
   newHandledPromise: () => new HandledPromise(() => {}),
+  // A presence made here (no liveslots behind it: its handler answers at once).
+  sendOwnPresence: () => E(ownPresence).ping(1),
   // What liveslots does with each message delivered to a local object.
   applyMethodExo: () => HandledPromise.applyMethod(target, 'ping', [1]),
   newPromise: () => new Promise(() => {}),

@@ -176,22 +176,23 @@ impl VatWorker {
         let events = pending.0;
         let wait = Duration::from_millis(self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS));
         let deadline = Instant::now() + wait;
+        // Most answers come within a millisecond: poll first (`spin.rs`). Once a chunk has
+        // come, the delivery is a long one: block, and leave the cores to the vat.
+        let mut spin = Duration::from_micros(CALLER_SPIN_US);
         loop {
-            // Most answers come within a millisecond: poll first (`spin.rs`), again after
-            // each chunk (the vat ran on while the caller took it).
-            let event = match poll_briefly(&events, Duration::from_micros(CALLER_SPIN_US)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timed_out(wait));
+            }
+            let event = match poll_briefly(&events, spin) {
                 Some(event) => event,
-                None => match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                None => match events.recv_timeout(left) {
                     Ok(event) => event,
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Backstop: make the interrupt handler stop whatever runs.
-                        self.terminate.store(true, Ordering::SeqCst);
-                        let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                        return Err(VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms });
-                    }
+                    Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(wait)),
                     Err(RecvTimeoutError::Disconnected) => return Err(self.dead_error()),
                 },
             };
+            spin = Duration::ZERO;
             match event {
                 DeliveryEvent::Syscalls(chunk) => on_syscalls(chunk),
                 DeliveryEvent::Done(result) => return result,
@@ -245,20 +246,24 @@ impl VatWorker {
     }
 
     fn wait_for<T>(&self, reply_rx: Receiver<Result<T, VatWorkerError>>) -> Result<T, VatWorkerError> {
-        let wait_ms = self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS);
+        let wait = Duration::from_millis(self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS));
         // Most answers come within a millisecond: poll first (`spin.rs`).
         if let Some(result) = poll_briefly(&reply_rx, Duration::from_micros(CALLER_SPIN_US)) {
             return result;
         }
-        match reply_rx.recv_timeout(Duration::from_millis(wait_ms)) {
+        match reply_rx.recv_timeout(wait) {
             Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
-                // Backstop: make the interrupt handler stop whatever runs.
-                self.terminate.store(true, Ordering::SeqCst);
-                Err(VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms: wait_ms })
-            }
+            Err(RecvTimeoutError::Timeout) => Err(self.timed_out(wait)),
             Err(RecvTimeoutError::Disconnected) => Err(self.dead_error()),
         }
+    }
+
+    /// The caller waited `wait` in vain: the backstop makes the interrupt handler stop
+    /// whatever runs.
+    fn timed_out(&self, wait: Duration) -> VatWorkerError {
+        self.terminate.store(true, Ordering::SeqCst);
+        let timeout_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        VatWorkerError::Timeout { vat_id: self.vat_id.clone(), timeout_ms }
     }
 
     fn dead_error(&self) -> VatWorkerError {

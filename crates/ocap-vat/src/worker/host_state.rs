@@ -29,9 +29,10 @@ pub(super) struct HostState {
     /// Where the running delivery hands its syscalls over in chunks (`SYSCALL_CHUNK`); none
     /// outside deliveries (a timer's or a fetch's turn sends them all at its end).
     pub(super) syscall_stream: RefCell<Option<Sender<DeliveryEvent>>>,
-    /// The most syscalls one delivery (or turn) may buffer in `syscalls`: the kernel's
-    /// `KernelOptions::max_syscalls_per_delivery`, passed in `WorkerOptions`. Past it the
-    /// syscall throws in the vat, so a runaway vat cannot fill the worker's memory first.
+    /// The most syscalls one delivery (or turn) may make (`syscall_count`, handed over or
+    /// not): the kernel's `KernelOptions::max_syscalls_per_delivery`, passed in
+    /// `WorkerOptions`. Past it the syscall throws in the vat, so a runaway vat cannot fill
+    /// the worker's memory (or the kernel's crank) first.
     pub(super) max_syscalls_per_delivery: usize,
     pub(super) vatstore: RefCell<VatStore>,
     pub(super) timers: RefCell<Timers>,
