@@ -174,6 +174,20 @@ fn a_throwing_method_rejects_its_result_without_failing_the_delivery() {
     assert!(data["body"].as_str().unwrap().contains("deliberate failure"), "{data}");
 }
 
+/// An eventual send to a local object whose method throws a value `harden` cannot freeze
+/// rejects its result with `harden`'s error after one call, through the fast path of our
+/// patch to `@endo/eventual-send` (js/patches/README.md, "One deliberate difference": npm's
+/// package calls the method twice); it must never leave the result pending.
+#[test]
+fn a_send_whose_method_throws_what_harden_cannot_freeze_rejects_after_one_call() {
+    let (vat, _) = TestVat::start("ping-vat", json!({}), vec![]);
+    let reply = vat.send("sendToUnfreezableThrower", json!([]), &[], "p-1");
+    assert_eq!(reply.error, None);
+    let (rejected, data) = resolve_of(&reply, "p-1");
+    assert!(!rejected, "{data}");
+    assert_eq!(data["body"], json!("#\"1 call(s), rejected: cannot freeze this\""));
+}
+
 #[test]
 fn baggage_counter_survives_reinit_with_the_returned_vatstore() {
     let mut store = BTreeMap::new();

@@ -1,4 +1,5 @@
 import { E } from '@endo/eventual-send';
+import { Far } from '@endo/far';
 import { makeDefaultExo } from '@metamask/kernel-utils/exo';
 
 /**
@@ -52,6 +53,33 @@ export function buildRootObject(vatPowers, parameters, baggage) {
     },
     fail() {
       throw Error('deliberate failure');
+    },
+    /**
+     * `E()` to a local `Far` object whose method throws a value `harden` cannot freeze (its
+     * `preventExtensions` trap throws); answers how many calls were made and how it settled.
+     */
+    async sendToUnfreezableThrower() {
+      let calls = 0;
+      const thrower = Far('thrower', {
+        boom() {
+          calls += 1;
+          throw new Proxy(
+            {},
+            {
+              preventExtensions() {
+                throw Error('cannot freeze this');
+              },
+            },
+          );
+        },
+      });
+      const settled = await E(thrower)
+        .boom()
+        .then(
+          () => 'fulfilled',
+          e => `rejected: ${e.message}`,
+        );
+      return `${calls} call(s), ${settled}`;
     },
     now() {
       return Date.now();
