@@ -157,11 +157,7 @@ impl Endpoint for JsVat {
         // dies or times out, the crank fails and takes them back; should one of them have
         // been illegal, the vat is terminated for that first fault (`SyscallReport::outcome`),
         // not for the death.
-        let mut early = |chunk: Vec<Json>| {
-            for call in &chunk {
-                syscalls.syscall(parse_syscall(call));
-            }
-        };
+        let mut early = |chunk: Vec<Json>| feed(&chunk, syscalls);
         let answer = match self.prefetched.pop_front() {
             Some((started, pending)) if started == delivery => worker.wait_streaming(pending, &mut early),
             Some((started, pending)) => {
@@ -219,14 +215,19 @@ impl Endpoint for JsVat {
     }
 }
 
+/// Hands syscall tuples to the kernel, in order.
+fn feed(calls: &[Json], syscalls: &mut dyn SyscallHandler) {
+    for call in calls {
+        syscalls.syscall(parse_syscall(call));
+    }
+}
+
 /// Feeds a delivery's syscalls, then its vatstore checkpoint, to the kernel.
 /// The kernel refuses everything after an illegal syscall and terminates the
 /// vat at the end of the crank, so the results are not inspected here.
 fn replay(reply: DeliveryReply, syscalls: &mut dyn SyscallHandler) -> Result<(), String> {
     let DeliveryReply { syscalls: calls, vatstore_sets, vatstore_deletes, error } = reply;
-    for call in &calls {
-        syscalls.syscall(parse_syscall(call));
-    }
+    feed(&calls, syscalls);
     if let Some(error) = error {
         return Err(error);
     }

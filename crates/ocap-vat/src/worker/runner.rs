@@ -20,7 +20,7 @@ use super::host_state::HostState;
 use super::js_error::describe_error;
 use super::spin::{poll_briefly, AdaptiveSpin};
 use super::timer_queue::Timers;
-use super::{Command, DeliveryEvent, Fatal, Reply, STARTUP_TIMEOUT_MS};
+use super::{Command, DeliveryEvent, Fatal, STARTUP_TIMEOUT_MS};
 use crate::memory::LimitedAllocator;
 use crate::vatstore::VatStore;
 use crate::{prelude, DeliveryReply, VatWorkerError, WorkerEvent, WorkerOptions};
@@ -184,11 +184,11 @@ impl Runner {
                     // Start-up leaves much garbage (bundle evaluation, liveslots set-up);
                     // collect it now so an idle vat holds only what it uses.
                     self.rt.run_gc();
-                    self.answer(reply, result)
+                    self.answer(|r| drop(reply.send(r)), result)
                 }
                 Command::Deliver { delivery, events } => {
                     let result = self.deliver(delivery, &events);
-                    self.answer_delivery(&events, result)
+                    self.answer(|r| drop(events.send(DeliveryEvent::Done(r))), result)
                 }
                 Command::FetchDone { id, outcome } => self.settle_fetch(id, outcome).err(),
                 Command::Shutdown => return None,
@@ -199,38 +199,20 @@ impl Runner {
         }
     }
 
+    /// Sends the caller its answer through `send` (a fatal error as `Died`) and returns the
+    /// fatal error, if any, that ends the worker.
     fn answer(
         &self,
-        reply: Reply<DeliveryReply>,
+        send: impl FnOnce(Result<DeliveryReply, VatWorkerError>),
         result: Result<Result<DeliveryReply, VatWorkerError>, Fatal>,
     ) -> Option<Fatal> {
         match result {
             Ok(r) => {
-                let _ = reply.send(r);
+                send(r);
                 None
             }
             Err(Fatal(reason)) => {
-                let _ =
-                    reply.send(Err(VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() }));
-                Some(Fatal(reason))
-            }
-        }
-    }
-
-    /// [`Runner::answer`] for a delivery, whose caller may have taken syscalls already.
-    fn answer_delivery(
-        &self,
-        events: &Sender<DeliveryEvent>,
-        result: Result<Result<DeliveryReply, VatWorkerError>, Fatal>,
-    ) -> Option<Fatal> {
-        match result {
-            Ok(r) => {
-                let _ = events.send(DeliveryEvent::Done(r));
-                None
-            }
-            Err(Fatal(reason)) => {
-                let died = VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() };
-                let _ = events.send(DeliveryEvent::Done(Err(died)));
+                send(Err(VatWorkerError::Died { vat_id: self.opts.vat_id.clone(), reason: reason.clone() }));
                 Some(Fatal(reason))
             }
         }

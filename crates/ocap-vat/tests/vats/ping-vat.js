@@ -16,6 +16,12 @@ export function buildRootObject(vatPowers, parameters, baggage) {
   if (!baggage.has('counter')) {
     baggage.init('counter', 0);
   }
+  /** `n` messages to `other`, not awaited: two syscalls each (send, subscribe). */
+  const sendIncrements = (other, n) => {
+    for (let i = 0; i < n; i += 1) {
+      E(other).increment(i);
+    }
+  };
   return makeDefaultExo('root', {
     ping() {
       return 'pong';
@@ -33,18 +39,14 @@ export function buildRootObject(vatPowers, parameters, baggage) {
     async callFoo(other) {
       return E(other).foo(1, 'two');
     },
-    /** `n` messages to `other`, not awaited: two syscalls each (send, subscribe). */
+    /** `n` messages to `other`, not awaited. */
     sendMany(other, n) {
-      for (let i = 0; i < n; i += 1) {
-        E(other).increment(i);
-      }
+      sendIncrements(other, n);
       return n;
     },
     /** `sendMany`, then, once the sends have been made, a loop the delivery budget ends. */
     async sendManyThenSpin(other, n) {
-      for (let i = 0; i < n; i += 1) {
-        E(other).increment(i);
-      }
+      sendIncrements(other, n);
       // Each send is made in the job its `E()` queued, before this continuation.
       await null;
       for (;;) {
