@@ -21,6 +21,7 @@ use clap::Args;
 use ocap_kernel::config::ClusterConfig;
 use ocap_kernel::smallcaps::{kunser, Value};
 use ocap_kernel::store::{Durability, Store};
+use ocap_kernel::timeline;
 use ocap_kernel::{KRef, Kernel, KernelConfig};
 use ocap_vat::{JsVatLauncher, LauncherOptions};
 use serde_json::json;
@@ -85,6 +86,11 @@ pub struct BenchArgs {
     /// Runs per workload; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Record what every run-loop and vat thread did in the last run of each workload: the
+    /// spans go to this file (CSV `workload,thread,kind,start_us,end_us`, µs from the start
+    /// of the timed window) and a table of each thread's busy % per 25 ms to stderr.
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<PathBuf>,
 }
 
 /// One measured figure.
@@ -317,10 +323,11 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
         "vat-to-vat-seq" | "vat-to-vat-pipelined" => {
             let s = setup(2).await?;
             let method = if name.ends_with("seq") { "runSeq" } else { "runPipelined" };
-            let t0 = Instant::now();
+            let (t0, w0) = (Instant::now(), timeline::now_us());
             call(&s.kernel, s.roots[0], method, vec![Value::presence(s.roots[1], None), Value::Number(n as f64)])
                 .await?;
             let rate = n as f64 / t0.elapsed().as_secs_f64();
+            timeline::record("measured", w0, timeline::now_us());
             s.kernel.stop().await?;
             (rate, if name.ends_with("seq") { "round trips/s" } else { "messages/s" }, n)
         }
@@ -330,9 +337,10 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
             let method = if seq { "runSeq" } else { "runPipelined" };
             // One warm-up round trip (the channel is open after the redemption already).
             call(&a.kernel, a.roots[0], "runSeq", vec![Value::presence(remote, None), Value::Number(1.0)]).await?;
-            let t0 = Instant::now();
+            let (t0, w0) = (Instant::now(), timeline::now_us());
             call(&a.kernel, a.roots[0], method, vec![Value::presence(remote, None), Value::Number(n as f64)]).await?;
             let rate = n as f64 / t0.elapsed().as_secs_f64();
+            timeline::record("measured", w0, timeline::now_us());
             a.kernel.stop().await?;
             b.kernel.stop().await?;
             (rate, if seq { "round trips/s" } else { "messages/s" }, n)
@@ -523,6 +531,25 @@ async fn run_one(name: &str, n: usize) -> Result<Figure, CliError> {
     Ok(Figure { workload: name.to_owned(), n: count, median: median_value, unit, extra })
 }
 
+/// `--timeline`: the CSV lines of one run's spans within its timed window (the whole run for
+/// workloads that do not mark one), µs from the window's start; its table goes to stderr.
+fn timeline_of(workload: &str, spans: &[timeline::Span]) -> String {
+    let window = spans.iter().find(|s| s.kind == "measured").map(|s| (s.start_us, s.end_us));
+    let (from, to) = window.unwrap_or_else(|| {
+        let from = spans.iter().map(|s| s.start_us).min().unwrap_or(0);
+        (from, spans.iter().map(|s| s.end_us).max().unwrap_or(from))
+    });
+    let work: Vec<timeline::Span> = spans.iter().filter(|s| s.kind != "measured").cloned().collect();
+    eprintln!("timeline of {workload} ({} ms):", (to - from) / 1000);
+    eprint!("{}", timeline::summary(&work, from, to, 25_000));
+    let mut csv = String::new();
+    for s in work.iter().filter(|s| s.end_us > from && s.start_us < to) {
+        let start = s.start_us.saturating_sub(from);
+        csv.push_str(&format!("{workload},{},{},{start},{}\n", s.thread, s.kind, s.end_us.saturating_sub(from)));
+    }
+    csv
+}
+
 /// `json` (the global `--json`): only the JSON lines.
 pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     // The bundle goes when the command ends (it used to be left in the temporary directory).
@@ -539,11 +566,22 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         println!("ocap bench: commit {COMMIT}, {cores} cores available to this process, {run_count} run(s) per workload (median reported)");
     }
     let mut figures = Vec::new();
+    let mut timeline_csv = String::new();
     for name in &names {
         let mut runs = Vec::new();
         let mut last = None;
-        for _ in 0..run_count {
-            let f = run_one(name, args.n.max(1)).await?;
+        for i in 0..run_count {
+            let recording = args.timeline.is_some() && i + 1 == run_count;
+            if recording {
+                timeline::take();
+                timeline::set_enabled(true);
+            }
+            let f = run_one(name, args.n.max(1)).await;
+            if recording {
+                timeline::set_enabled(false);
+                timeline_csv.push_str(&timeline_of(name, &timeline::take()));
+            }
+            let f = f?;
             runs.push(f.median);
             last = Some(f);
         }
@@ -564,6 +602,10 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         }
         println!("{line}");
         figures.push(f);
+    }
+    if let Some(path) = &args.timeline {
+        std::fs::write(path, format!("workload,thread,kind,start_us,end_us\n{timeline_csv}"))
+            .map_err(|e| CliError::Other(format!("writing the timeline to {}: {e}", path.display())))?;
     }
     if !json {
         println!();

@@ -13,7 +13,7 @@ pub mod testing;
 
 // The vat/kernel boundary lives in `ocap-abi` (so the vat side need not depend on the
 // kernel); its modules keep their paths here (`crate::refs`, `ocap_kernel::config`, …).
-pub use ocap_abi::{capdata, config, json_text, refs, vat};
+pub use ocap_abi::{capdata, config, json_text, refs, timeline, vat};
 
 pub use crate::core::io;
 pub use crate::core::{CrankTrace, TracedOutcome, TracedSyscall, TracedWork, MAX_TRACED_SYSCALLS, TRACE_CAPACITY};

@@ -89,7 +89,7 @@ impl LoopState {
     fn handle(&mut self, command: Result<Command, ()>) -> bool {
         match command {
             Ok(Command::Run(job)) => {
-                job(self);
+                ocap_abi::timeline::span("job", || job(self));
                 true
             }
             Ok(Command::Wake) => true,
@@ -150,7 +150,7 @@ pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
                 }
             }
         }
-        let stepped = st.core.step();
+        let stepped = ocap_abi::timeline::span("step", || st.core.step());
         st.answer_gc_waiters();
         match stepped {
             Ok(true) => continue,

@@ -184,13 +184,14 @@ impl VatWorker {
             if left.is_zero() {
                 return Err(self.timed_out(wait));
             }
-            let event = match poll_briefly(&events, spin) {
-                Some(event) => event,
-                None => match events.recv_timeout(left) {
-                    Ok(event) => event,
-                    Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(wait)),
-                    Err(RecvTimeoutError::Disconnected) => return Err(self.dead_error()),
-                },
+            let event = ocap_abi::timeline::span("wait-vat", || match poll_briefly(&events, spin) {
+                Some(event) => Ok(event),
+                None => events.recv_timeout(left),
+            });
+            let event = match event {
+                Ok(event) => event,
+                Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(wait)),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.dead_error()),
             };
             spin = Duration::ZERO;
             match event {
@@ -248,10 +249,13 @@ impl VatWorker {
     fn wait_for<T>(&self, reply_rx: Receiver<Result<T, VatWorkerError>>) -> Result<T, VatWorkerError> {
         let wait = Duration::from_millis(self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS));
         // Most answers come within a millisecond: poll first (`spin.rs`).
-        if let Some(result) = poll_briefly(&reply_rx, Duration::from_micros(CALLER_SPIN_US)) {
-            return result;
-        }
-        match reply_rx.recv_timeout(wait) {
+        let answer = ocap_abi::timeline::span("wait-vat", || {
+            match poll_briefly(&reply_rx, Duration::from_micros(CALLER_SPIN_US)) {
+                Some(result) => Ok(result),
+                None => reply_rx.recv_timeout(wait),
+            }
+        });
+        match answer {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(self.timed_out(wait)),
             Err(RecvTimeoutError::Disconnected) => Err(self.dead_error()),

@@ -187,7 +187,7 @@ impl Runner {
                     self.answer(|r| drop(reply.send(r)), result)
                 }
                 Command::Deliver { delivery, events } => {
-                    let result = self.deliver(delivery, &events);
+                    let result = ocap_abi::timeline::span("delivery", || self.deliver(delivery, &events));
                     self.answer(|r| drop(events.send(DeliveryEvent::Done(r))), result)
                 }
                 Command::FetchDone { id, outcome } => self.settle_fetch(id, outcome).err(),
