@@ -261,6 +261,11 @@ impl KernelCore {
         self.comms.links.contains_key(&remote)
     }
 
+    /// Whether this kernel has any network peer.
+    pub(crate) fn has_peers(&self) -> bool {
+        !self.comms.links.is_empty()
+    }
+
     /// Defers the retirement of promise entries a notify to a peer settles (`delivery.rs`);
     /// false if `ep` is not a peer (retire them now). A vat never names a vpid again once
     /// notified; a peer may: a frame it sent before our notify reached it (a call pipelined

@@ -10,7 +10,7 @@
 use super::unit::Outcome;
 use super::{Effect, KernelCore, KernelError};
 use crate::capdata::CapData;
-use crate::refs::{EndpointId, KRef};
+use crate::refs::{EndpointId, KRef, RemoteId};
 use crate::smallcaps::{self, kernel_error, Value};
 use crate::store::promises::PromiseState;
 use crate::store::{Message, RunQueueItem};
@@ -24,6 +24,51 @@ impl KernelCore {
         self.retain_message(Some(target), &message)?;
         self.store.push_run(&RunQueueItem::Send { target, message })?;
         Ok(())
+    }
+
+    /// A vat's send (`syscalls.rs`): onto the run queue, or, to an object a network peer owns
+    /// when no work of any kind is waiting, to the peer at once, inside the sending crank.
+    ///
+    /// **Why.** A vat that sends many messages to a peer in one delivery (`E(remote).m()` in a
+    /// loop) would queue them all, and only when its crank is over would the run loop route
+    /// them, one crank each, while the peer waits for the first. Routed during the delivery,
+    /// as its syscalls stream in (`ocap-vat`'s `deliver_streaming`), that work is done by the
+    /// run loop while the vat still runs, and the frames leave with the crank's commit.
+    ///
+    /// **Why nothing can tell.** With the run queue empty and no kernel-service reply, GC
+    /// action, cleanup or reap waiting, and no crank chosen to go next (`overlap.rs`), the crank after this one would
+    /// route this send before anything else: whatever this crank queues later goes behind it,
+    /// and what arrives from outside meanwhile (host calls, frames) is queued behind it too.
+    /// Routing it now writes the same c-list entries, decider and frame, in this crank's
+    /// transaction instead of the next one's: if this crank is rolled back, so is the frame,
+    /// and nothing leaves before the commit (output validity, remote-comms.md §5.3). Each
+    /// later send of the delivery meets the same test, so sends to the peer keep their order.
+    pub(crate) fn send_from_vat(&mut self, target: KRef, message: Message) -> Result<(), KernelError> {
+        let Some(peer) = self.peer_to_route_now(target)? else {
+            return self.enqueue_send(target, message);
+        };
+        // The references the queue item would have held, released again by the routing.
+        self.retain_message(Some(target), &message)?;
+        if let Some(delivery) = self.prepare_message(peer.into(), target, target, message)? {
+            self.send_to_peer(peer, delivery)?;
+        }
+        Ok(())
+    }
+
+    /// The peer a send to `target` goes to at once (`send_from_vat`), if it may.
+    fn peer_to_route_now(&self, target: KRef) -> Result<Option<RemoteId>, KernelError> {
+        if target.is_promise() || !self.has_peers() || self.next_is_chosen() || !self.pending_replies.is_empty() {
+            return Ok(None);
+        }
+        let Some(rec) = self.store.object(target)? else { return Ok(None) };
+        let peer = match rec.owner {
+            Some(EndpointId::Remote(r)) if self.is_peer(r) && !rec.revoked => r,
+            _ => return Ok(None),
+        };
+        if self.store.pending_work()?.any() {
+            return Ok(None);
+        }
+        Ok(Some(peer))
     }
 
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's

@@ -145,7 +145,12 @@ impl SyscallCtx<'_> {
                 // so its receiver, not a dead incarnation, settles it (found by the torture
                 // test: a queued IO `read` answered into a promise already rejected).
                 k.store.set_decider(result, None)?;
-                k.enqueue_send(target, Message { methargs, result: Some(result), sender: Some(ep) })?;
+                let message = Message { methargs, result: Some(result), sender: Some(ep) };
+                if ep.vat().is_some() {
+                    k.send_from_vat(target, message)?;
+                } else {
+                    k.enqueue_send(target, message)?;
+                }
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Subscribe(vpid) => {
