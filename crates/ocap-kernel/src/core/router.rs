@@ -36,9 +36,10 @@ impl KernelCore {
     /// run loop while the vat still runs, and the frames leave with the crank's commit.
     ///
     /// **Why nothing can tell.** With the run queue empty and no kernel-service reply, GC
-    /// action, cleanup or reap waiting, and no crank chosen to go next (`overlap.rs`), the crank after this one would
-    /// route this send before anything else: whatever this crank queues later goes behind it,
-    /// and what arrives from outside meanwhile (host calls, frames) is queued behind it too.
+    /// action, cleanup or reap waiting, and no crank chosen to go next (`overlap.rs`), the
+    /// crank after this one would route this send before anything else: whatever this crank
+    /// queues later goes behind it, and what arrives from outside meanwhile (host calls,
+    /// frames) is queued behind it too.
     /// Routing it now writes the same c-list entries, decider and frame, in this crank's
     /// transaction instead of the next one's: if this crank is rolled back, so is the frame,
     /// and nothing leaves before the commit (output validity, remote-comms.md §5.3). Each
