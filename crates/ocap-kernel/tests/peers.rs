@@ -1227,6 +1227,18 @@ fn caller(n: usize, local: Option<String>, fail: bool) -> (ScriptedVat, Delivery
     }))
 }
 
+/// A pair whose A runs a `caller` (of `n` calls, failing or not), told `go` with B's object
+/// and not run yet; with the caller's log. B's log and A's wire are emptied.
+fn caller_told_to_go(n: usize, fail: bool) -> (Pair, DeliveryLog) {
+    let mut p = pair("counter");
+    p.log.take();
+    let (vat, alog) = caller(n, None, fail);
+    let (_, a_root) = p.a.k.add("caller", vat);
+    p.a.wire.take();
+    p.a.k.core.queue_message(a_root, "go", vec![Value::presence(p.remote, None)], None).expect("queue");
+    (p, alog)
+}
+
 /// Message frames in `sent`: the methods, in seq order.
 fn message_methods(sent: &[String]) -> Vec<String> {
     frames(sent)
@@ -1240,16 +1252,11 @@ fn message_methods(sent: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// `core/router.rs`, `send_from_vat`: with nothing queued, a vat's sends to an object of a
+/// `core/router.rs`, `send_from_endpoint`: with nothing queued, a vat's sends to an object of a
 /// peer are routed in the crank that made them, and leave, in order, with its commit.
 #[test]
 fn a_vats_sends_to_a_peer_leave_with_the_crank_that_made_them_in_order() {
-    let Pair { mut a, mut b, remote, log, .. } = pair("counter");
-    log.take();
-    let (vat, alog) = caller(3, None, false);
-    let (_, a_root) = a.k.add("caller", vat);
-    a.wire.take();
-    a.k.core.queue_message(a_root, "go", vec![Value::presence(remote, None)], None).expect("queue");
+    let (Pair { mut a, mut b, log, .. }, alog) = caller_told_to_go(3, false);
     // One crank: the caller's delivery. Its three sends are frames already.
     assert!(a.k.core.step().expect("step"));
     a.k.core.commit().expect("commit");
@@ -1307,12 +1314,7 @@ fn a_vats_sends_to_a_peer_queue_behind_what_was_queued_before_them() {
 /// A crank that fails takes its sends to the peer back with it: nothing leaves.
 #[test]
 fn a_failed_crank_sends_nothing_to_the_peer() {
-    let Pair { mut a, mut b, remote, log, .. } = pair("counter");
-    log.take();
-    let (vat, _) = caller(2, None, true);
-    let (_, a_root) = a.k.add("caller", vat);
-    a.wire.take();
-    a.k.core.queue_message(a_root, "go", vec![Value::presence(remote, None)], None).expect("queue");
+    let (Pair { mut a, mut b, log, .. }, _) = caller_told_to_go(2, true);
     a.k.run();
     assert!(message_methods(&a.wire.take()).is_empty());
     settle(&mut a, &mut b);

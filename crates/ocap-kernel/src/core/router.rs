@@ -26,8 +26,9 @@ impl KernelCore {
         Ok(())
     }
 
-    /// A vat's send (`syscalls.rs`): onto the run queue, or, to an object a network peer owns
-    /// when no work of any kind is waiting, to the peer at once, inside the sending crank.
+    /// An endpoint's `send` syscall (`syscalls.rs`): onto the run queue; or, a vat's send to an
+    /// object a network peer owns when no work of any kind is waiting, to the peer at once,
+    /// inside the sending crank.
     ///
     /// **Why.** A vat that sends many messages to a peer in one delivery (`E(remote).m()` in a
     /// loop) would queue them all, and only when its crank is over would the run loop route
@@ -44,8 +45,8 @@ impl KernelCore {
     /// transaction instead of the next one's: if this crank is rolled back, so is the frame,
     /// and nothing leaves before the commit (output validity, remote-comms.md §5.3). Each
     /// later send of the delivery meets the same test, so sends to the peer keep their order.
-    pub(crate) fn send_from_vat(&mut self, target: KRef, message: Message) -> Result<(), KernelError> {
-        let Some(peer) = self.peer_to_route_now(target)? else {
+    pub(crate) fn send_from_endpoint(&mut self, target: KRef, message: Message) -> Result<(), KernelError> {
+        let Some(peer) = self.peer_to_route_now(target, &message)? else {
             return self.enqueue_send(target, message);
         };
         // The references the queue item would have held, released again by the routing.
@@ -56,9 +57,14 @@ impl KernelCore {
         Ok(())
     }
 
-    /// The peer a send to `target` goes to at once (`send_from_vat`), if it may.
-    fn peer_to_route_now(&self, target: KRef) -> Result<Option<RemoteId>, KernelError> {
-        if target.is_promise() || !self.has_peers() || self.next_is_chosen() || !self.pending_replies.is_empty() {
+    /// The peer a vat's send to `target` goes to at once (`send_from_endpoint`), if it may.
+    fn peer_to_route_now(&self, target: KRef, message: &Message) -> Result<Option<RemoteId>, KernelError> {
+        if !matches!(message.sender, Some(EndpointId::Vat(_)))
+            || target.is_promise()
+            || !self.has_peers()
+            || self.next_is_chosen()
+            || !self.pending_replies.is_empty()
+        {
             return Ok(None);
         }
         let Some(rec) = self.store.object(target)? else { return Ok(None) };

@@ -145,12 +145,7 @@ impl SyscallCtx<'_> {
                 // so its receiver, not a dead incarnation, settles it (found by the torture
                 // test: a queued IO `read` answered into a promise already rejected).
                 k.store.set_decider(result, None)?;
-                let message = Message { methargs, result: Some(result), sender: Some(ep) };
-                if ep.vat().is_some() {
-                    k.send_from_vat(target, message)?;
-                } else {
-                    k.enqueue_send(target, message)?;
-                }
+                k.send_from_endpoint(target, Message { methargs, result: Some(result), sender: Some(ep) })?;
                 Ok(SyscallResult::Ok)
             }
             VatSyscall::Subscribe(vpid) => {

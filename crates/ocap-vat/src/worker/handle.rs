@@ -184,11 +184,7 @@ impl VatWorker {
             if left.is_zero() {
                 return Err(self.timed_out(wait));
             }
-            let event = ocap_abi::timeline::span("wait-vat", || match poll_briefly(&events, spin) {
-                Some(event) => Ok(event),
-                None => events.recv_timeout(left),
-            });
-            let event = match event {
+            let event = match receive(&events, spin, left) {
                 Ok(event) => event,
                 Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(wait)),
                 Err(RecvTimeoutError::Disconnected) => return Err(self.dead_error()),
@@ -249,13 +245,7 @@ impl VatWorker {
     fn wait_for<T>(&self, reply_rx: Receiver<Result<T, VatWorkerError>>) -> Result<T, VatWorkerError> {
         let wait = Duration::from_millis(self.delivery_timeout_ms.saturating_add(CALLER_GRACE_MS));
         // Most answers come within a millisecond: poll first (`spin.rs`).
-        let answer = ocap_abi::timeline::span("wait-vat", || {
-            match poll_briefly(&reply_rx, Duration::from_micros(CALLER_SPIN_US)) {
-                Some(result) => Ok(result),
-                None => reply_rx.recv_timeout(wait),
-            }
-        });
-        match answer {
+        match receive(&reply_rx, Duration::from_micros(CALLER_SPIN_US), wait) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(self.timed_out(wait)),
             Err(RecvTimeoutError::Disconnected) => Err(self.dead_error()),
@@ -274,6 +264,15 @@ impl VatWorker {
         let reason = self.death_reason().unwrap_or_else(|| "worker thread exited".to_string());
         VatWorkerError::Died { vat_id: self.vat_id.clone(), reason }
     }
+}
+
+/// The caller's wait for the worker: polls `rx` for `spin` (`spin.rs`), then blocks for up to
+/// `left`. A `wait-vat` span of the timeline (`ocap bench --timeline`).
+fn receive<T>(rx: &Receiver<T>, spin: Duration, left: Duration) -> Result<T, RecvTimeoutError> {
+    ocap_abi::timeline::span("wait-vat", || match poll_briefly(rx, spin) {
+        Some(v) => Ok(v),
+        None => rx.recv_timeout(left),
+    })
 }
 
 impl Drop for VatWorker {
