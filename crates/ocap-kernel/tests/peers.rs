@@ -1322,3 +1322,107 @@ fn a_failed_crank_sends_nothing_to_the_peer() {
     a.k.check();
     b.k.check();
 }
+
+/// Notify frames in `sent`, in seq order: each resolution's rejected flag and body.
+fn notified(sent: &[String]) -> Vec<(bool, String)> {
+    frames(sent)
+        .into_iter()
+        .filter_map(|f| match f {
+            Frame::Message { body: Body::Deliver(VatDelivery::Notify(rs)), .. } => {
+                Some(rs.into_iter().map(|r| (r.rejected, r.data.body)).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// A's calls to B's root, `n` host sends routed by A; their frames handed to B (received, not
+/// yet run). The receivers of their results.
+fn calls_received_by_b(
+    a: &mut Node,
+    b: &mut Node,
+    remote: KRef,
+    n: usize,
+) -> Vec<mpsc::Receiver<ocap_kernel::HostResult>> {
+    let rxs: Vec<_> = (0..n).map(|_| a.k.send(remote, "increment", vec![])).collect();
+    a.k.run();
+    let sent = a.wire.take();
+    assert_eq!(message_methods(&sent).len(), n);
+    for f in &sent {
+        b.k.core.receive_from_peer(&a.peer, f).expect("receive");
+    }
+    b.wire.take();
+    rxs
+}
+
+/// `core/router.rs`, `notify_peers_now`: with nothing queued, a vat's answer to a peer's call
+/// is routed in the crank that resolved it, and leaves with its commit.
+#[test]
+fn a_vats_answer_to_a_peer_leaves_with_the_crank_that_resolved_it() {
+    let mut p = pair("counter");
+    p.log.take();
+    let rxs = calls_received_by_b(&mut p.a, &mut p.b, p.remote, 1);
+    // One crank on B: the delivery of the call. Its answer is a frame already.
+    assert!(p.b.k.core.step().expect("step"));
+    p.b.k.core.commit().expect("commit");
+    let sent = p.b.wire.take();
+    assert_eq!(notified(&sent), [(false, "#1".to_string())]);
+    assert!(!p.b.k.core.step().expect("step"), "no notify crank is left");
+    assert_eq!(p.b.k.count("SELECT COUNT(*) FROM run_queue"), 0);
+    for f in &sent {
+        p.a.k.core.receive_from_peer(&p.b.peer, f).expect("receive");
+    }
+    settle(&mut p.a, &mut p.b);
+    assert_eq!(ok_value(rxs[0].try_recv().ok()), Value::Number(1.0));
+    assert_eq!(p.log.methods(), ["increment"]);
+    p.a.k.check();
+    p.b.k.check();
+}
+
+/// With a second call queued behind the first, the first answer waits in the queue behind it,
+/// as before; both answers reach A, in order.
+#[test]
+fn a_vats_answer_to_a_peer_queues_behind_what_was_queued_before_it() {
+    let mut p = pair("counter");
+    let rxs = calls_received_by_b(&mut p.a, &mut p.b, p.remote, 2);
+    assert!(p.b.k.core.step().expect("step"));
+    p.b.k.core.commit().expect("commit");
+    assert!(notified(&p.b.wire.take()).is_empty(), "the answer may not pass the queued call");
+    assert_eq!(p.b.k.count("SELECT COUNT(*) FROM run_queue"), 2, "the second call and the first answer");
+    settle(&mut p.a, &mut p.b);
+    let answers: Vec<Value> = rxs.iter().map(|rx| ok_value(rx.try_recv().ok())).collect();
+    assert_eq!(answers, [Value::Number(1.0), Value::Number(2.0)]);
+    p.a.k.check();
+    p.b.k.check();
+}
+
+/// A vat that answers and then fails: its crank is rolled back with the answer, which never
+/// leaves; A learns of the failure from the kernel instead.
+#[test]
+fn a_failed_crank_sends_no_answer_to_the_peer() {
+    let (mut a, mut b) = (node(), node());
+    let vat = ScriptedVat::new(Box::new(|d, sys| {
+        if let VatDelivery::Message { result: Some(result), .. } = d {
+            sys.syscall(common::resolve(result, false, "#7", &[]));
+            return Err("the vat fails after answering".into());
+        }
+        Ok(())
+    }));
+    let (_, root) = b.k.add("fails", vat.0);
+    let remote = redeem(&mut a, &mut b, root);
+    let rxs = calls_received_by_b(&mut a, &mut b, remote, 1);
+    assert!(b.k.core.step().expect("step"));
+    b.k.core.commit().expect("commit");
+    let sent = b.wire.take();
+    let answers = notified(&sent);
+    assert!(answers.iter().all(|(_, body)| body != "#7"), "the rolled-back answer left: {answers:?}");
+    for f in &sent {
+        a.k.core.receive_from_peer(&b.peer, f).expect("receive");
+    }
+    settle(&mut a, &mut b);
+    let why = rejection(rxs[0].try_recv().ok());
+    assert!(!why.is_empty() && !why.contains("#7"), "{why}");
+    a.k.check();
+    b.k.check();
+}

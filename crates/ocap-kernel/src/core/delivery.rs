@@ -187,15 +187,21 @@ impl KernelCore {
         };
         let outcome = self.deliver_to_endpoint(ep, delivery, true)?;
         if !matches!(outcome, Outcome::Abort { .. }) {
-            // Liveslots retires every vpid of a notify batch; so does the kernel (for a peer,
-            // once it has seen the notify: `peers.rs`, `retire_after_notify`).
-            if !self.retire_after_notify(ep, &kps) {
-                for kp in kps {
-                    self.forget_clist_entry(ep, kp)?;
-                }
-            }
+            self.retire_notified(ep, &kps)?;
         }
         Ok(outcome)
+    }
+
+    /// After a notify of `kps` was handed to `ep`: liveslots retires every vpid of a notify
+    /// batch; so does the kernel (for a peer, once it has seen the notify: `peers.rs`,
+    /// `retire_after_notify`).
+    pub(crate) fn retire_notified(&mut self, ep: EndpointId, kps: &[KRef]) -> Result<(), KernelError> {
+        if !self.retire_after_notify(ep, kps) {
+            for &kp in kps {
+                self.forget_clist_entry(ep, kp)?;
+            }
+        }
+        Ok(())
     }
 
     /// A notify's delivery up to handing it to `ep`: the resolutions in `ep`'s space and the

@@ -59,12 +59,7 @@ impl KernelCore {
 
     /// The peer a vat's send to `target` goes to at once (`send_from_endpoint`), if it may.
     fn peer_to_route_now(&self, target: KRef, message: &Message) -> Result<Option<RemoteId>, KernelError> {
-        if !matches!(message.sender, Some(EndpointId::Vat(_)))
-            || target.is_promise()
-            || !self.has_peers()
-            || self.next_is_chosen()
-            || !self.pending_replies.is_empty()
-        {
+        if !matches!(message.sender, Some(EndpointId::Vat(_))) || target.is_promise() || !self.has_peers() {
             return Ok(None);
         }
         let Some(rec) = self.store.object(target)? else { return Ok(None) };
@@ -72,10 +67,53 @@ impl KernelCore {
             Some(EndpointId::Remote(r)) if self.is_peer(r) && !rec.revoked => r,
             _ => return Ok(None),
         };
-        if self.store.pending_work()?.any() {
-            return Ok(None);
+        Ok(self.nothing_waits()?.then_some(peer))
+    }
+
+    /// Whether the crank after this one would take, first, whatever this crank queues next
+    /// (`send_from_endpoint`, `notify_peers_now`): the kernel has peers (only their work is
+    /// routed at once), no crank is chosen to go next (`overlap.rs`), no kernel-service reply
+    /// waits, and (read last: a statement) no run-queue item, GC action, cleanup or reap does.
+    pub(crate) fn nothing_waits(&self) -> Result<bool, KernelError> {
+        if !self.has_peers() || self.next_is_chosen() || !self.pending_replies.is_empty() {
+            return Ok(false);
         }
-        Ok(Some(peer))
+        Ok(!self.store.pending_work()?.any())
+    }
+
+    /// A vat's `resolve` syscall made when `nothing_waits` (`syscalls.rs`): the notifies it
+    /// queued for peers subscribed to those promises are routed at once, inside the resolving
+    /// crank, as `send_from_endpoint` routes sends, for the same reasons (an answer to a peer
+    /// leaves with the commit of the delivery that made it, not one crank later; in a
+    /// sequence of calls from a peer that is one crank fewer per call, and the caller waits
+    /// on every one). Exactly what the crank after would have done: the run queue held
+    /// nothing before the syscall, so the notifies to peers at its head are what the
+    /// resolutions queued, in their order, and each is taken with the items that join it in
+    /// one frame (`notify_batch.rs`, the same rule). It stops at the first item of another
+    /// kind (a notify to a vat, a message parked on a resolved promise), which waits for its
+    /// crank with everything behind it.
+    pub(crate) fn notify_peers_now(&mut self) -> Result<(), KernelError> {
+        while let Some((seq, RunQueueItem::Notify { endpoint_id: EndpointId::Remote(peer), kpid })) =
+            self.store.peek_run()?
+        {
+            if !self.is_peer(peer) {
+                break;
+            }
+            let ep = EndpointId::Remote(peer);
+            let followers = self.notify_followers(seq, ep, kpid)?;
+            self.store.remove_run(seq)?;
+            let mut kpids = Vec::with_capacity(1 + followers.len());
+            kpids.push(kpid);
+            for (seq, kp) in followers {
+                self.store.remove_run(seq)?;
+                kpids.push(kp);
+            }
+            if let Some((delivery, kps)) = self.prepare_notify(ep, &kpids)? {
+                self.send_to_peer(peer, delivery)?;
+                self.retire_notified(ep, &kps)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's

@@ -171,12 +171,18 @@ impl SyscallCtx<'_> {
                     batch.push((kpid, rejected, data));
                 }
                 let k = &mut *self.core;
+                // A vat's answers to peers leave with this crank when nothing waits
+                // (`router.rs`, `notify_peers_now`).
+                let notify_now = ep.vat().is_some() && k.nothing_waits()?;
                 for (kpid, rejected, data) in &batch {
                     k.resolve_promise(*kpid, *rejected, data.clone())?;
                 }
                 // Liveslots retires a vpid once it has resolved it; so does the kernel.
                 for (kpid, _, _) in &batch {
                     k.forget_clist_entry(ep, *kpid)?;
+                }
+                if notify_now {
+                    k.notify_peers_now()?;
                 }
                 Ok(SyscallResult::Ok)
             }
