@@ -1426,3 +1426,68 @@ fn a_failed_crank_sends_no_answer_to_the_peer() {
     a.k.check();
     b.k.check();
 }
+
+/// A vat that answers a message and lets go of the object it carried at once (`dropImports`,
+/// then `retireImports`).
+fn dropper() -> (ScriptedVat, DeliveryLog) {
+    ScriptedVat::new(Box::new(|d, sys| {
+        if let VatDelivery::Message { methargs, result: Some(result), .. } = d {
+            sys.syscall(resolve(result, false, "#\"dropped\"", &[]));
+            if let Some(obj) = methargs.slots.first() {
+                sys.syscall(VatSyscall::DropImports(vec![obj.clone()]));
+                sys.syscall(VatSyscall::RetireImports(vec![obj.clone()]));
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// `core/refcount.rs`, `HeldBy::Sender`: a send routed in its sender's crank counts only its
+/// result; the object it carries is exported to the peer with the counts of any other
+/// export, and when the peer lets go of it the sender's kernel collects it and tells the
+/// vat (remote-comms.md §8.4).
+#[test]
+fn an_object_sent_to_a_peer_in_the_sending_crank_is_collected_when_the_peer_drops_it() {
+    let (mut a, mut b) = (node(), node());
+    let (vat, dlog) = dropper();
+    let (_, dropper_root) = b.k.add("dropper", vat);
+    let remote = redeem(&mut a, &mut b, dropper_root);
+    let (alice, alog, plan) = ScriptedVat::planned();
+    let (_, alice_root) = a.k.add("alice", alice);
+    plan.push(vec![VatSyscall::Send {
+        target: "o-1".into(),
+        methargs: vdata("#[\"hold\",[\"$0.Alleged: thing\"]]", &["o+5"]),
+        result: Some("p+11".into()),
+    }]);
+    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    // One crank: alice's delivery, with the send routed in it.
+    assert!(a.k.core.step().expect("step"));
+    a.k.core.commit().expect("commit");
+    assert_eq!(message_methods(&a.wire.take()), ["hold"]);
+    a.k.check();
+    let thing: KRef = a
+        .k
+        .core
+        .store()
+        .connection()
+        .query_row("SELECT kref FROM clist WHERE endpoint LIKE 'v%' AND eref = 'o+5'", [], |r| r.get::<_, String>(0))
+        .expect("alice's export")
+        .parse()
+        .expect("kref");
+    a.k.core.remote_tick(Instant::now() + Duration::from_secs(2)).expect("tick");
+    settle(&mut a, &mut b);
+    assert_eq!(dlog.methods(), ["hold"]);
+    assert!(a.k.core.store().object(thing).unwrap().is_none(), "A's object row is gone");
+    let gc: Vec<VatDelivery> = alog
+        .all()
+        .into_iter()
+        .filter(|d| matches!(d, VatDelivery::DropExports(_) | VatDelivery::RetireExports(_)))
+        .collect();
+    assert_eq!(
+        gc,
+        [VatDelivery::DropExports(vec!["o+5".into()]), VatDelivery::RetireExports(vec!["o+5".into()])],
+        "alice is told"
+    );
+    a.k.check();
+    b.k.check();
+}

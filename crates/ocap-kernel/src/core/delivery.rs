@@ -3,6 +3,7 @@
 //! `Outcome`. Written for any endpoint (vat or remote): the c-list translation, the decider
 //! hand-off and the GC bookkeeping do not depend on the kind.
 
+use super::refcount::HeldBy;
 use super::syscalls::{describe, SyscallCtx, SyscallReport};
 use super::unit::{vat_fatal, Outcome};
 use super::{KernelCore, KernelError};
@@ -51,7 +52,7 @@ impl KernelCore {
         item_target: KRef,
         msg: Message,
     ) -> Result<Outcome, KernelError> {
-        match self.prepare_message(ep, obj, item_target, msg)? {
+        match self.prepare_message(ep, obj, item_target, msg, HeldBy::QueueItem)? {
             Some(delivery) => self.deliver_to_endpoint(ep, delivery, true),
             None => Ok(Outcome::Commit),
         }
@@ -59,36 +60,37 @@ impl KernelCore {
 
     /// Everything of a message's delivery up to handing it to `ep`: the checks (a message
     /// that cannot be delivered is rejected here, and None returned), the decider hand-off,
-    /// the translation into `ep`'s space, and the release of the queue item's references.
+    /// the translation into `ep`'s space, and the release of what held the message (`held`).
     pub(crate) fn prepare_message(
         &mut self,
         ep: EndpointId,
         obj: KRef,
         item_target: KRef,
         msg: Message,
+        held: HeldBy,
     ) -> Result<Option<VatDelivery>, KernelError> {
         let deleted = || kernel_error("OBJECT_DELETED", "Target object has no owner; it may have been deleted");
         if !self.store.endpoint_is_active(ep)? {
-            self.splat(item_target, &msg, deleted())?;
+            self.splat_held(held, item_target, &msg, deleted())?;
             return Ok(None);
         }
         if !self.is_attached(ep) {
             let err = kernel_error("ENDPOINT_UNREACHABLE", &format!("{} is not running", describe(ep)));
-            self.splat(item_target, &msg, err)?;
+            self.splat_held(held, item_target, &msg, err)?;
             return Ok(None);
         }
         let Some(entry) = self.store.clist_by_kref(ep, obj)? else {
-            self.splat(item_target, &msg, deleted())?;
+            self.splat_held(held, item_target, &msg, deleted())?;
             return Ok(None);
         };
         if let EndpointId::Remote(r) = ep {
             if self.is_peer(r) && self.peer_backlog_full(r)? {
                 let err = self.backlog_full_error();
-                self.splat(item_target, &msg, err)?;
+                self.splat_held(held, item_target, &msg, err)?;
                 return Ok(None);
             }
             if let Some(err) = self.too_large_for_peer(ep, &msg.methargs) {
-                self.splat(item_target, &msg, err)?;
+                self.splat_held(held, item_target, &msg, err)?;
                 return Ok(None);
             }
         }
@@ -108,7 +110,7 @@ impl KernelCore {
             }
             None => (None, false),
         };
-        self.release_message(Some(item_target), &msg, !result_moved)?;
+        self.release_held(held, item_target, &msg, !result_moved)?;
         Ok(Some(VatDelivery::Message { target: entry.eref, methargs, result: result_eref }))
     }
 

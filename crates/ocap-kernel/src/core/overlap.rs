@@ -28,6 +28,7 @@
 //! ordinary delivery that a delivery started ahead names would be found out by the check
 //! above and terminated.
 
+use super::refcount::HeldBy;
 use super::{KernelCore, KernelError};
 use crate::refs::{EndpointId, KRef};
 use crate::store::RunQueueItem;
@@ -83,7 +84,9 @@ impl KernelCore {
         let effects = self.effects.len();
         self.store.begin_speculation()?;
         let prepared = match item {
-            RunQueueItem::Send { target, message } => self.prepare_message(next, target, target, message),
+            RunQueueItem::Send { target, message } => {
+                self.prepare_message(next, target, target, message, HeldBy::QueueItem)
+            }
             RunQueueItem::Notify { endpoint_id, .. } => {
                 self.prepare_notify(endpoint_id, &kpids).map(|p| p.map(|(delivery, _)| delivery))
             }

@@ -12,6 +12,20 @@ use crate::refs::{EndpointId, KRef};
 use crate::store::promises::PromiseState;
 use crate::store::{GcActionKind, Message};
 
+/// What counts a message's references while it is routed (`delivery.rs`, `prepare_message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeldBy {
+    /// A run-queue item (or a message parked on a promise): its target, result and slots are
+    /// counted (`retain_message`) and released once it is delivered or rejected.
+    QueueItem,
+    /// Only its sender, in the crank that sends it (`router.rs`, `send_from_endpoint`): the
+    /// target and slots are kept alive by the sender's c-list until the crank ends (counts
+    /// that reach zero are looked at only then, `process_refcounts`), so they are neither
+    /// counted in nor out, two updates and two reads each that would cancel. The result is
+    /// counted, as for a queue item: the receiver's new c-list entry takes that count over.
+    Sender,
+}
+
 impl KernelCore {
     /// One more reference (reachable and recognizable for objects).
     pub(crate) fn incref(&mut self, kref: KRef) -> Result<(), KernelError> {
@@ -43,6 +57,22 @@ impl KernelCore {
             }
         }
         Ok(())
+    }
+
+    /// Releases what holds `msg` on its way (`HeldBy`): all of it for a queue item
+    /// (`release_message`), only the result for a send routed in its sender's crank.
+    pub(crate) fn release_held(
+        &mut self,
+        held: HeldBy,
+        item_target: KRef,
+        msg: &Message,
+        release_result: bool,
+    ) -> Result<(), KernelError> {
+        match (held, msg.result) {
+            (HeldBy::QueueItem, _) => self.release_message(Some(item_target), msg, release_result),
+            (HeldBy::Sender, Some(r)) if release_result => self.decref(r),
+            (HeldBy::Sender, _) => Ok(()),
+        }
     }
 
     /// Counts the references a queued message holds: its target (on the run queue; a message

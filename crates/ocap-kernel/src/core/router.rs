@@ -6,7 +6,10 @@
 //! (`retain_message`); on delivery those references become c-list entries of the receiver
 //! (counted there) and the item's own are released (`release_message`). A message parked on
 //! a promise keeps its result and slots but not its target (bugs §13.4 and §13.5 not copied).
+//! A send routed in its sender's crank, which no queue item holds, counts only its result
+//! (`refcount.rs`, `HeldBy::Sender`).
 
+use super::refcount::HeldBy;
 use super::unit::Outcome;
 use super::{Effect, KernelCore, KernelError};
 use crate::capdata::CapData;
@@ -49,9 +52,11 @@ impl KernelCore {
         let Some(peer) = self.peer_to_route_now(target, &message)? else {
             return self.enqueue_send(target, message);
         };
-        // The references the queue item would have held, released again by the routing.
-        self.retain_message(Some(target), &message)?;
-        if let Some(delivery) = self.prepare_message(peer.into(), target, target, message)? {
+        // No queue item holds it: only the result is counted (`HeldBy::Sender`).
+        if let Some(r) = message.result {
+            self.incref(r)?;
+        }
+        if let Some(delivery) = self.prepare_message(peer.into(), target, target, message, HeldBy::Sender)? {
             self.send_to_peer(peer, delivery)?;
         }
         Ok(())
@@ -119,12 +124,23 @@ impl KernelCore {
     /// Rejects a message's result (if it is still unresolved) with `error`, on the kernel's
     /// authority, and releases the references the queue item held.
     pub(crate) fn splat(&mut self, item_target: KRef, msg: &Message, error: CapData<KRef>) -> Result<(), KernelError> {
+        self.splat_held(HeldBy::QueueItem, item_target, msg, error)
+    }
+
+    /// `splat`, for a message whose references are held as `held` says.
+    pub(crate) fn splat_held(
+        &mut self,
+        held: HeldBy,
+        item_target: KRef,
+        msg: &Message,
+        error: CapData<KRef>,
+    ) -> Result<(), KernelError> {
         if let Some(r) = msg.result {
             if self.store.promise_is_unresolved(r)? {
                 self.resolve_promise(r, true, error)?;
             }
         }
-        self.release_message(Some(item_target), msg, true)
+        self.release_held(held, item_target, msg, true)
     }
 
     pub(crate) fn route_send(&mut self, item_target: KRef, msg: Message) -> Result<Outcome, KernelError> {

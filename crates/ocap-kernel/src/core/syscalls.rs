@@ -133,18 +133,21 @@ impl SyscallCtx<'_> {
                 if KernelCore::parse_eref(ep, &result)?.ref_type() != RefType::Promise {
                     return illegal(format!("result {result} is not a promise"));
                 }
-                let result = k.eref_to_kref(ep, &result)?;
-                let p = k.store.promise_status(result)?.ok_or(KernelError::UnknownKref(result))?;
-                if p.state != PromiseState::Unresolved || p.decider != Some(ep) {
-                    return illegal(format!("result {result} is not an unresolved promise decided by {ep}"));
-                }
                 // While the message is queued the kernel holds the decision (SwingSet's rule);
                 // delivery hands it to the receiver. The sender gave it up by sending: it may
                 // not resolve the promise any more, and a restart of the sender (which rejects
                 // what it decides, `incarnation.rs`) leaves a message still on its way alone,
                 // so its receiver, not a dead incarnation, settles it (found by the torture
-                // test: a queued IO `read` answered into a promise already rejected).
-                k.store.set_decider(result, None)?;
+                // test: a queued IO `read` answered into a promise already rejected). A result
+                // promise new to the kernel (the usual case) is made with no decider at once.
+                let (result, new) = k.eref_to_kref_or_new(ep, &result, None)?;
+                if !new {
+                    let p = k.store.promise_status(result)?.ok_or(KernelError::UnknownKref(result))?;
+                    if p.state != PromiseState::Unresolved || p.decider != Some(ep) {
+                        return illegal(format!("result {result} is not an unresolved promise decided by {ep}"));
+                    }
+                    k.store.set_decider(result, None)?;
+                }
                 k.send_from_endpoint(target, Message { methargs, result: Some(result), sender: Some(ep) })?;
                 Ok(SyscallResult::Ok)
             }

@@ -22,6 +22,20 @@ impl KernelCore {
 
     /// Maps an eref an endpoint used in a syscall to its kref, creating exports as needed.
     pub(crate) fn eref_to_kref(&mut self, ep: EndpointId, eref: &str) -> Result<KRef, SyscallError> {
+        self.eref_to_kref_or_new(ep, eref, Some(ep)).map(|(kref, _)| kref)
+    }
+
+    /// As `eref_to_kref`, and whether the kref was made now (an export the kernel had not
+    /// seen); a promise made now is decided by `new_decider` (the exporting endpoint, or
+    /// nobody for a `send`'s result, whose decision the kernel holds while the message is
+    /// on its way: `syscalls.rs`). The `send` syscall learns so that it need not read back
+    /// and rewrite the promise it has just made.
+    pub(crate) fn eref_to_kref_or_new(
+        &mut self,
+        ep: EndpointId,
+        eref: &str,
+        new_decider: Option<EndpointId>,
+    ) -> Result<(KRef, bool), SyscallError> {
         let parsed = Self::parse_eref(ep, eref)?;
         if let Some((kref, reachable)) = self.store.clist_by_eref(ep, eref)? {
             if !reachable && parsed.ref_type() == RefType::Object {
@@ -32,7 +46,7 @@ impl KernelCore {
                     return illegal(format!("{} used {eref}, an import it has dropped", describe(ep)));
                 }
             }
-            return Ok(kref);
+            return Ok((kref, false));
         }
         if !parsed.is_export() {
             return illegal(format!("{} used unknown import {eref}", describe(ep)));
@@ -41,11 +55,11 @@ impl KernelCore {
             RefType::Object => self.store.create_object(ep)?,
             RefType::Promise => {
                 // Counted once, for the c-list entry added below.
-                self.store.create_promise(Some(ep), 1, false)?
+                self.store.create_promise(new_decider, 1, false)?
             }
         };
         self.store.add_clist(ep, kref, eref, true)?;
-        Ok(kref)
+        Ok((kref, true))
     }
 
     pub(crate) fn capdata_to_kernel(
