@@ -1491,3 +1491,37 @@ fn an_object_sent_to_a_peer_in_the_sending_crank_is_collected_when_the_peer_drop
     a.k.check();
     b.k.check();
 }
+
+/// A send routed in its sender's crank and refused there (too large for a frame) leaves the
+/// object it carried as a queued send refused later would: nobody holds it, so the vat that
+/// exported it is told to drop and retire it (§8.4), and its result is rejected.
+#[test]
+fn an_object_in_a_refused_send_routed_in_the_sending_crank_goes_back_to_its_exporter() {
+    let Pair { mut a, mut b, remote, .. } = pair("counter");
+    let (alice, alog, plan) = ScriptedVat::planned();
+    let (_, alice_root) = a.k.add("alice", alice);
+    let big = "x".repeat(1024 * 1024 + 10);
+    plan.push(vec![
+        VatSyscall::Send {
+            target: "o-1".into(),
+            methargs: vdata(&format!("#[\"hello\",[\"$0.Alleged: thing\",\"{big}\"]]"), &["o+7"]),
+            result: Some("p+11".into()),
+        },
+        VatSyscall::Subscribe("p+11".into()),
+    ]);
+    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    settle(&mut a, &mut b);
+    let seen: Vec<VatDelivery> = alog
+        .all()
+        .into_iter()
+        .filter(|d| matches!(d, VatDelivery::DropExports(_) | VatDelivery::RetireExports(_) | VatDelivery::Notify(_)))
+        .collect();
+    assert!(
+        seen.iter().any(|d| matches!(d, VatDelivery::Notify(rs) if rs.iter().any(|r| r.vpid == "p+11" && r.rejected))),
+        "the result is rejected: {seen:?}"
+    );
+    assert!(seen.contains(&VatDelivery::DropExports(vec!["o+7".into()])), "{seen:?}");
+    assert!(seen.contains(&VatDelivery::RetireExports(vec!["o+7".into()])), "{seen:?}");
+    a.k.check();
+    b.k.check();
+}

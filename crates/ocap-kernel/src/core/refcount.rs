@@ -23,6 +23,8 @@ pub(crate) enum HeldBy {
     /// that reach zero are looked at only then, `process_refcounts`), so they are neither
     /// counted in nor out, two updates and two reads each that would cancel. The result is
     /// counted, as for a queue item: the receiver's new c-list entry takes that count over.
+    /// A message refused on the way (`splat_held`) puts its target and slots among the GC
+    /// candidates, which a queue item's release would have done for what reached zero.
     Sender,
 }
 

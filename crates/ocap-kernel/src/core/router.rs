@@ -140,6 +140,13 @@ impl KernelCore {
                 self.resolve_promise(r, true, error)?;
             }
         }
+        if held == HeldBy::Sender {
+            // Not counted in, so not counted out: but what the message alone held (an
+            // object the sender exported in it) is held by nobody now, as a queue item's
+            // release would find; the end of the unit looks at each (`process_refcounts`).
+            self.maybe_free.insert(item_target);
+            self.maybe_free.extend(msg.methargs.slots.iter().copied());
+        }
         self.release_held(held, item_target, msg, true)
     }
 
