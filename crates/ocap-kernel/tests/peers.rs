@@ -1525,3 +1525,63 @@ fn an_object_in_a_refused_send_routed_in_the_sending_crank_goes_back_to_its_expo
     a.k.check();
     b.k.check();
 }
+
+/// A vat answers a peer's call, which routes the answer at once (`notify_peers_now`), and
+/// then fails: the crank is rolled back, seq and all, and the kernel rejects the call
+/// instead. The retirement the rolled-back answer had arranged (forget the promise once the
+/// peer acks that seq) goes with it: the seq is handed out again, here to the GC frame for
+/// the object the call carried, and A's ack of that frame must not make B forget the promise
+/// before A is told of the rejection (found by review).
+#[test]
+fn an_answer_rolled_back_with_its_crank_leaves_no_retirement_behind() {
+    let (mut a, mut b) = (node(), node());
+    let vat = ScriptedVat::new(Box::new(|d, sys| {
+        if let VatDelivery::Message { result: Some(result), .. } = d {
+            sys.syscall(common::resolve(result, false, "#7", &[]));
+            return Err("the vat fails after answering".into());
+        }
+        Ok(())
+    }));
+    let (_, root) = b.k.add("fails", vat.0);
+    let remote = redeem(&mut a, &mut b, root);
+    let (thing, _) = passive();
+    let (_, thing_root) = a.k.add("thing", thing);
+    let rx = calls_carrying(&mut a, &mut b, remote, Value::presence(thing_root, None));
+    // B's failing crank, then its cranks one by one until the GC frame for A's object has
+    // left, with the seq the rolled-back answer had.
+    let mut sent = Vec::new();
+    for _ in 0..10 {
+        assert!(b.k.core.step().expect("step"));
+        b.k.core.commit().expect("commit");
+        sent.extend(b.wire.take());
+        if sent.iter().any(|f| f.contains("\"dropExports\"")) {
+            break;
+        }
+    }
+    assert!(notified(&sent).is_empty(), "no answer yet: {sent:?}");
+    // A takes it and acks it (a standalone ack) before B's rejection of the call is routed.
+    for f in &sent {
+        a.k.core.receive_from_peer(&b.peer, f).expect("receive");
+    }
+    a.k.core.remote_tick(Instant::now() + Duration::from_secs(1)).expect("tick");
+    for f in &a.wire.take() {
+        b.k.core.receive_from_peer(&a.peer, f).expect("receive");
+    }
+    settle(&mut a, &mut b);
+    let why = rejection(rx.try_recv().ok());
+    assert!(why.contains("the vat fails after answering"), "{why}");
+    a.k.check();
+    b.k.check();
+}
+
+/// A host call from A to `remote` carrying `arg`, routed by A, its frame received by B (not
+/// yet run); the receiver of its result.
+fn calls_carrying(a: &mut Node, b: &mut Node, remote: KRef, arg: Value) -> mpsc::Receiver<ocap_kernel::HostResult> {
+    let rx = a.k.send(remote, "hold", vec![arg]);
+    a.k.run();
+    for f in &a.wire.take() {
+        b.k.core.receive_from_peer(&a.peer, f).expect("receive");
+    }
+    b.wire.take();
+    rx
+}

@@ -98,6 +98,15 @@ pub(crate) enum Effect {
         /// The ack the frame carries.
         ack: u64,
     },
+    /// Promise entries a notify to a peer settled, forgotten once the peer acknowledges the
+    /// notify's frame `seq` (`peers.rs`, `retire_after_notify`). Registered at the commit:
+    /// a unit rolled back after logging the notify hands `seq` out again to another frame,
+    /// and must leave no retirement keyed to it behind.
+    RetireAfterAck {
+        remote: crate::refs::RemoteId,
+        seq: u64,
+        kps: Vec<KRef>,
+    },
 }
 
 /// The kernel state machine's sole owner.

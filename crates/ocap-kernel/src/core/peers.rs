@@ -174,7 +174,8 @@ struct PeerLink {
     /// The seq of the last frame logged for the peer in this process.
     last_logged: u64,
     /// Promise entries to forget once the peer acks the notify that settled them:
-    /// `(the notify's seq, kpid)` (see `retire_after_notify`).
+    /// `(the notify's seq, kpid)` (see `retire_after_notify`), added when the notify's unit
+    /// is committed (`Effect::RetireAfterAck`).
     retiring: Vec<(u64, KRef)>,
 }
 
@@ -282,12 +283,19 @@ impl KernelCore {
         if !self.is_peer(r) {
             return false;
         }
-        if let Some(link) = self.comms.links.get_mut(&r) {
+        if let Some(link) = self.comms.links.get(&r) {
             // The notify is the frame just logged for the peer.
             let seq = link.last_logged;
-            link.retiring.extend(kps.iter().map(|kp| (seq, *kp)));
+            self.effects.push(Effect::RetireAfterAck { remote: r, seq, kps: kps.to_vec() });
         }
         true
+    }
+
+    /// A committed `Effect::RetireAfterAck`: the entries wait for the peer's ack of `seq`.
+    pub(crate) fn retire_committed(&mut self, remote: RemoteId, seq: u64, kps: Vec<KRef>) {
+        if let Some(link) = self.comms.links.get_mut(&remote) {
+            link.retiring.extend(kps.into_iter().map(|kp| (seq, kp)));
+        }
     }
 
     /// Forgets the promise entries whose notify the peer has acknowledged by `ack` in a frame

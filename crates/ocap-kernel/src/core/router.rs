@@ -41,13 +41,18 @@ impl KernelCore {
     ///
     /// **Why nothing can tell.** With the run queue empty and no kernel-service reply, GC
     /// action, cleanup or reap waiting, and no crank chosen to go next (`overlap.rs`), the
-    /// crank after this one would route this send before anything else: whatever this crank
-    /// queues later goes behind it, and what arrives from outside meanwhile (host calls,
-    /// frames) is queued behind it too.
+    /// crank after this one would route this send before any other run-queue item: whatever
+    /// this crank queues later goes behind it, and what arrives from outside meanwhile (host
+    /// calls, frames) is queued behind it too. Only work this same crank makes at its end and
+    /// that outranks the queue (GC actions, a reap, a service reply) would have gone first;
+    /// none of it concerns what the send carries, which the peer's c-list now holds.
     /// Routing it now writes the same c-list entries, decider and frame, in this crank's
     /// transaction instead of the next one's: if this crank is rolled back, so is the frame,
     /// and nothing leaves before the commit (output validity, remote-comms.md §5.3). Each
     /// later send of the delivery meets the same test, so sends to the peer keep their order.
+    /// What the routing itself queues (a notify of an already settled promise the send
+    /// carries, `translate.rs`) is queued now rather than one crank later: ahead of what the
+    /// vat queues after this send, which cannot tell (the promise was settled already).
     pub(crate) fn send_from_endpoint(&mut self, target: KRef, message: Message) -> Result<(), KernelError> {
         let Some(peer) = self.peer_to_route_now(target, &message)? else {
             return self.enqueue_send(target, message);
@@ -91,12 +96,15 @@ impl KernelCore {
     /// crank, as `send_from_endpoint` routes sends, for the same reasons (an answer to a peer
     /// leaves with the commit of the delivery that made it, not one crank later; in a
     /// sequence of calls from a peer that is one crank fewer per call, and the caller waits
-    /// on every one). Exactly what the crank after would have done: the run queue held
-    /// nothing before the syscall, so the notifies to peers at its head are what the
-    /// resolutions queued, in their order, and each is taken with the items that join it in
-    /// one frame (`notify_batch.rs`, the same rule). It stops at the first item of another
-    /// kind (a notify to a vat, a message parked on a resolved promise), which waits for its
-    /// crank with everything behind it.
+    /// on every one). What the cranks after would have done, in the same order but for the
+    /// end-of-crank work that outranks the queue (as for sends): the run queue held nothing
+    /// before the syscall, so the notifies to peers at its head are what the resolutions
+    /// queued, in their order, and each is taken with the items that join it in one frame
+    /// (`notify_batch.rs`, the same rule). It stops at the first item of another kind (a
+    /// notify to a vat, a message parked on a resolved promise), which waits for its crank
+    /// with everything behind it. The entries the notifies settle are retired once the peer
+    /// acknowledges them, registered at the commit (`Effect::RetireAfterAck`): this crank may
+    /// still be rolled back after the syscall, and its seqs handed out again.
     pub(crate) fn notify_peers_now(&mut self) -> Result<(), KernelError> {
         while let Some((seq, RunQueueItem::Notify { endpoint_id: EndpointId::Remote(peer), kpid })) =
             self.store.peek_run()?

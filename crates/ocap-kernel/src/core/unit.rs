@@ -153,6 +153,7 @@ impl KernelCore {
                     self.invoke_service(service, method, args, result);
                 }
                 Effect::RemoteSend { remote, frame, ack } => self.frame_committed(remote, frame, ack),
+                Effect::RetireAfterAck { remote, seq, kps } => self.retire_committed(remote, seq, kps),
             }
         }
         Ok(())
@@ -164,7 +165,8 @@ impl KernelCore {
     /// goes idle), so a burst of sends shares one commit.
     pub(crate) fn after_crank(&mut self) -> Result<(), KernelError> {
         self.cranks_since_commit += 1;
-        let waited_on = self.effects.iter().any(|e| !matches!(e, Effect::RemoteSend { .. }));
+        let waited_on =
+            self.effects.iter().any(|e| !matches!(e, Effect::RemoteSend { .. } | Effect::RetireAfterAck { .. }));
         if waited_on || self.cranks_since_commit >= self.opts.max_cranks_per_commit {
             self.commit()?;
         }
