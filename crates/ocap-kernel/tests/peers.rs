@@ -173,6 +173,14 @@ fn pair(name: &str) -> Pair {
     Pair { a, b, log, vat_id, remote }
 }
 
+/// Two kernels, with `vat` in B (as `name`) and A's kref for its root, redeemed over the wire.
+fn peers_with(name: &str, vat: ScriptedVat) -> (Node, Node, KRef) {
+    let (mut a, mut b) = (node(), node());
+    let (_, root) = b.k.add(name, vat);
+    let remote = redeem(&mut a, &mut b, root);
+    (a, b, remote)
+}
+
 /// As `pair`, with the JS kernel's 10 s ack timer (so that whatever is resent sooner is
 /// resent by something else), and its options.
 fn pair_with_the_js_ack_timer() -> (RemoteOptions, Pair) {
@@ -300,10 +308,8 @@ fn watcher() -> (ScriptedVat, DeliveryLog) {
 
 #[test]
 fn a_promise_passed_as_an_argument_is_settled_in_the_other_kernel_8_2() {
-    let (mut a, mut b) = (node(), node());
     let (vat, wlog) = watcher();
-    let (_, watcher_root) = b.k.add("watcher", vat);
-    let remote = redeem(&mut a, &mut b, watcher_root);
+    let (mut a, mut b, remote) = peers_with("watcher", vat);
     // In A, a vat holding the watcher sends it a promise of its own (`watch(p)`), and
     // settles it later.
     let (alice, _alog, plan) = ScriptedVat::planned();
@@ -1401,16 +1407,7 @@ fn a_vats_answer_to_a_peer_queues_behind_what_was_queued_before_it() {
 /// leaves; A learns of the failure from the kernel instead.
 #[test]
 fn a_failed_crank_sends_no_answer_to_the_peer() {
-    let (mut a, mut b) = (node(), node());
-    let vat = ScriptedVat::new(Box::new(|d, sys| {
-        if let VatDelivery::Message { result: Some(result), .. } = d {
-            sys.syscall(common::resolve(result, false, "#7", &[]));
-            return Err("the vat fails after answering".into());
-        }
-        Ok(())
-    }));
-    let (_, root) = b.k.add("fails", vat.0);
-    let remote = redeem(&mut a, &mut b, root);
+    let (mut a, mut b, remote) = peers_with("fails", answers_then_fails());
     let rxs = calls_received_by_b(&mut a, &mut b, remote, 1);
     assert!(b.k.core.step().expect("step"));
     b.k.core.commit().expect("commit");
@@ -1448,18 +1445,9 @@ fn dropper() -> (ScriptedVat, DeliveryLog) {
 /// vat (remote-comms.md §8.4).
 #[test]
 fn an_object_sent_to_a_peer_in_the_sending_crank_is_collected_when_the_peer_drops_it() {
-    let (mut a, mut b) = (node(), node());
     let (vat, dlog) = dropper();
-    let (_, dropper_root) = b.k.add("dropper", vat);
-    let remote = redeem(&mut a, &mut b, dropper_root);
-    let (alice, alog, plan) = ScriptedVat::planned();
-    let (_, alice_root) = a.k.add("alice", alice);
-    plan.push(vec![VatSyscall::Send {
-        target: "o-1".into(),
-        methargs: vdata("#[\"hold\",[\"$0.Alleged: thing\"]]", &["o+5"]),
-        result: Some("p+11".into()),
-    }]);
-    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    let (mut a, mut b, remote) = peers_with("dropper", vat);
+    let alog = alice_told_to_go(&mut a, remote, vec![common::send("o-1", "hold", &["o+5"], "p+11")]);
     // One crank: alice's delivery, with the send routed in it.
     assert!(a.k.core.step().expect("step"));
     a.k.core.commit().expect("commit");
@@ -1498,18 +1486,13 @@ fn an_object_sent_to_a_peer_in_the_sending_crank_is_collected_when_the_peer_drop
 #[test]
 fn an_object_in_a_refused_send_routed_in_the_sending_crank_goes_back_to_its_exporter() {
     let Pair { mut a, mut b, remote, .. } = pair("counter");
-    let (alice, alog, plan) = ScriptedVat::planned();
-    let (_, alice_root) = a.k.add("alice", alice);
     let big = "x".repeat(1024 * 1024 + 10);
-    plan.push(vec![
-        VatSyscall::Send {
-            target: "o-1".into(),
-            methargs: vdata(&format!("#[\"hello\",[\"$0.Alleged: thing\",\"{big}\"]]"), &["o+7"]),
-            result: Some("p+11".into()),
-        },
-        VatSyscall::Subscribe("p+11".into()),
-    ]);
-    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    let send = VatSyscall::Send {
+        target: "o-1".into(),
+        methargs: vdata(&format!("#[\"hello\",[\"$0.Alleged: thing\",\"{big}\"]]"), &["o+7"]),
+        result: Some("p+11".into()),
+    };
+    let alog = alice_told_to_go(&mut a, remote, vec![send, VatSyscall::Subscribe("p+11".into())]);
     settle(&mut a, &mut b);
     let seen: Vec<VatDelivery> = alog
         .all()
@@ -1534,16 +1517,7 @@ fn an_object_in_a_refused_send_routed_in_the_sending_crank_goes_back_to_its_expo
 /// before A is told of the rejection (found by review).
 #[test]
 fn an_answer_rolled_back_with_its_crank_leaves_no_retirement_behind() {
-    let (mut a, mut b) = (node(), node());
-    let vat = ScriptedVat::new(Box::new(|d, sys| {
-        if let VatDelivery::Message { result: Some(result), .. } = d {
-            sys.syscall(common::resolve(result, false, "#7", &[]));
-            return Err("the vat fails after answering".into());
-        }
-        Ok(())
-    }));
-    let (_, root) = b.k.add("fails", vat.0);
-    let remote = redeem(&mut a, &mut b, root);
+    let (mut a, mut b, remote) = peers_with("fails", answers_then_fails());
     let (thing, _) = passive();
     let (_, thing_root) = a.k.add("thing", thing);
     let rx = calls_carrying(&mut a, &mut b, remote, Value::presence(thing_root, None));
@@ -1584,4 +1558,26 @@ fn calls_carrying(a: &mut Node, b: &mut Node, remote: KRef, arg: Value) -> mpsc:
     }
     b.wire.take();
     rx
+}
+
+/// In A, a vat `alice` whose one delivery (`go`, queued here with `remote`, her `o-1`) makes
+/// `calls`. Her delivery log.
+fn alice_told_to_go(a: &mut Node, remote: KRef, calls: Vec<VatSyscall>) -> DeliveryLog {
+    let (alice, alog, plan) = ScriptedVat::planned();
+    let (_, alice_root) = a.k.add("alice", alice);
+    plan.push(calls);
+    let _ = a.k.send(alice_root, "go", vec![Value::presence(remote, None)]);
+    alog
+}
+
+/// A vat that answers a message `#7` and then fails the delivery.
+fn answers_then_fails() -> ScriptedVat {
+    ScriptedVat::new(Box::new(|d, sys| {
+        if let VatDelivery::Message { result: Some(result), .. } = d {
+            sys.syscall(common::resolve(result, false, "#7", &[]));
+            return Err("the vat fails after answering".into());
+        }
+        Ok(())
+    }))
+    .0
 }
