@@ -153,22 +153,7 @@ impl KernelCore {
         match item {
             RunQueueItem::Send { target, message } => Ok(Work::Send(seq, target, message)),
             RunQueueItem::Notify { endpoint_id, kpid } => {
-                let followers = match followers {
-                    Some(f) => f,
-                    None => self.notify_followers(seq, endpoint_id, kpid)?,
-                };
-                let mut items = Vec::with_capacity(1 + followers.len());
-                items.push((seq, kpid));
-                for (seq, kp) in followers {
-                    // Nothing takes run-queue items but the cranks that run them, so one
-                    // fixed a crank ahead is still there.
-                    if self.store.remove_run(seq)? {
-                        items.push((seq, kp));
-                    } else {
-                        tracing::error!("run-queue notify {seq} chosen ahead is gone");
-                    }
-                }
-                Ok(Work::Notify(endpoint_id, items))
+                Ok(Work::Notify(endpoint_id, self.take_notify_batch(seq, endpoint_id, kpid, followers)?))
             }
         }
     }

@@ -81,4 +81,32 @@ impl KernelCore {
         followers.truncate(keep.saturating_sub(1));
         Ok(followers)
     }
+
+    /// The batch of the notify of `kpid` to `ep` (run-queue item `seq`, already taken off the
+    /// queue): that item, then its followers, taken off the queue too. `followers` when they
+    /// were fixed one crank ahead (`overlap.rs`), else those behind it now.
+    pub(crate) fn take_notify_batch(
+        &mut self,
+        seq: i64,
+        ep: EndpointId,
+        kpid: KRef,
+        followers: Option<Vec<(i64, KRef)>>,
+    ) -> Result<Vec<(i64, KRef)>, KernelError> {
+        let followers = match followers {
+            Some(f) => f,
+            None => self.notify_followers(seq, ep, kpid)?,
+        };
+        let mut items = Vec::with_capacity(1 + followers.len());
+        items.push((seq, kpid));
+        for (seq, kp) in followers {
+            // Nothing takes run-queue items but the cranks that run them (and, at the head of
+            // the queue, `notify_peers_now`), so one fixed a crank ahead is still there.
+            if self.store.remove_run(seq)? {
+                items.push((seq, kp));
+            } else {
+                tracing::error!("run-queue notify {seq} chosen ahead is gone");
+            }
+        }
+        Ok(items)
+    }
 }

@@ -113,14 +113,8 @@ impl KernelCore {
                 break;
             }
             let ep = EndpointId::Remote(peer);
-            let followers = self.notify_followers(seq, ep, kpid)?;
             self.store.remove_run(seq)?;
-            let mut kpids = Vec::with_capacity(1 + followers.len());
-            kpids.push(kpid);
-            for (seq, kp) in followers {
-                self.store.remove_run(seq)?;
-                kpids.push(kp);
-            }
+            let kpids: Vec<KRef> = self.take_notify_batch(seq, ep, kpid, None)?.into_iter().map(|(_, kp)| kp).collect();
             if let Some((delivery, kps)) = self.prepare_notify(ep, &kpids)? {
                 self.send_to_peer(peer, delivery)?;
                 self.retire_notified(ep, &kps)?;
