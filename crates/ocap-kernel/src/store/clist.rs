@@ -2,15 +2,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
+pub use super::rows::CListEntry;
 use super::{Ctx, Store, StoreError};
 use crate::refs::{EndpointId, KRef};
-
-/// A c-list entry as seen from the kref side.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CListEntry {
-    pub eref: String,
-    pub reachable: bool,
-}
 
 fn parse_kref(s: String) -> Result<KRef, StoreError> {
     s.parse().map_err(|e| StoreError::Corrupt(format!("bad kref in c-list: {e}")))
@@ -24,7 +18,23 @@ pub(crate) fn eref_is_export(eref: &str) -> bool {
 }
 
 impl Store {
+    /// The entry of `kref` in `endpoint`'s c-list (cached: `row_cache.rs`).
     pub(crate) fn clist_by_kref(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
+        if let Some(known) = self.cache.borrow().clist_by_kref(endpoint, kref) {
+            #[cfg(debug_assertions)]
+            assert_eq!(known, self.read_clist_by_kref(endpoint, kref)?, "row cache: {endpoint} {kref}");
+            return Ok(known);
+        }
+        let entry = self.read_clist_by_kref(endpoint, kref)?;
+        let mut cache = self.cache.borrow_mut();
+        if let Some(e) = &entry {
+            cache.set_clist_by_eref(endpoint, &e.eref, Some(kref));
+        }
+        cache.set_clist_by_kref(endpoint, kref, entry.clone());
+        Ok(entry)
+    }
+
+    fn read_clist_by_kref(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
         self.conn
             .prepare_cached("SELECT eref, reachable FROM clist WHERE endpoint = ?1 AND kref = ?2")
             .ctx("prepare clist by kref")?
@@ -35,7 +45,34 @@ impl Store {
             .ctx("clist by kref")
     }
 
+    /// The kref and reachable flag of `eref` in `endpoint`'s c-list (cached: `row_cache.rs`).
     pub(crate) fn clist_by_eref(&self, endpoint: EndpointId, eref: &str) -> Result<Option<(KRef, bool)>, StoreError> {
+        let known = {
+            let cache = self.cache.borrow();
+            match cache.clist_by_eref(endpoint, eref) {
+                Some(None) => Some(None),
+                Some(Some(kref)) => match cache.clist_by_kref(endpoint, kref) {
+                    Some(Some(entry)) => Some(Some((kref, entry.reachable))),
+                    _ => None,
+                },
+                None => None,
+            }
+        };
+        if let Some(known) = known {
+            #[cfg(debug_assertions)]
+            assert_eq!(known, self.read_clist_by_eref(endpoint, eref)?, "row cache: {endpoint} {eref}");
+            return Ok(known);
+        }
+        let row = self.read_clist_by_eref(endpoint, eref)?;
+        let mut cache = self.cache.borrow_mut();
+        cache.set_clist_by_eref(endpoint, eref, row.map(|(kref, _)| kref));
+        if let Some((kref, reachable)) = row {
+            cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
+        }
+        Ok(row)
+    }
+
+    fn read_clist_by_eref(&self, endpoint: EndpointId, eref: &str) -> Result<Option<(KRef, bool)>, StoreError> {
         let row: Option<(String, bool)> = self
             .conn
             .prepare_cached("SELECT kref, reachable FROM clist WHERE endpoint = ?1 AND eref = ?2")
@@ -58,6 +95,9 @@ impl Store {
             .ctx("prepare add clist")?
             .execute(params![endpoint.to_string(), kref.to_string(), eref, reachable])
             .ctx("add clist")?;
+        let mut cache = self.cache.borrow_mut();
+        cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
+        cache.set_clist_by_eref(endpoint, eref, Some(kref));
         Ok(())
     }
 
@@ -72,15 +112,21 @@ impl Store {
             .ctx("prepare set reachable")?
             .execute(params![endpoint.to_string(), kref.to_string(), reachable])
             .ctx("set reachable")?;
+        self.cache.borrow_mut().set_clist_reachable(endpoint, kref, reachable);
         Ok(())
     }
 
     pub(crate) fn delete_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<(), StoreError> {
+        // The eref side of the cache needs the entry's eref: read it (usually cached) first.
+        let Some(entry) = self.clist_by_kref(endpoint, kref)? else { return Ok(()) };
         self.conn
             .prepare_cached("DELETE FROM clist WHERE endpoint = ?1 AND kref = ?2")
             .ctx("prepare delete clist")?
             .execute(params![endpoint.to_string(), kref.to_string()])
             .ctx("delete clist")?;
+        let mut cache = self.cache.borrow_mut();
+        cache.set_clist_by_eref(endpoint, &entry.eref, None);
+        cache.set_clist_by_kref(endpoint, kref, None);
         Ok(())
     }
 

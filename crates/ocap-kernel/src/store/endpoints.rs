@@ -21,6 +21,18 @@ impl Store {
     /// Whether the endpoint exists and is active. The kernel always is.
     pub(crate) fn endpoint_is_active(&self, ep: EndpointId) -> Result<bool, StoreError> {
         let Some(table) = table(ep) else { return Ok(true) };
+        let cached = self.cache.borrow().endpoint_active(ep);
+        if let Some(active) = cached {
+            #[cfg(debug_assertions)]
+            assert_eq!(active, self.read_endpoint_active(table, ep)?, "row cache: state of {ep}");
+            return Ok(active);
+        }
+        let active = self.read_endpoint_active(table, ep)?;
+        self.cache.borrow_mut().set_endpoint_active(ep, active);
+        Ok(active)
+    }
+
+    fn read_endpoint_active(&self, table: &str, ep: EndpointId) -> Result<bool, StoreError> {
         let sql = match table {
             "vats" => "SELECT state = 'active' FROM vats WHERE id = ?1",
             _ => "SELECT state = 'active' FROM remotes WHERE id = ?1",
@@ -43,6 +55,7 @@ impl Store {
             None => return Ok(()),
         };
         self.conn.prepare_cached(sql).ctx("prepare terminate endpoint")?.execute([ep.to_string()]).ctx("terminate")?;
+        self.cache.borrow_mut().forget_endpoint(ep);
         Ok(())
     }
 
@@ -64,6 +77,7 @@ impl Store {
 
     /// Deletes a cleaned-up endpoint's row and everything keyed by it.
     pub(crate) fn delete_endpoint(&self, ep: EndpointId) -> Result<(), StoreError> {
+        self.cache.borrow_mut().forget_endpoint(ep);
         match ep {
             EndpointId::Vat(vat) => self.delete_vat(vat),
             EndpointId::Remote(r) => {
@@ -101,13 +115,28 @@ impl Store {
             (None, _) => return Err(StoreError::Corrupt("the kernel has no c-list to import into".into())),
         };
         let id = ep.to_string();
-        self.conn.prepare_cached(update).ctx("prepare import index")?.execute([&id]).ctx("import index")?;
-        let v: i64 = self
-            .conn
-            .prepare_cached(read)
-            .ctx("prepare read import index")?
-            .query_row([&id], |r| r.get(0))
-            .ctx("read import index")?;
-        Ok(v as u64)
+        let changed =
+            self.conn.prepare_cached(update).ctx("prepare import index")?.execute([&id]).ctx("import index")?;
+        let read_back = || -> Result<u64, StoreError> {
+            let v: i64 = self
+                .conn
+                .prepare_cached(read)
+                .ctx("prepare read import index")?
+                .query_row([&id], |r| r.get(0))
+                .ctx("read import index")?;
+            Ok(v as u64)
+        };
+        // The value is remembered (`row_cache.rs`), so the read runs once per endpoint.
+        let cached = self.cache.borrow().import_index(ep, promise).filter(|_| changed == 1);
+        let v = match cached {
+            Some(v) => {
+                #[cfg(debug_assertions)]
+                assert_eq!(v, read_back()?, "row cache: import index of {ep}");
+                v
+            }
+            None => read_back()?,
+        };
+        self.cache.borrow_mut().set_import_index(ep, promise, v + 1);
+        Ok(v)
     }
 }

@@ -8,8 +8,9 @@
 //! (a crank, a host command) in `SAVEPOINT unit`. A unit that fails is rolled back to its
 //! savepoint; one that succeeds is released. The outer transaction is committed by the run
 //! loop before anything produced inside it is shown to the host (group commit), so a crash
-//! never loses what was acknowledged. Nothing is cached in memory, so a rollback leaves no
-//! stale state behind.
+//! never loses what was acknowledged. The only rows kept in memory are the hot `clist` and
+//! `promises` rows (`row_cache.rs`), write-through and journalled per savepoint, so a
+//! rollback puts them back with the rows themselves and leaves nothing stale behind.
 //!
 //! No `RETURNING` on the crank's paths: SQLite buffers a RETURNING clause's rows in an
 //! ephemeral table that it opens and closes on every run (a B-tree and a pager). An update
@@ -26,6 +27,8 @@ mod peers;
 pub mod promises;
 mod queues;
 mod remotes;
+mod row_cache;
+mod rows;
 mod subclusters;
 mod vats;
 
@@ -41,6 +44,7 @@ pub use remotes::{RemoteRecord, RemoteState};
 pub use subclusters::SubclusterRecord;
 pub use vats::{VatRecord, VatState};
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -83,6 +87,8 @@ pub struct Store {
     conn: Connection,
     in_outer: bool,
     in_unit: bool,
+    /// Hot rows of `clist` and `promises` (`row_cache.rs`).
+    cache: RefCell<row_cache::RowCache>,
 }
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -114,7 +120,9 @@ impl Store {
             .optional()
             .map_err(|e| StoreError::Corrupt(format!("not an ocap kernel database: {e}")))?;
         match version {
-            Some(v) if v == SCHEMA_VERSION => Ok(Store { conn, in_outer: false, in_unit: false }),
+            Some(v) if v == SCHEMA_VERSION => {
+                Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default() })
+            }
             Some(v) => Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}"))),
             None => Err(StoreError::Corrupt("not an ocap kernel database: no schema version".into())),
         }
@@ -162,7 +170,7 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}")))
             }
         }
-        Ok(Store { conn, in_outer: false, in_unit: false })
+        Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default() })
     }
 
     /// The raw connection, for read-only inspection (the invariant checker, `inspect`).
@@ -187,6 +195,7 @@ impl Store {
             self.in_outer = true;
         }
         self.control("SAVEPOINT unit", "begin unit")?;
+        self.cache.get_mut().savepoint();
         self.in_unit = true;
         Ok(())
     }
@@ -195,6 +204,7 @@ impl Store {
     pub fn release_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
         self.control("RELEASE unit", "release unit")?;
+        self.cache.get_mut().release();
         self.in_unit = false;
         Ok(())
     }
@@ -202,7 +212,11 @@ impl Store {
     /// Undoes every write of the unit.
     pub fn rollback_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
-        self.control("ROLLBACK TO unit", "roll back unit")?;
+        if let Err(e) = self.control("ROLLBACK TO unit", "roll back unit") {
+            self.cache.get_mut().reset();
+            return Err(e);
+        }
+        self.cache.get_mut().rollback();
         self.control("RELEASE unit", "release rolled-back unit")?;
         self.in_unit = false;
         Ok(())
@@ -212,12 +226,18 @@ impl Store {
     /// undoes: what the kernel computes ahead of its turn (`core/overlap.rs`).
     pub(crate) fn begin_speculation(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
-        self.control("SAVEPOINT speculate", "begin speculation")
+        self.control("SAVEPOINT speculate", "begin speculation")?;
+        self.cache.get_mut().savepoint();
+        Ok(())
     }
 
     /// Undoes every write since [`Store::begin_speculation`] and closes its savepoint.
     pub(crate) fn discard_speculation(&mut self) -> Result<(), StoreError> {
-        self.control("ROLLBACK TO speculate", "roll back speculation")?;
+        if let Err(e) = self.control("ROLLBACK TO speculate", "roll back speculation") {
+            self.cache.get_mut().reset();
+            return Err(e);
+        }
+        self.cache.get_mut().rollback();
         self.control("RELEASE speculate", "release speculation")
     }
 
@@ -225,7 +245,12 @@ impl Store {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         debug_assert!(!self.in_unit, "commit inside a unit");
         if self.in_outer {
-            self.control("COMMIT", "commit")?;
+            if let Err(e) = self.control("COMMIT", "commit") {
+                // A failed COMMIT may leave the transaction open or rolled back: the cached
+                // rows can no longer be trusted either way.
+                self.cache.get_mut().reset();
+                return Err(e);
+            }
             self.in_outer = false;
         }
         Ok(())
@@ -233,7 +258,8 @@ impl Store {
 
     // ---- counters --------------------------------------------------------------------
 
-    /// Returns the next value of a named counter and advances it. Counters start at 1.
+    /// Returns the next value of a named counter and advances it. Counters start at 1. The
+    /// value is remembered (`row_cache.rs`), so the read after the update runs only once.
     pub(crate) fn next_id(&self, name: &str) -> Result<u64, StoreError> {
         self.conn
             .prepare_cached(
@@ -242,6 +268,21 @@ impl Store {
             .ctx("prepare counter")?
             .execute([name])
             .ctx("advance counter")?;
+        let cached = self.cache.borrow().counter(name);
+        let v = match cached {
+            Some(v) => {
+                #[cfg(debug_assertions)]
+                assert_eq!(v, self.read_counter(name)?, "row cache: counter {name}");
+                v
+            }
+            None => self.read_counter(name)?,
+        };
+        self.cache.borrow_mut().set_counter(name, v + 1);
+        Ok(v)
+    }
+
+    /// The value a counter just handed out.
+    fn read_counter(&self, name: &str) -> Result<u64, StoreError> {
         let v: i64 = self
             .conn
             .prepare_cached("SELECT value - 1 FROM counters WHERE name = ?1")

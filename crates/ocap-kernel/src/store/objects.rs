@@ -2,19 +2,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
+pub use super::rows::ObjectRecord;
 use super::{Ctx, Store, StoreError};
 use crate::refs::{EndpointId, KRef};
-
-/// One row of the `objects` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectRecord {
-    /// `None` once orphaned (the exporter abandoned it or was terminated).
-    pub owner: Option<EndpointId>,
-    pub reachable: u64,
-    pub recognizable: u64,
-    pub revoked: bool,
-    pub pins: u64,
-}
 
 pub(crate) fn parse_endpoint(s: Option<String>) -> Result<Option<EndpointId>, StoreError> {
     s.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("bad endpoint in store: {e}")))).transpose()
@@ -28,10 +18,24 @@ impl Store {
             .ctx("prepare create object")?
             .execute(params![id as i64, owner.to_string()])
             .ctx("create object")?;
+        let row = ObjectRecord { owner: Some(owner), reachable: 0, recognizable: 0, revoked: false, pins: 0 };
+        self.cache.borrow_mut().set_object(id, Some(row));
         Ok(KRef::Object(id))
     }
 
+    /// An object's row (cached: `row_cache.rs`).
     pub fn object(&self, kref: KRef) -> Result<Option<ObjectRecord>, StoreError> {
+        if let Some(known) = self.cache.borrow().object(kref.id()) {
+            #[cfg(debug_assertions)]
+            assert_eq!(known, self.read_object(kref)?, "row cache: {kref}");
+            return Ok(known);
+        }
+        let row = self.read_object(kref)?;
+        self.cache.borrow_mut().set_object(kref.id(), row.clone());
+        Ok(row)
+    }
+
+    fn read_object(&self, kref: KRef) -> Result<Option<ObjectRecord>, StoreError> {
         let row = self
             .conn
             .prepare_cached("SELECT owner, reachable, recognizable, revoked, pins FROM objects WHERE id = ?1")
@@ -48,7 +52,7 @@ impl Store {
             .optional()
             .ctx("get object")?;
         row.map(|(owner, reachable, recognizable, revoked, pins)| {
-            Ok(ObjectRecord {
+            Ok::<_, StoreError>(ObjectRecord {
                 owner: parse_endpoint(owner)?,
                 reachable: reachable as u64,
                 recognizable: recognizable as u64,
@@ -79,16 +83,23 @@ impl Store {
                     "refcount of {kref} would go out of range ({d_reachable},{d_recognizable}): {e}"
                 ))
             })?;
+        let mut cache = self.cache.borrow_mut();
         if changed == 0 {
+            cache.set_object(kref.id(), None);
             return Ok(None);
         }
-        let (a, b): (i64, i64) = self
-            .conn
-            .prepare_cached("SELECT reachable, recognizable FROM objects WHERE id = ?1")
-            .ctx("prepare read object counts")?
-            .query_row([kref.id() as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-            .ctx("read object counts")?;
-        Ok(Some((a as u64, b as u64)))
+        let mut counts = None;
+        cache.update_object(kref.id(), |row| {
+            row.reachable = row.reachable.saturating_add_signed(d_reachable);
+            row.recognizable = row.recognizable.saturating_add_signed(d_recognizable);
+            counts = Some((row.reachable, row.recognizable));
+        });
+        drop(cache);
+        match counts {
+            Some(counts) => Ok(Some(counts)),
+            // Not cached: read the row (the counts just written with it).
+            None => Ok(self.object(kref)?.map(|r| (r.reachable, r.recognizable))),
+        }
     }
 
     pub(crate) fn set_object_owner(&self, kref: KRef, owner: Option<EndpointId>) -> Result<(), StoreError> {
@@ -97,6 +108,7 @@ impl Store {
             .ctx("prepare set owner")?
             .execute(params![kref.id() as i64, owner.map(|o| o.to_string())])
             .ctx("set owner")?;
+        self.cache.borrow_mut().update_object(kref.id(), |row| row.owner = owner);
         Ok(())
     }
 
@@ -106,6 +118,7 @@ impl Store {
             .ctx("prepare revoke")?
             .execute([kref.id() as i64])
             .ctx("revoke")?;
+        self.cache.borrow_mut().update_object(kref.id(), |row| row.revoked = true);
         Ok(())
     }
 
@@ -115,6 +128,7 @@ impl Store {
             .ctx("prepare pin")?
             .execute(params![kref.id() as i64, delta])
             .map_err(|e| StoreError::Corrupt(format!("pin count of {kref} out of range: {e}")))?;
+        self.cache.borrow_mut().update_object(kref.id(), |row| row.pins = row.pins.saturating_add_signed(delta));
         Ok(())
     }
 
@@ -124,6 +138,7 @@ impl Store {
             .ctx("prepare delete object")?
             .execute([kref.id() as i64])
             .ctx("delete object")?;
+        self.cache.borrow_mut().set_object(kref.id(), None);
         Ok(())
     }
 

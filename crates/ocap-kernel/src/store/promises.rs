@@ -1,37 +1,16 @@
 //! Kernel promises: state, decider, subscribers, value, refcount, and parked messages.
 
+use std::sync::Arc;
+
 use rusqlite::{params, OptionalExtension};
 
 use super::objects::parse_endpoint;
 use super::queues::Message;
+use super::rows::PromiseRow;
+pub use super::rows::PromiseState;
 use super::{Ctx, Store, StoreError};
 use crate::capdata::CapData;
 use crate::refs::{EndpointId, KRef};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromiseState {
-    Unresolved,
-    Fulfilled,
-    Rejected,
-}
-
-impl PromiseState {
-    fn as_str(self) -> &'static str {
-        match self {
-            PromiseState::Unresolved => "unresolved",
-            PromiseState::Fulfilled => "fulfilled",
-            PromiseState::Rejected => "rejected",
-        }
-    }
-    fn parse(s: &str) -> Result<Self, StoreError> {
-        Ok(match s {
-            "unresolved" => PromiseState::Unresolved,
-            "fulfilled" => PromiseState::Fulfilled,
-            "rejected" => PromiseState::Rejected,
-            _ => return Err(StoreError::Corrupt(format!("bad promise state {s:?}"))),
-        })
-    }
-}
 
 /// One row of the `promises` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,32 +47,24 @@ impl Store {
             .ctx("prepare create promise")?
             .execute(params![id as i64, decider.map(|d| d.to_string()), refcount as i64, host_watch])
             .ctx("create promise")?;
+        let row = PromiseRow { state: PromiseState::Unresolved, decider, value: None, refcount, host_watch };
+        self.cache.borrow_mut().set_promise(id, Some(row));
         Ok(KRef::Promise(id))
     }
 
-    /// State, decider and host watch of a promise, without reading and parsing its value.
-    pub(crate) fn promise_status(&self, kpid: KRef) -> Result<Option<PromiseStatus>, StoreError> {
-        let row = self
-            .conn
-            .prepare_cached("SELECT state, decider, host_watch FROM promises WHERE id = ?1")
-            .ctx("prepare promise status")?
-            .query_row([kpid.id() as i64], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?))
-            })
-            .optional()
-            .ctx("promise status")?;
-        row.map(|(state, decider, host_watch)| {
-            Ok(PromiseStatus { state: PromiseState::parse(&state)?, decider: parse_endpoint(decider)?, host_watch })
-        })
-        .transpose()
+    /// A promise's row, from the row cache or else from SQLite (then cached: `row_cache.rs`).
+    fn promise_row(&self, kpid: KRef) -> Result<Option<PromiseRow>, StoreError> {
+        if let Some(known) = self.cache.borrow().promise(kpid.id()) {
+            #[cfg(debug_assertions)]
+            assert_eq!(known, self.read_promise_row(kpid)?, "row cache: {kpid}");
+            return Ok(known);
+        }
+        let row = self.read_promise_row(kpid)?;
+        self.cache.borrow_mut().set_promise(kpid.id(), row.clone());
+        Ok(row)
     }
 
-    /// Whether a promise exists and is unresolved.
-    pub(crate) fn promise_is_unresolved(&self, kpid: KRef) -> Result<bool, StoreError> {
-        Ok(matches!(self.promise_status(kpid)?, Some(p) if p.state == PromiseState::Unresolved))
-    }
-
-    pub fn promise(&self, kpid: KRef) -> Result<Option<PromiseRecord>, StoreError> {
+    fn read_promise_row(&self, kpid: KRef) -> Result<Option<PromiseRow>, StoreError> {
         let row = self
             .conn
             .prepare_cached("SELECT state, decider, value, refcount, host_watch FROM promises WHERE id = ?1")
@@ -110,17 +81,48 @@ impl Store {
             .optional()
             .ctx("get promise")?;
         row.map(|(state, decider, value, refcount, host_watch)| {
-            Ok(PromiseRecord {
+            Ok::<_, StoreError>(PromiseRow {
                 state: PromiseState::parse(&state)?,
                 decider: parse_endpoint(decider)?,
-                value: value
-                    .map(|v| serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(format!("value of {kpid}: {e}"))))
-                    .transpose()?,
+                value: value.map(Arc::from),
                 refcount: refcount as u64,
                 host_watch,
             })
         })
         .transpose()
+    }
+
+    /// State, decider and host watch of a promise, without parsing its value.
+    pub(crate) fn promise_status(&self, kpid: KRef) -> Result<Option<PromiseStatus>, StoreError> {
+        Ok(self.promise_row(kpid)?.map(|r| PromiseStatus {
+            state: r.state,
+            decider: r.decider,
+            host_watch: r.host_watch,
+        }))
+    }
+
+    /// Whether a promise exists and is unresolved.
+    pub(crate) fn promise_is_unresolved(&self, kpid: KRef) -> Result<bool, StoreError> {
+        Ok(matches!(self.promise_status(kpid)?, Some(p) if p.state == PromiseState::Unresolved))
+    }
+
+    pub fn promise(&self, kpid: KRef) -> Result<Option<PromiseRecord>, StoreError> {
+        self.promise_row(kpid)?
+            .map(|r| {
+                Ok(PromiseRecord {
+                    state: r.state,
+                    decider: r.decider,
+                    value: r
+                        .value
+                        .map(|v| {
+                            serde_json::from_str(&v).map_err(|e| StoreError::Corrupt(format!("value of {kpid}: {e}")))
+                        })
+                        .transpose()?,
+                    refcount: r.refcount,
+                    host_watch: r.host_watch,
+                })
+            })
+            .transpose()
     }
 
     /// Adds to the refcount; returns the new count, or `None` if the promise is gone.
@@ -131,16 +133,22 @@ impl Store {
             .ctx("prepare adjust promise")?
             .execute(params![kpid.id() as i64, delta])
             .map_err(|e| StoreError::Corrupt(format!("refcount of {kpid} would go out of range ({delta}): {e}")))?;
+        let mut cache = self.cache.borrow_mut();
         if changed == 0 {
+            cache.set_promise(kpid.id(), None);
             return Ok(None);
         }
-        let v: i64 = self
-            .conn
-            .prepare_cached("SELECT refcount FROM promises WHERE id = ?1")
-            .ctx("prepare read refcount")?
-            .query_row([kpid.id() as i64], |r| r.get(0))
-            .ctx("read refcount")?;
-        Ok(Some(v as u64))
+        let mut count = None;
+        cache.update_promise(kpid.id(), |row| {
+            row.refcount = row.refcount.saturating_add_signed(delta);
+            count = Some(row.refcount);
+        });
+        drop(cache);
+        match count {
+            Some(count) => Ok(Some(count)),
+            // Not cached: read the row (the count just written with it).
+            None => Ok(self.promise_row(kpid)?.map(|r| r.refcount)),
+        }
     }
 
     pub(crate) fn set_decider(&self, kpid: KRef, decider: Option<EndpointId>) -> Result<(), StoreError> {
@@ -149,6 +157,7 @@ impl Store {
             .ctx("prepare set decider")?
             .execute(params![kpid.id() as i64, decider.map(|d| d.to_string())])
             .ctx("set decider")?;
+        self.cache.borrow_mut().update_promise(kpid.id(), |row| row.decider = decider);
         Ok(())
     }
 
@@ -158,6 +167,7 @@ impl Store {
             .ctx("prepare host watch")?
             .execute(params![kpid.id() as i64, watch])
             .ctx("host watch")?;
+        self.cache.borrow_mut().update_promise(kpid.id(), |row| row.host_watch = watch);
         Ok(())
     }
 
@@ -184,8 +194,14 @@ impl Store {
         self.conn
             .prepare_cached("UPDATE promises SET state = ?2, value = ?3, decider = NULL, host_watch = 0 WHERE id = ?1")
             .ctx("prepare settle")?
-            .execute(params![kpid.id() as i64, state.as_str(), json])
+            .execute(params![kpid.id() as i64, state.as_str(), &json])
             .ctx("settle")?;
+        self.cache.borrow_mut().update_promise(kpid.id(), |row| {
+            row.state = state;
+            row.value = Some(Arc::from(json));
+            row.decider = None;
+            row.host_watch = false;
+        });
         // Read, then delete (no RETURNING on hot paths: module doc of `store`).
         let mut stmt = self
             .conn
@@ -216,6 +232,7 @@ impl Store {
             .ctx("prepare delete settled promise")?
             .execute([kpid.id() as i64])
             .ctx("delete settled promise")?;
+        self.cache.borrow_mut().set_promise(kpid.id(), None);
         Ok(())
     }
 
@@ -231,6 +248,7 @@ impl Store {
                 .execute([kpid.id() as i64])
                 .ctx("delete promise")?;
         }
+        self.cache.borrow_mut().set_promise(kpid.id(), None);
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Ctx, Store, StoreError};
-use crate::refs::RemoteId;
+use crate::refs::{EndpointId, RemoteId};
 
 /// Whether a remote endpoint takes deliveries or is being cleaned up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,7 @@ impl Store {
             .ctx("prepare create remote")?
             .execute(params![id.to_string(), name])
             .ctx("create remote")?;
+        self.cache.borrow_mut().forget_endpoint(EndpointId::Remote(id));
         Ok(id)
     }
 

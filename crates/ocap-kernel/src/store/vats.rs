@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension};
 
 use super::{Ctx, Store, StoreError};
-use crate::refs::VatId;
+use crate::refs::{EndpointId, VatId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VatState {
@@ -35,6 +35,7 @@ impl Store {
             .ctx("prepare create vat")?
             .execute(params![rec.id.to_string(), rec.name, rec.subcluster, rec.config, rec.reap_interval as i64])
             .ctx("create vat")?;
+        self.cache.borrow_mut().forget_endpoint(EndpointId::Vat(rec.id));
         Ok(())
     }
 
@@ -89,6 +90,7 @@ impl Store {
         ] {
             self.conn.prepare_cached(sql).ctx("prepare delete vat")?.execute([id.to_string()]).ctx("delete vat")?;
         }
+        self.cache.borrow_mut().forget_endpoint(EndpointId::Vat(id));
         Ok(())
     }
 
