@@ -17,8 +17,16 @@ pub struct RefParseError {
     pub why: &'static str,
 }
 
+/// Longer texts are cut in the error: a reference can come from a vat or a peer, as large as
+/// a message allows, and an error names it, it does not copy it.
+const MAX_ERROR_TEXT_CHARS: usize = 64;
+
 fn err(kind: &'static str, text: &str, why: &'static str) -> RefParseError {
-    RefParseError { kind, text: text.to_owned(), why }
+    let text = match text.char_indices().nth(MAX_ERROR_TEXT_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+        None => text.to_owned(),
+    };
+    RefParseError { kind, text, why }
 }
 
 /// Parses a non-empty run of ASCII digits without a leading `+`/`-` and without overflow.
@@ -302,6 +310,16 @@ serde_as_text!(KRef, VatId, RemoteId, EndpointId);
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_reference_is_named_not_copied_in_its_error() {
+        let long = format!("ro+{}", "9x".repeat(50_000));
+        let e = ERef::parse_rref(&long).unwrap_err();
+        assert!(e.text.len() < 100, "{} bytes kept", e.text.len());
+        assert!(e.to_string().contains("(100003 bytes)"), "{e}");
+        let short = ERef::parse_rref("rq+1").unwrap_err();
+        assert_eq!(short.text, "rq+1");
+    }
+
     use super::*;
 
     #[test]

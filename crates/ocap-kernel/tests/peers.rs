@@ -385,6 +385,30 @@ fn gc_refs_in_the_js_kernels_sender_frame_are_accepted_8_4() {
     b.k.check();
 }
 
+#[test]
+fn a_notify_naming_no_rref_is_refused_with_a_short_error_and_nothing_kept_4_4() {
+    // A notify names a promise by its rref (§4.4). A peer that names something else, as
+    // large as a frame allows, gets its frame refused with an error that names it briefly;
+    // the kernel keeps nothing of it and goes on.
+    let Pair { a, mut b, .. } = pair("maker");
+    let seq = b.k.core.store().peers().unwrap()[0].highest_received_seq + 1;
+    let junk = "x".repeat(100_000);
+    let js = format!(
+        r##"{{"seq":{seq},"method":"deliver","params":["notify",[["{junk}",false,{{"body":"#1","slots":[]}}]]]}}"##
+    );
+    b.k.core.receive_from_peer(&a.peer, &js).unwrap();
+    let status = b.k.core.peer_statuses().unwrap()[0].clone();
+    let error = status.last_error.expect("the frame was refused");
+    assert!(error.contains("malformed promise reference"), "{error}");
+    assert!(error.len() < 300, "the error names the reference, it does not copy it: {} bytes", error.len());
+    assert_eq!(b.k.core.store().peers().unwrap()[0].highest_received_seq, seq, "taken all the same (exactly once)");
+    // The kernel goes on, its store consistent. (A's own next frame would repeat the seq
+    // this test's frame took, so it is not sent here.)
+    b.k.run();
+    b.k.check();
+    a.k.check();
+}
+
 /// A network that drops, duplicates and reorders frames, from a seed.
 struct Lossy {
     state: u64,

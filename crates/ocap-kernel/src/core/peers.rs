@@ -915,6 +915,11 @@ impl KernelCore {
             Body::Deliver(VatDelivery::Notify(resolutions)) => {
                 let mut accepted = Vec::with_capacity(resolutions.len());
                 for r in resolutions {
+                    // A notify names a promise by its rref (§4.4); anything else is a malformed
+                    // frame, not an unknown promise.
+                    if let Err(e) = ep.parse_eref(&r.vpid) {
+                        return Err(PeerFault(format!("notify for a malformed promise reference: {e}")));
+                    }
                     let known = self.store.clist_by_eref(ep, &r.vpid).map_err(SyscallError::from)?;
                     let Some((kpid, _)) = known.filter(|(k, _)| k.is_promise()) else {
                         tracing::debug!(%remote, vpid = %r.vpid, "notify for a promise this kernel does not know, ignored");

@@ -28,7 +28,7 @@ impl Store {
         let entry = self.read_clist_by_kref(endpoint, kref)?;
         let mut cache = self.cache.borrow_mut();
         if let Some(e) = &entry {
-            cache.set_clist_by_eref(endpoint, &e.eref, Some(kref));
+            cache.set_clist_by_eref(endpoint, &e.eref, kref);
         }
         cache.set_clist_by_kref(endpoint, kref, entry.clone());
         Ok(entry)
@@ -50,9 +50,8 @@ impl Store {
         let known = {
             let cache = self.cache.borrow();
             match cache.clist_by_eref(endpoint, eref) {
-                Some(None) => Some(None),
-                Some(Some(kref)) => match cache.clist_by_kref(endpoint, kref) {
-                    Some(Some(entry)) => Some(Some((kref, entry.reachable))),
+                Some(kref) => match cache.clist_by_kref(endpoint, kref) {
+                    Some(Some(entry)) if entry.eref == eref => Some(Some((kref, entry.reachable))),
                     _ => None,
                 },
                 None => None,
@@ -64,9 +63,9 @@ impl Store {
             return Ok(known);
         }
         let row = self.read_clist_by_eref(endpoint, eref)?;
-        let mut cache = self.cache.borrow_mut();
-        cache.set_clist_by_eref(endpoint, eref, row.map(|(kref, _)| kref));
         if let Some((kref, reachable)) = row {
+            let mut cache = self.cache.borrow_mut();
+            cache.set_clist_by_eref(endpoint, eref, kref);
             cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
         }
         Ok(row)
@@ -97,7 +96,7 @@ impl Store {
             .ctx("add clist")?;
         let mut cache = self.cache.borrow_mut();
         cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
-        cache.set_clist_by_eref(endpoint, eref, Some(kref));
+        cache.set_clist_by_eref(endpoint, eref, kref);
         Ok(())
     }
 
@@ -125,7 +124,7 @@ impl Store {
             .execute(params![endpoint.to_string(), kref.to_string()])
             .ctx("delete clist")?;
         let mut cache = self.cache.borrow_mut();
-        cache.set_clist_by_eref(endpoint, &entry.eref, None);
+        cache.forget_clist_by_eref(endpoint, &entry.eref);
         cache.set_clist_by_kref(endpoint, kref, None);
         Ok(())
     }

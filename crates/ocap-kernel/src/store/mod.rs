@@ -8,9 +8,10 @@
 //! (a crank, a host command) in `SAVEPOINT unit`. A unit that fails is rolled back to its
 //! savepoint; one that succeeds is released. The outer transaction is committed by the run
 //! loop before anything produced inside it is shown to the host (group commit), so a crash
-//! never loses what was acknowledged. The only rows kept in memory are the hot `clist` and
-//! `promises` rows (`row_cache.rs`), write-through and journalled per savepoint, so a
-//! rollback puts them back with the rows themselves and leaves nothing stale behind.
+//! never loses what was acknowledged. The only state kept in memory is the row cache
+//! (`row_cache.rs`: hot `clist`, `promises` and `objects` rows, ID counters, endpoint
+//! states), write-through and journalled per savepoint, so a rollback puts it back with the
+//! rows themselves and leaves nothing stale behind.
 //!
 //! No `RETURNING` on the crank's paths: SQLite buffers a RETURNING clause's rows in an
 //! ephemeral table that it opens and closes on every run (a B-tree and a pager). An update
@@ -87,8 +88,12 @@ pub struct Store {
     conn: Connection,
     in_outer: bool,
     in_unit: bool,
-    /// Hot rows of `clist` and `promises` (`row_cache.rs`).
+    /// Hot rows of `clist`, `promises` and `objects`, ID counters and endpoint states
+    /// (`row_cache.rs`).
     cache: RefCell<row_cache::RowCache>,
+    /// SQLite's `data_version` when this connection's last transaction began: it changes
+    /// when another connection commits, which makes the row cache stale.
+    data_version: i64,
 }
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -120,9 +125,14 @@ impl Store {
             .optional()
             .map_err(|e| StoreError::Corrupt(format!("not an ocap kernel database: {e}")))?;
         match version {
-            Some(v) if v == SCHEMA_VERSION => {
-                Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default() })
-            }
+            // No row cache: the kernel's own connection writes the file under this one.
+            Some(v) if v == SCHEMA_VERSION => Ok(Store {
+                conn,
+                in_outer: false,
+                in_unit: false,
+                cache: RefCell::new(row_cache::RowCache::off()),
+                data_version: 0,
+            }),
             Some(v) => Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}"))),
             None => Err(StoreError::Corrupt("not an ocap kernel database: no schema version".into())),
         }
@@ -170,7 +180,7 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("schema version {v}, this build knows {SCHEMA_VERSION}")))
             }
         }
-        Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default() })
+        Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default(), data_version: 0 })
     }
 
     /// The raw connection, for read-only inspection (the invariant checker, `inspect`).
@@ -193,6 +203,19 @@ impl Store {
         if !self.in_outer {
             self.control("BEGIN IMMEDIATE", "begin transaction")?;
             self.in_outer = true;
+            // Only this connection writes a kernel's store (the daemon's lock, `ocap check`
+            // and inspection read only); should another have committed all the same (two
+            // kernels started on one file), the cached rows are dropped rather than trusted.
+            let version: i64 = self
+                .conn
+                .prepare_cached("PRAGMA data_version")
+                .ctx("prepare data version")?
+                .query_row([], |r| r.get(0))
+                .ctx("data version")?;
+            if version != self.data_version {
+                self.cache.get_mut().reset();
+                self.data_version = version;
+            }
         }
         self.control("SAVEPOINT unit", "begin unit")?;
         self.cache.get_mut().savepoint();
@@ -203,8 +226,11 @@ impl Store {
     /// Keeps the unit's writes; they become durable at the next `commit`.
     pub fn release_unit(&mut self) -> Result<(), StoreError> {
         debug_assert!(self.in_unit);
-        self.control("RELEASE unit", "release unit")?;
-        self.cache.get_mut().release();
+        if let Err(e) = self.control("RELEASE unit", "release unit") {
+            self.cache.get_mut().reset();
+            return Err(e);
+        }
+        self.cache.get_mut().release_all();
         self.in_unit = false;
         Ok(())
     }
@@ -216,7 +242,7 @@ impl Store {
             self.cache.get_mut().reset();
             return Err(e);
         }
-        self.cache.get_mut().rollback();
+        self.cache.get_mut().rollback_all();
         self.control("RELEASE unit", "release rolled-back unit")?;
         self.in_unit = false;
         Ok(())

@@ -237,6 +237,8 @@ impl Store {
     }
 
     pub(crate) fn delete_promise(&self, kpid: KRef) -> Result<(), StoreError> {
+        // Forgotten first: whichever statement fails, nothing stale is left.
+        self.cache.borrow_mut().forget_promise(kpid.id());
         for sql in [
             "DELETE FROM promises WHERE id = ?1",
             "DELETE FROM promise_subscribers WHERE kpid = ?1",
@@ -248,7 +250,6 @@ impl Store {
                 .execute([kpid.id() as i64])
                 .ctx("delete promise")?;
         }
-        self.cache.borrow_mut().set_promise(kpid.id(), None);
         Ok(())
     }
 

@@ -7,22 +7,29 @@
 //! session of 2026-12-02, fourth), about 45 % of each run loop's statements were such reads.
 //!
 //! **Write-through, one writer.** The store's connection is the only writer of its file (the
-//! panel and `ocap check` only read), and every write to these two tables goes through
-//! `clist.rs`, `promises.rs`, `objects.rs` and the counter functions (`mod.rs` `next_id`,
-//! `endpoints.rs` `next_import_index`) and of endpoint states (`endpoints.rs`, `vats.rs`,
-//! `remotes.rs`: created, terminated, deleted), which update the cached row after SQLite accepted the write.
-//! A row is cached as `Some(value)` or as known to be absent (`None`); a key not in the map
-//! is unknown and read from SQLite.
+//! daemon holds a lock; the panel, `ocap check` and inspection only read, and a read-only
+//! store keeps no cache). Every write to the cached tables and columns goes through
+//! `clist.rs`, `promises.rs`, `objects.rs`, the counter functions (`mod.rs` `next_id`,
+//! `endpoints.rs` `next_import_index`) and the endpoint-state functions (`endpoints.rs`,
+//! `vats.rs`, `remotes.rs`: created, terminated, deleted), which update the cache only after
+//! SQLite accepted the write (or forget the entry before a write of several statements). A
+//! row is cached as `Some(value)` or as known to be absent (`None`); a key not in the map is
+//! unknown and read from SQLite. Should another connection commit all the same (two
+//! kernels started on one file), `PRAGMA data_version` says so when the next transaction
+//! begins and the cache is emptied.
 //!
-//! **Rollbacks.** Every change to the cache made inside a savepoint (a unit, a speculation)
-//! is journalled with the entry it replaced, reads that filled a miss included, so rolling
-//! the savepoint back puts the cache back exactly as it was when the savepoint began;
-//! releasing the outermost one drops the journal (the outer transaction is only ever
-//! committed). If a rollback or commit statement itself fails, the store clears the cache:
-//! SQLite may have rolled back more than asked.
+//! **Rollbacks.** Every change to the cache made inside a savepoint (a unit, a speculation
+//! inside it) is journalled with the entry it replaced, reads that filled a miss included,
+//! so rolling a savepoint back puts the cache back exactly as it was when the savepoint
+//! began; rolling the unit back undoes a speculation still open inside it too, and releasing
+//! the unit drops the journal (the outer transaction is only ever committed), as SQLite does.
+//! If a transaction-control statement itself fails, the store empties the cache: SQLite may
+//! have rolled back more than asked.
 //!
 //! **Bounds.** At most [`MAX_ENTRIES`] entries; reaching it empties the cache (a rollback
-//! past that point empties it again, since entries read after it may be stale). A promise
+//! past that point empties it again, since entries read after it may be stale). Erefs are
+//! chosen by vats and peers, so an eref known to be absent is not kept: only entries that
+//! exist are, and their number is the c-lists'. A promise
 //! whose value's JSON is longer than [`MAX_VALUE_BYTES`] is not cached.
 
 use std::collections::HashMap;
@@ -43,7 +50,7 @@ pub(super) const MAX_VALUE_BYTES: usize = 4096;
 /// What an entry was before a change: `None` when the key was not in the map.
 enum Undo {
     Kref(EndpointId, KRef, Option<Option<CListEntry>>),
-    Eref(EndpointId, Box<str>, Option<Option<KRef>>),
+    Eref(EndpointId, Box<str>, Option<KRef>),
     Promise(u64, Option<Option<PromiseRow>>),
     Object(u64, Option<Option<ObjectRecord>>),
     Counter(Box<str>, Option<u64>),
@@ -60,7 +67,9 @@ type Map<K, V> = HashMap<K, V, FxBuildHasher>;
 #[derive(Default)]
 pub(super) struct RowCache {
     by_kref: Map<(EndpointId, KRef), Option<CListEntry>>,
-    by_eref: Map<EndpointId, HashMap<Box<str>, Option<KRef>>>,
+    /// Only entries that exist: an eref known to be absent is not kept, so a vat or a peer
+    /// naming erefs that do not exist cannot fill the cache with its strings.
+    by_eref: Map<EndpointId, HashMap<Box<str>, KRef>>,
     eref_entries: usize,
     promises: Map<u64, Option<PromiseRow>>,
     objects: Map<u64, Option<ObjectRecord>>,
@@ -74,9 +83,17 @@ pub(super) struct RowCache {
     journal: Vec<Undo>,
     /// Journal length at the start of each open savepoint, outermost first.
     marks: Vec<usize>,
+    /// A store opened read-only (`ocap check`, inspection) keeps nothing: another
+    /// connection, the kernel's, writes the file under it.
+    off: bool,
 }
 
 impl RowCache {
+    /// A cache that keeps nothing, for a read-only store.
+    pub(super) fn off() -> Self {
+        RowCache { off: true, ..RowCache::default() }
+    }
+
     fn entries(&self) -> usize {
         self.by_kref.len()
             + self.eref_entries
@@ -95,6 +112,7 @@ impl RowCache {
 
     /// Makes room for one more entry.
     fn reserve(&mut self) {
+        debug_assert!(!self.off);
         if self.entries() >= MAX_ENTRIES {
             self.clear();
         }
@@ -134,20 +152,34 @@ impl RowCache {
         self.marks.push(self.journal.len());
     }
 
-    /// The innermost savepoint's changes are kept.
-    pub(super) fn release(&mut self) {
-        self.marks.pop();
-        if self.marks.is_empty() {
-            self.journal.clear();
-        }
+    /// The outermost savepoint (a unit) is released, and with it, as in SQLite, any still
+    /// open inside it: their changes are kept.
+    pub(super) fn release_all(&mut self) {
+        self.marks.clear();
+        self.journal.clear();
     }
 
-    /// Undoes the innermost savepoint's changes, newest first, and closes it.
+    /// Undoes the innermost savepoint's changes (a speculation), newest first, and closes it.
     pub(super) fn rollback(&mut self) {
         let Some(mark) = self.marks.pop() else {
             self.reset();
             return;
         };
+        self.undo_to(mark);
+    }
+
+    /// Undoes the outermost savepoint's changes (a unit), and closes it with every savepoint
+    /// still open inside it, as `ROLLBACK TO unit` does in SQLite.
+    pub(super) fn rollback_all(&mut self) {
+        let Some(&mark) = self.marks.first() else {
+            self.reset();
+            return;
+        };
+        self.marks.clear();
+        self.undo_to(mark);
+    }
+
+    fn undo_to(&mut self, mark: usize) {
         while self.journal.len() > mark {
             let Some(undo) = self.journal.pop() else { break };
             match undo {
@@ -194,6 +226,9 @@ impl RowCache {
     }
 
     pub(super) fn set_clist_by_kref(&mut self, ep: EndpointId, kref: KRef, entry: Option<CListEntry>) {
+        if self.off {
+            return;
+        }
         if !self.by_kref.contains_key(&(ep, kref)) {
             self.reserve();
         }
@@ -210,11 +245,15 @@ impl RowCache {
         }
     }
 
-    pub(super) fn clist_by_eref(&self, ep: EndpointId, eref: &str) -> Option<Option<KRef>> {
+    /// `Some(kref)` if the entry is known to exist; `None` if unknown (absence is not kept).
+    pub(super) fn clist_by_eref(&self, ep: EndpointId, eref: &str) -> Option<KRef> {
         self.by_eref.get(&ep).and_then(|m| m.get(eref)).copied()
     }
 
-    pub(super) fn set_clist_by_eref(&mut self, ep: EndpointId, eref: &str, kref: Option<KRef>) {
+    pub(super) fn set_clist_by_eref(&mut self, ep: EndpointId, eref: &str, kref: KRef) {
+        if self.off {
+            return;
+        }
         let known = self.by_eref.get(&ep).is_some_and(|m| m.contains_key(eref));
         if !known {
             self.reserve();
@@ -222,6 +261,15 @@ impl RowCache {
         }
         let old = self.by_eref.entry(ep).or_default().insert(eref.into(), kref);
         self.journal(Undo::Eref(ep, eref.into(), old));
+    }
+
+    /// The entry was deleted.
+    pub(super) fn forget_clist_by_eref(&mut self, ep: EndpointId, eref: &str) {
+        let Some(map) = self.by_eref.get_mut(&ep) else { return };
+        if let Some(old) = map.remove(eref) {
+            self.eref_entries = self.eref_entries.saturating_sub(1);
+            self.journal(Undo::Eref(ep, eref.into(), Some(old)));
+        }
     }
 
     // ---- promises ----------------------------------------------------------------------
@@ -232,6 +280,9 @@ impl RowCache {
 
     /// Caches a row (or its absence); a row whose value is too long to keep is forgotten.
     pub(super) fn set_promise(&mut self, id: u64, row: Option<PromiseRow>) {
+        if self.off {
+            return;
+        }
         if row.as_ref().and_then(|r| r.value.as_ref()).is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
             self.forget_promise(id);
             return;
@@ -267,6 +318,9 @@ impl RowCache {
     }
 
     pub(super) fn set_object(&mut self, id: u64, row: Option<ObjectRecord>) {
+        if self.off {
+            return;
+        }
         if !self.objects.contains_key(&id) {
             self.reserve();
         }
@@ -293,6 +347,9 @@ impl RowCache {
     }
 
     pub(super) fn set_counter(&mut self, name: &str, next: u64) {
+        if self.off {
+            return;
+        }
         if !self.counters.contains_key(name) {
             self.reserve();
         }
@@ -306,6 +363,9 @@ impl RowCache {
     }
 
     pub(super) fn set_import_index(&mut self, ep: EndpointId, promise: bool, next: u64) {
+        if self.off {
+            return;
+        }
         if !self.import_indexes.contains_key(&(ep, promise)) {
             self.reserve();
         }
@@ -320,6 +380,9 @@ impl RowCache {
     }
 
     pub(super) fn set_endpoint_active(&mut self, ep: EndpointId, active: bool) {
+        if self.off {
+            return;
+        }
         if !self.active.contains_key(&ep) {
             self.reserve();
         }
@@ -372,14 +435,14 @@ mod tests {
         c.savepoint();
         c.set_clist_by_kref(v1(), KRef::Object(1), entry("o+1"));
         c.set_promise(7, unresolved(1));
-        c.release();
+        c.release_all();
         c.savepoint();
         c.set_clist_by_kref(v1(), KRef::Object(1), None);
         c.set_clist_by_kref(v1(), KRef::Object(2), entry("o+2"));
-        c.set_clist_by_eref(v1(), "o+2", Some(KRef::Object(2)));
+        c.set_clist_by_eref(v1(), "o+2", KRef::Object(2));
         c.update_promise(7, |p| p.refcount = 5);
         c.set_object(3, None);
-        c.rollback();
+        c.rollback_all();
         assert_eq!(c.clist_by_kref(v1(), KRef::Object(1)), Some(entry("o+1")));
         assert_eq!(c.clist_by_kref(v1(), KRef::Object(2)), None, "filled inside the savepoint: unknown again");
         assert_eq!(c.clist_by_eref(v1(), "o+2"), None);
@@ -399,9 +462,54 @@ mod tests {
         c.rollback(); // discard the speculation
         assert_eq!(c.promise(1), Some(unresolved(1)));
         assert_eq!(c.promise(2), None);
-        c.rollback(); // and then the unit
+        c.rollback_all(); // and then the unit
         assert_eq!(c.promise(1), None);
         assert!(c.journal.is_empty() && c.marks.is_empty());
+    }
+
+    #[test]
+    fn a_unit_rolled_back_with_a_speculation_still_open_undoes_both() {
+        // `ROLLBACK TO unit` undoes the speculation inside it too, in SQLite and here.
+        let mut c = RowCache::default();
+        c.savepoint(); // unit
+        c.set_promise(1, unresolved(1));
+        c.savepoint(); // speculate, never discarded
+        c.set_promise(2, unresolved(1));
+        c.rollback_all();
+        assert_eq!(c.entries(), 0);
+        assert!(c.journal.is_empty() && c.marks.is_empty());
+    }
+
+    #[test]
+    fn releasing_a_unit_keeps_what_a_speculation_inside_it_did() {
+        let mut c = RowCache::default();
+        c.savepoint();
+        c.savepoint();
+        c.set_promise(2, unresolved(1));
+        c.release_all();
+        assert_eq!(c.promise(2), Some(unresolved(1)));
+        assert!(c.journal.is_empty() && c.marks.is_empty());
+    }
+
+    #[test]
+    fn a_cache_that_is_off_keeps_nothing() {
+        let mut c = RowCache::off();
+        c.set_promise(1, unresolved(1));
+        c.set_clist_by_kref(v1(), KRef::Object(1), entry("o+1"));
+        c.set_clist_by_eref(v1(), "o+1", KRef::Object(1));
+        c.set_endpoint_active(v1(), true);
+        assert_eq!(c.entries(), 0);
+        assert_eq!(c.promise(1), None);
+    }
+
+    #[test]
+    fn an_eref_known_absent_is_not_kept() {
+        let mut c = RowCache::default();
+        c.set_clist_by_eref(v1(), "o+1", KRef::Object(1));
+        c.forget_clist_by_eref(v1(), "o+1");
+        c.forget_clist_by_eref(v1(), "o+2");
+        assert_eq!(c.clist_by_eref(v1(), "o+1"), None);
+        assert_eq!(c.entries(), 0);
     }
 
     #[test]
@@ -412,7 +520,7 @@ mod tests {
         c.set_promise(2, unresolved(1));
         c.clear();
         c.set_promise(3, unresolved(1));
-        c.rollback();
+        c.rollback_all();
         assert_eq!(c.entries(), 0, "row 3 may have been read after a change the rollback undid");
     }
 
@@ -426,7 +534,7 @@ mod tests {
         assert_eq!(c.entries(), MAX_ENTRIES);
         c.set_object(1, None);
         assert_eq!(c.entries(), 1, "emptied, then the new entry");
-        c.rollback();
+        c.rollback_all();
         assert_eq!(c.entries(), 0);
     }
 
@@ -446,7 +554,7 @@ mod tests {
         let mut c = RowCache::default();
         c.savepoint();
         c.set_promise(1, unresolved(1));
-        c.release();
+        c.release_all();
         assert!(c.journal.is_empty());
         c.set_promise(2, unresolved(1));
         assert!(c.journal.is_empty(), "no savepoint open: nothing to undo");

@@ -83,6 +83,8 @@ impl Store {
     }
 
     pub(crate) fn delete_vat(&self, id: VatId) -> Result<(), StoreError> {
+        // Forgotten first: whichever statement fails, nothing stale is left.
+        self.cache.borrow_mut().forget_endpoint(EndpointId::Vat(id));
         for sql in [
             "DELETE FROM vats WHERE id = ?1",
             "DELETE FROM vatstore WHERE vat = ?1",
@@ -90,7 +92,6 @@ impl Store {
         ] {
             self.conn.prepare_cached(sql).ctx("prepare delete vat")?.execute([id.to_string()]).ctx("delete vat")?;
         }
-        self.cache.borrow_mut().forget_endpoint(EndpointId::Vat(id));
         Ok(())
     }
 
