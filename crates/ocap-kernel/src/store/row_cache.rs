@@ -110,6 +110,38 @@ impl RowCache {
         }
     }
 
+    /// Puts `value` under `key` in the map `pick` selects, journalling what it replaced.
+    fn put<K, V, S>(
+        &mut self,
+        pick: fn(&mut Self) -> &mut HashMap<K, V, S>,
+        key: K,
+        value: V,
+        undo: fn(K, Option<V>) -> Undo,
+    ) where
+        K: std::hash::Hash + Eq + Clone,
+        S: BuildHasher,
+    {
+        if self.off {
+            return;
+        }
+        if !pick(self).contains_key(&key) {
+            self.reserve();
+        }
+        let old = pick(self).insert(key.clone(), value);
+        self.journal(undo(key, old));
+    }
+
+    /// Takes `key` out of the map `pick` selects (it is unknown again), journalling it.
+    fn forget<K, V, S>(&mut self, pick: fn(&mut Self) -> &mut HashMap<K, V, S>, key: K, undo: fn(K, Option<V>) -> Undo)
+    where
+        K: std::hash::Hash + Eq,
+        S: BuildHasher,
+    {
+        if let Some(old) = pick(self).remove(&key) {
+            self.journal(undo(key, Some(old)));
+        }
+    }
+
     /// Makes room for one more entry.
     fn reserve(&mut self) {
         debug_assert!(!self.off);
@@ -120,20 +152,19 @@ impl RowCache {
 
     /// Empties the cache (journalled: a rollback across it empties it again).
     pub(super) fn clear(&mut self) {
-        self.by_kref.clear();
-        self.by_eref.clear();
-        self.eref_entries = 0;
-        self.promises.clear();
-        self.objects.clear();
-        self.counters.clear();
-        self.import_indexes.clear();
-        self.active.clear();
+        self.empty_maps();
         self.journal(Undo::Cleared);
     }
 
     /// Empties the cache and forgets every savepoint: after a failed transaction-control
     /// statement, when SQLite's state is no longer known.
     pub(super) fn reset(&mut self) {
+        self.empty_maps();
+        self.journal.clear();
+        self.marks.clear();
+    }
+
+    fn empty_maps(&mut self) {
         self.by_kref.clear();
         self.by_eref.clear();
         self.eref_entries = 0;
@@ -142,8 +173,6 @@ impl RowCache {
         self.counters.clear();
         self.import_indexes.clear();
         self.active.clear();
-        self.journal.clear();
-        self.marks.clear();
     }
 
     // ---- savepoints --------------------------------------------------------------------
@@ -196,22 +225,7 @@ impl RowCache {
                 Undo::ImportIndex(ep, promise, old) => restore(&mut self.import_indexes, (ep, promise), old),
                 Undo::Active(ep, old) => restore(&mut self.active, ep, old),
                 Undo::Cleared => {
-                    self.by_kref.clear();
-                    self.by_eref.clear();
-                    self.eref_entries = 0;
-                    self.promises.clear();
-                    self.objects.clear();
-                    self.counters.clear();
-                    self.import_indexes.clear();
-                    self.active.clear();
-                    self.active.clear();
-                    self.counters.clear();
-                    self.import_indexes.clear();
-                    self.active.clear();
-                    self.objects.clear();
-                    self.counters.clear();
-                    self.import_indexes.clear();
-                    self.active.clear();
+                    self.empty_maps();
                     self.journal.truncate(mark);
                 }
             }
@@ -226,14 +240,7 @@ impl RowCache {
     }
 
     pub(super) fn set_clist_by_kref(&mut self, ep: EndpointId, kref: KRef, entry: Option<CListEntry>) {
-        if self.off {
-            return;
-        }
-        if !self.by_kref.contains_key(&(ep, kref)) {
-            self.reserve();
-        }
-        let old = self.by_kref.insert((ep, kref), entry);
-        self.journal(Undo::Kref(ep, kref, old));
+        self.put(|c| &mut c.by_kref, (ep, kref), entry, |(ep, kref), old| Undo::Kref(ep, kref, old));
     }
 
     /// Updates a known entry's reachable flag; an unknown one stays unknown.
@@ -280,18 +287,11 @@ impl RowCache {
 
     /// Caches a row (or its absence); a row whose value is too long to keep is forgotten.
     pub(super) fn set_promise(&mut self, id: u64, row: Option<PromiseRow>) {
-        if self.off {
-            return;
-        }
         if row.as_ref().and_then(|r| r.value.as_ref()).is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
             self.forget_promise(id);
             return;
         }
-        if !self.promises.contains_key(&id) {
-            self.reserve();
-        }
-        let old = self.promises.insert(id, row);
-        self.journal(Undo::Promise(id, old));
+        self.put(|c| &mut c.promises, id, row, Undo::Promise);
     }
 
     /// Changes a known row in place; an unknown one stays unknown.
@@ -304,9 +304,7 @@ impl RowCache {
     }
 
     pub(super) fn forget_promise(&mut self, id: u64) {
-        if let Some(old) = self.promises.remove(&id) {
-            self.journal(Undo::Promise(id, Some(old)));
-        }
+        self.forget(|c| &mut c.promises, id, Undo::Promise);
     }
 }
 
@@ -318,14 +316,7 @@ impl RowCache {
     }
 
     pub(super) fn set_object(&mut self, id: u64, row: Option<ObjectRecord>) {
-        if self.off {
-            return;
-        }
-        if !self.objects.contains_key(&id) {
-            self.reserve();
-        }
-        let old = self.objects.insert(id, row);
-        self.journal(Undo::Object(id, old));
+        self.put(|c| &mut c.objects, id, row, Undo::Object);
     }
 
     /// Changes a known row in place; an unknown one stays unknown.
@@ -347,14 +338,7 @@ impl RowCache {
     }
 
     pub(super) fn set_counter(&mut self, name: &str, next: u64) {
-        if self.off {
-            return;
-        }
-        if !self.counters.contains_key(name) {
-            self.reserve();
-        }
-        let old = self.counters.insert(name.into(), next);
-        self.journal(Undo::Counter(name.into(), old));
+        self.put(|c| &mut c.counters, name.into(), next, Undo::Counter);
     }
 
     /// The import index an endpoint hands out next, if known.
@@ -363,14 +347,12 @@ impl RowCache {
     }
 
     pub(super) fn set_import_index(&mut self, ep: EndpointId, promise: bool, next: u64) {
-        if self.off {
-            return;
-        }
-        if !self.import_indexes.contains_key(&(ep, promise)) {
-            self.reserve();
-        }
-        let old = self.import_indexes.insert((ep, promise), next);
-        self.journal(Undo::ImportIndex(ep, promise, old));
+        self.put(
+            |c| &mut c.import_indexes,
+            (ep, promise),
+            next,
+            |(ep, promise), old| Undo::ImportIndex(ep, promise, old),
+        );
     }
 
     // ---- endpoint states ---------------------------------------------------------------
@@ -380,21 +362,12 @@ impl RowCache {
     }
 
     pub(super) fn set_endpoint_active(&mut self, ep: EndpointId, active: bool) {
-        if self.off {
-            return;
-        }
-        if !self.active.contains_key(&ep) {
-            self.reserve();
-        }
-        let old = self.active.insert(ep, active);
-        self.journal(Undo::Active(ep, old));
+        self.put(|c| &mut c.active, ep, active, Undo::Active);
     }
 
     /// The endpoint's row was created, changed or deleted: read it again next time.
     pub(super) fn forget_endpoint(&mut self, ep: EndpointId) {
-        if let Some(old) = self.active.remove(&ep) {
-            self.journal(Undo::Active(ep, Some(old)));
-        }
+        self.forget(|c| &mut c.active, ep, Undo::Active);
     }
 }
 
