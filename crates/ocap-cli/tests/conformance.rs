@@ -516,6 +516,9 @@ fn run_turn_order(b: Bundler) {
         "far fulfilled far hi",
         "throws rejected boom",
         "subclass presence fulfilled subclass-presence hello",
+        "pipelined on a local result fulfilled local hi",
+        "pipelined on a forwarded local result fulfilled local hi",
+        "pipelined on an immediate local result fulfilled local hi",
     ] {
         assert!(npm_log.iter().any(|e| e == entry), "npm's log lacks {entry:?}: {npm_log:?}");
     }

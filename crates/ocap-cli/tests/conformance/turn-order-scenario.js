@@ -161,6 +161,33 @@ export const runScenario = (E, HandledPromise) => {
     },
   });
   settle('far', E(far).hi(27));
+  // Calls pipelined on the result of a call to a local object, before that result settles:
+  // a method that answers a promise settled a turn later, one that answers a handled
+  // promise settled later (its result is forwarded to it), and one that answers at once.
+  let resolveForwarded;
+  const forwarded = new HandledPromise(resolve => {
+    resolveForwarded = resolve;
+  });
+  const maker = harden({
+    soon: x => {
+      note(`maker.soon(${x})`);
+      return Promise.resolve().then(() => {
+        note('maker.soon settles');
+        return local;
+      });
+    },
+    forward: x => {
+      note(`maker.forward(${x})`);
+      return forwarded;
+    },
+    now: x => {
+      note(`maker.now(${x})`);
+      return local;
+    },
+  });
+  settle('pipelined on a local result', E(E(maker).soon(29)).hi(30));
+  settle('pipelined on a forwarded local result', E(E(maker).forward(31)).hi(32));
+  settle('pipelined on an immediate local result', E(E(maker).now(33)).hi(34));
   // A presence made by a subclass of HandledPromise whose `then` logs.
   class LoggingHandledPromise extends HandledPromise {
     then(onFulfilled, onRejected) {
@@ -208,6 +235,7 @@ export const runScenario = (E, HandledPromise) => {
       settle('after a turn', E(presence).hello(19));
     })
     .then(() => {
+      resolveForwarded(local);
       resolveHandled(presence);
       settle('pending, settled', E(pending).hello(20));
       settle('handled, settled', E(handled).hello(21));
