@@ -519,6 +519,7 @@ fn run_turn_order(b: Bundler) {
         "pipelined on a local result fulfilled local hi",
         "pipelined on a forwarded local result fulfilled local hi",
         "pipelined on an immediate local result fulfilled local hi",
+        "pipelined on a handled promise resolved to a local result fulfilled local hi",
     ] {
         assert!(npm_log.iter().any(|e| e == entry), "npm's log lacks {entry:?}: {npm_log:?}");
     }

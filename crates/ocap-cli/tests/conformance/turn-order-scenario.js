@@ -188,6 +188,10 @@ export const runScenario = (E, HandledPromise) => {
   settle('pipelined on a local result', E(E(maker).soon(29)).hi(30));
   settle('pipelined on a forwarded local result', E(E(maker).forward(31)).hi(32));
   settle('pipelined on an immediate local result', E(E(maker).now(33)).hi(34));
+  // A handled promise resolved to a local call's result while that is pending (liveslots
+  // does this when a message's result was a promise it had imported), then pipelined on.
+  const adopter = new HandledPromise(resolve => resolve(E(maker).soon(35)));
+  settle('pipelined on a handled promise resolved to a local result', E(adopter).hi(36));
   // A presence made by a subclass of HandledPromise whose `then` logs.
   class LoggingHandledPromise extends HandledPromise {
     then(onFulfilled, onRejected) {
