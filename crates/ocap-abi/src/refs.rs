@@ -310,6 +310,8 @@ serde_as_text!(KRef, VatId, RemoteId, EndpointId);
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_long_reference_is_named_not_copied_in_its_error() {
         let long = format!("ro+{}", "9x".repeat(50_000));
@@ -319,8 +321,6 @@ mod tests {
         let short = ERef::parse_rref("rq+1").unwrap_err();
         assert_eq!(short.text, "rq+1");
     }
-
-    use super::*;
 
     #[test]
     fn krefs_round_trip_and_reject_garbage() {

@@ -20,18 +20,17 @@ pub(crate) fn eref_is_export(eref: &str) -> bool {
 impl Store {
     /// The entry of `kref` in `endpoint`'s c-list (cached: `row_cache.rs`).
     pub(crate) fn clist_by_kref(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
-        if let Some(known) = self.cache.borrow().clist_by_kref(endpoint, kref) {
-            #[cfg(debug_assertions)]
-            assert_eq!(known, self.read_clist_by_kref(endpoint, kref)?, "row cache: {endpoint} {kref}");
-            return Ok(known);
-        }
-        let entry = self.read_clist_by_kref(endpoint, kref)?;
-        let mut cache = self.cache.borrow_mut();
-        if let Some(e) = &entry {
-            cache.set_clist_by_eref(endpoint, &e.eref, kref);
-        }
-        cache.set_clist_by_kref(endpoint, kref, entry.clone());
-        Ok(entry)
+        let known = self.cache.borrow().clist_by_kref(endpoint, kref);
+        self.read_through(
+            known,
+            || self.read_clist_by_kref(endpoint, kref),
+            |cache, entry| {
+                if let Some(e) = entry {
+                    cache.set_clist_by_eref(endpoint, &e.eref, kref);
+                }
+                cache.set_clist_by_kref(endpoint, kref, entry.clone());
+            },
+        )
     }
 
     fn read_clist_by_kref(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
@@ -45,30 +44,26 @@ impl Store {
             .ctx("clist by kref")
     }
 
-    /// The kref and reachable flag of `eref` in `endpoint`'s c-list (cached: `row_cache.rs`).
+    /// The kref and reachable flag of `eref` in `endpoint`'s c-list (cached: `row_cache.rs`;
+    /// only entries that exist are kept).
     pub(crate) fn clist_by_eref(&self, endpoint: EndpointId, eref: &str) -> Result<Option<(KRef, bool)>, StoreError> {
         let known = {
             let cache = self.cache.borrow();
-            match cache.clist_by_eref(endpoint, eref) {
-                Some(kref) => match cache.clist_by_kref(endpoint, kref) {
-                    Some(Some(entry)) if entry.eref == eref => Some(Some((kref, entry.reachable))),
-                    _ => None,
-                },
-                None => None,
-            }
+            cache.clist_by_eref(endpoint, eref).and_then(|kref| match cache.clist_by_kref(endpoint, kref) {
+                Some(Some(entry)) if entry.eref == eref => Some(Some((kref, entry.reachable))),
+                _ => None,
+            })
         };
-        if let Some(known) = known {
-            #[cfg(debug_assertions)]
-            assert_eq!(known, self.read_clist_by_eref(endpoint, eref)?, "row cache: {endpoint} {eref}");
-            return Ok(known);
-        }
-        let row = self.read_clist_by_eref(endpoint, eref)?;
-        if let Some((kref, reachable)) = row {
-            let mut cache = self.cache.borrow_mut();
-            cache.set_clist_by_eref(endpoint, eref, kref);
-            cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
-        }
-        Ok(row)
+        self.read_through(
+            known,
+            || self.read_clist_by_eref(endpoint, eref),
+            |cache, row| {
+                if let Some((kref, reachable)) = *row {
+                    cache.set_clist_by_eref(endpoint, eref, kref);
+                    cache.set_clist_by_kref(endpoint, kref, Some(CListEntry { eref: eref.to_owned(), reachable }));
+                }
+            },
+        )
     }
 
     fn read_clist_by_eref(&self, endpoint: EndpointId, eref: &str) -> Result<Option<(KRef, bool)>, StoreError> {
@@ -116,8 +111,13 @@ impl Store {
     }
 
     pub(crate) fn delete_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<(), StoreError> {
-        // The eref side of the cache needs the entry's eref: read it (usually cached) first.
-        let Some(entry) = self.clist_by_kref(endpoint, kref)? else { return Ok(()) };
+        self.take_clist(endpoint, kref).map(drop)
+    }
+
+    /// Deletes an entry and returns what it was.
+    pub(crate) fn take_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
+        // Read first (usually from the cache): the cache's eref side needs the entry's eref.
+        let Some(entry) = self.clist_by_kref(endpoint, kref)? else { return Ok(None) };
         self.conn
             .prepare_cached("DELETE FROM clist WHERE endpoint = ?1 AND kref = ?2")
             .ctx("prepare delete clist")?
@@ -126,16 +126,7 @@ impl Store {
         let mut cache = self.cache.borrow_mut();
         cache.forget_clist_by_eref(endpoint, &entry.eref);
         cache.set_clist_by_kref(endpoint, kref, None);
-        Ok(())
-    }
-
-    /// Deletes an entry and returns what it was.
-    pub(crate) fn take_clist(&self, endpoint: EndpointId, kref: KRef) -> Result<Option<CListEntry>, StoreError> {
-        let entry = self.clist_by_kref(endpoint, kref)?;
-        if entry.is_some() {
-            self.delete_clist(endpoint, kref)?;
-        }
-        Ok(entry)
+        Ok(Some(entry))
     }
 
     /// Endpoints that import `kref` (c-list entries that are not exports), in endpoint order.

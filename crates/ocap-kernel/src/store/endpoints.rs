@@ -21,15 +21,12 @@ impl Store {
     /// Whether the endpoint exists and is active. The kernel always is.
     pub(crate) fn endpoint_is_active(&self, ep: EndpointId) -> Result<bool, StoreError> {
         let Some(table) = table(ep) else { return Ok(true) };
-        let cached = self.cache.borrow().endpoint_active(ep);
-        if let Some(active) = cached {
-            #[cfg(debug_assertions)]
-            assert_eq!(active, self.read_endpoint_active(table, ep)?, "row cache: state of {ep}");
-            return Ok(active);
-        }
-        let active = self.read_endpoint_active(table, ep)?;
-        self.cache.borrow_mut().set_endpoint_active(ep, active);
-        Ok(active)
+        let known = self.cache.borrow().endpoint_active(ep);
+        self.read_through(
+            known,
+            || self.read_endpoint_active(table, ep),
+            |cache, active| cache.set_endpoint_active(ep, *active),
+        )
     }
 
     fn read_endpoint_active(&self, table: &str, ep: EndpointId) -> Result<bool, StoreError> {
@@ -77,6 +74,7 @@ impl Store {
 
     /// Deletes a cleaned-up endpoint's row and everything keyed by it.
     pub(crate) fn delete_endpoint(&self, ep: EndpointId) -> Result<(), StoreError> {
+        // Forgotten first: whichever statement fails, nothing stale is left.
         self.cache.borrow_mut().forget_endpoint(ep);
         match ep {
             EndpointId::Vat(vat) => self.delete_vat(vat),

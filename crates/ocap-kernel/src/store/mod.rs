@@ -183,6 +183,25 @@ impl Store {
         Ok(Store { conn, in_outer: false, in_unit: false, cache: RefCell::default(), data_version: 0 })
     }
 
+    /// A read through the row cache (`row_cache.rs`): what the cache knows (`known`, checked
+    /// against `read` in debug builds, so the whole test suite checks the cache), or else
+    /// what `read` finds in SQLite, handed to `fill` to keep.
+    fn read_through<T: Clone + PartialEq + std::fmt::Debug>(
+        &self,
+        known: Option<T>,
+        read: impl Fn() -> Result<T, StoreError>,
+        fill: impl FnOnce(&mut row_cache::RowCache, &T),
+    ) -> Result<T, StoreError> {
+        if let Some(known) = known {
+            #[cfg(debug_assertions)]
+            assert_eq!(known, read()?, "the row cache differs from SQLite");
+            return Ok(known);
+        }
+        let row = read()?;
+        fill(&mut self.cache.borrow_mut(), &row);
+        Ok(row)
+    }
+
     /// The raw connection, for read-only inspection (the invariant checker, `inspect`).
     pub fn connection(&self) -> &Connection {
         &self.conn

@@ -25,14 +25,8 @@ impl Store {
 
     /// An object's row (cached: `row_cache.rs`).
     pub fn object(&self, kref: KRef) -> Result<Option<ObjectRecord>, StoreError> {
-        if let Some(known) = self.cache.borrow().object(kref.id()) {
-            #[cfg(debug_assertions)]
-            assert_eq!(known, self.read_object(kref)?, "row cache: {kref}");
-            return Ok(known);
-        }
-        let row = self.read_object(kref)?;
-        self.cache.borrow_mut().set_object(kref.id(), row.clone());
-        Ok(row)
+        let known = self.cache.borrow().object(kref.id());
+        self.read_through(known, || self.read_object(kref), |cache, row| cache.set_object(kref.id(), row.clone()))
     }
 
     fn read_object(&self, kref: KRef) -> Result<Option<ObjectRecord>, StoreError> {

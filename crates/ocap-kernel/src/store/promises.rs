@@ -54,14 +54,8 @@ impl Store {
 
     /// A promise's row, from the row cache or else from SQLite (then cached: `row_cache.rs`).
     fn promise_row(&self, kpid: KRef) -> Result<Option<PromiseRow>, StoreError> {
-        if let Some(known) = self.cache.borrow().promise(kpid.id()) {
-            #[cfg(debug_assertions)]
-            assert_eq!(known, self.read_promise_row(kpid)?, "row cache: {kpid}");
-            return Ok(known);
-        }
-        let row = self.read_promise_row(kpid)?;
-        self.cache.borrow_mut().set_promise(kpid.id(), row.clone());
-        Ok(row)
+        let known = self.cache.borrow().promise(kpid.id());
+        self.read_through(known, || self.read_promise_row(kpid), |cache, row| cache.set_promise(kpid.id(), row.clone()))
     }
 
     fn read_promise_row(&self, kpid: KRef) -> Result<Option<PromiseRow>, StoreError> {

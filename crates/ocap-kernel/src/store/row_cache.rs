@@ -70,7 +70,6 @@ pub(super) struct RowCache {
     /// Only entries that exist: an eref known to be absent is not kept, so a vat or a peer
     /// naming erefs that do not exist cannot fill the cache with its strings.
     by_eref: Map<EndpointId, HashMap<Box<str>, KRef>>,
-    eref_entries: usize,
     promises: Map<u64, Option<PromiseRow>>,
     objects: Map<u64, Option<ObjectRecord>>,
     /// The next value of each named counter (`counters`), and of each endpoint's import
@@ -96,7 +95,7 @@ impl RowCache {
 
     fn entries(&self) -> usize {
         self.by_kref.len()
-            + self.eref_entries
+            + self.by_eref.values().map(HashMap::len).sum::<usize>()
             + self.promises.len()
             + self.objects.len()
             + self.counters.len()
@@ -167,7 +166,6 @@ impl RowCache {
     fn empty_maps(&mut self) {
         self.by_kref.clear();
         self.by_eref.clear();
-        self.eref_entries = 0;
         self.promises.clear();
         self.objects.clear();
         self.counters.clear();
@@ -213,12 +211,7 @@ impl RowCache {
             let Some(undo) = self.journal.pop() else { break };
             match undo {
                 Undo::Kref(ep, kref, old) => restore(&mut self.by_kref, (ep, kref), old),
-                Undo::Eref(ep, eref, old) => {
-                    let map = self.by_eref.entry(ep).or_default();
-                    let before = map.len();
-                    restore(map, eref, old);
-                    self.eref_entries = (self.eref_entries + map.len()).saturating_sub(before);
-                }
+                Undo::Eref(ep, eref, old) => restore(self.by_eref.entry(ep).or_default(), eref, old),
                 Undo::Promise(id, old) => restore(&mut self.promises, id, old),
                 Undo::Object(id, old) => restore(&mut self.objects, id, old),
                 Undo::Counter(name, old) => restore(&mut self.counters, name, old),
@@ -261,10 +254,8 @@ impl RowCache {
         if self.off {
             return;
         }
-        let known = self.by_eref.get(&ep).is_some_and(|m| m.contains_key(eref));
-        if !known {
+        if !self.by_eref.get(&ep).is_some_and(|m| m.contains_key(eref)) {
             self.reserve();
-            self.eref_entries += 1;
         }
         let old = self.by_eref.entry(ep).or_default().insert(eref.into(), kref);
         self.journal(Undo::Eref(ep, eref.into(), old));
@@ -274,7 +265,6 @@ impl RowCache {
     pub(super) fn forget_clist_by_eref(&mut self, ep: EndpointId, eref: &str) {
         let Some(map) = self.by_eref.get_mut(&ep) else { return };
         if let Some(old) = map.remove(eref) {
-            self.eref_entries = self.eref_entries.saturating_sub(1);
             self.journal(Undo::Eref(ep, eref.into(), Some(old)));
         }
     }
@@ -306,9 +296,7 @@ impl RowCache {
     pub(super) fn forget_promise(&mut self, id: u64) {
         self.forget(|c| &mut c.promises, id, Undo::Promise);
     }
-}
 
-impl RowCache {
     // ---- objects -----------------------------------------------------------------------
 
     pub(super) fn object(&self, id: u64) -> Option<Option<ObjectRecord>> {
@@ -327,9 +315,7 @@ impl RowCache {
             self.set_object(id, Some(row));
         }
     }
-}
 
-impl RowCache {
     // ---- counters ----------------------------------------------------------------------
 
     /// The value the named counter hands out next, if known.

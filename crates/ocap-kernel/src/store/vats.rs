@@ -82,9 +82,8 @@ impl Store {
         Ok(ids)
     }
 
+    /// Only through `delete_endpoint`, which forgets the vat's cached state first.
     pub(crate) fn delete_vat(&self, id: VatId) -> Result<(), StoreError> {
-        // Forgotten first: whichever statement fails, nothing stale is left.
-        self.cache.borrow_mut().forget_endpoint(EndpointId::Vat(id));
         for sql in [
             "DELETE FROM vats WHERE id = ?1",
             "DELETE FROM vatstore WHERE vat = ?1",
