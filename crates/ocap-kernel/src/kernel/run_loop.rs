@@ -128,26 +128,31 @@ pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
             }
             st.core.set_commands_waiting(!deferred.is_empty());
         } else {
-            // Host commands first, between cranks: those that waited, then new ones.
+            // Host commands first, between cranks: those that waited, then those that have
+            // arrived by now. Commands that arrive while these run wait for the next turn,
+            // after one crank: a caller that posts a new call as soon as each is answered
+            // (on one core it runs between the answer and the loop's next look) would
+            // otherwise keep every crank out.
             st.core.set_commands_waiting(false);
+            let mut disconnected = false;
+            loop {
+                match rx.try_recv() {
+                    Ok(command) => deferred.push_back(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
             while let Some(command) = deferred.pop_front() {
                 if !st.handle(Ok(command)) {
                     return;
                 }
             }
-            loop {
-                match rx.try_recv() {
-                    Ok(command) => {
-                        if !st.handle(Ok(command)) {
-                            return;
-                        }
-                    }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        st.handle(Err(()));
-                        return;
-                    }
-                }
+            if disconnected {
+                st.handle(Err(()));
+                return;
             }
         }
         let stepped = ocap_abi::timeline::span("step", || st.core.step());
