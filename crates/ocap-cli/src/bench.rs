@@ -26,6 +26,7 @@ use ocap_kernel::{KRef, Kernel, KernelConfig};
 use ocap_vat::{JsVatLauncher, LauncherOptions};
 use serde_json::json;
 
+use crate::cpu_time::CpuTimes;
 use crate::CliError;
 
 pub const WORKLOADS: [&str; 17] = [
@@ -570,6 +571,7 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
     for name in &names {
         let mut runs = Vec::new();
         let mut last = None;
+        let cpu_before = CpuTimes::now();
         for i in 0..run_count {
             let recording = args.timeline.is_some() && i + 1 == run_count;
             if recording {
@@ -592,6 +594,10 @@ pub async fn bench(args: BenchArgs, json: bool) -> Result<(), CliError> {
         f.extra.insert("commit".into(), json!(COMMIT));
         f.extra.insert("cores".into(), json!(cores));
         f.extra.insert("overlap".into(), json!(!args.no_overlap));
+        // How much of the machine the hypervisor took meanwhile (`cpu_time.rs`).
+        if let Some(pct) = cpu_before.zip(CpuTimes::now()).and_then(|(b, a)| a.steal_pct_since(&b)) {
+            f.extra.insert("steal_pct".into(), json!(pct));
+        }
         // A rate per message over a fixed number per round: the rounds/s of the median.
         if let Some(per_round) = f.extra.get("messages_per_round").and_then(|v| v.as_f64()) {
             f.extra.insert("rounds_per_s".into(), json!(f.median / per_round));

@@ -5,6 +5,7 @@
 mod bench;
 mod client;
 mod commands;
+mod cpu_time;
 mod daemon;
 mod display;
 mod error;

@@ -22,6 +22,10 @@ fn bench_prints_a_figure_per_workload_and_leaves_no_files_behind() {
     for l in &lines {
         assert!(l["median"].as_f64().is_some_and(|m| m > 0.0), "no figure: {l}");
         assert_eq!(l["n"], 5, "{l}");
+        // The machine's stolen time beside each figure, where the OS counts it (Linux).
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(l["steal_pct"].as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)), "no steal share: {l}");
+        }
     }
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read tmp").map(|e| e.expect("entry").path()).collect();
     assert!(left.is_empty(), "ocap bench left files behind: {left:?}");
