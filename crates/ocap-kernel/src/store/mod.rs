@@ -101,14 +101,6 @@ pub struct Store {
 }
 
 const SCHEMA: &str = include_str!("schema.sql");
-
-/// SQLite's `synchronous` setting for a durability.
-fn synchronous(durability: Durability) -> &'static str {
-    match durability {
-        Durability::Process => "NORMAL",
-        Durability::PowerLoss => "FULL",
-    }
-}
 const SCHEMA_VERSION: i64 = 1;
 /// Page size of a new store, in bytes. A crank touches one leaf page in each of ten to
 /// fifteen tables and indexes, and every page it dirties is written whole to the WAL at
@@ -118,12 +110,21 @@ const SCHEMA_VERSION: i64 = 1;
 /// third). Rows are small, so deeper B-trees cost less than the writes saved.
 const PAGE_SIZE_BYTES: i64 = 1024;
 
+/// SQLite's `synchronous` setting for a durability.
+fn synchronous(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Process => "NORMAL",
+        Durability::PowerLoss => "FULL",
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a file-backed store.
     pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         Self::open_with(path, durability, checkpointer::WalPolicy::default())
     }
 
+    /// [`Store::open`] with a checkpoint policy of its own (the tests of `checkpointer.rs`).
     fn open_with(path: &Path, durability: Durability, wal: checkpointer::WalPolicy) -> Result<Store, StoreError> {
         let conn = Connection::open(path).ctx("open database")?;
         let mut store = Self::init(conn, durability)?;
