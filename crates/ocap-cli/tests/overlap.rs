@@ -207,7 +207,13 @@ fn host_calls_get_in_while_vats_stream_messages() {
     });
 }
 
+/// Limits this thread, and the threads it starts from now on, to the first CPU it may use
+/// (Linux; elsewhere the test runs unpinned).
+#[cfg(not(target_os = "linux"))]
+fn pin_to_one_cpu() {}
+
 /// Limits this thread, and the threads it starts from now on, to the first CPU it may use.
+#[cfg(target_os = "linux")]
 fn pin_to_one_cpu() {
     // SAFETY: `cpu_set_t` is plain data; the calls read and write only the set passed, for
     // the calling thread (pid 0).

@@ -130,9 +130,10 @@ pub(crate) fn run_loop(mut st: LoopState, rx: mpsc::Receiver<Command>) {
         } else {
             // Host commands first, between cranks: those that waited, then those that have
             // arrived by now. Commands that arrive while these run wait for the next turn,
-            // after one crank: a caller that posts a new call as soon as each is answered
-            // (on one core it runs between the answer and the loop's next look) would
-            // otherwise keep every crank out.
+            // a crank or two later (the next crank may choose a successor before it sees
+            // them): a caller that posts a new call as soon as each is answered (on one core
+            // it runs between the answer and the loop's next look) would otherwise keep
+            // every crank out.
             st.core.set_commands_waiting(false);
             let mut disconnected = false;
             loop {

@@ -62,6 +62,8 @@ pub enum StoreError {
     },
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    #[error("cannot start the WAL checkpointer thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 pub(crate) trait Ctx<T> {
