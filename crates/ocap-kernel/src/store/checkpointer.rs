@@ -22,9 +22,10 @@
 //! checkpoint of its in progress, and runs a RESTART checkpoint, which copies the little the
 //! thread left and makes the next transaction start the WAL over. The file stays bounded
 //! whatever happens (a review found the first version, which only ran a PASSIVE one there,
-//! let a busy writer's WAL grow on). Durability is
-//! unchanged: the thread's connection has the kernel's `synchronous` setting, so a
-//! checkpoint syncs the WAL before copying from it and the database file after, as
+//! let a busy writer's WAL grow on).
+//!
+//! Durability is unchanged: the thread's connection has the kernel's `synchronous` setting,
+//! so a checkpoint syncs the WAL before copying from it and the database file after, as
 //! SQLite's own would.
 
 use std::path::Path;
@@ -80,12 +81,12 @@ struct Signal {
 }
 
 impl Signal {
-    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
-        let mut state = self.state.lock().ok()?;
-        let r = f(&mut state);
-        drop(state);
+    /// Changes the state and wakes whoever waits on it.
+    fn with(&self, f: impl FnOnce(&mut State)) {
+        if let Ok(mut state) = self.state.lock() {
+            f(&mut state);
+        }
         self.changed.notify_all();
-        Some(r)
     }
 
     fn ask(&self) {
@@ -117,17 +118,7 @@ impl Signal {
     fn hold(&self, wait: std::time::Duration) {
         let Ok(mut state) = self.state.lock() else { return };
         state.held = true;
-        let deadline = std::time::Instant::now() + wait;
-        while state.running {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = match self.changed.wait_timeout(state, left) {
-                Ok((s, _)) => s,
-                Err(_) => return,
-            };
-        }
+        let _ = self.changed.wait_timeout_while(state, wait, |s| s.running);
     }
 
     /// Ends a [`Signal::hold`]: what was asked meanwhile is done.
